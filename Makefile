@@ -1,0 +1,74 @@
+# minidl: make | make tests | make asan | make bench | make install PREFIX=/usr/local
+# One binary runs on any x86-64: no -march=native. SIMD kernels live in per-ISA files
+# (src/*_sse2.c, src/*_avx2.c, src/*_avx512.c) compiled with their own -m flags and
+# chosen at run time.
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN    := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+DEFS    := -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
+ALL_CFLAGS = $(WARN) $(DEFS) -Iinclude $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS  := -lm
+
+ISA_sse2   :=
+ISA_avx2   := -mavx2 -mfma
+ISA_avx512 := -mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma
+isa_flags = $(foreach i,sse2 avx2 avx512,$(if $(filter %_$(i),$(basename $(notdir $1))),$(ISA_$(i))))
+
+B        ?= build
+LIB_SRC  := $(filter-out src/main_train.c src/main_infer.c,$(wildcard src/*.c))
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(B)/src/%.o)
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:tests/%.c=$(B)/tests/%.o)
+BENCH_SRC:= $(wildcard bench/*.c)
+BENCH_OBJ:= $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
+
+.PHONY: all train infer tests asan bench install clean
+all: $(B)/train $(B)/infer $(B)/run_tests
+	@ln -sf $(B)/train train; ln -sf $(B)/infer infer
+
+train: $(B)/train
+	@ln -sf $(B)/train train
+infer: $(B)/infer
+	@ln -sf $(B)/infer infer
+
+$(B)/src/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(B)/src
+	$(CC) $(ALL_CFLAGS) $(call isa_flags,$<) -c $< -o $@
+$(B)/tests/%.o: tests/%.c $(wildcard include/*.h tests/*.h) | $(B)/tests
+	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
+$(B)/bench/%.o: bench/%.c $(wildcard include/*.h bench/*.h) | $(B)/bench
+	$(CC) $(ALL_CFLAGS) $(call isa_flags,$<) -c $< -o $@
+$(B)/src $(B)/tests $(B)/bench:
+	@mkdir -p $@
+
+$(B)/libminidl.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/train: $(B)/src/main_train.o $(B)/libminidl.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/infer: $(B)/src/main_infer.o $(B)/libminidl.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/run_tests: $(TEST_OBJ) $(B)/libminidl.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/bench_minidl: $(BENCH_OBJ) $(B)/libminidl.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS) -ldl
+
+# The end-to-end tests find train and infer through MINIDL_BIN.
+tests: $(B)/run_tests $(B)/train $(B)/infer
+	MINIDL_BIN=$(B) ./$(B)/run_tests $(T)
+
+asan:
+	$(MAKE) B=build-asan OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" tests
+
+bench: $(B)/bench_minidl $(B)/train
+	./$(B)/bench_minidl $(BENCH_ARGS)
+
+install: $(B)/train $(B)/infer
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(B)/train $(DESTDIR)$(PREFIX)/bin/minidl-train
+	install -m 755 $(B)/infer $(DESTDIR)$(PREFIX)/bin/minidl-infer
+
+clean:
+	rm -rf build build-asan train infer

@@ -1,0 +1,48 @@
+/* kernels: the raw, dispatched kernel table (internal to the library).
+ *
+ * One table per ISA, each filled from one generic source compiled with that ISA's
+ * -m flags; kernels_get() returns the table in use. Raw kernels assume valid input:
+ * callers (math_kernels.c, autograd, optimizers) check shapes first. */
+#ifndef MINIDL_KERNELS_H
+#define MINIDL_KERNELS_H
+
+#include <stddef.h>
+
+enum { EW_ADD, EW_SUB, EW_MUL, EW_DIV, EW_MAX, EW_BIN_COUNT };
+enum { EW_SADD, EW_SMUL, EW_SCAL_COUNT };
+
+struct EwKernels {
+    void (*bin_f32[EW_BIN_COUNT])(size_t n, const float *a, const float *b, float *out);
+    void (*bin_f64[EW_BIN_COUNT])(size_t n, const double *a, const double *b, double *out);
+    void (*scal_f32[EW_SCAL_COUNT])(size_t n, const float *a, float s, float *out);
+    void (*scal_f64[EW_SCAL_COUNT])(size_t n, const double *a, double s, double *out);
+    double (*sum_f32)(size_t n, const float *a);
+    double (*sum_f64)(size_t n, const double *a);
+    void (*axpy_f32)(size_t n, float alpha, const float *x, float *y);   /* y += alpha*x */
+    void (*axpy_f64)(size_t n, double alpha, const double *x, double *y);
+};
+
+/* Register-tiled gemm micro-kernels of one ISA (see gemm.c for the packed layouts). */
+struct GemmKernels {
+    int mr_f32, nr_f32, mr_f64, nr_f64;
+    /* C[mr x nr] = (beta==0 ? 0 : beta*C) + alpha * Ap * Bp over k, where Ap is an
+     * mr-wide packed panel of A and Bp an nr-wide packed panel of B; C row stride ldc. */
+    void (*ukr_f32)(size_t k, const float *Ap, const float *Bp, float *C, size_t ldc,
+                    float alpha, float beta);
+    void (*ukr_f64)(size_t k, const double *Ap, const double *Bp, double *C, size_t ldc,
+                    double alpha, double beta);
+};
+
+struct KernelTable {
+    int isa;
+    const struct EwKernels *ew;
+    const struct GemmKernels *gemm;
+};
+
+const struct KernelTable *kernels_get(void);
+
+/* Defined by the per-ISA files (src/ew_<isa>.c, src/gemm_<isa>.c) and the reference. */
+extern const struct EwKernels ew_kernels_ref, ew_kernels_sse2, ew_kernels_avx2, ew_kernels_avx512;
+extern const struct GemmKernels gemm_kernels_sse2, gemm_kernels_avx2, gemm_kernels_avx512;
+
+#endif

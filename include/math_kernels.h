@@ -1,0 +1,58 @@
+/* math_kernels: elementwise ops, reductions and gemm, with run-time ISA dispatch.
+ *
+ * Tensor-level entry points check shapes and dtypes (panicking with both shapes) and
+ * then call raw kernels through a table chosen once at start-up from
+ * __builtin_cpu_supports: AVX-512, else AVX2+FMA, else SSE2. MINIDL_ISA=sse2|avx2|avx512
+ * forces a path (a clear error if the CPU lacks it). Every fast kernel has a plain
+ * scalar reference (ISA_REF) that the tests compare it with. */
+#ifndef MINIDL_MATH_KERNELS_H
+#define MINIDL_MATH_KERNELS_H
+
+#include "tensor.h"
+
+enum { ISA_REF = 0, ISA_SSE2, ISA_AVX2, ISA_AVX512, ISA_COUNT };
+
+const char *isa_name(int isa);              /* "ref", "sse2", "avx2", "avx512" */
+int isa_from_name(const char *name);        /* -1 if unknown */
+int kernels_isa_supported(int isa);         /* by this CPU */
+int kernels_isa(void);                      /* the path in use (initialises on first call) */
+void kernels_select(int isa);               /* force a path; panics if unsupported */
+
+/* Elementwise: out = a op b. Shapes and dtypes must match; out may alias a or b.
+ * Tensors must be contiguous. */
+void ew_add(struct Tensor *out, const struct Tensor *a, const struct Tensor *b);
+void ew_sub(struct Tensor *out, const struct Tensor *a, const struct Tensor *b);
+void ew_mul(struct Tensor *out, const struct Tensor *a, const struct Tensor *b);
+void ew_div(struct Tensor *out, const struct Tensor *a, const struct Tensor *b);
+void ew_max(struct Tensor *out, const struct Tensor *a, const struct Tensor *b);
+void ew_scalar_add(struct Tensor *out, const struct Tensor *a, double s);
+void ew_scalar_mul(struct Tensor *out, const struct Tensor *a, double s);
+
+/* out = sum (mean) of t over `axis`; out has t's shape without that axis
+ * (a 1-D t gives an out of shape [1]). */
+void reduce_sum(const struct Tensor *t, uint64_t axis, struct Tensor *out);
+void reduce_mean(const struct Tensor *t, uint64_t axis, struct Tensor *out);
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major, op(X) = X or X^T.
+ * op(A) is M x K, op(B) is K x N, C is M x N; ld* are row strides in elements.
+ * beta == 0 means C is not read (it may hold garbage or NaN). */
+void gemm_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+              const float *A, size_t lda, const float *B, size_t ldb, float beta,
+              float *C, size_t ldc);
+void gemm_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
+              const double *A, size_t lda, const double *B, size_t ldb, double beta,
+              double *C, size_t ldc);
+/* Plain triple-loop references with the same contract. */
+void gemm_ref_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                  const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                  float *C, size_t ldc);
+void gemm_ref_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
+                  const double *A, size_t lda, const double *B, size_t ldb, double beta,
+                  double *C, size_t ldc);
+/* Tensor form of gemm on 2-D contiguous tensors of one dtype; checks shapes. */
+void gemm(int trans_a, int trans_b, double alpha, const struct Tensor *A,
+          const struct Tensor *B, double beta, struct Tensor *C);
+/* out (M x N) = A (M x K) * B (K x N). */
+void matmul(struct Tensor *out, const struct Tensor *A, const struct Tensor *B);
+
+#endif

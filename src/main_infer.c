@@ -1,0 +1,11 @@
+/* infer: placeholder until the programs issue lands. */
+#include "utils.h"
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    util_set_progname(argv[0]);
+    (void)argc;
+    fprintf(stderr, "usage: infer ... (not implemented yet)\n");
+    return 2;
+}

@@ -1,0 +1,149 @@
+/* mem: allocator family with a debug counter, and the step arena. */
+#include "mem.h"
+#include "utils.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Debug counters. They describe the process's heap use, not training state. */
+static int64_t live_blocks;
+static uint64_t alloc_calls;
+static int64_t fail_countdown = -1;
+
+static void note_alloc(size_t size)
+{
+    alloc_calls++;
+    if (fail_countdown == 0) {
+        fail_countdown = -1;
+        panic("out of memory allocating %zu bytes (injected failure)", size);
+    }
+    if (fail_countdown > 0) fail_countdown--;
+}
+
+void *mem_alloc(size_t size)
+{
+    note_alloc(size);
+    void *p = malloc(size ? size : 1);
+    if (!p) panic("out of memory allocating %zu bytes", size);
+    live_blocks++;
+    return p;
+}
+
+void *mem_alloc_zeroed(size_t size)
+{
+    note_alloc(size);
+    void *p = calloc(1, size ? size : 1);
+    if (!p) panic("out of memory allocating %zu bytes", size);
+    live_blocks++;
+    return p;
+}
+
+void *mem_alloc_aligned(size_t size, size_t align)
+{
+    CHECK(align >= sizeof(void *) && (align & (align - 1)) == 0, "bad alignment %zu", align);
+    note_alloc(size);
+    void *p = NULL;
+    if (posix_memalign(&p, align, size ? size : 1) != 0)
+        panic("out of memory allocating %zu bytes aligned to %zu", size, align);
+    live_blocks++;
+    return p;
+}
+
+void *mem_realloc(void *p, size_t size)
+{
+    if (!p) return mem_alloc(size);
+    note_alloc(size);
+    void *q = realloc(p, size ? size : 1);
+    if (!q) panic("out of memory reallocating to %zu bytes", size);
+    return q;
+}
+
+void mem_free(void *p)
+{
+    if (!p) return;
+    live_blocks--;
+    free(p);
+}
+
+int64_t mem_live_blocks(void) { return live_blocks; }
+uint64_t mem_alloc_calls(void) { return alloc_calls; }
+void mem_fail_after(int64_t n) { fail_countdown = n; }
+
+/* ---- arena ---- */
+
+struct ArenaBlock {
+    struct ArenaBlock *next;
+    char *base;
+};
+
+#define ARENA_ALIGN 64
+
+void arena_init(struct Arena *a, size_t initial_cap)
+{
+    memset(a, 0, sizeof *a);
+    if (initial_cap < 4096) initial_cap = 4096;
+    a->base = mem_alloc_aligned(initial_cap, ARENA_ALIGN);
+    a->cap = initial_cap;
+}
+
+static void arena_grow(struct Arena *a, size_t need)
+{
+    struct ArenaBlock *b = mem_alloc(sizeof *b);
+    b->base = a->base;
+    b->next = a->old;
+    a->old = b;
+    size_t cap = a->cap * 2;
+    if (cap < need) cap = need;
+    a->base = mem_alloc_aligned(cap, ARENA_ALIGN);
+    a->cap = cap;
+    a->used = 0;
+}
+
+void *arena_alloc(struct Arena *a, size_t size)
+{
+    size = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (size == 0) size = ARENA_ALIGN;
+    if (a->used + size > a->cap) arena_grow(a, size);
+    void *p = a->base + a->used;
+    a->used += size;
+    a->total += size;
+    return p;
+}
+
+void *arena_alloc_zeroed(struct Arena *a, size_t size)
+{
+    void *p = arena_alloc(a, size);
+    memset(p, 0, size);
+    return p;
+}
+
+void arena_reset(struct Arena *a)
+{
+    if (a->total > a->high) a->high = a->total;
+    if (a->old) {
+        while (a->old) {
+            struct ArenaBlock *b = a->old;
+            a->old = b->next;
+            mem_free(b->base);
+            mem_free(b);
+        }
+        /* One block that holds the whole step: the next step needs no heap. */
+        mem_free(a->base);
+        a->cap = a->high + a->high / 8;
+        a->base = mem_alloc_aligned(a->cap, ARENA_ALIGN);
+    }
+    a->used = 0;
+    a->total = 0;
+}
+
+void arena_free(struct Arena *a)
+{
+    while (a->old) {
+        struct ArenaBlock *b = a->old;
+        a->old = b->next;
+        mem_free(b->base);
+        mem_free(b);
+    }
+    mem_free(a->base);
+    memset(a, 0, sizeof *a);
+}

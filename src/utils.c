@@ -1,0 +1,223 @@
+/* utils: errors, logging, string helpers, the seeded generator and a clock. */
+#include "utils.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *progname = "minidl";
+
+void util_set_progname(const char *argv0)
+{
+    const char *slash = strrchr(argv0, '/');
+    progname = slash ? slash + 1 : argv0;
+}
+
+const char *util_progname(void) { return progname; }
+
+void util_panic(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "%s: ", progname);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " [%s:%d]\n", file, line);
+    exit(1);
+}
+
+void fatal(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "%s: ", progname);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+void log_info(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+}
+
+void log_err(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", progname);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int str_cmp(const char *a, const char *b)
+{
+    while (*a && *a == *b) a++, b++;
+    return (unsigned char)*a - (unsigned char)*b;
+}
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+int str_casecmp(const char *a, const char *b)
+{
+    while (*a && lower((unsigned char)*a) == lower((unsigned char)*b)) a++, b++;
+    return lower((unsigned char)*a) - lower((unsigned char)*b);
+}
+
+size_t str_len(const char *s)
+{
+    const char *p = s;
+    while (*p) p++;
+    return (size_t)(p - s);
+}
+
+size_t str_copy(char *dst, const char *src, size_t cap)
+{
+    size_t n = str_len(src);
+    if (cap) {
+        size_t k = n < cap - 1 ? n : cap - 1;
+        memcpy(dst, src, k);
+        dst[k] = 0;
+    }
+    return n;
+}
+
+static int is_blank(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+char *str_trim(char *s)
+{
+    while (is_blank((unsigned char)*s)) s++;
+    size_t n = str_len(s);
+    while (n && is_blank((unsigned char)s[n - 1])) s[--n] = 0;
+    return s;
+}
+
+int str_edit_distance(const char *a, const char *b)
+{
+    size_t la = str_len(a), lb = str_len(b);
+    if (la > 63 || lb > 63) return 99;
+    int row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int cost = lower((unsigned char)a[i - 1]) != lower((unsigned char)b[j - 1]);
+            int best = diag + cost;
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+int str_to_int(const char *s, int64_t *out)
+{
+    if (!*s) return STR_EMPTY;
+    const char *p = s;
+    if (*p == '+' || *p == '-') p++;
+    if (*p < '0' || *p > '9') return STR_EMPTY;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end) return STR_JUNK;
+    if (errno == ERANGE) return STR_RANGE;
+    *out = (int64_t)v;
+    return STR_OK;
+}
+
+int str_to_float(const char *s, double *out)
+{
+    if (!*s) return STR_EMPTY;
+    const char *p = s;
+    if (*p == '+' || *p == '-') p++;
+    /* digits or a point followed by a digit: refuses "inf", "nan", "0x..". */
+    if (!((*p >= '0' && *p <= '9') || (*p == '.' && p[1] >= '0' && p[1] <= '9'))) {
+        if (!str_casecmp(p, "inf") || !str_casecmp(p, "infinity") || !str_casecmp(p, "nan"))
+            return STR_NONFINITE;
+        return STR_EMPTY;
+    }
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) return STR_JUNK;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end) return STR_JUNK;
+    if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL)) return STR_RANGE;
+    if (!isfinite(v)) return STR_NONFINITE;
+    *out = v;
+    return STR_OK;
+}
+
+const char *str_error(int code)
+{
+    switch (code) {
+    case STR_OK: return "ok";
+    case STR_EMPTY: return "not a number";
+    case STR_JUNK: return "trailing characters after the number";
+    case STR_RANGE: return "number out of range";
+    case STR_NONFINITE: return "NaN or Inf is not allowed";
+    }
+    return "unknown error";
+}
+
+/* xoshiro256** (Blackman and Vigna), seeded through splitmix64. */
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void rng_seed(struct Rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t rng_next(struct Rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double rng_uniform(struct Rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+
+uint64_t rng_below(struct Rng *r, uint64_t n)
+{
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do x = rng_next(r); while (x >= limit);
+    return x % n;
+}
+
+double time_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
