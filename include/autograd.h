@@ -1,0 +1,87 @@
+/* autograd: the computation graph and reverse-mode differentiation.
+ *
+ * A Graph owns an arena: every node, output tensor, gradient and temporary of one
+ * step comes from it, and graph_reset() takes them all back at once, so after the
+ * first step a training step makes no heap call. Parameter nodes are made once with
+ * node_from_tensor() and live on the heap with their gradient buffer.
+ *
+ * Every op is a forward function that checks shapes (panicking with both shapes),
+ * computes its output, and returns a node whose backward_fn (defined right below the
+ * forward, in the op's own module) accumulates (+=) into the gradients of the
+ * parents that need one and skips the others. Ops find their graph through their
+ * parents (node->graph); at least one parent must belong to a graph. */
+#ifndef MINIDL_AUTOGRAD_H
+#define MINIDL_AUTOGRAD_H
+
+#include "mem.h"
+#include "tensor.h"
+
+/* One enum of op kinds with a name table (op_name), so a graph can be printed. */
+enum OpKind {
+    OP_LEAF, OP_ADD, OP_SUB, OP_MUL, OP_MATMUL, OP_RELU, OP_SIGMOID, OP_TANH, OP_SOFTMAX,
+    OP_LINEAR, OP_CONV2D, OP_FLATTEN, OP_MSE_LOSS, OP_CROSS_ENTROPY_LOSS, OP_COUNT
+};
+const char *op_name(int op);
+
+struct Graph;
+
+struct Node {
+    struct Tensor *value;
+    struct Tensor *grad;            /* NULL until needed (arena nodes) */
+    void (*backward_fn)(struct Node *self);
+    uint32_t n_parents;
+    struct Node **parents;
+    uint32_t visited;               /* scratch for the topological sort; 0 at rest */
+    uint32_t op;                    /* enum OpKind */
+    uint32_t requires_grad;         /* this node, or something it depends on, needs a gradient */
+    struct Graph *graph;            /* NULL for persistent (heap) nodes */
+    void *ctx;                      /* op-specific saved data (arena) */
+};
+
+struct Graph {
+    struct Arena arena;
+    void *scratch;          /* one buffer sized to the largest need (im2col), reused */
+    size_t scratch_cap;
+};
+
+void graph_init(struct Graph *g);
+void graph_reset(struct Graph *g);  /* frees every node of the step at once */
+void graph_free(struct Graph *g);
+/* Scratch of at least `bytes`, grown (never shrunk) on demand; contents unspecified. */
+void *graph_scratch(struct Graph *g, size_t bytes);
+
+/* A persistent node owning nothing of t (t must outlive it); with requires_grad a
+ * zeroed gradient of t's shape is allocated once and owned by the node. */
+struct Node *node_from_tensor(struct Tensor *t, int requires_grad);
+void node_free(struct Node *n);     /* persistent nodes only; frees the gradient */
+/* A node of graph g wrapping t (not owned). */
+struct Node *graph_input(struct Graph *g, struct Tensor *t, int requires_grad);
+
+/* Helpers for ops: a new arena node with an output of the given shape and dtype
+ * (uninitialised), the given parents and op kind. requires_grad is derived from
+ * the parents. */
+struct Node *node_new(struct Graph *g, int op, uint64_t ndim, const uint64_t *shape, uint32_t dtype,
+                      uint32_t n_parents, struct Node **parents, void (*backward_fn)(struct Node *));
+struct Graph *node_graph(struct Node *a, struct Node *b);   /* the graph of a or b; panics if none */
+/* The gradient of n, allocated zeroed in the arena on first use. */
+struct Tensor *node_grad(struct Node *n);
+/* Does parent p want a gradient? (KANN's kad_is_back) */
+static inline int node_wants_grad(const struct Node *p) { return p->requires_grad; }
+
+/* Elementwise ops (same shapes): out = a + b, a - b, a * b. Matmul: (M x K)(K x N). */
+struct Node *ag_add(struct Node *a, struct Node *b);
+struct Node *ag_sub(struct Node *a, struct Node *b);
+struct Node *ag_mul(struct Node *a, struct Node *b);
+struct Node *ag_matmul(struct Node *a, struct Node *b);
+/* (B, ...) -> (B, prod(...)); shares the data. */
+struct Node *ag_flatten(struct Node *x);
+
+/* Zero the gradients of every node reachable from root. */
+void zero_grad(struct Node *root);
+/* Seed d(loss)/d(loss) = 1 (loss must have one element), sort the reachable graph
+ * topologically without recursion, and run the backward functions in reverse. */
+void backward(struct Node *loss);
+/* Print the graph reachable from root (op kinds and shapes), for debugging. */
+void graph_print(struct Node *root, void *file /* FILE* */);
+
+#endif

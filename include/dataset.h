@@ -1,0 +1,58 @@
+/* dataset: CSV and binary loading, normalisation, shuffling and batching.
+ *
+ * CSV: one sample per row, comma-separated numbers. Forgiving where people's files
+ * vary (a header row, CRLF, a UTF-8 BOM, no final newline, blank trailing lines,
+ * spaces around values, exponents and signs, lines of any length); strict where a
+ * mistake would go unnoticed (non-numbers, NaN, Inf, values that overflow float32,
+ * ragged rows, empty or header-only files), every error as "file:line:column: ...".
+ * Binary: the DLASM1 container (model_io.h) with tensors "data" (N x D) and "labels"
+ * (N x L), recognised by its magic wherever a CSV is accepted. */
+#ifndef MINIDL_DATASET_H
+#define MINIDL_DATASET_H
+
+#include "tensor.h"
+#include "utils.h"
+
+enum NormKind { NORM_NONE, NORM_MINMAX, NORM_STANDARD };
+
+struct Dataset {
+    struct Tensor *x;       /* N x D, the dataset's dtype */
+    struct Tensor *y;       /* N x L, or NULL (inference without labels) */
+    uint64_t n, dim, label_dim;
+    uint64_t *order;        /* sample order used by batching (identity until shuffled) */
+    /* Batch buffers and headers, allocated once: batching touches no heap. */
+    struct Tensor *bx_buf, *by_buf;
+    struct Tensor bx, by;   /* views into the buffers, first dim = rows in the batch */
+    uint64_t bx_shape[4], bx_stride[4], by_shape[2], by_stride[2];
+    uint64_t batch_cap;
+};
+
+/* Reads a whole matrix file (CSV or binary "data" tensor) as float64 rows into a new
+ * (rows x cols) tensor of the given dtype. Returns 0, or -1 with "file:line:col: ..." in err. */
+int csv_read_matrix(const char *path, uint32_t dtype, struct Tensor **out, char *err, size_t errlen);
+
+/* Loads features and (optionally, y_path may be NULL) labels. n_classes > 0 means the
+ * labels are class indices: one integer per row in [0, n_classes). Checks that the
+ * row counts agree. */
+int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uint32_t dtype,
+                 uint64_t n_classes, char *err, size_t errlen);
+void dataset_free(struct Dataset *ds);
+
+/* Per-feature statistics from ds->x: the network sees (x - shift) * scale.
+ * minmax: shift = min, scale = 1/(max-min); standard: shift = mean, scale = 1/std
+ * (population std); a constant feature gets scale 1. New tensors of shape (D). */
+void dataset_norm_stats(const struct Dataset *ds, int kind, struct Tensor **shift, struct Tensor **scale);
+void dataset_normalize(struct Dataset *ds, const struct Tensor *shift, const struct Tensor *scale);
+
+void dataset_shuffle_indices(struct Dataset *ds, struct Rng *rng);  /* Fisher-Yates on order */
+uint64_t dataset_num_batches(const struct Dataset *ds, uint64_t batch_size); /* last partial one counts */
+/* Gathers batch batch_index (in `order`) into the dataset's batch buffers and points
+ * *x (rows x D) and *y (rows x L, NULL without labels) at them. No heap use after the
+ * first call with this batch_size. */
+void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size,
+                       struct Tensor **x, struct Tensor **y);
+
+/* Writes ds as a DLASM1 binary dataset. */
+int dataset_save_binary(const struct Dataset *ds, const char *path, char *err, size_t errlen);
+
+#endif

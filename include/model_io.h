@@ -1,0 +1,48 @@
+/* model_io: the DLASM1 container of named tensors, with the optional DLCFG1 trailer.
+ *
+ *   "DLASM1\0" | uint32 n_tensors |
+ *   n_tensors x { uint32 name_len | name (no NUL) | uint32 dtype | uint32 ndim |
+ *                 uint64 shape[ndim] | raw row-major data }
+ *   optional: "DLCFG1\0" | uint32 len | config text | uint32 crc32 of every byte before it
+ * All integers little-endian, no padding. The same container holds binary datasets
+ * (tensors "data" and "labels").
+ *
+ * Loading validates every length against the file size before allocating, checks the
+ * checksum, and reports errors as "path: tensor 'name': ..." in err. Saving writes a
+ * temporary file in the same directory, checks every write, fsyncs and renames: a failed
+ * save leaves any old file intact and no temporary file behind. Functions returning int
+ * give 0 on success and -1 with a message in err. */
+#ifndef MINIDL_MODEL_IO_H
+#define MINIDL_MODEL_IO_H
+
+#include "tensor.h"
+
+#define MODEL_MAX_NAME 255
+
+struct NamedTensor {
+    const char *name;
+    struct Tensor *t;
+};
+
+struct ModelFile {
+    uint32_t n;
+    struct NamedTensor *tensors;  /* names and tensors owned by the ModelFile */
+    char *config_text;            /* NUL-terminated, or NULL without trailer */
+    size_t config_len;
+};
+
+uint32_t crc32_ieee(uint32_t crc, const void *data, size_t n); /* zlib's crc32: start with 0 */
+
+int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
+               const char *config_text, char *err, size_t errlen);
+int model_load(const char *path, struct ModelFile *mf, char *err, size_t errlen);
+void model_file_free(struct ModelFile *mf);
+const struct Tensor *model_file_find(const struct ModelFile *mf, const char *name);
+/* Copies each dst tensor from the tensor of the same name in mf, checking that it
+ * exists with dst's dtype and shape; the error names the tensor and both shapes. */
+int model_assign(const struct ModelFile *mf, const struct NamedTensor *dst, uint32_t n,
+                 const char *path, char *err, size_t errlen);
+/* Is the file a DLASM1 container (by its magic)? */
+int model_is_container(const char *path);
+
+#endif
