@@ -1,0 +1,14 @@
+/* The benchmark program's parts; each lives in its own file and is optional. */
+#ifndef MINIDL_BENCH_H
+#define MINIDL_BENCH_H
+
+/* Each part prints its own table on stdout. quick != 0: fewer repetitions. */
+void bench_peak(int quick) __attribute__((weak));
+void bench_gemm(int quick) __attribute__((weak));
+void bench_ew(int quick) __attribute__((weak));
+void bench_step(int quick) __attribute__((weak));
+void bench_train(int quick) __attribute__((weak));
+
+double bench_median(double *v, int n); /* sorts v */
+
+#endif
