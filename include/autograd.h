@@ -42,6 +42,7 @@ struct Graph {
     struct Arena arena;
     void *scratch;          /* one buffer sized to the largest need (im2col), reused */
     size_t scratch_cap;
+    uint64_t n_nodes, n_edges; /* made since the last reset: bounds a graph walk */
 };
 
 void graph_init(struct Graph *g);
@@ -73,7 +74,9 @@ struct Node *ag_add(struct Node *a, struct Node *b);
 struct Node *ag_sub(struct Node *a, struct Node *b);
 struct Node *ag_mul(struct Node *a, struct Node *b);
 struct Node *ag_matmul(struct Node *a, struct Node *b);
-/* (B, ...) -> (B, prod(...)); shares the data. */
+/* Same data, another shape of the same element count (a view; the gradient flows back
+ * unchanged). ag_flatten: (B, ...) -> (B, prod(...)). */
+struct Node *ag_reshape(struct Node *x, uint64_t ndim, const uint64_t *shape);
 struct Node *ag_flatten(struct Node *x);
 
 /* Zero the gradients of every node reachable from root. */

@@ -36,6 +36,8 @@ struct Tensor *tensor_zeros(uint64_t ndim, const uint64_t *shape, uint32_t dtype
 /* As tensor_create but struct and data from the arena (flags 0). */
 struct Tensor *tensor_create_in(struct Arena *a, uint64_t ndim, const uint64_t *shape, uint32_t dtype);
 struct Tensor *tensor_zeros_in(struct Arena *a, uint64_t ndim, const uint64_t *shape, uint32_t dtype);
+/* A contiguous header from the arena over existing data (owns nothing). */
+struct Tensor *tensor_header_in(struct Arena *a, uint64_t ndim, const uint64_t *shape, uint32_t dtype, void *data);
 void tensor_free(struct Tensor *t);         /* frees what the flags say it owns; NULL ok */
 
 struct Tensor *tensor_copy(const struct Tensor *t);          /* deep, contiguous */

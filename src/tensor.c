@@ -86,6 +86,15 @@ struct Tensor *tensor_create_in(struct Arena *a, uint64_t ndim, const uint64_t *
     return &m->t;
 }
 
+struct Tensor *tensor_header_in(struct Arena *a, uint64_t ndim, const uint64_t *shape, uint32_t dtype, void *data)
+{
+    struct TensorMeta *m = arena_alloc(a, sizeof *m);
+    init_meta(m, ndim, shape, dtype);
+    m->t.data = data;
+    m->t.flags = 0;
+    return &m->t;
+}
+
 struct Tensor *tensor_zeros_in(struct Arena *a, uint64_t ndim, const uint64_t *shape, uint32_t dtype)
 {
     struct Tensor *t = tensor_create_in(a, ndim, shape, dtype);

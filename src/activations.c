@@ -1,0 +1,131 @@
+/* activations: ReLU, Sigmoid, Tanh, Softmax as graph ops (forward and backward side
+ * by side) and as parameterless modules. */
+#include "activations.h"
+#include "generic.h"
+
+#include <math.h>
+
+typedef void (*unary_fn)(size_t n, const void *x, void *y);
+typedef void (*unary_grad_fn)(size_t n, const void *x, const void *y, const void *g, void *gx);
+
+/* One template per activation: forward y = f(x), backward gx += g * f'(x, y). */
+#define ACT_TEMPLATE(name, T, sfx, fwd, bwd)                                                  \
+    static void name##_fwd_##sfx(size_t n, const void *x_, void *y_)                          \
+    {                                                                                         \
+        const T *x = x_;                                                                      \
+        T *y = y_;                                                                            \
+        for (size_t i = 0; i < n; i++) { T v = x[i]; y[i] = (fwd); }                          \
+    }                                                                                         \
+    static void name##_bwd_##sfx(size_t n, const void *x_, const void *y_, const void *g_, void *gx_) \
+    {                                                                                         \
+        const T *x = x_, *y = y_, *g = g_;                                                    \
+        T *gx = gx_;                                                                          \
+        for (size_t i = 0; i < n; i++) { T v = x[i], o = y[i]; (void)v; (void)o; gx[i] += g[i] * (bwd); } \
+    }
+
+/* Sigmoid without overflow: exp of a non-positive number only. */
+#define SIGMOID(T, v) ((v) >= 0 ? (T)1 / ((T)1 + (T)exp(-(v))) : (T)exp(v) / ((T)1 + (T)exp(v)))
+
+#define RELU_T(T, sfx) ACT_TEMPLATE(relu, T, sfx, v > 0 ? v : 0, (T)(v > 0))
+#define SIGMOID_T(T, sfx) ACT_TEMPLATE(sigmoid, T, sfx, SIGMOID(T, v), o * ((T)1 - o))
+#define TANH_T(T, sfx) ACT_TEMPLATE(tanh, T, sfx, (T)tanh(v), (T)1 - o * o)
+GEN_BOTH(RELU_T)
+GEN_BOTH(SIGMOID_T)
+GEN_BOTH(TANH_T)
+
+struct ActKind { int op; unary_fn fwd[2]; unary_grad_fn bwd[2]; };
+
+static const struct ActKind act_relu_k = {OP_RELU, {relu_fwd_f32, relu_fwd_f64}, {relu_bwd_f32, relu_bwd_f64}};
+static const struct ActKind act_sigmoid_k = {OP_SIGMOID, {sigmoid_fwd_f32, sigmoid_fwd_f64}, {sigmoid_bwd_f32, sigmoid_bwd_f64}};
+static const struct ActKind act_tanh_k = {OP_TANH, {tanh_fwd_f32, tanh_fwd_f64}, {tanh_bwd_f32, tanh_bwd_f64}};
+
+static void unary_backward(struct Node *self)
+{
+    struct Node *x = self->parents[0];
+    if (!node_wants_grad(x)) return;
+    const struct ActKind *k = self->ctx;
+    k->bwd[self->value->dtype](tensor_numel(x->value), x->value->data, self->value->data, self->grad->data,
+                               node_grad(x)->data);
+}
+
+static struct Node *unary_op(const struct ActKind *k, struct Node *x)
+{
+    struct Tensor *v = x->value;
+    struct Node *y = node_new(node_graph(x, NULL), k->op, v->ndim, v->shape, v->dtype, 1, &x, unary_backward);
+    y->ctx = (void *)k;
+    k->fwd[v->dtype](tensor_numel(v), v->data, y->value->data);
+    return y;
+}
+
+struct Node *act_relu(struct Node *x) { return unary_op(&act_relu_k, x); }
+struct Node *act_sigmoid(struct Node *x) { return unary_op(&act_sigmoid_k, x); }
+struct Node *act_tanh(struct Node *x) { return unary_op(&act_tanh_k, x); }
+
+/* ---- Softmax over the last axis ---- */
+
+#define SOFTMAX_T(T, sfx)                                                                \
+    static void softmax_rows_##sfx(size_t rows, size_t n, const void *x_, void *y_)     \
+    {                                                                                    \
+        const T *x = x_;                                                                 \
+        T *y = y_;                                                                       \
+        for (size_t r = 0; r < rows; r++, x += n, y += n) {                              \
+            T m = x[0], s = 0;                                                           \
+            for (size_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;                      \
+            for (size_t i = 0; i < n; i++) s += y[i] = (T)exp(x[i] - m);                 \
+            for (size_t i = 0; i < n; i++) y[i] /= s;                                    \
+        }                                                                                \
+    }                                                                                    \
+    /* gx_i += y_i * (g_i - sum_j g_j y_j) */                                            \
+    static void softmax_grad_##sfx(size_t rows, size_t n, const void *y_, const void *g_, void *gx_) \
+    {                                                                                    \
+        const T *y = y_, *g = g_;                                                        \
+        T *gx = gx_;                                                                     \
+        for (size_t r = 0; r < rows; r++, y += n, g += n, gx += n) {                     \
+            T dot = 0;                                                                   \
+            for (size_t i = 0; i < n; i++) dot += g[i] * y[i];                           \
+            for (size_t i = 0; i < n; i++) gx[i] += y[i] * (g[i] - dot);                 \
+        }                                                                                \
+    }
+GEN_BOTH(SOFTMAX_T)
+
+static void softmax_backward(struct Node *self)
+{
+    struct Node *x = self->parents[0];
+    if (!node_wants_grad(x)) return;
+    size_t n = self->value->shape[self->value->ndim - 1], rows = tensor_numel(self->value) / n;
+    DT_CALL(self->value->dtype, softmax_grad, rows, n, self->value->data, self->grad->data, node_grad(x)->data);
+}
+
+struct Node *act_softmax(struct Node *x)
+{
+    struct Tensor *v = x->value;
+    CHECK(v->ndim >= 1 && v->shape[v->ndim - 1] > 0, "softmax needs a non-empty last axis");
+    struct Node *y = node_new(node_graph(x, NULL), OP_SOFTMAX, v->ndim, v->shape, v->dtype, 1, &x, softmax_backward);
+    size_t n = v->shape[v->ndim - 1], rows = tensor_numel(v) / n;
+    DT_CALL(v->dtype, softmax_rows, rows, n, v->data, y->value->data);
+    return y;
+}
+
+/* ---- modules ---- */
+
+static void act_module_forward(struct Module *m, struct Node *input, struct Node **output)
+{
+    switch (m->kind) {
+    case MOD_RELU: *output = act_relu(input); break;
+    case MOD_SIGMOID: *output = act_sigmoid(input); break;
+    case MOD_TANH: *output = act_tanh(input); break;
+    default: *output = act_softmax(input); break;
+    }
+}
+
+struct Module *act_module_create(uint32_t kind)
+{
+    static const char *const names[MOD_COUNT] = {
+        [MOD_RELU] = "relu", [MOD_SIGMOID] = "sigmoid", [MOD_TANH] = "tanh", [MOD_SOFTMAX] = "softmax"};
+    CHECK(kind >= MOD_RELU && kind <= MOD_SOFTMAX, "not an activation kind: %u", kind);
+    struct Module *m = mem_alloc_zeroed(sizeof *m);
+    m->kind = kind;
+    str_copy(m->name, names[kind], sizeof m->name);
+    m->forward = act_module_forward;
+    return m;
+}

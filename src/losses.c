@@ -1,0 +1,160 @@
+/* losses: MSE and CrossEntropy (fused, max-subtracted log-softmax), and the one place
+ * that decides how a training graph is built from the modules and the loss. */
+#include "losses.h"
+#include "activations.h"
+#include "generic.h"
+
+#include <math.h>
+
+/* ---- MSE: mean over all elements of (p - t)^2 ---- */
+
+#define MSE_T(T, sfx)                                                                     \
+    static double mse_fwd_##sfx(size_t n, const void *p_, const void *t_)                 \
+    {                                                                                     \
+        const T *p = p_, *t = t_;                                                         \
+        double s = 0;                                                                     \
+        for (size_t i = 0; i < n; i++) { double d = (double)p[i] - (double)t[i]; s += d * d; } \
+        return s / (double)n;                                                             \
+    }                                                                                     \
+    /* gp += scale * (p - t), scale = 2 g / n (negated for the target) */                 \
+    static void mse_grad_##sfx(size_t n, double scale, const void *p_, const void *t_, void *gp_) \
+    {                                                                                     \
+        const T *p = p_, *t = t_;                                                         \
+        T *gp = gp_;                                                                      \
+        for (size_t i = 0; i < n; i++) gp[i] += (T)(scale * ((double)p[i] - (double)t[i])); \
+    }
+GEN_BOTH(MSE_T)
+
+static double scalar_of(const struct Tensor *t)
+{
+    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[0] : tensor_f64(t)[0];
+}
+
+static void set_scalar(struct Tensor *t, double v)
+{
+    if (t->dtype == DT_FLOAT32) tensor_f32(t)[0] = (float)v;
+    else tensor_f64(t)[0] = v;
+}
+
+static void mse_backward(struct Node *self)
+{
+    struct Node *p = self->parents[0], *t = self->parents[1];
+    size_t n = tensor_numel(p->value);
+    double scale = 2.0 * scalar_of(self->grad) / (double)n;
+    uint32_t dt = p->value->dtype;
+    if (node_wants_grad(p)) DT_CALL(dt, mse_grad, n, scale, p->value->data, t->value->data, node_grad(p)->data);
+    if (node_wants_grad(t)) DT_CALL(dt, mse_grad, n, -scale, p->value->data, t->value->data, node_grad(t)->data);
+}
+
+struct Node *loss_mse(struct Node *pred, struct Node *target)
+{
+    char sp[96], st[96];
+    struct Tensor *P = pred->value, *T = target->value;
+    if (tensor_numel(P) != tensor_numel(T) || P->dtype != T->dtype || (P->ndim && P->shape[0] != T->shape[0]) ||
+        tensor_numel(P) == 0)
+        panic("mse_loss: prediction %s and target %s differ", tensor_shape_str(P, sp, sizeof sp),
+              tensor_shape_str(T, st, sizeof st));
+    struct Node *parents[2] = {pred, target};
+    uint64_t one = 1;
+    struct Node *l = node_new(node_graph(pred, target), OP_MSE_LOSS, 1, &one, P->dtype, 2, parents, mse_backward);
+    set_scalar(l->value, DT_CALL(P->dtype, mse_fwd, tensor_numel(P), P->data, T->data));
+    return l;
+}
+
+/* ---- CrossEntropy: mean over rows of logsumexp(x) - x[target] ---- */
+
+struct CeCtx { const uint32_t *cls; void *probs; /* softmax of the logits, B x C */ };
+
+#define CE_T(T, sfx)                                                                      \
+    static double ce_fwd_##sfx(size_t B, size_t C, const void *x_, const uint32_t *cls, void *pr_) \
+    {                                                                                     \
+        const T *x = x_;                                                                  \
+        T *pr = pr_;                                                                      \
+        double total = 0;                                                                 \
+        for (size_t r = 0; r < B; r++, x += C, pr += C) {                                 \
+            T m = x[0];                                                                   \
+            for (size_t i = 1; i < C; i++) m = x[i] > m ? x[i] : m;                       \
+            double s = 0;                                                                 \
+            for (size_t i = 0; i < C; i++) s += pr[i] = (T)exp(x[i] - m);                 \
+            for (size_t i = 0; i < C; i++) pr[i] = (T)(pr[i] / s);                        \
+            total += (double)m + log(s) - (double)x[cls[r]];                              \
+        }                                                                                 \
+        return total / (double)B;                                                         \
+    }                                                                                     \
+    /* gx += g/B * (softmax - onehot) */                                                  \
+    static void ce_grad_##sfx(size_t B, size_t C, double scale, const void *pr_, const uint32_t *cls, void *gx_) \
+    {                                                                                     \
+        const T *pr = pr_;                                                                \
+        T *gx = gx_;                                                                      \
+        for (size_t r = 0; r < B; r++, pr += C, gx += C) {                                \
+            for (size_t i = 0; i < C; i++) gx[i] += (T)(scale * pr[i]);                   \
+            gx[cls[r]] -= (T)scale;                                                       \
+        }                                                                                 \
+    }
+GEN_BOTH(CE_T)
+
+static void ce_backward(struct Node *self)
+{
+    struct Node *x = self->parents[0];
+    if (!node_wants_grad(x)) return;
+    struct CeCtx *c = self->ctx;
+    size_t B = x->value->shape[0], C = x->value->shape[1];
+    double scale = scalar_of(self->grad) / (double)B;
+    DT_CALL(x->value->dtype, ce_grad, B, C, scale, c->probs, c->cls, node_grad(x)->data);
+}
+
+/* Class indices as uint32, checked: integral and in [0, C). */
+static uint32_t *ce_classes(struct Graph *g, const struct Tensor *t, size_t B, size_t C)
+{
+    uint32_t *cls = arena_alloc(&g->arena, B * sizeof *cls);
+    for (size_t r = 0; r < B; r++) {
+        double v = t->dtype == DT_FLOAT32 ? tensor_f32(t)[r] : tensor_f64(t)[r];
+        if (!(v >= 0 && v < (double)C) || v != floor(v))
+            panic("cross_entropy_loss: target %g in row %zu is not a class index in [0, %zu)", v, r, C);
+        cls[r] = (uint32_t)v;
+    }
+    return cls;
+}
+
+struct Node *loss_cross_entropy(struct Node *logits, const struct Tensor *target)
+{
+    char sx[96], st[96];
+    struct Tensor *X = logits->value;
+    if (X->ndim != 2 || X->shape[0] == 0 || X->shape[1] == 0 || tensor_numel(target) != X->shape[0])
+        panic("cross_entropy_loss: logits %s and targets %s do not fit (expected B x C and B)",
+              tensor_shape_str(X, sx, sizeof sx), tensor_shape_str(target, st, sizeof st));
+    struct Graph *g = node_graph(logits, NULL);
+    size_t B = X->shape[0], C = X->shape[1];
+    uint64_t one = 1;
+    struct Node *l = node_new(g, OP_CROSS_ENTROPY_LOSS, 1, &one, X->dtype, 1, &logits, ce_backward);
+    struct CeCtx *c = arena_alloc(&g->arena, sizeof *c);
+    uint32_t *cls = ce_classes(g, target, B, C);
+    c->cls = cls;
+    c->probs = arena_alloc(&g->arena, B * C * dtype_size(X->dtype));
+    l->ctx = c;
+    set_scalar(l->value, DT_CALL(X->dtype, ce_fwd, B, C, X->data, cls, c->probs));
+    return l;
+}
+
+/* ---- building the graph ---- */
+
+struct Node *net_forward(struct Module **mods, uint32_t n_mods, struct Node *x, int skip_final_softmax)
+{
+    struct Node *h = x;
+    for (uint32_t i = 0; i < n_mods; i++) {
+        if (i == n_mods - 1 && skip_final_softmax && mods[i]->kind == MOD_SOFTMAX) break;
+        mods[i]->forward(mods[i], h, &h);
+    }
+    return h;
+}
+
+struct Node *loss_build_graph(struct Module **mods, uint32_t n_mods, struct Node *x, const struct Tensor *y,
+                              int loss_kind, struct Node **out)
+{
+    /* CrossEntropy applies log-softmax itself: a final Softmax must not run twice. */
+    struct Node *h = net_forward(mods, n_mods, x, loss_kind == LOSS_CROSS_ENTROPY);
+    if (out) *out = h;
+    if (loss_kind == LOSS_CROSS_ENTROPY) return loss_cross_entropy(h, y);
+    struct Node *t = graph_input(h->graph, (struct Tensor *)y, 0);
+    return loss_mse(h, t);
+}

@@ -1,0 +1,313 @@
+/* nn_layers: Linear and Conv2d as graph ops (forward and backward side by side) and
+ * as modules holding their parameters. */
+#include "nn_layers.h"
+#include "activations.h"
+#include "generic.h"
+#include "kernels.h"
+#include "math_kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- Linear: y = x W^T + b ---- */
+
+/* Every row of y (rows x n) starts as b (n), so one gemm with beta = 1 adds x W^T. */
+#define BIAS_ROWS(T, sfx)                                                       \
+    static void bias_rows_##sfx(size_t rows, size_t n, const void *b_, void *y_) \
+    {                                                                           \
+        const T *b = b_;                                                        \
+        T *y = y_;                                                              \
+        for (size_t r = 0; r < rows; r++) memcpy(y + r * n, b, n * sizeof(T));  \
+    }
+GEN_BOTH(BIAS_ROWS)
+
+/* gb[j] += sum over rows of g[r][j] */
+static void grad_bias_rows(const struct Tensor *g, size_t rows, size_t n, struct Tensor *gb)
+{
+    const struct EwKernels *k = kernels_get()->ew;
+    for (size_t r = 0; r < rows; r++) {
+        if (g->dtype == DT_FLOAT32) k->axpy_f32(n, 1.0f, tensor_f32(g) + r * n, gb->data);
+        else k->axpy_f64(n, 1.0, tensor_f64(g) + r * n, gb->data);
+    }
+}
+
+static void linear_backward(struct Node *self)
+{
+    struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
+    const struct Tensor *g = self->grad;
+    size_t B = g->shape[0], out = g->shape[1], in = w->value->shape[1];
+    uint32_t dt = g->dtype;
+    if (node_wants_grad(x))   /* dx += g W */
+        DT_CALL(dt, gemm, 0, 0, B, in, out, 1, g->data, out, w->value->data, in, 1, node_grad(x)->data, in);
+    if (node_wants_grad(w))   /* dW += g^T x */
+        DT_CALL(dt, gemm, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, 1, node_grad(w)->data, in);
+    if (b && node_wants_grad(b)) grad_bias_rows(g, B, out, node_grad(b));
+}
+
+struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b)
+{
+    char sx[96], sw[96];
+    struct Tensor *X = x->value, *W = w->value;
+    uint64_t B = X->ndim ? X->shape[0] : 0, in = B ? tensor_numel(X) / B : 0;
+    if (X->ndim < 2 || W->ndim != 2 || W->shape[1] != in || X->dtype != W->dtype ||
+        (b && (b->value->ndim != 1 || b->value->shape[0] != W->shape[0] || b->value->dtype != W->dtype)))
+        panic("linear: input %s (%llu features per sample) does not fit weight %s",
+              tensor_shape_str(X, sx, sizeof sx), (unsigned long long)in, tensor_shape_str(W, sw, sizeof sw));
+    CHECK(tensor_is_contiguous(X), "linear input must be contiguous");
+    uint64_t out = W->shape[0], shape[2] = {B, out};
+    struct Node *parents[3] = {x, w, b};
+    struct Node *y = node_new(node_graph(x, w), OP_LINEAR, 2, shape, X->dtype, b ? 3 : 2, parents, linear_backward);
+    if (b) DT_CALL(X->dtype, bias_rows, B, out, b->value->data, y->value->data);
+    DT_CALL(X->dtype, gemm, 0, 1, B, out, in, 1, X->data, in, W->data, in, b ? 1 : 0, y->value->data, out);
+    return y;
+}
+
+/* ---- Conv2d: im2col + gemm per sample ---- */
+
+struct ConvGeom { uint64_t N, C, H, W, O, kh, kw, stride, pad, Ho, Wo; };
+
+/* col (C*kh*kw x Ho*Wo): row (c,ki,kj) holds the input pixels that kernel tap meets. */
+#define IM2COL(T, sfx)                                                                    \
+    static void im2col_##sfx(const struct ConvGeom *q, const void *x_, void *col_)        \
+    {                                                                                     \
+        const T *x = x_;                                                                  \
+        T *dst = col_;                                                                    \
+        for (uint64_t c = 0; c < q->C; c++)                                               \
+            for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
+                for (uint64_t kj = 0; kj < q->kw; kj++)                                   \
+                    for (uint64_t oh = 0; oh < q->Ho; oh++, dst += q->Wo) {               \
+                        int64_t ih = (int64_t)(oh * q->stride + ki) - (int64_t)q->pad;    \
+                        if (ih < 0 || ih >= (int64_t)q->H) { memset(dst, 0, q->Wo * sizeof(T)); continue; } \
+                        const T *row = x + (c * q->H + (uint64_t)ih) * q->W;              \
+                        for (uint64_t ow = 0; ow < q->Wo; ow++) {                         \
+                            int64_t iw = (int64_t)(ow * q->stride + kj) - (int64_t)q->pad; \
+                            dst[ow] = iw >= 0 && iw < (int64_t)q->W ? row[iw] : 0;        \
+                        }                                                                 \
+                    }                                                                     \
+    }
+GEN_BOTH(IM2COL)
+
+/* The adjoint of im2col: gx += scatter of gcol. */
+#define COL2IM(T, sfx)                                                                    \
+    static void col2im_##sfx(const struct ConvGeom *q, const void *col_, void *gx_)       \
+    {                                                                                     \
+        T *gx = gx_;                                                                      \
+        const T *src = col_;                                                              \
+        for (uint64_t c = 0; c < q->C; c++)                                               \
+            for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
+                for (uint64_t kj = 0; kj < q->kw; kj++)                                   \
+                    for (uint64_t oh = 0; oh < q->Ho; oh++, src += q->Wo) {               \
+                        int64_t ih = (int64_t)(oh * q->stride + ki) - (int64_t)q->pad;    \
+                        if (ih < 0 || ih >= (int64_t)q->H) continue;                      \
+                        T *row = gx + (c * q->H + (uint64_t)ih) * q->W;                   \
+                        for (uint64_t ow = 0; ow < q->Wo; ow++) {                         \
+                            int64_t iw = (int64_t)(ow * q->stride + kj) - (int64_t)q->pad; \
+                            if (iw >= 0 && iw < (int64_t)q->W) row[iw] += src[ow];        \
+                        }                                                                 \
+                    }                                                                     \
+    }
+GEN_BOTH(COL2IM)
+
+/* Output channel rows of one sample start at their bias. */
+#define BIAS_CHANNELS(T, sfx)                                                            \
+    static void bias_channels_##sfx(size_t O, size_t HW, const void *b_, void *y_)      \
+    {                                                                                    \
+        const T *b = b_;                                                                 \
+        T *y = y_;                                                                       \
+        for (size_t o = 0; o < O; o++)                                                   \
+            for (size_t i = 0; i < HW; i++) y[o * HW + i] = b[o];                        \
+    }
+GEN_BOTH(BIAS_CHANNELS)
+
+struct ConvCtx { struct ConvGeom q; void *cols; /* N x (C*kh*kw) x (Ho*Wo) */ };
+
+static void conv2d_backward(struct Node *self)
+{
+    struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
+    struct ConvCtx *cx = self->ctx;
+    const struct ConvGeom *q = &cx->q;
+    uint32_t dt = self->grad->dtype;
+    size_t es = dtype_size(dt), K = q->C * q->kh * q->kw, HW = q->Ho * q->Wo;
+    const char *g = self->grad->data, *cols = cx->cols;
+    void *gcol = node_wants_grad(x) ? graph_scratch(self->graph, K * HW * es) : NULL;
+    const struct EwKernels *k = kernels_get()->ew;
+    for (uint64_t n = 0; n < q->N; n++) {
+        const void *gn = g + n * q->O * HW * es, *coln = cols + n * K * HW * es;
+        if (node_wants_grad(w))   /* dW += g_n col_n^T */
+            DT_CALL(dt, gemm, 0, 1, q->O, K, HW, 1, gn, HW, coln, HW, 1, node_grad(w)->data, K);
+        if (b && node_wants_grad(b)) {
+            char *gb = node_grad(b)->data;
+            for (uint64_t o = 0; o < q->O; o++) {
+                if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(HW, (const float *)gn + o * HW);
+                else ((double *)gb)[o] += k->sum_f64(HW, (const double *)gn + o * HW);
+            }
+        }
+        if (gcol) {               /* dcol = W^T g_n, scattered back into dx_n */
+            DT_CALL(dt, gemm, 1, 0, K, HW, q->O, 1, w->value->data, K, gn, HW, 0, gcol, HW);
+            DT_CALL(dt, col2im, q, gcol, (char *)node_grad(x)->data + n * q->C * q->H * q->W * es);
+        }
+    }
+}
+
+static void conv_geometry(const struct Tensor *X, const struct Tensor *W, uint64_t stride, uint64_t pad,
+                          struct ConvGeom *q)
+{
+    char sx[96], sw[96];
+    if (X->ndim != 4 || W->ndim != 4 || X->shape[1] != W->shape[1] || X->dtype != W->dtype || stride == 0)
+        panic("conv2d: input %s does not fit weight %s (expected N x %llu x H x W)", tensor_shape_str(X, sx, sizeof sx),
+              tensor_shape_str(W, sw, sizeof sw), (unsigned long long)(W->ndim == 4 ? W->shape[1] : 0));
+    *q = (struct ConvGeom){X->shape[0], X->shape[1], X->shape[2], X->shape[3], W->shape[0], W->shape[2],
+                           W->shape[3], stride, pad, 0, 0};
+    if (q->H + 2 * pad < q->kh || q->W + 2 * pad < q->kw)
+        panic("conv2d: kernel %llux%llu larger than the padded input %llux%llu", (unsigned long long)q->kh,
+              (unsigned long long)q->kw, (unsigned long long)(q->H + 2 * pad), (unsigned long long)(q->W + 2 * pad));
+    q->Ho = (q->H + 2 * pad - q->kh) / stride + 1;
+    q->Wo = (q->W + 2 * pad - q->kw) / stride + 1;
+}
+
+struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding)
+{
+    struct ConvGeom q;
+    conv_geometry(x->value, w->value, stride, padding, &q);
+    CHECK(!b || (b->value->ndim == 1 && b->value->shape[0] == q.O), "conv2d bias must have out_ch elements");
+    CHECK(tensor_is_contiguous(x->value), "conv2d input must be contiguous");
+    struct Graph *g = node_graph(x, w);
+    uint64_t shape[4] = {q.N, q.O, q.Ho, q.Wo};
+    struct Node *parents[3] = {x, w, b};
+    uint32_t dt = x->value->dtype;
+    struct Node *y = node_new(g, OP_CONV2D, 4, shape, dt, b ? 3 : 2, parents, conv2d_backward);
+    size_t es = dtype_size(dt), K = q.C * q.kh * q.kw, HW = q.Ho * q.Wo;
+    struct ConvCtx *cx = arena_alloc(&g->arena, sizeof *cx);
+    cx->q = q;
+    /* Keep every sample's columns for the weight gradient; without one, reuse scratch. */
+    cx->cols = y->requires_grad ? arena_alloc(&g->arena, q.N * K * HW * es) : graph_scratch(g, K * HW * es);
+    y->ctx = cx;
+    for (uint64_t n = 0; n < q.N; n++) {
+        void *col = (char *)cx->cols + (y->requires_grad ? n * K * HW * es : 0);
+        void *yn = (char *)y->value->data + n * q.O * HW * es;
+        DT_CALL(dt, im2col, &q, (const char *)x->value->data + n * q.C * q.H * q.W * es, col);
+        if (b) DT_CALL(dt, bias_channels, q.O, HW, b->value->data, yn);
+        DT_CALL(dt, gemm, 0, 0, q.O, HW, K, 1, w->value->data, K, col, HW, b ? 1 : 0, yn, HW);
+    }
+    return y;
+}
+
+#define CONV_NAIVE(T, sfx)                                                                     \
+    static void conv_naive_##sfx(const struct ConvGeom *q, const void *x_, const void *w_,     \
+                                 const void *b_, void *y_)                                     \
+    {                                                                                          \
+        const T *x = x_, *w = w_, *b = b_;                                                     \
+        T *y = y_;                                                                             \
+        for (uint64_t n = 0; n < q->N; n++)                                                    \
+            for (uint64_t o = 0; o < q->O; o++)                                                \
+                for (uint64_t oh = 0; oh < q->Ho; oh++)                                        \
+                    for (uint64_t ow = 0; ow < q->Wo; ow++) {                                  \
+                        T s = b ? b[o] : 0;                                                    \
+                        for (uint64_t c = 0; c < q->C; c++)                                    \
+                            for (uint64_t ki = 0; ki < q->kh; ki++)                            \
+                                for (uint64_t kj = 0; kj < q->kw; kj++) {                      \
+                                    int64_t ih = (int64_t)(oh * q->stride + ki) - (int64_t)q->pad; \
+                                    int64_t iw = (int64_t)(ow * q->stride + kj) - (int64_t)q->pad; \
+                                    if (ih < 0 || iw < 0 || ih >= (int64_t)q->H || iw >= (int64_t)q->W) continue; \
+                                    s += x[((n * q->C + c) * q->H + (uint64_t)ih) * q->W + (uint64_t)iw] * \
+                                         w[((o * q->C + c) * q->kh + ki) * q->kw + kj];          \
+                                }                                                              \
+                        y[((n * q->O + o) * q->Ho + oh) * q->Wo + ow] = s;                     \
+                    }                                                                          \
+    }
+GEN_BOTH(CONV_NAIVE)
+
+void conv2d_forward_naive(const struct Tensor *x, const struct Tensor *w, const struct Tensor *b,
+                          uint64_t stride, uint64_t padding, struct Tensor *out)
+{
+    struct ConvGeom q;
+    conv_geometry(x, w, stride, padding, &q);
+    CHECK(out->ndim == 4 && out->shape[0] == q.N && out->shape[1] == q.O && out->shape[2] == q.Ho &&
+          out->shape[3] == q.Wo, "conv2d_forward_naive: wrong output shape");
+    DT_CALL(x->dtype, conv_naive, &q, x->data, w->data, b ? b->data : NULL, out->data);
+}
+
+/* ---- modules ---- */
+
+static struct Module *module_alloc(uint32_t kind, uint32_t n_params, const char *name)
+{
+    struct Module *m = mem_alloc_zeroed(sizeof *m);
+    m->kind = kind;
+    m->n_params = n_params;
+    if (n_params) {
+        m->params = mem_alloc_zeroed(n_params * sizeof *m->params);
+        m->param_nodes = mem_alloc_zeroed(n_params * sizeof *m->param_nodes);
+    }
+    str_copy(m->name, name, sizeof m->name);
+    return m;
+}
+
+/* PyTorch's default: uniform in +-1/sqrt(fan_in) for weight, then bias. */
+static void init_uniform(struct Tensor *t, double bound, struct Rng *rng)
+{
+    uint64_t n = tensor_numel(t);
+    for (uint64_t i = 0; i < n; i++) {
+        double v = (2.0 * rng_uniform(rng) - 1.0) * bound;
+        if (t->dtype == DT_FLOAT32) tensor_f32(t)[i] = (float)v;
+        else tensor_f64(t)[i] = v;
+    }
+}
+
+static void module_add_params(struct Module *m, struct Tensor *w, struct Tensor *b, double fan_in, struct Rng *rng)
+{
+    double bound = 1.0 / sqrt(fan_in);
+    init_uniform(w, bound, rng);
+    init_uniform(b, bound, rng);
+    m->params[0] = w;
+    m->params[1] = b;
+    m->param_nodes[0] = node_from_tensor(w, 1);
+    m->param_nodes[1] = node_from_tensor(b, 1);
+}
+
+static void linear_module_forward(struct Module *m, struct Node *input, struct Node **output)
+{
+    *output = nn_linear(input, m->param_nodes[0], m->param_nodes[1]);
+}
+
+struct Module *nn_linear_create(uint64_t in, uint64_t out, uint32_t dtype, struct Rng *rng)
+{
+    CHECK(in > 0 && out > 0, "Linear sizes must be positive");
+    struct Module *m = module_alloc(MOD_LINEAR, 2, "linear");
+    m->cfg[0] = in;
+    m->cfg[1] = out;
+    uint64_t ws[2] = {out, in}, bs[1] = {out};
+    module_add_params(m, tensor_create(2, ws, dtype), tensor_create(1, bs, dtype), (double)in, rng);
+    m->forward = linear_module_forward;
+    return m;
+}
+
+static void conv2d_module_forward(struct Module *m, struct Node *input, struct Node **output)
+{
+    *output = nn_conv2d(input, m->param_nodes[0], m->param_nodes[1], m->cfg[4], m->cfg[5]);
+}
+
+struct Module *nn_conv2d_create(uint64_t in_ch, uint64_t out_ch, uint64_t kh, uint64_t kw,
+                                uint64_t stride, uint64_t padding, uint32_t dtype, struct Rng *rng)
+{
+    CHECK(in_ch && out_ch && kh && kw && stride, "Conv2d sizes must be positive");
+    struct Module *m = module_alloc(MOD_CONV2D, 2, "conv2d");
+    uint64_t cfg[6] = {in_ch, out_ch, kh, kw, stride, padding};
+    memcpy(m->cfg, cfg, sizeof cfg);
+    uint64_t ws[4] = {out_ch, in_ch, kh, kw}, bs[1] = {out_ch};
+    module_add_params(m, tensor_create(4, ws, dtype), tensor_create(1, bs, dtype), (double)(in_ch * kh * kw), rng);
+    m->forward = conv2d_module_forward;
+    return m;
+}
+
+void module_free(struct Module *m)
+{
+    if (!m) return;
+    for (uint32_t i = 0; i < m->n_params; i++) {
+        node_free(m->param_nodes[i]);
+        tensor_free(m->params[i]);
+    }
+    mem_free(m->params);
+    mem_free(m->param_nodes);
+    mem_free(m);
+}
