@@ -58,6 +58,10 @@ void node_free(struct Node *n);     /* persistent nodes only; frees the gradient
 /* A node of graph g wrapping t (not owned). */
 struct Node *graph_input(struct Graph *g, struct Tensor *t, int requires_grad);
 
+/* An identity node in g over a persistent node p (same data; the gradient flows to
+ * p): how a graph op is applied to persistent nodes alone. */
+struct Node *graph_attach(struct Graph *g, struct Node *p);
+
 /* Helpers for ops: a new arena node with an output of the given shape and dtype
  * (uninitialised), the given parents and op kind. requires_grad is derived from
  * the parents. */
@@ -84,6 +88,9 @@ void zero_grad(struct Node *root);
 /* Seed d(loss)/d(loss) = 1 (loss must have one element), sort the reachable graph
  * topologically without recursion, and run the backward functions in reverse. */
 void backward(struct Node *loss);
+/* The vector-Jacobian product: backward from out seeded with d(L)/d(out) = seed
+ * (same shape as out), as if L = sum(out * seed). backward(loss) is the seed 1. */
+void backward_seeded(struct Node *out, const struct Tensor *seed);
 /* Print the graph reachable from root (op kinds and shapes), for debugging. */
 void graph_print(struct Node *root, void *file /* FILE* */);
 

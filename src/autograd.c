@@ -160,15 +160,30 @@ void zero_grad(struct Node *root)
         if (order[i]->grad) grad_zero(order[i]->grad);
 }
 
+static void run_backward(struct Node *out, const struct Tensor *seed)
+{
+    if (!out->requires_grad) return;
+    struct Node **order;
+    uint64_t n = topo_sort(out, &order);
+    if (seed) tensor_copy_into(node_grad(out), seed);
+    else tensor_fill(node_grad(out), 1.0);
+    for (uint64_t i = n; i-- > 0;)
+        if (order[i]->backward_fn) order[i]->backward_fn(order[i]);
+}
+
 void backward(struct Node *loss)
 {
     CHECK(tensor_numel(loss->value) == 1, "backward needs a scalar loss");
-    if (!loss->requires_grad) return;
-    struct Node **order;
-    uint64_t n = topo_sort(loss, &order);
-    tensor_fill(node_grad(loss), 1.0);
-    for (uint64_t i = n; i-- > 0;)
-        if (order[i]->backward_fn) order[i]->backward_fn(order[i]);
+    run_backward(loss, NULL);
+}
+
+void backward_seeded(struct Node *out, const struct Tensor *seed)
+{
+    char a[96], b[96];
+    if (!tensor_same_shape(out->value, seed) || out->value->dtype != seed->dtype)
+        panic("backward_seeded: seed %s does not match output %s", tensor_shape_str(seed, a, sizeof a),
+              tensor_shape_str(out->value, b, sizeof b));
+    run_backward(out, seed);
 }
 
 void graph_print(struct Node *root, void *file)
@@ -291,6 +306,13 @@ struct Node *ag_reshape(struct Node *x, uint64_t ndim, const uint64_t *shape)
     if (tensor_numel(out->value) != tensor_numel(x->value))
         panic("reshape: cannot view %s as %llu elements", tensor_shape_str(x->value, a, sizeof a),
               (unsigned long long)tensor_numel(out->value));
+    return out;
+}
+
+struct Node *graph_attach(struct Graph *g, struct Node *p)
+{
+    struct Node *out = node_new(g, OP_FLATTEN, 0, NULL, 0, 1, &p, reshape_backward);
+    out->value = tensor_header_in(&g->arena, p->value->ndim, p->value->shape, p->value->dtype, p->value->data);
     return out;
 }
 
