@@ -1,23 +1,41 @@
-/* ew_ref: plain scalar reference elementwise kernels (the oracle for the SIMD ones). */
+/* ew_ref: plain scalar reference elementwise kernels (the oracle for the SIMD ones,
+ * and the ISA_REF path). Deliberately naive: one loop per kernel, no unrolling. */
 #include "kernels.h"
+
+#include <math.h>
 
 #define DEF_BIN(T, sfx, name, expr) \
     static void name##_##sfx(size_t n, const T *a, const T *b, T *o) { for (size_t i = 0; i < n; i++) { T x = a[i], y = b[i]; o[i] = (expr); } }
-#define DEF_ALL(T, sfx)                                                            \
+
+#define DEF_ALL(T, sfx, SQRT)                                                      \
     DEF_BIN(T, sfx, add, x + y) DEF_BIN(T, sfx, sub, x - y) DEF_BIN(T, sfx, mul, x * y) \
     DEF_BIN(T, sfx, div, x / y) DEF_BIN(T, sfx, max, x > y ? x : y)                 \
     static void sadd_##sfx(size_t n, const T *a, T s, T *o) { for (size_t i = 0; i < n; i++) o[i] = a[i] + s; } \
     static void smul_##sfx(size_t n, const T *a, T s, T *o) { for (size_t i = 0; i < n; i++) o[i] = a[i] * s; } \
     static double sum_##sfx(size_t n, const T *a) { double s = 0; for (size_t i = 0; i < n; i++) s += a[i]; return s; } \
-    static void axpy_##sfx(size_t n, T al, const T *x, T *y) { for (size_t i = 0; i < n; i++) y[i] += al * x[i]; }
+    static void axpy_##sfx(size_t n, T al, const T *x, T *y) { for (size_t i = 0; i < n; i++) y[i] += al * x[i]; } \
+    static void relu_##sfx(size_t n, const T *x, T *o) { for (size_t i = 0; i < n; i++) o[i] = x[i] > 0 ? x[i] : 0; } \
+    static void relu_bwd_##sfx(size_t n, const T *x, const T *g, T *gx) \
+    {                                                                              \
+        for (size_t i = 0; i < n; i++)                                             \
+            if (x[i] > 0) gx[i] += g[i];                                           \
+    }                                                                              \
+    static void adam_##sfx(size_t n, T *p, const T *g, T *m, T *v, T b1, T b2, T step, T bc2_sqrt, T eps) \
+    {                                                                              \
+        for (size_t i = 0; i < n; i++) {                                           \
+            m[i] = b1 * m[i] + (1 - b1) * g[i];                                    \
+            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];                             \
+            p[i] -= step * (m[i] / (SQRT(v[i]) / bc2_sqrt + eps));                 \
+        }                                                                          \
+    }
 
-DEF_ALL(float, f32)
-DEF_ALL(double, f64)
+DEF_ALL(float, f32, sqrtf)
+DEF_ALL(double, f64, sqrt)
 
-const struct EwKernels ew_kernels_ref = {
-    {add_f32, sub_f32, mul_f32, div_f32, max_f32},
-    {add_f64, sub_f64, mul_f64, div_f64, max_f64},
-    {sadd_f32, smul_f32},
-    {sadd_f64, smul_f64},
-    sum_f32, sum_f64, axpy_f32, axpy_f64,
-};
+#define TABLE_DTYPE(sfx)                                                           \
+    .bin_##sfx = {add_##sfx, sub_##sfx, mul_##sfx, div_##sfx, max_##sfx},          \
+    .scal_##sfx = {sadd_##sfx, smul_##sfx}, .sum_##sfx = sum_##sfx,                \
+    .axpy_##sfx = axpy_##sfx, .relu_##sfx = relu_##sfx,                            \
+    .relu_bwd_##sfx = relu_bwd_##sfx, .adam_##sfx = adam_##sfx
+
+const struct EwKernels ew_kernels_ref = {TABLE_DTYPE(f32), TABLE_DTYPE(f64)};

@@ -1,0 +1,186 @@
+/* ew_template: the SIMD elementwise kernels, written once against a small vector
+ * vocabulary. A per-ISA file (ew_sse2.c, ew_avx2.c, ew_avx512.c) defines, for one
+ * element type, the macros below and includes this file; it does so twice (float,
+ * double) and then writes EW_DEFINE_TABLE(isa). Each include #undefs the vocabulary.
+ *
+ *   T, SFX        element type and its name suffix (f32 / f64)
+ *   V, EPR        vector type and elements per vector
+ *   VLOAD(p) VSTORE(p, v)   unaligned load / store; VSTREAM(p, v) non-temporal store
+ *                           to an address aligned to sizeof(V)
+ *   VSET1(x) VZERO()        broadcast / zero
+ *   VADD VSUB VMUL VDIV     lane-wise arithmetic
+ *   VMAX(a, b)              a > b ? a : b, lane-wise (so b when either is NaN)
+ *   VFMA(a, b, c)           a*b + c (fused where the ISA has it)
+ *   VSQRT(a)                lane-wise square root
+ *   VSEL_GT0(x, g)          g where x > 0, else 0
+ *   SSQRT(x)                scalar square root for the tail
+ *
+ * Loops: vector blocks first, then a shared scalar tail that uses the same scalar
+ * expression as the reference. The op of each map is a static inline function passed
+ * to an always-inline driver, so the compiler sees straight-line code. */
+#include <immintrin.h>
+#include <stdint.h>
+
+#ifndef EW_TEMPLATE_ONCE
+#define EW_TEMPLATE_ONCE
+#define EW_CAT_(a, b) a##_##b
+#define EW_CAT(a, b) EW_CAT_(a, b)
+#define EW_INLINE static inline __attribute__((always_inline))
+/* f32 sums run in float lanes within blocks of this many elements; each block's total
+ * is added into a double, which bounds the rounding error growth. */
+#define EW_SUM_BLOCK 4096
+#define EW_TABLE_DTYPE(sfx)                                                           \
+    .bin_##sfx = {add_##sfx, sub_##sfx, mul_##sfx, div_##sfx, max_##sfx},             \
+    .scal_##sfx = {sadd_##sfx, smul_##sfx}, .sum_##sfx = sum_##sfx,                   \
+    .axpy_##sfx = axpy_##sfx, .relu_##sfx = relu_##sfx,                               \
+    .relu_bwd_##sfx = relu_bwd_##sfx, .adam_##sfx = adam_##sfx
+#define EW_DEFINE_TABLE(isa) \
+    const struct EwKernels ew_kernels_##isa = {EW_TABLE_DTYPE(f32), EW_TABLE_DTYPE(f64)}
+#endif
+
+#define FN(name) EW_CAT(name, SFX)
+#define EW_IS_ALIGNED(p) ((uintptr_t)(p) % sizeof(V) == 0)
+#define EW_STREAMS(n) ((n) * sizeof(T) >= EW_STREAM_BYTES)
+
+/* o[i] = op(a[i], b[i]) */
+EW_INLINE void FN(map2)(size_t n, const T *a, const T *b, T *o, V (*vop)(V, V), T (*sop)(T, T))
+{
+    size_t i = 0;
+    if (EW_STREAMS(n)) {
+        for (; i < n && !EW_IS_ALIGNED(o + i); i++) o[i] = sop(a[i], b[i]);
+        for (; i + EPR <= n; i += EPR) VSTREAM(o + i, vop(VLOAD(a + i), VLOAD(b + i)));
+        _mm_sfence();
+    }
+    for (; i + 2 * EPR <= n; i += 2 * EPR) {
+        V x0 = VLOAD(a + i), x1 = VLOAD(a + i + EPR);
+        V y0 = VLOAD(b + i), y1 = VLOAD(b + i + EPR);
+        VSTORE(o + i, vop(x0, y0));
+        VSTORE(o + i + EPR, vop(x1, y1));
+    }
+    for (; i + EPR <= n; i += EPR) VSTORE(o + i, vop(VLOAD(a + i), VLOAD(b + i)));
+    for (; i < n; i++) o[i] = sop(a[i], b[i]);
+}
+
+/* o[i] = op(a[i], s) */
+EW_INLINE void FN(map_s)(size_t n, const T *a, T s, T *o, V (*vop)(V, V), T (*sop)(T, T))
+{
+    size_t i = 0;
+    V vs = VSET1(s);
+    if (EW_STREAMS(n)) {
+        for (; i < n && !EW_IS_ALIGNED(o + i); i++) o[i] = sop(a[i], s);
+        for (; i + EPR <= n; i += EPR) VSTREAM(o + i, vop(VLOAD(a + i), vs));
+        _mm_sfence();
+    }
+    for (; i + 2 * EPR <= n; i += 2 * EPR) {
+        V x0 = VLOAD(a + i), x1 = VLOAD(a + i + EPR);
+        VSTORE(o + i, vop(x0, vs));
+        VSTORE(o + i + EPR, vop(x1, vs));
+    }
+    for (; i + EPR <= n; i += EPR) VSTORE(o + i, vop(VLOAD(a + i), vs));
+    for (; i < n; i++) o[i] = sop(a[i], s);
+}
+
+static inline V FN(v_add)(V x, V y) { return VADD(x, y); }
+static inline V FN(v_sub)(V x, V y) { return VSUB(x, y); }
+static inline V FN(v_mul)(V x, V y) { return VMUL(x, y); }
+static inline V FN(v_div)(V x, V y) { return VDIV(x, y); }
+static inline V FN(v_max)(V x, V y) { return VMAX(x, y); }
+static inline T FN(s_add)(T x, T y) { return x + y; }
+static inline T FN(s_sub)(T x, T y) { return x - y; }
+static inline T FN(s_mul)(T x, T y) { return x * y; }
+static inline T FN(s_div)(T x, T y) { return x / y; }
+static inline T FN(s_max)(T x, T y) { return x > y ? x : y; }
+
+static void FN(add)(size_t n, const T *a, const T *b, T *o) { FN(map2)(n, a, b, o, FN(v_add), FN(s_add)); }
+static void FN(sub)(size_t n, const T *a, const T *b, T *o) { FN(map2)(n, a, b, o, FN(v_sub), FN(s_sub)); }
+static void FN(mul)(size_t n, const T *a, const T *b, T *o) { FN(map2)(n, a, b, o, FN(v_mul), FN(s_mul)); }
+static void FN(div)(size_t n, const T *a, const T *b, T *o) { FN(map2)(n, a, b, o, FN(v_div), FN(s_div)); }
+static void FN(max)(size_t n, const T *a, const T *b, T *o) { FN(map2)(n, a, b, o, FN(v_max), FN(s_max)); }
+static void FN(sadd)(size_t n, const T *a, T s, T *o) { FN(map_s)(n, a, s, o, FN(v_add), FN(s_add)); }
+static void FN(smul)(size_t n, const T *a, T s, T *o) { FN(map_s)(n, a, s, o, FN(v_mul), FN(s_mul)); }
+/* max(x, 0) with max's "x > 0 ? x : 0" semantics is exactly ReLU, NaN giving 0. */
+static void FN(relu)(size_t n, const T *x, T *o) { FN(map_s)(n, x, 0, o, FN(v_max), FN(s_max)); }
+
+/* Four accumulators hide the add latency; see EW_SUM_BLOCK for the blocking. */
+static double FN(sum)(size_t n, const T *a)
+{
+    double total = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t end = n - i > EW_SUM_BLOCK ? i + EW_SUM_BLOCK : n;
+        V s0 = VZERO(), s1 = VZERO(), s2 = VZERO(), s3 = VZERO();
+        for (; i + 4 * EPR <= end; i += 4 * EPR) {
+            s0 = VADD(s0, VLOAD(a + i));
+            s1 = VADD(s1, VLOAD(a + i + EPR));
+            s2 = VADD(s2, VLOAD(a + i + 2 * EPR));
+            s3 = VADD(s3, VLOAD(a + i + 3 * EPR));
+        }
+        for (; i + EPR <= end; i += EPR) s0 = VADD(s0, VLOAD(a + i));
+        T lanes[EPR], part = 0;
+        VSTORE(lanes, VADD(VADD(s0, s1), VADD(s2, s3)));
+        for (int l = 0; l < EPR; l++) part += lanes[l];
+        for (; i < end; i++) part += a[i];
+        total += part;
+    }
+    return total;
+}
+
+static void FN(axpy)(size_t n, T alpha, const T *x, T *y)
+{
+    size_t i = 0;
+    V va = VSET1(alpha);
+    for (; i + EPR <= n; i += EPR) VSTORE(y + i, VFMA(va, VLOAD(x + i), VLOAD(y + i)));
+    for (; i < n; i++) y[i] += alpha * x[i];
+}
+
+static void FN(relu_bwd)(size_t n, const T *x, const T *g, T *gx)
+{
+    size_t i = 0;
+    for (; i + EPR <= n; i += EPR)
+        VSTORE(gx + i, VADD(VLOAD(gx + i), VSEL_GT0(VLOAD(x + i), VLOAD(g + i))));
+    for (; i < n; i++)
+        if (x[i] > 0) gx[i] += g[i];
+}
+
+static void FN(adam)(size_t n, T *p, const T *g, T *m, T *v, T b1, T b2, T step, T bc2_sqrt, T eps)
+{
+    size_t i = 0;
+    V vb1 = VSET1(b1), vb2 = VSET1(b2), vc1 = VSET1(1 - b1), vc2 = VSET1(1 - b2);
+    V vstep = VSET1(step), vbc2 = VSET1(bc2_sqrt), veps = VSET1(eps);
+    for (; i + EPR <= n; i += EPR) {
+        V gi = VLOAD(g + i);
+        V mi = VFMA(vb1, VLOAD(m + i), VMUL(vc1, gi));
+        V vi = VFMA(vb2, VLOAD(v + i), VMUL(VMUL(vc2, gi), gi));
+        V den = VADD(VDIV(VSQRT(vi), vbc2), veps);
+        VSTORE(m + i, mi);
+        VSTORE(v + i, vi);
+        VSTORE(p + i, VSUB(VLOAD(p + i), VMUL(vstep, VDIV(mi, den))));
+    }
+    for (; i < n; i++) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+        p[i] -= step * (m[i] / (SSQRT(v[i]) / bc2_sqrt + eps));
+    }
+}
+
+#undef FN
+#undef EW_IS_ALIGNED
+#undef EW_STREAMS
+#undef T
+#undef SFX
+#undef V
+#undef EPR
+#undef VLOAD
+#undef VSTORE
+#undef VSTREAM
+#undef VSET1
+#undef VZERO
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VDIV
+#undef VMAX
+#undef VFMA
+#undef VSQRT
+#undef VSEL_GT0
+#undef SSQRT
