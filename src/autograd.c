@@ -165,6 +165,9 @@ static void run_backward(struct Node *out, const struct Tensor *seed)
     if (!out->requires_grad) return;
     struct Node **order;
     uint64_t n = topo_sort(out, &order);
+    /* Intermediate gradients are per pass; only persistent nodes accumulate across passes. */
+    for (uint64_t i = 0; i < n; i++)
+        if (order[i]->graph && order[i]->grad) grad_zero(order[i]->grad);
     if (seed) tensor_copy_into(node_grad(out), seed);
     else tensor_fill(node_grad(out), 1.0);
     for (uint64_t i = n; i-- > 0;)
