@@ -1,0 +1,365 @@
+/* Tests of the elementwise kernels (every ISA path against ew_ref), the tensor-level
+ * ops and reductions, their panic paths and the ISA dispatch. */
+#define _GNU_SOURCE
+#include "test.h"
+#include "kernels.h"
+#include "math_kernels.h"
+#include "mem.h"
+#include "tensor.h"
+#include "utils.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const size_t sizes[] = {0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 1003};
+#define N_SIZES (sizeof sizes / sizeof sizes[0])
+#define MAXN 1003
+#define NBUF 8
+
+/* Values in [-2, 2), with a few special ones so max/relu see ties, zeros and NaN. */
+static double test_value(struct Rng *r, int specials)
+{
+    uint64_t k = rng_below(r, 64);
+    if (specials && k == 0) return NAN;
+    if (specials && k == 1) return -0.0;
+    if (k == 2) return 0.0;
+    return 4 * rng_uniform(r) - 2;
+}
+
+static int same_value(double x, double y) { return x == y || (isnan(x) && isnan(y)); }
+
+/* One generic body per dtype: buffers b[0..NBUF) of MAXN+1 elements, used at an offset
+ * of `off` elements so that off = 1 makes every pointer unaligned. */
+#define HELPERS(T, sfx)                                                                       \
+    static void fill_##sfx(struct Rng *r, T *p, size_t n, int specials)                        \
+    {                                                                                          \
+        for (size_t i = 0; i < n; i++) p[i] = (T)test_value(r, specials);                      \
+    }                                                                                          \
+    static int count_diff_##sfx(const T *x, const T *y, size_t n)                              \
+    {                                                                                          \
+        int bad = 0;                                                                           \
+        for (size_t i = 0; i < n; i++) bad += !same_value(x[i], y[i]);                         \
+        return bad;                                                                            \
+    }
+
+#define KERNEL_TESTS(T, sfx)                                                                  \
+    /* Binary and scalar maps and ReLU must match the reference exactly. */                    \
+    static void check_maps_##sfx(const struct EwKernels *k, T **b, size_t n, struct Rng *r)    \
+    {                                                                                          \
+        const struct EwKernels *ref = &ew_kernels_ref;                                          \
+        T *a = b[0], *y = b[1], *o = b[2], *want = b[3];                                        \
+        fill_##sfx(r, a, n, 1);                                                                \
+        fill_##sfx(r, y, n, 1);                                                                \
+        for (int op = 0; op < EW_BIN_COUNT; op++) {                                            \
+            ref->bin_##sfx[op](n, a, y, want);                                                 \
+            k->bin_##sfx[op](n, a, y, o);                                                      \
+            EXPECT_MSG(!count_diff_##sfx(o, want, n), "bin op %d n=%zu differs", op, n);       \
+            memcpy(o, a, n * sizeof(T)); /* out aliases a */                                   \
+            k->bin_##sfx[op](n, o, y, o);                                                      \
+            EXPECT_MSG(!count_diff_##sfx(o, want, n), "bin op %d n=%zu in place differs", op, n); \
+            memcpy(o, y, n * sizeof(T)); /* out aliases b */                                   \
+            k->bin_##sfx[op](n, a, o, o);                                                      \
+            EXPECT_MSG(!count_diff_##sfx(o, want, n), "bin op %d n=%zu out=b differs", op, n); \
+        }                                                                                      \
+        for (int op = 0; op < EW_SCAL_COUNT; op++) {                                           \
+            ref->scal_##sfx[op](n, a, (T)-1.25, want);                                         \
+            k->scal_##sfx[op](n, a, (T)-1.25, o);                                              \
+            EXPECT_MSG(!count_diff_##sfx(o, want, n), "scalar op %d n=%zu differs", op, n);    \
+            memcpy(o, a, n * sizeof(T));                                                       \
+            k->scal_##sfx[op](n, o, (T)-1.25, o);                                              \
+            EXPECT_MSG(!count_diff_##sfx(o, want, n), "scalar op %d n=%zu in place differs", op, n); \
+        }                                                                                      \
+        ref->relu_##sfx(n, a, want);                                                           \
+        k->relu_##sfx(n, a, o);                                                                \
+        EXPECT_MSG(!count_diff_##sfx(o, want, n), "relu n=%zu differs", n);                    \
+        for (size_t i = 0; i < n; i++)                                                         \
+            EXPECT_MSG(o[i] == (a[i] > 0 ? a[i] : 0), "relu(%g) = %g", (double)a[i], (double)o[i]); \
+    }                                                                                          \
+    /* sum, axpy, relu backward and Adam: FMA and lane order change rounding only. */          \
+    static void check_updates_##sfx(const struct EwKernels *k, T **b, size_t n, struct Rng *r, double tol) \
+    {                                                                                          \
+        const struct EwKernels *ref = &ew_kernels_ref;                                          \
+        T *x = b[0], *g = b[1], *y = b[2], *want = b[3];                                        \
+        fill_##sfx(r, x, n, 0);                                                                \
+        fill_##sfx(r, g, n, 0);                                                                \
+        double abs_sum = 0;                                                                    \
+        for (size_t i = 0; i < n; i++) abs_sum += fabs((double)x[i]);                          \
+        EXPECT_NEAR(k->sum_##sfx(n, x), ref->sum_##sfx(n, x), tol * (abs_sum + 1));            \
+        fill_##sfx(r, y, n, 0);                                                                \
+        memcpy(want, y, n * sizeof(T));                                                        \
+        ref->axpy_##sfx(n, (T)0.75, x, want);                                                  \
+        k->axpy_##sfx(n, (T)0.75, x, y);                                                       \
+        EXPECT_MSG(test_max_err_##sfx(y, want, n, tol, tol) <= 1, "axpy n=%zu", n);            \
+        memcpy(want, y, n * sizeof(T));                                                        \
+        ref->relu_bwd_##sfx(n, x, g, want);                                                    \
+        k->relu_bwd_##sfx(n, x, g, y);                                                         \
+        EXPECT_MSG(!count_diff_##sfx(y, want, n), "relu_bwd n=%zu", n);                        \
+        check_adam_##sfx(k, b, n, r, tol);                                                     \
+    }
+
+/* Adam state: p, g, m, v (v >= 0) and the expected p, m, v. */
+#define ADAM_TEST(T, sfx)                                                                     \
+    static void check_adam_##sfx(const struct EwKernels *k, T **b, size_t n, struct Rng *r, double tol) \
+    {                                                                                          \
+        T *p = b[0], *g = b[1], *m = b[2], *v = b[3], *p2 = b[4], *m2 = b[5], *v2 = b[6];      \
+        fill_##sfx(r, p, n, 0);                                                                \
+        fill_##sfx(r, g, n, 0);                                                                \
+        fill_##sfx(r, m, n, 0);                                                                \
+        fill_##sfx(r, v, n, 0);                                                                \
+        for (size_t i = 0; i < n; i++) v[i] = v[i] * v[i];                                     \
+        memcpy(p2, p, n * sizeof(T));                                                          \
+        memcpy(m2, m, n * sizeof(T));                                                          \
+        memcpy(v2, v, n * sizeof(T));                                                          \
+        double step = 1e-3 / (1 - pow(0.9, 3)), bc2 = sqrt(1 - pow(0.999, 3));                \
+        ew_kernels_ref.adam_##sfx(n, p2, g, m2, v2, (T)0.9, (T)0.999, (T)step, (T)bc2, (T)1e-8); \
+        k->adam_##sfx(n, p, g, m, v, (T)0.9, (T)0.999, (T)step, (T)bc2, (T)1e-8);              \
+        EXPECT_MSG(test_max_err_##sfx(m, m2, n, tol, tol) <= 1, "adam m n=%zu", n);            \
+        EXPECT_MSG(test_max_err_##sfx(v, v2, n, tol, tol) <= 1, "adam v n=%zu", n);            \
+        EXPECT_MSG(test_max_err_##sfx(p, p2, n, tol, tol) <= 1, "adam p n=%zu", n);            \
+    }
+
+HELPERS(float, f32)
+HELPERS(double, f64)
+ADAM_TEST(float, f32)
+ADAM_TEST(double, f64)
+KERNEL_TESTS(float, f32)
+KERNEL_TESTS(double, f64)
+
+/* Every size, aligned and offset by one element. */
+#define RUN_ALL_SIZES(T, sfx, tol)                                                             \
+    do {                                                                                       \
+        void *blk[NBUF];                                                                       \
+        T *bufs[NBUF];                                                                         \
+        struct Rng r;                                                                          \
+        rng_seed(&r, 42);                                                                      \
+        for (int j = 0; j < NBUF; j++) blk[j] = mem_alloc_aligned((MAXN + 1) * sizeof(T), 64); \
+        for (int off = 0; off <= 1; off++)                                                     \
+            for (size_t s = 0; s < N_SIZES; s++) {                                             \
+                for (int j = 0; j < NBUF; j++) bufs[j] = (T *)blk[j] + off;                    \
+                check_maps_##sfx(kernels_get()->ew, bufs, sizes[s], &r);                       \
+                check_updates_##sfx(kernels_get()->ew, bufs, sizes[s], &r, tol);               \
+            }                                                                                  \
+        for (int j = 0; j < NBUF; j++) mem_free(blk[j]);                                       \
+    } while (0)
+
+TEST_ISA(ew_kernels_match_ref_f32) { RUN_ALL_SIZES(float, f32, 2e-6); }
+TEST_ISA(ew_kernels_match_ref_f64) { RUN_ALL_SIZES(double, f64, 1e-14); }
+
+/* Outputs of EW_STREAM_BYTES and more take the non-temporal store path. */
+#define STREAM_TEST(T, sfx)                                                                    \
+    TEST_ISA(ew_kernels_stream_path_##sfx)                                                     \
+    {                                                                                          \
+        size_t n = EW_STREAM_BYTES / sizeof(T) + 37;                                           \
+        T *a = mem_alloc_aligned((n + 1) * sizeof(T), 64), *b = mem_alloc_aligned((n + 1) * sizeof(T), 64); \
+        T *o = mem_alloc_aligned((n + 1) * sizeof(T), 64);                                     \
+        for (size_t i = 0; i <= n; i++) a[i] = (T)(i % 1000) - 500, b[i] = (T)(i % 7) + 1;     \
+        const struct EwKernels *k = kernels_get()->ew;                                         \
+        int bad = 0;                                                                           \
+        k->bin_##sfx[EW_DIV](n, a + 1, b + 1, o + 1);                                          \
+        for (size_t i = 1; i <= n; i++) bad += o[i] != a[i] / b[i];                            \
+        k->scal_##sfx[EW_SADD](n, a + 1, 3, o + 1);                                            \
+        for (size_t i = 1; i <= n; i++) bad += o[i] != a[i] + 3;                               \
+        k->relu_##sfx(n, a + 1, o + 1);                                                        \
+        for (size_t i = 1; i <= n; i++) bad += o[i] != (a[i] > 0 ? a[i] : 0);                  \
+        EXPECT_EQ_INT(bad, 0);                                                                 \
+        mem_free(a), mem_free(b), mem_free(o);                                                 \
+    }
+STREAM_TEST(float, f32)
+STREAM_TEST(double, f64)
+
+TEST_ISA(kernels_dispatch_table)
+{
+    const struct KernelTable *t = kernels_get();
+    const struct EwKernels *want[ISA_COUNT] = {&ew_kernels_ref, &ew_kernels_sse2, &ew_kernels_avx2, &ew_kernels_avx512};
+    EXPECT(t->isa > ISA_REF && t->isa < ISA_COUNT);
+    EXPECT(t->ew == want[t->isa]);
+    EXPECT_EQ_INT(kernels_isa(), t->isa);
+    EXPECT_EQ_INT(isa_from_name(isa_name(t->isa)), t->isa);
+    EXPECT_EQ_INT(isa_from_name("bogus"), -1);
+    EXPECT(kernels_isa_supported(ISA_SSE2));
+}
+
+/* ---- tensor-level ops ---- */
+
+static struct Tensor *random_tensor(struct Rng *r, uint64_t ndim, const uint64_t *shape, uint32_t dt)
+{
+    struct Tensor *t = tensor_create(ndim, shape, dt);
+    uint64_t n = tensor_numel(t);
+    for (uint64_t i = 0; i < n; i++) {
+        double v = 4 * rng_uniform(r) - 2;
+        if (dt == DT_FLOAT32) tensor_f32(t)[i] = (float)v;
+        else tensor_f64(t)[i] = v;
+    }
+    return t;
+}
+
+static double elem(const struct Tensor *t, uint64_t i)
+{
+    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+}
+
+TEST_ISA(ew_tensor_ops)
+{
+    struct Rng r;
+    rng_seed(&r, 7);
+    uint64_t shape[3] = {3, 5, 7};
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Tensor *a = random_tensor(&r, 3, shape, dt), *b = random_tensor(&r, 3, shape, dt);
+        struct Tensor *o = tensor_create(3, shape, dt);
+        void (*ops[5])(struct Tensor *, const struct Tensor *, const struct Tensor *) = {ew_add, ew_sub, ew_mul, ew_div, ew_max};
+        for (int op = 0; op < 5; op++) {
+            ops[op](o, a, b);
+            for (uint64_t i = 0; i < 105; i++) {
+                double x = elem(a, i), y = elem(b, i);
+                double want[5] = {x + y, x - y, x * y, x / y, x > y ? x : y};
+                double w = dt == DT_FLOAT32 ? (float)want[op] : want[op];
+                if (elem(o, i) != w) { EXPECT_MSG(0, "op %d dtype %u element %llu", op, dt, (unsigned long long)i); break; }
+            }
+        }
+        ew_scalar_mul(o, a, 0.5);
+        EXPECT_NEAR(elem(o, 17), elem(a, 17) * 0.5, 0);
+        ew_scalar_add(o, a, 2.0);
+        EXPECT_NEAR(elem(o, 17), dt == DT_FLOAT32 ? (float)(elem(a, 17) + 2) : elem(a, 17) + 2, 0);
+        tensor_copy_into(o, a);
+        ew_add(o, o, b); /* out aliases a */
+        EXPECT_NEAR(elem(o, 104), dt == DT_FLOAT32 ? (float)(elem(a, 104) + elem(b, 104)) : elem(a, 104) + elem(b, 104), 0);
+        tensor_free(a), tensor_free(b), tensor_free(o);
+    }
+}
+
+/* Naive double reference: sum over `axis` by multi-index. */
+static double naive_reduce(const struct Tensor *t, uint64_t axis, const uint64_t *out_idx)
+{
+    uint64_t idx[4];
+    double s = 0;
+    for (uint64_t d = 0, e = 0; d < t->ndim; d++) idx[d] = d == axis ? 0 : out_idx[e++];
+    for (uint64_t j = 0; j < t->shape[axis]; j++) {
+        idx[axis] = j;
+        s += tensor_get(t, idx);
+    }
+    return s;
+}
+
+static void check_reduction(const struct Tensor *t, uint64_t axis, int mean, double tol)
+{
+    uint64_t oshape[4], on = 0, len = t->shape[axis];
+    for (uint64_t d = 0; d < t->ndim; d++)
+        if (d != axis) oshape[on++] = t->shape[d];
+    if (on == 0) oshape[on++] = 1;
+    struct Tensor *out = tensor_create(on, oshape, t->dtype);
+    (mean ? reduce_mean : reduce_sum)(t, axis, out);
+    uint64_t n = tensor_numel(out), idx[4] = {0};
+    for (uint64_t i = 0; i < n; i++) {
+        double want = naive_reduce(t, axis, idx) / (mean ? (double)len : 1.0);
+        double got = tensor_get(out, idx);
+        if (!(fabs(got - want) <= tol * (1 + fabs(want)) * (mean ? 1 : (double)len))) {
+            EXPECT_MSG(0, "%s axis %llu of %llu-D: element %llu = %.9g, expected %.9g", mean ? "mean" : "sum",
+                       (unsigned long long)axis, (unsigned long long)t->ndim, (unsigned long long)i, got, want);
+            break;
+        }
+        for (uint64_t d = on; d-- > 0;) /* next multi-index, row-major */
+            if (++idx[d] < out->shape[d]) break; else idx[d] = 0;
+    }
+    tensor_free(out);
+}
+
+TEST_ISA(reduce_every_axis_1d_to_4d)
+{
+    static const uint64_t shapes[][4] = {{1003}, {7, 33}, {1, 129}, {3, 5, 17}, {2, 1, 9}, {2, 3, 4, 35}, {5, 1, 7, 1}};
+    static const uint64_t ndims[] = {1, 2, 2, 3, 3, 4, 4};
+    struct Rng r;
+    rng_seed(&r, 11);
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++)
+        for (size_t s = 0; s < sizeof ndims / sizeof ndims[0]; s++) {
+            struct Tensor *t = random_tensor(&r, ndims[s], shapes[s], dt);
+            for (uint64_t axis = 0; axis < ndims[s]; axis++) {
+                check_reduction(t, axis, 0, dt == DT_FLOAT32 ? 1e-6 : 1e-14);
+                check_reduction(t, axis, 1, dt == DT_FLOAT32 ? 1e-6 : 1e-14);
+            }
+            tensor_free(t);
+        }
+}
+
+TEST(reduce_keepdim_and_mean_values)
+{
+    uint64_t shape[2] = {2, 3}, kshape[2] = {2, 1};
+    struct Tensor *t = tensor_create(2, shape, DT_FLOAT64), *o = tensor_create(2, kshape, DT_FLOAT64);
+    for (int i = 0; i < 6; i++) tensor_f64(t)[i] = i + 1; /* rows 1 2 3 / 4 5 6 */
+    reduce_mean(t, 1, o);
+    EXPECT_NEAR(tensor_f64(o)[0], 2.0, 1e-15);
+    EXPECT_NEAR(tensor_f64(o)[1], 5.0, 1e-15);
+    reduce_sum(t, 1, o);
+    EXPECT_NEAR(tensor_f64(o)[1], 15.0, 0);
+    tensor_free(t), tensor_free(o);
+}
+
+/* ---- panic paths, each in a child process ---- */
+
+struct PanicCase { uint64_t sa[2], sb[2]; uint32_t da, db; int kind; };
+
+static void panic_child(void *arg)
+{
+    const struct PanicCase *c = arg;
+    struct Tensor *a = tensor_zeros(2, c->sa, c->da), *b = tensor_zeros(2, c->sb, c->db);
+    uint64_t bad[2] = {5, 5}, one = 1;
+    switch (c->kind) {
+    case 0: ew_add(a, a, b); break;
+    case 1: tensor_reshape(a, 2, bad); break;
+    case 2: reduce_sum(a, 2, b); break;
+    case 3: reduce_sum(a, 0, b); break;
+    case 4: { struct Tensor *o = tensor_zeros(1, &one, c->da); ew_scalar_mul(o, a, 2); break; }
+    }
+}
+
+static void expect_panic(struct PanicCase c, const char *m1, const char *m2)
+{
+    char err[1024];
+    int rc = test_run_child(panic_child, &c, err, sizeof err);
+    EXPECT_MSG(rc != 0, "child exited 0 (case %d)", c.kind);
+    EXPECT_STR_CONTAINS(err, m1);
+    EXPECT_STR_CONTAINS(err, m2);
+}
+
+TEST(ew_panics_name_shapes_and_dtypes)
+{
+    expect_panic((struct PanicCase){{2, 3}, {3, 2}, DT_FLOAT32, DT_FLOAT32, 0}, "2x3", "3x2");
+    expect_panic((struct PanicCase){{2, 3}, {2, 3}, DT_FLOAT32, DT_FLOAT64, 0}, "float32", "float64");
+    expect_panic((struct PanicCase){{2, 3}, {2, 3}, DT_FLOAT64, DT_FLOAT64, 1}, "2x3", "5x5");
+    expect_panic((struct PanicCase){{2, 3}, {2, 3}, DT_FLOAT64, DT_FLOAT64, 2}, "axis 2", "2x3");
+    expect_panic((struct PanicCase){{2, 3}, {4, 4}, DT_FLOAT64, DT_FLOAT64, 3}, "2x3", "4x4");
+    expect_panic((struct PanicCase){{2, 3}, {2, 3}, DT_FLOAT32, DT_FLOAT32, 4}, "ew_scalar_mul", "2x3");
+}
+
+/* MINIDL_ISA is read once, at start-up, so these run this test binary afresh. */
+static int run_self(const char *env, const char *filter, char *out, size_t ocap, char *err, size_t ecap)
+{
+    char exe[512], cmd[1200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = 0;
+    snprintf(cmd, sizeof cmd, "%s '%s' %s", env, exe, filter);
+    return test_run_cmd(cmd, out, ocap, err, ecap);
+}
+
+TEST(isa_env_override)
+{
+    char out[4096], err[4096];
+    int rc = run_self("MINIDL_ISA=bogus", "kernels_dispatch_table", out, sizeof out, err, sizeof err);
+    EXPECT_EQ_INT(rc, 1);
+    EXPECT_STR_CONTAINS(err, "MINIDL_ISA=bogus");
+    EXPECT_STR_CONTAINS(err, "avx512");
+    /* A forced path runs the per-ISA tests once, on that path only. */
+    rc = run_self("MINIDL_ISA=sse2", "kernels_dispatch_table", out, sizeof out, err, sizeof err);
+    EXPECT_EQ_INT(rc, 0);
+    EXPECT_STR_CONTAINS(out, "1 passed, 0 failed");
+    for (int isa = ISA_AVX2; isa < ISA_COUNT; isa++) {
+        if (kernels_isa_supported(isa)) continue;
+        char env[64];
+        snprintf(env, sizeof env, "MINIDL_ISA=%s", isa_name(isa));
+        rc = run_self(env, "kernels_dispatch_table", out, sizeof out, err, sizeof err);
+        EXPECT_EQ_INT(rc, 1);
+        EXPECT_STR_CONTAINS(err, "does not support");
+    }
+}
