@@ -1,0 +1,662 @@
+/* dataset: the CSV reader, the binary dataset format, normalisation, shuffling and
+ * batching.
+ *
+ * The CSV reader holds the whole file in memory (one read), counts its newlines to size
+ * the output once, and parses every value with its own scanner: digits go into a uint64
+ * mantissa and a decimal exponent, and when both are small enough (Clinger's fast path)
+ * one exact multiplication or division gives the correctly rounded result; anything
+ * else goes to strtod/strtof. Only the error paths look back at the text. */
+#include "dataset.h"
+#include "generic.h"
+#include "mem.h"
+#include "utils.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* ---- reading the file ---- */
+
+/* A file's bytes followed by a NUL, so the scanner may look one byte past any value. */
+struct Text {
+    char *buf;
+    size_t len;
+    size_t map_len; /* > 0: buf is mapped */
+};
+
+/* Through a read loop: pipes, and files whose size is a multiple of the page size
+ * (their mapping has no zero byte after the end). */
+static int text_read(struct Text *t, int fd, const char *path, char *err, size_t errlen)
+{
+    size_t cap = t->len ? t->len + 2 : 1 << 16, n = 0;
+    char *buf = mem_alloc(cap);
+    for (;;) {
+        ssize_t got = read(fd, buf + n, cap - 1 - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            mem_free(buf);
+            return set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
+        }
+        if (got == 0) break;
+        n += (size_t)got;
+        if (n == cap - 1) buf = mem_realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    t->buf = buf;
+    t->len = n;
+    return 0;
+}
+
+/* Maps a regular file (no copy, no zeroed pages: several times faster than reading it
+ * for a file in the page cache), reads anything else. */
+static int text_open(struct Text *t, const char *path, char *err, size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return set_err(err, errlen, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        close(fd);
+        return set_err(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (S_ISREG(st.st_mode)) t->len = (size_t)st.st_size;
+    if (S_ISREG(st.st_mode) && t->len % page != 0) {
+        void *m = mmap(NULL, t->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (m != MAP_FAILED) {
+            close(fd);
+            t->buf = m;
+            t->map_len = t->len;
+            return 0; /* the rest of the last page reads as zeros */
+        }
+    }
+    int r = text_read(t, fd, path, err, errlen);
+    close(fd);
+    return r;
+}
+
+static void text_close(struct Text *t)
+{
+    if (t->map_len) munmap(t->buf, t->map_len);
+    else mem_free(t->buf);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- numbers ---- */
+
+struct Num {
+    uint64_t mant;  /* the first 19 significant digits */
+    int64_t exp10;  /* value = mant * 10^exp10 while digits <= 19 */
+    int digits;     /* significant digits seen */
+    int neg;
+};
+
+static inline int is_digit(char c) { return (unsigned)(c - '0') < 10; }
+static inline int is_blank(char c) { return c == ' ' || c == '\t'; }
+static inline const char *skip_blanks(const char *p)
+{
+    while (is_blank(*p)) p++;
+    return p;
+}
+
+/* Scans [sign] digits [. digits] [e [sign] digits] at p; returns its end, or NULL when
+ * no number starts at p. "5." and ".5" are numbers, "." is not. */
+static inline const char *num_scan(const char *p, struct Num *n)
+{
+    uint64_t m = 0;
+    int64_t e = 0;
+    int nd = 0, any = 0;
+    n->neg = *p == '-';
+    if (*p == '-' || *p == '+') p++;
+    for (; *p == '0'; p++) any = 1; /* leading zeros are not significant */
+    for (; is_digit(*p); p++, nd++, any = 1) {
+        if (nd < 19) m = m * 10 + (uint64_t)(*p - '0');
+        else e++;
+    }
+    if (*p == '.') {
+        p++;
+        if (nd == 0)
+            for (; *p == '0'; p++, e--) any = 1;
+        for (; is_digit(*p); p++, nd++, any = 1)
+            if (nd < 19) { m = m * 10 + (uint64_t)(*p - '0'); e--; }
+    }
+    if (!any) return NULL;
+    if ((*p | 32) == 'e') {
+        const char *q = p + 1;
+        int eneg = *q == '-';
+        if (*q == '-' || *q == '+') q++;
+        if (is_digit(*q)) {
+            int64_t x = 0;
+            for (; is_digit(*q); q++)
+                if (x < 1000000) x = x * 10 + (*q - '0');
+            e += eneg ? -x : x;
+            p = q;
+        }
+    }
+    n->mant = m;
+    n->exp10 = e;
+    n->digits = nd;
+    return p;
+}
+
+static const double pow10_exact[23] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* Clinger: a mantissa below 2^53 and 10^|e| <= 10^22 are both exact doubles, so one
+ * IEEE multiply or divide rounds the true value correctly. Returns 0 when it does not
+ * apply. */
+static inline int num_fast(const struct Num *n, double *v)
+{
+    if (n->digits > 19 || n->mant > (1ULL << 53)) return 0;
+    double d = (double)n->mant;
+    if (n->mant && n->exp10) {
+        if (n->exp10 < -22 || n->exp10 > 22) return 0;
+        d = n->exp10 < 0 ? d / pow10_exact[-n->exp10] : d * pow10_exact[n->exp10];
+    }
+    *v = n->neg ? -d : d;
+    return 1;
+}
+
+/* Each returns 0, or -1 when the value overflows the type. */
+static int num_to_f64(const char *tok, const struct Num *n, double *out)
+{
+    double d;
+    if (!num_fast(n, &d)) {
+        d = strtod(tok, NULL);
+        if (isinf(d)) return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* Rounding the correctly rounded double again to float equals rounding the decimal
+ * directly unless the double lies exactly halfway between two floats: those, the float
+ * subnormals and values near overflow go to strtof. A value overflows when it rounds to
+ * infinity (3.4028235e38, FLT_MAX printed with 8 digits, is accepted). */
+static int num_to_f32(const char *tok, const struct Num *n, float *out)
+{
+    double d;
+    if (n->exp10 == 0 && n->digits <= 7) { /* integers below 10^7: exact in float */
+        *out = n->neg ? -(float)n->mant : (float)n->mant;
+        return 0;
+    }
+    if (num_fast(n, &d)) {
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        double a = fabs(d);
+        if ((bits & 0x1fffffff) != 0x10000000 && ((a >= FLT_MIN && a <= FLT_MAX) || a == 0)) {
+            *out = (float)d;
+            return 0;
+        }
+    }
+    float f = strtof(tok, NULL);
+    if (isinf(f)) return -1;
+    *out = f;
+    return 0;
+}
+
+/* ---- the CSV parser ---- */
+
+struct Csv {
+    const char *path;
+    const char *p, *end;      /* cursor; end points at the terminating NUL */
+    const char *line_start;   /* for column numbers */
+    uint64_t line;            /* 1-based */
+    uint64_t cols;
+    uint64_t n_classes;       /* > 0: every value must be a class index in [0, n_classes) */
+    char *err;
+    size_t errlen;
+};
+
+static uint64_t col_of(const struct Csv *c, const char *at) { return (uint64_t)(at - c->line_start) + 1; }
+
+static inline int is_line_end(const struct Csv *c, const char *p)
+{
+    return *p == '\n' || (*p == '\r' && p[1] == '\n') || p == c->end;
+}
+
+/* After a value: a comma, a line end, or trailing blanks before either. */
+static inline int is_value_end(const struct Csv *c, const char *p)
+{
+    p = skip_blanks(p);
+    return *p == ',' || is_line_end(c, p);
+}
+
+static const char *token_end(const struct Csv *c, const char *tok)
+{
+    const char *p = tok;
+    while (*p != ',' && !is_line_end(c, p)) p++;
+    while (p > tok && is_blank(p[-1])) p--;
+    return p;
+}
+
+static int word_is(const char *s, int len, const char *w)
+{
+    if (len != (int)strlen(w)) return 0;
+    for (int i = 0; i < len; i++)
+        if ((s[i] | 32) != w[i]) return 0;
+    return 1;
+}
+
+static int is_nonfinite_word(const char *s, int len)
+{
+    if (len && (*s == '+' || *s == '-')) { s++; len--; }
+    return word_is(s, len, "nan") || word_is(s, len, "inf") || word_is(s, len, "infinity");
+}
+
+static int bad_value(const struct Csv *c, const char *tok)
+{
+    const char *e = token_end(c, tok);
+    int len = (int)(e - tok);
+    unsigned long long line = c->line, col = col_of(c, tok);
+    if (len == 0) return set_err(c->err, c->errlen, "%s:%llu:%llu: empty field, expected a number", c->path, line, col);
+    if (is_nonfinite_word(tok, len))
+        return set_err(c->err, c->errlen, "%s:%llu:%llu: '%.*s': NaN and Inf are not allowed", c->path, line, col, len, tok);
+    return set_err(c->err, c->errlen, "%s:%llu:%llu: '%.*s' is not a number", c->path, line, col, len > 40 ? 40 : len, tok);
+}
+
+static int out_of_range(const struct Csv *c, const char *tok, uint32_t dtype)
+{
+    const char *e = token_end(c, tok);
+    return set_err(c->err, c->errlen, "%s:%llu:%llu: '%.*s' is out of range for %s", c->path,
+                   (unsigned long long)c->line, (unsigned long long)col_of(c, tok),
+                   (int)(e - tok) > 40 ? 40 : (int)(e - tok), tok, dtype_name(dtype));
+}
+
+/* Counts the values on the line at p (commas + 1). */
+static uint64_t count_fields(const struct Csv *c, const char *p)
+{
+    uint64_t n = 1;
+    for (; !is_line_end(c, p); p++) n += *p == ',';
+    return n;
+}
+
+static int ragged(const struct Csv *c, uint64_t found)
+{
+    return set_err(c->err, c->errlen, "%s:%llu: expected %llu values, found %llu", c->path,
+                   (unsigned long long)c->line, (unsigned long long)c->cols, (unsigned long long)found);
+}
+
+static int bad_label(const struct Csv *c, const char *tok, double v)
+{
+    const char *e = token_end(c, tok);
+    const char *why = v < 0 ? "a class label cannot be negative"
+                    : v != floor(v) ? "a class label must be a whole number"
+                    : "class label out of range";
+    return set_err(c->err, c->errlen, "%s:%llu:%llu: '%.*s': %s (expected 0 to %llu)", c->path,
+                   (unsigned long long)c->line, (unsigned long long)col_of(c, tok),
+                   (int)(e - tok) > 40 ? 40 : (int)(e - tok), tok, why,
+                   (unsigned long long)c->n_classes - 1);
+}
+
+static int label_ok(double v, uint64_t n_classes) { return v >= 0 && v == floor(v) && v < (double)n_classes; }
+
+/* Moves past the line end at c->p (the caller checked it is one). */
+static void next_line(struct Csv *c)
+{
+    if (*c->p == '\r') c->p++;
+    if (*c->p == '\n') c->p++;
+    c->line++;
+    c->line_start = c->p;
+}
+
+static int only_blank_from(const struct Csv *c, const char *p)
+{
+    for (; p < c->end; p++)
+        if (!is_blank(*p) && *p != '\r' && *p != '\n') return 0;
+    return 1;
+}
+
+/* At the start of a row: a blank line ends the data if nothing but blank lines
+ * follows; inside the data it is an error (it would shift every later row against
+ * its label). Returns 1 at the end, 0 for a row, -1 on error. */
+static int at_data_end(struct Csv *c)
+{
+    const char *p = skip_blanks(c->p);
+    if (!is_line_end(c, p)) return 0;
+    if (only_blank_from(c, p)) return 1;
+    return set_err(c->err, c->errlen, "%s:%llu:1: blank line inside the data (only trailing blank lines are allowed)",
+                   c->path, (unsigned long long)c->line);
+}
+
+/* After the last value of a row: the line must end here. */
+static int end_row(struct Csv *c)
+{
+    if (*c->p == ',') return ragged(c, c->cols + count_fields(c, c->p + 1));
+    if (c->p != c->end) next_line(c);
+    return 0;
+}
+
+/* The common case of image data: a small unsigned integer with a comma or newline
+ * right after it. Returns the end, or NULL to take the general path. */
+static inline const char *scan_small_uint(const char *p, uint32_t *out)
+{
+    if (!is_digit(*p)) return NULL;
+    uint32_t m = (uint32_t)(*p++ - '0');
+    while (is_digit(*p) && m < 100000) m = m * 10 + (uint32_t)(*p++ - '0');
+    if (*p != ',' && *p != '\n') return NULL;
+    *out = m;
+    return p;
+}
+
+/* Any value at c->p, with blanks around it; returns the end after trailing blanks. */
+#define PARSE_VALUE(T, sfx)                                                               \
+    static const char *parse_value_##sfx(const struct Csv *c, T *out, uint32_t dtype)     \
+    {                                                                                     \
+        struct Num n;                                                                     \
+        const char *tok = skip_blanks(c->p);                                              \
+        const char *q = num_scan(tok, &n);                                                \
+        if (!q || !is_value_end(c, q)) { bad_value(c, tok); return NULL; }                \
+        if (num_to_##sfx(tok, &n, out)) { out_of_range(c, tok, dtype); return NULL; }     \
+        return skip_blanks(q);                                                            \
+    }
+GEN_BOTH(PARSE_VALUE)
+
+/* The rows from c->p to the end into out (room for max_rows x cols). */
+#define PARSE_ROWS(T, sfx)                                                                    \
+    static int parse_rows_##sfx(struct Csv *c, T *out, uint64_t max_rows, uint64_t *rows_out, \
+                                uint32_t dtype)                                               \
+    {                                                                                         \
+        uint64_t cols = c->cols;                                                              \
+        for (uint64_t r = 0;; r++) {                                                          \
+            int end = at_data_end(c);                                                         \
+            if (end) { *rows_out = r; return end < 0 ? -1 : 0; }                              \
+            CHECK(r < max_rows, "row %llu past the newline count", (unsigned long long)r);    \
+            T *row = out + r * cols;                                                          \
+            for (uint64_t j = 0;; j++) {                                                      \
+                uint32_t m;                                                                   \
+                const char *q = scan_small_uint(c->p, &m);                                    \
+                if (q) row[j] = (T)m;                                                         \
+                else if (!(q = parse_value_##sfx(c, &row[j], dtype))) return -1;              \
+                if (c->n_classes && !label_ok(row[j], c->n_classes))                          \
+                    return bad_label(c, skip_blanks(c->p), row[j]);                           \
+                c->p = q;                                                                     \
+                if (j + 1 == cols) break;                                                     \
+                if (*q != ',') return ragged(c, j + 1);                                       \
+                c->p++;                                                                       \
+            }                                                                                 \
+            if (end_row(c)) return -1;                                                        \
+        }                                                                                     \
+    }
+GEN_BOTH(PARSE_ROWS)
+
+/* Is every field of the first line something other than a number? Then it is a
+ * header. NaN and Inf count as numbers here, so a first row holding them is an error. */
+static int is_header(const struct Csv *c)
+{
+    const char *p = c->p;
+    for (;;) {
+        const char *tok = skip_blanks(p);
+        struct Num n;
+        const char *q = num_scan(tok, &n);
+        const char *e = token_end(c, tok);
+        if (!(q && is_value_end(c, q)) && !is_nonfinite_word(tok, (int)(e - tok))) return 1;
+        while (*p != ',' && !is_line_end(c, p)) p++;
+        if (*p != ',') return 0;
+        p++;
+    }
+}
+
+static uint64_t count_newlines(const char *p, const char *end)
+{
+    uint64_t n = 0;
+    while ((p = memchr(p, '\n', (size_t)(end - p)))) { n++; p++; }
+    return n;
+}
+
+/* Skips a BOM and a header, sets c->cols from the first data row. */
+static int csv_start(struct Csv *c, uint64_t want_cols)
+{
+    if (!memcmp(c->p, "\xef\xbb\xbf", 3)) c->p += 3;
+    c->line_start = c->p;
+    if (only_blank_from(c, c->p)) return set_err(c->err, c->errlen, "%s: empty file, expected rows of comma-separated numbers", c->path);
+    int r = at_data_end(c);
+    if (r) return -1;
+    uint64_t header_fields = 0;
+    if (is_header(c)) {
+        header_fields = count_fields(c, c->p);
+        while (!is_line_end(c, c->p)) c->p++;
+        next_line(c);
+        if (only_blank_from(c, c->p))
+            return set_err(c->err, c->errlen, "%s: no data rows, only a header on line 1", c->path);
+        if (at_data_end(c)) return -1;
+    }
+    c->cols = count_fields(c, c->p);
+    if (header_fields && header_fields != c->cols)
+        return set_err(c->err, c->errlen, "%s:%llu: expected %llu values as in the header, found %llu", c->path,
+                       (unsigned long long)c->line, (unsigned long long)header_fields, (unsigned long long)c->cols);
+    if (want_cols && c->cols != want_cols)
+        return set_err(c->err, c->errlen, "%s:%llu: expected %llu value per row (a class index), found %llu", c->path,
+                       (unsigned long long)c->line, (unsigned long long)want_cols, (unsigned long long)c->cols);
+    return 0;
+}
+
+static int csv_parse(const char *path, const char *buf, size_t len, uint32_t dtype, uint64_t n_classes,
+                     struct Tensor **out, char *err, size_t errlen)
+{
+    struct Csv c = {.path = path, .p = buf, .end = buf + len, .line = 1, .n_classes = n_classes,
+                    .err = err, .errlen = errlen};
+    if (csv_start(&c, n_classes ? 1 : 0)) return -1;
+    uint64_t max_rows = count_newlines(c.p, c.end) + 1, rows = 0;
+    struct Tensor *t = tensor_create(2, (uint64_t[]){max_rows, c.cols}, dtype);
+    if (DT_CALL(dtype, parse_rows, &c, t->data, max_rows, &rows, dtype)) {
+        tensor_free(t);
+        return -1;
+    }
+    t->shape[0] = rows; /* the block keeps room for the skipped header and blank lines */
+    *out = t;
+    return 0;
+}
+
+/* The matrix in a CSV file; n_classes > 0 asks for one class index per row. */
+static int read_matrix(const char *path, uint32_t dtype, uint64_t n_classes, struct Tensor **out,
+                       char *err, size_t errlen)
+{
+    struct Text text;
+    if (text_open(&text, path, err, errlen)) return -1;
+    int r = csv_parse(path, text.buf, text.len, dtype, n_classes, out, err, errlen);
+    text_close(&text);
+    return r;
+}
+
+int csv_read_matrix(const char *path, uint32_t dtype, struct Tensor **out, char *err, size_t errlen)
+{
+    return read_matrix(path, dtype, 0, out, err, errlen);
+}
+
+/* ---- the dataset ---- */
+
+int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uint32_t dtype,
+                 uint64_t n_classes, char *err, size_t errlen)
+{
+    memset(ds, 0, sizeof *ds);
+    if (read_matrix(x_path, dtype, 0, &ds->x, err, errlen)) return -1;
+    if (y_path && read_matrix(y_path, dtype, n_classes, &ds->y, err, errlen)) {
+        dataset_free(ds);
+        return -1;
+    }
+    ds->n = ds->x->shape[0];
+    ds->dim = ds->x->shape[1];
+    if (ds->y && ds->y->shape[0] != ds->n) {
+        set_err(err, errlen, "%s has %llu rows but %s has %llu: each sample needs one label row",
+                x_path, (unsigned long long)ds->n, y_path, (unsigned long long)ds->y->shape[0]);
+        dataset_free(ds);
+        return -1;
+    }
+    ds->label_dim = ds->y ? ds->y->shape[1] : 0;
+    ds->order = mem_alloc(ds->n * sizeof *ds->order);
+    for (uint64_t i = 0; i < ds->n; i++) ds->order[i] = i;
+    return 0;
+}
+
+void dataset_free(struct Dataset *ds)
+{
+    tensor_free(ds->x);
+    tensor_free(ds->y);
+    tensor_free(ds->bx_buf);
+    tensor_free(ds->by_buf);
+    mem_free(ds->order);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* ---- normalisation ---- */
+
+/* Per-feature min, max and mean in one pass, then the variance about the mean. */
+#define NORM_STATS(T, sfx)                                                                \
+    static void norm_stats_##sfx(const void *xv, uint64_t n, uint64_t d, int kind,        \
+                                 void *shiftv, void *scalev)                              \
+    {                                                                                     \
+        const T *x = xv;                                                                  \
+        T *shift = shiftv, *scale = scalev;                                               \
+        double *lo = mem_alloc(3 * d * sizeof *lo), *hi = lo + d, *acc = hi + d;          \
+        for (uint64_t j = 0; j < d; j++) { lo[j] = hi[j] = x[j]; acc[j] = 0; }            \
+        for (uint64_t i = 0; i < n; i++)                                                  \
+            for (uint64_t j = 0; j < d; j++) {                                            \
+                double v = x[i * d + j];                                                  \
+                lo[j] = v < lo[j] ? v : lo[j];                                            \
+                hi[j] = v > hi[j] ? v : hi[j];                                            \
+                acc[j] += v;                                                              \
+            }                                                                             \
+        for (uint64_t j = 0; j < d; j++) acc[j] /= (double)n;                             \
+        if (kind == NORM_STANDARD) {                                                      \
+            double *var = mem_alloc_zeroed(d * sizeof *var);                              \
+            for (uint64_t i = 0; i < n; i++)                                              \
+                for (uint64_t j = 0; j < d; j++) {                                        \
+                    double u = x[i * d + j] - acc[j];                                     \
+                    var[j] += u * u;                                                      \
+                }                                                                         \
+            for (uint64_t j = 0; j < d; j++) {                                            \
+                shift[j] = (T)acc[j];                                                     \
+                scale[j] = lo[j] == hi[j] ? 1 : (T)(1 / sqrt(var[j] / (double)n));        \
+            }                                                                             \
+            mem_free(var);                                                                \
+        } else if (kind == NORM_MINMAX) {                                                 \
+            for (uint64_t j = 0; j < d; j++) {                                            \
+                shift[j] = (T)lo[j];                                                      \
+                scale[j] = lo[j] == hi[j] ? 1 : (T)(1 / (hi[j] - lo[j]));                 \
+            }                                                                             \
+        } else {                                                                          \
+            for (uint64_t j = 0; j < d; j++) { shift[j] = 0; scale[j] = 1; }              \
+        }                                                                                 \
+        mem_free(lo);                                                                     \
+    }
+GEN_BOTH(NORM_STATS)
+
+void dataset_norm_stats(const struct Dataset *ds, int kind, struct Tensor **shift, struct Tensor **scale)
+{
+    CHECK(ds->n > 0, "no samples");
+    uint64_t d = ds->dim;
+    *shift = tensor_create(1, &d, ds->x->dtype);
+    *scale = tensor_create(1, &d, ds->x->dtype);
+    DT_CALL(ds->x->dtype, norm_stats, ds->x->data, ds->n, d, kind, (*shift)->data, (*scale)->data);
+}
+
+#define NORMALIZE(T, sfx)                                                                     \
+    static void normalize_##sfx(void *xv, uint64_t n, uint64_t d, const void *sv, const void *cv) \
+    {                                                                                         \
+        T *x = xv;                                                                            \
+        const T *shift = sv, *scale = cv;                                                     \
+        for (uint64_t i = 0; i < n; i++, x += d)                                              \
+            for (uint64_t j = 0; j < d; j++) x[j] = (x[j] - shift[j]) * scale[j];             \
+    }
+GEN_BOTH(NORMALIZE)
+
+void dataset_normalize(struct Dataset *ds, const struct Tensor *shift, const struct Tensor *scale)
+{
+    uint32_t dt = ds->x->dtype;
+    CHECK(shift->dtype == dt && scale->dtype == dt, "normalisation statistics in %s for %s data",
+          dtype_name(shift->dtype), dtype_name(dt));
+    CHECK(tensor_numel(shift) == ds->dim && tensor_numel(scale) == ds->dim,
+          "%llu statistics for %llu features", (unsigned long long)tensor_numel(shift), (unsigned long long)ds->dim);
+    DT_CALL(dt, normalize, ds->x->data, ds->n, ds->dim, shift->data, scale->data);
+}
+
+/* ---- shuffling and batching ---- */
+
+/* Starts from the identity, so the order depends on the generator's state alone. */
+void dataset_shuffle_indices(struct Dataset *ds, struct Rng *rng)
+{
+    uint64_t *o = ds->order;
+    for (uint64_t i = 0; i < ds->n; i++) o[i] = i;
+    for (uint64_t i = ds->n; i > 1; i--) {
+        uint64_t j = rng_below(rng, i), t = o[i - 1];
+        o[i - 1] = o[j];
+        o[j] = t;
+    }
+}
+
+uint64_t dataset_num_batches(const struct Dataset *ds, uint64_t batch_size)
+{
+    CHECK(batch_size > 0, "batch size 0");
+    return (ds->n + batch_size - 1) / batch_size;
+}
+
+static void batch_header(struct Tensor *h, struct Tensor *buf, uint64_t *shape, uint64_t *stride,
+                         uint64_t rows, uint64_t cols)
+{
+    h->data = buf->data;
+    h->ndim = 2;
+    h->shape = shape;
+    h->stride = stride;
+    shape[0] = rows;
+    shape[1] = cols;
+    stride[0] = cols;
+    stride[1] = 1;
+    h->dtype = buf->dtype;
+    h->flags = 0;
+}
+
+static void gather_rows(void *dst, const struct Tensor *src, const uint64_t *idx, uint64_t rows, uint64_t cols)
+{
+    size_t row_bytes = cols * dtype_size(src->dtype);
+    const char *s = src->data;
+    char *d = dst;
+    for (uint64_t r = 0; r < rows; r++) memcpy(d + r * row_bytes, s + idx[r] * row_bytes, row_bytes);
+}
+
+void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size,
+                       struct Tensor **x, struct Tensor **y)
+{
+    CHECK(batch_index < dataset_num_batches(ds, batch_size), "batch %llu of %llu",
+          (unsigned long long)batch_index, (unsigned long long)dataset_num_batches(ds, batch_size));
+    if (batch_size > ds->batch_cap) {
+        tensor_free(ds->bx_buf);
+        tensor_free(ds->by_buf);
+        ds->bx_buf = tensor_create(2, (uint64_t[]){batch_size, ds->dim}, ds->x->dtype);
+        ds->by_buf = ds->y ? tensor_create(2, (uint64_t[]){batch_size, ds->label_dim}, ds->y->dtype) : NULL;
+        ds->batch_cap = batch_size;
+    }
+    uint64_t first = batch_index * batch_size;
+    uint64_t rows = ds->n - first < batch_size ? ds->n - first : batch_size;
+    gather_rows(ds->bx_buf->data, ds->x, ds->order + first, rows, ds->dim);
+    batch_header(&ds->bx, ds->bx_buf, ds->bx_shape, ds->bx_stride, rows, ds->dim);
+    *x = &ds->bx;
+    if (y) *y = NULL;
+    if (ds->y) {
+        gather_rows(ds->by_buf->data, ds->y, ds->order + first, rows, ds->label_dim);
+        batch_header(&ds->by, ds->by_buf, ds->by_shape, ds->by_stride, rows, ds->label_dim);
+        if (y) *y = &ds->by;
+    }
+}

@@ -1,0 +1,410 @@
+/* Tests of the dataset module: the CSV reader's accepted and rejected inputs, labels,
+ * normalisation, shuffling and batching. */
+#include "test.h"
+#include "dataset.h"
+#include "mem.h"
+#include "tensor.h"
+#include "utils.h"
+
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *tmp_path(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", test_tmpdir(), name);
+    return buf;
+}
+
+/* Writes text (len bytes, may hold NULs) to a scratch file and returns its path. */
+static const char *write_bytes(char *buf, size_t cap, const char *name, const char *text, size_t len)
+{
+    tmp_path(buf, cap, name);
+    FILE *f = fopen(buf, "wb");
+    if (!f) { test_fail(__FILE__, __LINE__, "cannot write %s", buf); return buf; }
+    fwrite(text, 1, len, f);
+    fclose(f);
+    return buf;
+}
+
+/* Reads text as CSV in dtype and compares with want (rows x cols); frees it. */
+static void expect_matrix(const char *text, uint32_t dtype, uint64_t rows, uint64_t cols, const double *want)
+{
+    char path[512], err[512] = "";
+    struct Tensor *t = NULL;
+    write_bytes(path, sizeof path, "m.csv", text, strlen(text));
+    int r = csv_read_matrix(path, dtype, &t, err, sizeof err);
+    EXPECT_MSG(r == 0, "rejected %s: %s", text, err);
+    if (r) return;
+    EXPECT_EQ_INT(t->shape[0], rows);
+    EXPECT_EQ_INT(t->shape[1], cols);
+    EXPECT_EQ_INT(t->dtype, dtype);
+    if (t->shape[0] == rows && t->shape[1] == cols)
+        for (uint64_t i = 0; i < rows * cols; i++) {
+            double got = dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+            double w = dtype == DT_FLOAT32 ? (double)(float)want[i] : want[i];
+            EXPECT_MSG(got == w, "value %llu of %s: %.17g, expected %.17g", (unsigned long long)i, text, got, w);
+        }
+    tensor_free(t);
+}
+
+static void expect_both(const char *text, uint64_t rows, uint64_t cols, const double *want)
+{
+    expect_matrix(text, DT_FLOAT32, rows, cols, want);
+    expect_matrix(text, DT_FLOAT64, rows, cols, want);
+}
+
+static const double m23[6] = {1, 2, 3, 4, 5, 6};
+
+TEST(csv_plain_and_header)
+{
+    expect_both("1,2,3\n4,5,6\n", 2, 3, m23);
+    expect_both("a,b,c\n1,2,3\n4,5,6\n", 2, 3, m23);
+    expect_both("\"x 1\", y ,z\n1,2,3\n4,5,6\n", 2, 3, m23);
+}
+
+TEST(csv_line_endings_bom_and_blanks)
+{
+    expect_both("1,2,3\r\n4,5,6\r\n", 2, 3, m23);
+    expect_both("\xef\xbb\xbf" "1,2,3\n4,5,6\n", 2, 3, m23);
+    expect_both("\xef\xbb\xbf" "h1,h2,h3\r\n1,2,3\r\n4,5,6", 2, 3, m23);
+    expect_both("1,2,3\n4,5,6", 2, 3, m23);
+    expect_both("1,2,3\n4,5,6\n\n\n", 2, 3, m23);
+    expect_both("1,2,3\n4,5,6\n \r\n\t\n", 2, 3, m23);
+    expect_both(" 1 ,\t2,3 \n  4,5\t, 6\t\r\n", 2, 3, m23);
+}
+
+TEST(csv_number_forms)
+{
+    const double want[] = {1e-3, 2, -0.5, 0.5, 5, 1.5e10, -2.5e-7, 0, -0.0, 123456.789, 1e300, 3};
+    expect_matrix("1e-3,+2,-0.5,.5,5.,1.5E+10,-25e-8,000,-0,123456.789,1e300,0003.000\n",
+                  DT_FLOAT64, 1, 12, want);
+    const double w32[] = {1e-3, 2, -0.5, 0.5, 5, 1.5e10, -2.5e-7, 0, -0.0, 123456.789, 3.4e38, 3};
+    expect_matrix("1e-3,+2,-0.5,.5,5.,1.5E+10,-25e-8,000,-0,123456.789,3.4e38,0003.000\n",
+                  DT_FLOAT32, 1, 12, w32);
+    /* Beyond the fast path: more than 19 digits, large exponents, subnormals. */
+    const double w2[] = {0.1234567890123456789012, 12345678901234567890123.0, 1e-310, 9007199254740993.0, 7e-30};
+    expect_matrix("0.1234567890123456789012,12345678901234567890123,1e-310,9007199254740993,7e-30\n",
+                  DT_FLOAT64, 1, 5, w2);
+    expect_matrix("0.1234567890123456789012,12345678901234567890123,1e-310,9007199254740993,7e-30\n",
+                  DT_FLOAT32, 1, 5, w2);
+}
+
+/* Decimal strings that lie near a float32 rounding boundary must round as strtof does. */
+TEST(csv_float32_rounding_matches_strtof)
+{
+    const char *s[] = {"16777217", "0.1", "3.4028235e38", "1.00000017881393432617187499",
+                       "1.000000178813934326171875", "1.00000017881393432617187501", "33554433", "1e-40"};
+    enum { N = sizeof s / sizeof s[0] };
+    char text[512] = "";
+    double want[N];
+    for (int i = 0; i < N; i++) {
+        strcat(text, s[i]);
+        strcat(text, i + 1 < N ? "," : "\n");
+        want[i] = strtof(s[i], NULL);
+    }
+    expect_matrix(text, DT_FLOAT32, 1, N, want);
+}
+
+TEST(csv_very_long_line)
+{
+    enum { N = 100000 };
+    char *text = mem_alloc(2 * N * 10 + 16), *p = text;
+    double *want = mem_alloc(2 * N * sizeof *want);
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < N; i++) {
+            want[r * N + i] = (i % 1000) * 0.25 - r;
+            p += sprintf(p, i + 1 < N ? "%g," : "%g\n", want[r * N + i]);
+        }
+    expect_both(text, 2, N, want);
+    mem_free(text);
+    mem_free(want);
+}
+
+/* Reads text and expects a rejection whose message contains want. */
+static void expect_reject(const char *text, size_t len, uint32_t dtype, const char *want)
+{
+    char path[512], err[512] = "";
+    struct Tensor *t = NULL;
+    write_bytes(path, sizeof path, "bad.csv", text, len);
+    EXPECT_MSG(csv_read_matrix(path, dtype, &t, err, sizeof err) == -1, "accepted \"%s\"", text);
+    tensor_free(t);
+    char full[600];
+    snprintf(full, sizeof full, "%s%s", path, want);
+    EXPECT_STR_CONTAINS(err, full);
+}
+#define REJECT(text, want) expect_reject(text, strlen(text), DT_FLOAT32, want)
+
+TEST(csv_rejects_non_numbers)
+{
+    REJECT("1,2,3\n4,abc,6\n", ":2:3: 'abc' is not a number");
+    REJECT("1,2,3\n4,1.2.3,6\n", ":2:3: '1.2.3' is not a number");
+    REJECT("1,2,3\n4,5,12abc\n", ":2:5: '12abc' is not a number");
+    REJECT("1,2,3\n4,,6\n", ":2:3: empty field");
+    REJECT("1,2,3\n4, ,6\n", ":2:4: empty field");
+    REJECT("1,2,3\n4,5 6,7\n", ":2:3: '5 6' is not a number");
+    REJECT("1,2,3\n4,1e,6\n", ":2:3: '1e' is not a number");
+    REJECT("1,2,3\n4,-,6\n", ":2:3: '-' is not a number");
+    REJECT("1,2,3\n4,0x10,6\n", ":2:3: '0x10' is not a number");
+    REJECT("\xef\xbb\xbf" "1,2,3\n4,5,x\n", ":2:5: 'x' is not a number");
+    REJECT("1,2,3\n  4,5,6x\r\n", ":2:7: '6x' is not a number");
+    static const char nul[] = "1,2,3\n4,5\0,6\n";
+    expect_reject(nul, sizeof nul - 1, DT_FLOAT32, ":2:3: '5");
+}
+
+TEST(csv_rejects_nonfinite_and_overflow)
+{
+    REJECT("1,2,3\n4,NaN,6\n", ":2:3: 'NaN': NaN and Inf are not allowed");
+    REJECT("1,2,3\n4,5,-inf\n", ":2:5: '-inf': NaN and Inf are not allowed");
+    REJECT("1,2,3\n4,5,Infinity\n", ":2:5: 'Infinity': NaN and Inf are not allowed");
+    REJECT("nan,2,3\n4,5,6\n", ":1:1: 'nan': NaN and Inf");
+    REJECT("1,2,3\n4,5,1e39\n", ":2:5: '1e39' is out of range for float32");
+    REJECT("1,2,3\n4,-3.5e38,6\n", ":2:3: '-3.5e38' is out of range for float32");
+}
+
+TEST(csv_float64_accepts_beyond_float32_but_not_beyond_float64)
+{
+    const double want[] = {1e39, -3.5e38, 1.7976931348623157e308};
+    expect_matrix("1e39,-3.5e38,1.7976931348623157e308\n", DT_FLOAT64, 1, 3, want);
+    expect_reject("1,2\n3,1e309\n", 12, DT_FLOAT64, ":2:3: '1e309' is out of range for float64");
+    expect_reject("1,2\n3,-1e400\n", 13, DT_FLOAT64, ":2:3: '-1e400' is out of range for float64");
+}
+
+TEST(csv_rejects_ragged_rows)
+{
+    REJECT("1,2,3\n4,5\n", ":2: expected 3 values, found 2");
+    REJECT("1,2,3\n4,5,6,7,8\n", ":2: expected 3 values, found 5");
+    REJECT("1,2,3\n4,5,6,\n", ":2: expected 3 values, found 4");
+    REJECT("a,b\n1,2,3\n", ":2: expected 2 values as in the header, found 3");
+    REJECT("1,2,3\n\n4,5,6\n", ":2:1: blank line inside the data");
+}
+
+TEST(csv_rejects_empty_and_header_only)
+{
+    REJECT("", ": empty file");
+    REJECT("\n\r\n  \n", ": empty file");
+    REJECT("\xef\xbb\xbf", ": empty file");
+    REJECT("x,y,z\n", ": no data rows, only a header");
+    REJECT("x,y,z", ": no data rows, only a header");
+    REJECT("x,y,z\r\n\r\n", ": no data rows, only a header");
+}
+
+TEST(csv_missing_file)
+{
+    char err[512] = "";
+    struct Tensor *t = NULL;
+    EXPECT_EQ_INT(csv_read_matrix("/nonexistent/x.csv", DT_FLOAT32, &t, err, sizeof err), -1);
+    EXPECT_STR_CONTAINS(err, "/nonexistent/x.csv: No such file");
+    EXPECT_EQ_INT(csv_read_matrix(test_tmpdir(), DT_FLOAT32, &t, err, sizeof err), -1);
+    EXPECT_STR_CONTAINS(err, "is a directory");
+}
+
+/* ---- dataset_load ---- */
+
+static int load_texts(struct Dataset *ds, const char *x, const char *y, uint64_t n_classes,
+                      char *err, size_t errlen, char *ypath, size_t ycap)
+{
+    char xpath[512];
+    write_bytes(xpath, sizeof xpath, "x.csv", x, strlen(x));
+    write_bytes(ypath, ycap, "y.csv", y, strlen(y));
+    return dataset_load(ds, xpath, ypath, DT_FLOAT32, n_classes, err, errlen);
+}
+
+static void expect_label_reject(const char *y, uint64_t n_classes, const char *want)
+{
+    struct Dataset ds;
+    char err[512] = "", ypath[512], full[700];
+    EXPECT_EQ_INT(load_texts(&ds, "1,2\n3,4\n5,6\n", y, n_classes, err, sizeof err, ypath, sizeof ypath), -1);
+    snprintf(full, sizeof full, "%s%s", ypath, want);
+    EXPECT_STR_CONTAINS(err, full);
+    EXPECT(ds.x == NULL && ds.y == NULL && ds.order == NULL);
+}
+
+TEST(dataset_load_classes)
+{
+    struct Dataset ds;
+    char err[512] = "", ypath[512];
+    int r = load_texts(&ds, "x1,x2\n1,2\n3,4\n5,6\n", "label\n2\n0\n1\n", 3, err, sizeof err, ypath, sizeof ypath);
+    EXPECT_MSG(r == 0, "%s", err);
+    if (r) return;
+    EXPECT_EQ_INT(ds.n, 3);
+    EXPECT_EQ_INT(ds.dim, 2);
+    EXPECT_EQ_INT(ds.label_dim, 1);
+    EXPECT_NEAR(tensor_f32(ds.y)[0], 2, 0);
+    EXPECT_NEAR(tensor_f32(ds.y)[2], 1, 0);
+    EXPECT_NEAR(tensor_f32(ds.x)[5], 6, 0);
+    for (uint64_t i = 0; i < 3; i++) EXPECT_EQ_INT(ds.order[i], i);
+    dataset_free(&ds);
+}
+
+TEST(dataset_load_rejects_bad_labels)
+{
+    expect_label_reject("0\n3\n1\n", 3, ":2:1: '3': class label out of range (expected 0 to 2)");
+    expect_label_reject("0\n1\n -1\n", 3, ":3:2: '-1': a class label cannot be negative");
+    expect_label_reject("0\n1.5\n1\n", 3, ":2:1: '1.5': a class label must be a whole number");
+    expect_label_reject("0,1\n1,0\n1,1\n", 3, ":1: expected 1 value per row (a class index), found 2");
+    struct Dataset ds;
+    char err[512] = "", ypath[512];
+    EXPECT_EQ_INT(load_texts(&ds, "1,2\n3,4\n5,6\n", "0\n1\n", 3, err, sizeof err, ypath, sizeof ypath), -1);
+    EXPECT_STR_CONTAINS(err, "x.csv has 3 rows but ");
+    EXPECT_STR_CONTAINS(err, "y.csv has 2");
+}
+
+TEST(dataset_load_regression_targets)
+{
+    struct Dataset ds;
+    char err[512] = "", ypath[512];
+    int r = load_texts(&ds, "1,2\n3,4\n", "0.5,-1\n2.25,1e2\n", 0, err, sizeof err, ypath, sizeof ypath);
+    EXPECT_MSG(r == 0, "%s", err);
+    if (r) return;
+    EXPECT_EQ_INT(ds.label_dim, 2);
+    EXPECT_NEAR(tensor_f32(ds.y)[1], -1, 0);
+    EXPECT_NEAR(tensor_f32(ds.y)[3], 100, 0);
+    dataset_free(&ds);
+}
+
+TEST(dataset_load_without_labels)
+{
+    struct Dataset ds;
+    char path[512], err[512] = "";
+    write_bytes(path, sizeof path, "x.csv", "1,2\n3,4\n", 8);
+    EXPECT_EQ_INT(dataset_load(&ds, path, NULL, DT_FLOAT64, 0, err, sizeof err), 0);
+    EXPECT(ds.y == NULL);
+    EXPECT_EQ_INT(ds.label_dim, 0);
+    struct Tensor *x, *y = (struct Tensor *)1;
+    dataset_get_batch(&ds, 0, 4, &x, &y);
+    EXPECT(y == NULL);
+    EXPECT_EQ_INT(x->shape[0], 2);
+    EXPECT_NEAR(tensor_f64(x)[3], 4, 0);
+    dataset_free(&ds);
+}
+
+/* ---- normalisation, shuffling, batching ---- */
+
+/* A 4 x 3 dataset built in memory: column 0 = 1,2,3,4; column 1 constant 7; column 2 = 0,0,0,8. */
+static void make_ds(struct Dataset *ds, uint32_t dtype)
+{
+    static const double xs[12] = {1, 7, 0, 2, 7, 0, 3, 7, 0, 4, 7, 8};
+    memset(ds, 0, sizeof *ds);
+    ds->x = tensor_create(2, (uint64_t[]){4, 3}, dtype);
+    ds->y = tensor_create(2, (uint64_t[]){4, 1}, dtype);
+    for (int i = 0; i < 12; i++) tensor_set(ds->x, (uint64_t[]){i / 3, i % 3}, xs[i]);
+    for (int i = 0; i < 4; i++) tensor_set(ds->y, (uint64_t[]){i, 0}, 10 + i);
+    ds->n = 4;
+    ds->dim = 3;
+    ds->label_dim = 1;
+    ds->order = mem_alloc(4 * sizeof *ds->order);
+    for (int i = 0; i < 4; i++) ds->order[i] = i;
+}
+
+TEST(dataset_norm_minmax_and_standard)
+{
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Dataset ds;
+        struct Tensor *shift, *scale;
+        make_ds(&ds, dt);
+        dataset_norm_stats(&ds, NORM_MINMAX, &shift, &scale);
+        const double ms[3] = {1, 7, 0}, mc[3] = {1.0 / 3, 1, 1.0 / 8};
+        for (uint64_t j = 0; j < 3; j++) {
+            EXPECT_NEAR(tensor_get(shift, &j), ms[j], 1e-7);
+            EXPECT_NEAR(tensor_get(scale, &j), mc[j], 1e-7);
+        }
+        tensor_free(shift);
+        tensor_free(scale);
+        dataset_norm_stats(&ds, NORM_STANDARD, &shift, &scale);
+        /* column 0: mean 2.5, population std sqrt(1.25); column 2: mean 2, std sqrt(12) */
+        const double ss[3] = {2.5, 7, 2}, sc[3] = {1 / sqrt(1.25), 1, 1 / sqrt(12)};
+        for (uint64_t j = 0; j < 3; j++) {
+            EXPECT_NEAR(tensor_get(shift, &j), ss[j], 1e-6);
+            EXPECT_NEAR(tensor_get(scale, &j), sc[j], 1e-6);
+        }
+        dataset_normalize(&ds, shift, scale);
+        /* each non-constant column now has mean 0 and variance 1; the constant one is 0 */
+        for (uint64_t j = 0; j < 3; j++) {
+            double s = 0, s2 = 0;
+            for (uint64_t i = 0; i < 4; i++) {
+                double v = tensor_get(ds.x, (uint64_t[]){i, j});
+                s += v;
+                s2 += v * v;
+            }
+            EXPECT_NEAR(s / 4, 0, 1e-6);
+            EXPECT_NEAR(s2 / 4, j == 1 ? 0 : 1, 1e-6);
+        }
+        EXPECT_NEAR(tensor_get(ds.x, (uint64_t[]){3, 2}), 6 / sqrt(12), 1e-6);
+        tensor_free(shift);
+        tensor_free(scale);
+        dataset_free(&ds);
+    }
+}
+
+TEST(dataset_shuffle_is_a_seeded_permutation)
+{
+    struct Dataset a, b;
+    memset(&a, 0, sizeof a);
+    a.n = 1000;
+    a.order = mem_alloc(a.n * sizeof *a.order);
+    b = a;
+    b.order = mem_alloc(b.n * sizeof *b.order);
+    struct Rng r1, r2;
+    rng_seed(&r1, 42);
+    rng_seed(&r2, 42);
+    dataset_shuffle_indices(&a, &r1);
+    dataset_shuffle_indices(&b, &r2);
+    char *seen = mem_alloc_zeroed(a.n);
+    uint64_t moved = 0;
+    for (uint64_t i = 0; i < a.n; i++) {
+        EXPECT_EQ_INT(a.order[i], b.order[i]);
+        if (a.order[i] < a.n) seen[a.order[i]]++;
+        moved += a.order[i] != i;
+    }
+    for (uint64_t i = 0; i < a.n; i++) EXPECT_EQ_INT(seen[i], 1);
+    EXPECT(moved > 900);
+    /* the next epoch's order differs, and a different seed gives another order */
+    dataset_shuffle_indices(&b, &r2);
+    uint64_t same = 0;
+    for (uint64_t i = 0; i < a.n; i++) same += a.order[i] == b.order[i];
+    EXPECT(same < 50);
+    rng_seed(&r2, 43);
+    dataset_shuffle_indices(&b, &r2);
+    same = 0;
+    for (uint64_t i = 0; i < a.n; i++) same += a.order[i] == b.order[i];
+    EXPECT(same < 50);
+    mem_free(seen);
+    mem_free(a.order);
+    mem_free(b.order);
+}
+
+TEST(dataset_batches_with_partial_last)
+{
+    struct Dataset ds;
+    make_ds(&ds, DT_FLOAT64);
+    EXPECT_EQ_INT(dataset_num_batches(&ds, 3), 2);
+    EXPECT_EQ_INT(dataset_num_batches(&ds, 4), 1);
+    EXPECT_EQ_INT(dataset_num_batches(&ds, 1), 4);
+    EXPECT_EQ_INT(dataset_num_batches(&ds, 100), 1);
+    const uint64_t order[4] = {2, 0, 3, 1};
+    memcpy(ds.order, order, sizeof order);
+    struct Tensor *x, *y;
+    dataset_get_batch(&ds, 0, 3, &x, &y);
+    uint64_t calls = mem_alloc_calls();
+    EXPECT_EQ_INT(x->shape[0], 3);
+    EXPECT_EQ_INT(x->shape[1], 3);
+    EXPECT_EQ_INT(y->shape[0], 3);
+    EXPECT_EQ_INT(y->shape[1], 1);
+    EXPECT_NEAR(tensor_f64(x)[0], 3, 0);  /* row 2 */
+    EXPECT_NEAR(tensor_f64(x)[3], 1, 0);  /* row 0 */
+    EXPECT_NEAR(tensor_f64(x)[8], 8, 0);  /* row 3, column 2 */
+    EXPECT_NEAR(tensor_f64(y)[0], 12, 0);
+    EXPECT_NEAR(tensor_f64(y)[2], 13, 0);
+    dataset_get_batch(&ds, 1, 3, &x, &y);
+    EXPECT_EQ_INT(x->shape[0], 1);
+    EXPECT_EQ_INT(y->shape[0], 1);
+    EXPECT_NEAR(tensor_f64(x)[0], 2, 0);  /* row 1 */
+    EXPECT_NEAR(tensor_f64(y)[0], 11, 0);
+    dataset_get_batch(&ds, 3, 1, &x, &y); /* smaller batches reuse the buffers */
+    EXPECT_NEAR(tensor_f64(y)[0], 11, 0);
+    EXPECT_EQ_INT(mem_alloc_calls(), calls);
+    EXPECT(x == &ds.bx && y == &ds.by);
+    dataset_free(&ds);
+}
