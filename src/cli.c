@@ -1,0 +1,123 @@
+/* cli: network assembly shared by the train and infer programs. */
+#include "cli.h"
+#include "dataset.h"
+#include "losses.h"
+#include "math_kernels.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void net_refresh_names(struct Net *net)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < net->n_mods; i++) n += net->mods[i]->n_params;
+    n += net->shift ? 2 : 0;
+    mem_free(net->named);
+    mem_free(net->names);
+    net->named = mem_alloc_zeroed((n ? n : 1) * sizeof *net->named);
+    net->names = mem_alloc_zeroed((n ? n : 1) * sizeof *net->names);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < net->n_mods; i++)
+        for (uint32_t j = 0; j < net->mods[i]->n_params; j++, k++) {
+            snprintf(net->names[k], sizeof net->names[k], "%s.%s", net->mods[i]->name, j ? "bias" : "weight");
+            net->named[k] = (struct NamedTensor){net->names[k], net->mods[i]->params[j]};
+        }
+    if (net->shift) {
+        str_copy(net->names[k], "input.shift", sizeof net->names[k]);
+        net->named[k] = (struct NamedTensor){net->names[k], net->shift};
+        k++;
+        str_copy(net->names[k], "input.scale", sizeof net->names[k]);
+        net->named[k] = (struct NamedTensor){net->names[k], net->scale};
+        k++;
+    }
+    net->n_named = k;
+}
+
+void net_init(struct Net *net, const struct TrainConfig *cfg, uint64_t seed)
+{
+    memset(net, 0, sizeof *net);
+    net->cfg = *cfg;
+    struct Rng rng;
+    rng_seed(&rng, seed);
+    net->mods = config_build_modules(cfg, &rng);
+    net->n_mods = cfg->n_layers;
+    net_refresh_names(net);
+}
+
+void net_set_norm(struct Net *net, struct Tensor *shift, struct Tensor *scale)
+{
+    tensor_free(net->shift);
+    tensor_free(net->scale);
+    net->shift = shift;
+    net->scale = scale;
+    net_refresh_names(net);
+}
+
+void net_free(struct Net *net)
+{
+    config_free_modules(net->mods, net->n_mods);
+    tensor_free(net->shift);
+    tensor_free(net->scale);
+    mem_free(net->named);
+    mem_free(net->names);
+    memset(net, 0, sizeof *net);
+}
+
+struct Node *net_input(struct Graph *g, const struct Net *net, struct Tensor *batch)
+{
+    struct Node *x = graph_input(g, batch, 0);
+    if (net->cfg.input_ndim != 3) return x;
+    const uint64_t *s = net->cfg.input_shape;
+    uint64_t shape[4] = {batch->shape[0], s[0], s[1], s[2]};
+    return ag_reshape(x, 4, shape);
+}
+
+uint64_t net_param_count(const struct Net *net)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < net->n_mods; i++)
+        for (uint32_t j = 0; j < net->mods[i]->n_params; j++) n += tensor_numel(net->mods[i]->params[j]);
+    return n;
+}
+
+void net_print_summary(const struct Net *net, void *file)
+{
+    FILE *f = file;
+    const struct TrainConfig *c = &net->cfg;
+    char shape[64];
+    fprintf(f, "%-10s %-26s %-14s %10s\n", "layer", "type", "output", "params");
+    if (c->input_ndim == 3)
+        snprintf(shape, sizeof shape, "%llux%llux%llu", (unsigned long long)c->input_shape[0],
+                 (unsigned long long)c->input_shape[1], (unsigned long long)c->input_shape[2]);
+    else
+        snprintf(shape, sizeof shape, "%llu", (unsigned long long)c->input_dim);
+    fprintf(f, "%-10s %-26s %-14s %10s\n", "input", "", shape, "0");
+    for (uint32_t i = 0; i < net->n_mods; i++) {
+        const struct LayerSpec *l = &c->layers[i];
+        const struct Module *m = net->mods[i];
+        char type[64];
+        if (m->kind == MOD_LINEAR)
+            snprintf(type, sizeof type, "Linear(%llu, %llu)", (unsigned long long)m->cfg[0], (unsigned long long)m->cfg[1]);
+        else if (m->kind == MOD_CONV2D)
+            snprintf(type, sizeof type, "Conv2d(%llu, %llu, %llux%llu, s%llu, p%llu)", (unsigned long long)m->cfg[0],
+                     (unsigned long long)m->cfg[1], (unsigned long long)m->cfg[2], (unsigned long long)m->cfg[3],
+                     (unsigned long long)m->cfg[4], (unsigned long long)m->cfg[5]);
+        else
+            snprintf(type, sizeof type, "%s", m->kind == MOD_RELU ? "ReLU" : m->kind == MOD_SIGMOID ? "Sigmoid"
+                                              : m->kind == MOD_TANH ? "Tanh" : "Softmax");
+        if (l->out_ndim == 3)
+            snprintf(shape, sizeof shape, "%llux%llux%llu", (unsigned long long)l->out_shape[0],
+                     (unsigned long long)l->out_shape[1], (unsigned long long)l->out_shape[2]);
+        else
+            snprintf(shape, sizeof shape, "%llu", (unsigned long long)l->out_shape[0]);
+        uint64_t np = 0;
+        for (uint32_t j = 0; j < m->n_params; j++) np += tensor_numel(m->params[j]);
+        fprintf(f, "%-10s %-26s %-14s %10llu\n", m->name, type, shape, (unsigned long long)np);
+    }
+    fprintf(f, "total parameters: %llu (%s)\n", (unsigned long long)net_param_count(net), dtype_name(c->dtype));
+}
+
+void cli_print_version(const char *prog)
+{
+    printf("%s %s (minidl), kernels: %s\n", prog, MINIDL_VERSION, isa_name(kernels_isa()));
+}
