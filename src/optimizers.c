@@ -1,0 +1,160 @@
+/* optimizers: SGD with momentum and Adam (include/optimizers.h, SPEC section 8).
+ *
+ * The moment buffers of all parameters are carved from one aligned block made at
+ * creation; a step only walks them, never allocates. The inner loops are the dispatched
+ * SIMD kernels of kernels.h (axpy, scalar multiply, adam), so each ISA path is used. */
+#include "optimizers.h"
+#include "generic.h"
+#include "kernels.h"
+#include "mem.h"
+#include "utils.h"
+
+#include <math.h>
+#include <string.h>
+
+#define OPT_ALIGN 64
+
+struct OptState {
+    double lr, momentum, beta1, beta2, eps;
+    uint64_t t;    /* Adam's step count */
+    void **m, **v; /* per parameter: SGD velocity in m; Adam's moments in m and v */
+    void *block;   /* the one allocation behind every m[i] and v[i] */
+};
+
+static size_t round_up(size_t n) { return (n + OPT_ALIGN - 1) & ~(size_t)(OPT_ALIGN - 1); }
+
+static size_t param_bytes(const struct Tensor *t) { return tensor_numel(t) * dtype_size(t->dtype); }
+
+/* Checks the pairs once, so the steps can trust them. */
+static void check_params(struct Tensor **params, struct Tensor **grads, uint32_t n)
+{
+    char a[96], b[96];
+    for (uint32_t i = 0; i < n; i++) {
+        const struct Tensor *p = params[i], *g = grads[i];
+        CHECK(p && g, "parameter %u has no tensor or gradient", i);
+        if (!tensor_same_shape(p, g) || p->dtype != g->dtype || !tensor_is_contiguous(p) ||
+            !tensor_is_contiguous(g))
+            panic("optimizer: parameter %u is %s %s but its gradient is %s %s (both must match and be contiguous)",
+                  i, tensor_shape_str(p, a, sizeof a), dtype_name(p->dtype), tensor_shape_str(g, b, sizeof b),
+                  dtype_name(g->dtype));
+    }
+}
+
+/* The optimizer with its own copies of the pointer arrays, and n_bufs zeroed moment
+ * buffers per parameter, each shaped like it. */
+static struct Optimizer *optim_new(struct Tensor **params, struct Tensor **grads, uint32_t n, int n_bufs)
+{
+    check_params(params, grads, n);
+    struct Optimizer *o = mem_alloc_zeroed(sizeof *o);
+    struct OptState *s = mem_alloc_zeroed(sizeof *s);
+    o->n_params = n;
+    o->params = mem_alloc(n * sizeof *o->params);
+    o->grads = mem_alloc(n * sizeof *o->grads);
+    memcpy(o->params, params, n * sizeof *params);
+    memcpy(o->grads, grads, n * sizeof *grads);
+    o->state = s;
+    s->m = mem_alloc_zeroed(n * sizeof *s->m);
+    s->v = mem_alloc_zeroed(n * sizeof *s->v);
+    if (n_bufs == 0) return o;
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++) total += (size_t)n_bufs * round_up(param_bytes(params[i]));
+    s->block = mem_alloc_aligned(total, OPT_ALIGN);
+    memset(s->block, 0, total);
+    char *at = s->block;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t sz = round_up(param_bytes(params[i]));
+        s->m[i] = at, at += sz;
+        if (n_bufs == 2) s->v[i] = at, at += sz;
+    }
+    return o;
+}
+
+static void zero_grad(struct Optimizer *o)
+{
+    for (uint32_t i = 0; i < o->n_params; i++) memset(o->grads[i]->data, 0, param_bytes(o->grads[i]));
+}
+
+/* One template for both dtypes; the kernels come from the table of the ISA in use. */
+#define OPT_STEPS(T, sfx)                                                                  \
+    static void sgd_param_##sfx(const struct EwKernels *k, size_t n, T *p, const T *g, T *vel, \
+                                T lr, T mu)                                                \
+    {                                                                                      \
+        if (!vel) {                                                                        \
+            k->axpy_##sfx(n, -lr, g, p);                                                   \
+            return;                                                                        \
+        }                                                                                  \
+        k->scal_##sfx[EW_SMUL](n, vel, mu, vel); /* v = mu*v + g, as PyTorch's buf */     \
+        k->axpy_##sfx(n, 1, g, vel);                                                       \
+        k->axpy_##sfx(n, -lr, vel, p);                                                     \
+    }                                                                                      \
+    static void adam_param_##sfx(const struct EwKernels *k, size_t n, T *p, const T *g, T *m, \
+                                 T *v, const struct OptState *s, double step, double bc2_sqrt) \
+    {                                                                                      \
+        k->adam_##sfx(n, p, g, m, v, (T)s->beta1, (T)s->beta2, (T)step, (T)bc2_sqrt, (T)s->eps); \
+    }
+GEN_BOTH(OPT_STEPS)
+
+static void sgd_step(struct Optimizer *o)
+{
+    const struct OptState *s = o->state;
+    const struct EwKernels *k = kernels_get()->ew;
+    for (uint32_t i = 0; i < o->n_params; i++) {
+        struct Tensor *p = o->params[i];
+        DT_CALL(p->dtype, sgd_param, k, tensor_numel(p), p->data, o->grads[i]->data, s->m[i], s->lr,
+                s->momentum);
+    }
+}
+
+/* The bias corrections are computed in double once per step, as PyTorch does. */
+static void adam_step(struct Optimizer *o)
+{
+    struct OptState *s = o->state;
+    const struct EwKernels *k = kernels_get()->ew;
+    s->t++;
+    double step = s->lr / (1 - pow(s->beta1, (double)s->t));
+    double bc2_sqrt = sqrt(1 - pow(s->beta2, (double)s->t));
+    for (uint32_t i = 0; i < o->n_params; i++) {
+        struct Tensor *p = o->params[i];
+        DT_CALL(p->dtype, adam_param, k, tensor_numel(p), p->data, o->grads[i]->data, s->m[i], s->v[i], s,
+                step, bc2_sqrt);
+    }
+}
+
+struct Optimizer *optim_sgd_create(struct Tensor **params, struct Tensor **grads, uint32_t n,
+                                   double lr, double momentum)
+{
+    struct Optimizer *o = optim_new(params, grads, n, momentum != 0 ? 1 : 0);
+    struct OptState *s = o->state;
+    s->lr = lr;
+    s->momentum = momentum;
+    o->step = sgd_step;
+    o->zero_grad = zero_grad;
+    return o;
+}
+
+struct Optimizer *optim_adam_create(struct Tensor **params, struct Tensor **grads, uint32_t n,
+                                    double lr, double beta1, double beta2, double eps)
+{
+    struct Optimizer *o = optim_new(params, grads, n, 2);
+    struct OptState *s = o->state;
+    s->lr = lr;
+    s->beta1 = beta1;
+    s->beta2 = beta2;
+    s->eps = eps;
+    o->step = adam_step;
+    o->zero_grad = zero_grad;
+    return o;
+}
+
+void optim_free(struct Optimizer *opt)
+{
+    if (!opt) return;
+    struct OptState *s = opt->state;
+    mem_free(s->block);
+    mem_free(s->m);
+    mem_free(s->v);
+    mem_free(s);
+    mem_free(opt->params);
+    mem_free(opt->grads);
+    mem_free(opt);
+}

@@ -1,0 +1,197 @@
+/* Tests of the optimizers: three steps of SGD (with and without momentum) and Adam on
+ * two parameters against the formulas evaluated here in double, one step against a
+ * number worked out by hand, both dtypes, every ISA path; zero_grad; no heap in a step. */
+#include "test.h"
+#include "mem.h"
+#include "optimizers.h"
+#include "tensor.h"
+
+#include <math.h>
+#include <string.h>
+
+#define NP 2
+#define MAXN 64
+#define STEPS 3
+
+/* Two parameters (3 and 5x7 elements: SIMD bodies and scalar tails) with their
+ * gradients, and a double copy of everything for the reference. */
+struct Fixture {
+    uint32_t dtype;
+    struct Tensor *p[NP], *g[NP];
+    double ref_p[NP][MAXN], ref_m[NP][MAXN], ref_v[NP][MAXN];
+};
+
+static double get(const struct Tensor *t, uint64_t i)
+{
+    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+}
+
+static void set(struct Tensor *t, uint64_t i, double v)
+{
+    if (t->dtype == DT_FLOAT32) tensor_f32(t)[i] = (float)v;
+    else tensor_f64(t)[i] = v;
+}
+
+static void fixture_init(struct Fixture *f, uint32_t dtype)
+{
+    uint64_t s0[1] = {3}, s1[2] = {5, 7};
+    memset(f, 0, sizeof *f);
+    f->dtype = dtype;
+    f->p[0] = tensor_create(1, s0, dtype);
+    f->g[0] = tensor_zeros(1, s0, dtype);
+    f->p[1] = tensor_create(2, s1, dtype);
+    f->g[1] = tensor_zeros(2, s1, dtype);
+    for (int k = 0; k < NP; k++)
+        for (uint64_t i = 0; i < tensor_numel(f->p[k]); i++) {
+            set(f->p[k], i, 0.5 - 0.3 * (double)i + k);
+            f->ref_p[k][i] = get(f->p[k], i); /* as stored (rounded to float for f32) */
+        }
+}
+
+static void fixture_free(struct Fixture *f)
+{
+    for (int k = 0; k < NP; k++) tensor_free(f->p[k]), tensor_free(f->g[k]);
+}
+
+/* Gradients of step t: varied signs and sizes; returned as stored. */
+static double fixture_grad(struct Fixture *f, int k, uint64_t i, int t)
+{
+    set(f->g[k], i, 0.2 * cos(1.0 + (double)i + 3.0 * k + 0.7 * t) * (t + 1));
+    return get(f->g[k], i);
+}
+
+static void check_params(struct Fixture *f, double tol)
+{
+    for (int k = 0; k < NP; k++)
+        for (uint64_t i = 0; i < tensor_numel(f->p[k]); i++)
+            EXPECT_NEAR(get(f->p[k], i), f->ref_p[k][i], tol);
+}
+
+/* Runs STEPS steps of opt and of the reference (kind 0: SGD, 1: Adam). */
+static void run_steps(struct Fixture *f, struct Optimizer *opt, int adam, double lr, double mu,
+                      double b1, double b2, double eps)
+{
+    for (int t = 1; t <= STEPS; t++) {
+        for (int k = 0; k < NP; k++)
+            for (uint64_t i = 0; i < tensor_numel(f->p[k]); i++) {
+                double g = fixture_grad(f, k, i, t), *p = &f->ref_p[k][i];
+                double *m = &f->ref_m[k][i], *v = &f->ref_v[k][i];
+                if (!adam) {
+                    *m = mu * *m + g;
+                    *p -= lr * (mu != 0 ? *m : g);
+                    continue;
+                }
+                *m = b1 * *m + (1 - b1) * g;
+                *v = b2 * *v + (1 - b2) * g * g;
+                *p -= lr * (*m / (1 - pow(b1, t))) / (sqrt(*v / (1 - pow(b2, t))) + eps);
+            }
+        uint64_t calls = mem_alloc_calls();
+        opt->step(opt);
+        EXPECT_EQ_INT(mem_alloc_calls(), calls); /* state was allocated at creation */
+        check_params(f, f->dtype == DT_FLOAT32 ? 2e-6 : 1e-13);
+    }
+}
+
+static void sgd_case(uint32_t dtype, double mu)
+{
+    struct Fixture f;
+    fixture_init(&f, dtype);
+    struct Optimizer *opt = optim_sgd_create(f.p, f.g, NP, 0.1, mu);
+    EXPECT_EQ_INT(opt->n_params, NP);
+    run_steps(&f, opt, 0, 0.1, mu, 0, 0, 0);
+    optim_free(opt);
+    fixture_free(&f);
+}
+
+TEST_ISA(optim_sgd_three_steps)
+{
+    sgd_case(DT_FLOAT32, 0);
+    sgd_case(DT_FLOAT64, 0);
+    sgd_case(DT_FLOAT32, 0.9);
+    sgd_case(DT_FLOAT64, 0.9);
+}
+
+static void adam_case(uint32_t dtype, double lr, double b1, double b2, double eps)
+{
+    struct Fixture f;
+    fixture_init(&f, dtype);
+    struct Optimizer *opt = optim_adam_create(f.p, f.g, NP, lr, b1, b2, eps);
+    run_steps(&f, opt, 1, lr, 0, b1, b2, eps);
+    optim_free(opt);
+    fixture_free(&f);
+}
+
+TEST_ISA(optim_adam_three_steps)
+{
+    adam_case(DT_FLOAT32, 1e-3, 0.9, 0.999, 1e-8);
+    adam_case(DT_FLOAT64, 1e-3, 0.9, 0.999, 1e-8);
+    adam_case(DT_FLOAT32, 0.05, 0.8, 0.99, 1e-3); /* a large eps makes eps's place matter */
+    adam_case(DT_FLOAT64, 0.05, 0.8, 0.99, 1e-3);
+}
+
+/* One parameter 0.5 with gradient 0.2, worked out by hand:
+ *   SGD lr 0.1:               0.5 - 0.1*0.2                         = 0.48
+ *   SGD lr 0.1, momentum 0.9: step 1 as above; step 2 with g = 0.1:
+ *                             v = 0.9*0.2 + 0.1 = 0.28, p = 0.48 - 0.028 = 0.452
+ *   Adam lr 0.01, eps 1e-8:   m^ = g, v^ = g^2 after one step, so
+ *                             p = 0.5 - 0.01 * 0.2/(0.2 + 1e-8)     = 0.4900000005 (to 1e-17) */
+static void hand_case(uint32_t dtype)
+{
+    uint64_t one[1] = {1};
+    struct Tensor *p = tensor_create(1, one, dtype), *g = tensor_create(1, one, dtype);
+    double tol = dtype == DT_FLOAT32 ? 1e-7 : 1e-15;
+    struct Optimizer *o;
+
+    set(p, 0, 0.5), set(g, 0, 0.2);
+    o = optim_sgd_create(&p, &g, 1, 0.1, 0);
+    o->step(o);
+    EXPECT_NEAR(get(p, 0), 0.48, tol);
+    optim_free(o);
+
+    set(p, 0, 0.5), set(g, 0, 0.2);
+    o = optim_sgd_create(&p, &g, 1, 0.1, 0.9);
+    o->step(o);
+    set(g, 0, 0.1);
+    o->step(o);
+    EXPECT_NEAR(get(p, 0), 0.452, tol);
+    optim_free(o);
+
+    set(p, 0, 0.5), set(g, 0, 0.2);
+    o = optim_adam_create(&p, &g, 1, 0.01, 0.9, 0.999, 1e-8);
+    o->step(o);
+    EXPECT_NEAR(get(p, 0), 0.4900000005, dtype == DT_FLOAT32 ? 1e-7 : 1e-15);
+    optim_free(o);
+
+    tensor_free(p);
+    tensor_free(g);
+}
+
+TEST_ISA(optim_hand_computed_step)
+{
+    hand_case(DT_FLOAT32);
+    hand_case(DT_FLOAT64);
+}
+
+TEST(optim_zero_grad)
+{
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Fixture f;
+        fixture_init(&f, dt);
+        struct Optimizer *opt = optim_adam_create(f.p, f.g, NP, 0.1, 0.9, 0.999, 1e-8);
+        for (int k = 0; k < NP; k++) tensor_fill(f.g[k], 3.5);
+        opt->zero_grad(opt);
+        for (int k = 0; k < NP; k++)
+            for (uint64_t i = 0; i < tensor_numel(f.g[k]); i++) EXPECT_EQ_INT(get(f.g[k], i), 0);
+        check_params(&f, 0); /* zero_grad leaves the parameters alone */
+        /* A step on zero gradients moves nothing (m = v = 0, so the update is 0). */
+        opt->step(opt);
+        check_params(&f, 0);
+        optim_free(opt);
+        struct Optimizer *sgd = optim_sgd_create(f.p, f.g, NP, 0.1, 0.9);
+        tensor_fill(f.g[1], -1);
+        sgd->zero_grad(sgd);
+        EXPECT_EQ_INT(get(f.g[1], 34), 0);
+        optim_free(sgd);
+        fixture_free(&f);
+    }
+}
