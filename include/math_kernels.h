@@ -29,7 +29,8 @@ void ew_scalar_add(struct Tensor *out, const struct Tensor *a, double s);
 void ew_scalar_mul(struct Tensor *out, const struct Tensor *a, double s);
 
 /* out = sum (mean) of t over `axis`; out has t's shape without that axis
- * (a 1-D t gives an out of shape [1]). */
+ * (a 1-D t gives an out of shape [1]), or t's shape with that axis kept as 1.
+ * t and out are contiguous and distinct; the mean over an empty axis is NaN. */
 void reduce_sum(const struct Tensor *t, uint64_t axis, struct Tensor *out);
 void reduce_mean(const struct Tensor *t, uint64_t axis, struct Tensor *out);
 

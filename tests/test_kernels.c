@@ -293,6 +293,14 @@ TEST(reduce_keepdim_and_mean_values)
     reduce_sum(t, 1, o);
     EXPECT_NEAR(tensor_f64(o)[1], 15.0, 0);
     tensor_free(t), tensor_free(o);
+    /* An empty axis: the sum is 0 and the mean NaN, as in PyTorch. */
+    uint64_t eshape[2] = {2, 0};
+    struct Tensor *e = tensor_create(2, eshape, DT_FLOAT32), *eo = tensor_create(1, eshape, DT_FLOAT32);
+    reduce_sum(e, 1, eo);
+    EXPECT_NEAR(tensor_f32(eo)[1], 0.0, 0);
+    reduce_mean(e, 1, eo);
+    EXPECT(isnan(tensor_f32(eo)[0]));
+    tensor_free(e), tensor_free(eo);
 }
 
 /* ---- panic paths, each in a child process ---- */
