@@ -67,15 +67,17 @@ struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b)
 
 struct ConvGeom { uint64_t N, C, H, W, O, kh, kw, stride, pad, Ho, Wo; };
 
-/* col (C*kh*kw x Ho*Wo): row (c,ki,kj) holds the input pixels that kernel tap meets. */
+/* One sample's columns: row (c,ki,kj) of col, of row stride ld, holds the Ho*Wo input
+ * pixels that kernel tap meets (zero where it falls on the padding). */
 #define IM2COL(T, sfx)                                                                    \
-    static void im2col_##sfx(const struct ConvGeom *q, const void *x_, void *col_)        \
+    static void im2col_##sfx(const struct ConvGeom *q, const void *x_, void *col_, size_t ld) \
     {                                                                                     \
         const T *x = x_;                                                                  \
-        T *dst = col_;                                                                    \
+        T *col = col_;                                                                    \
         for (uint64_t c = 0; c < q->C; c++)                                               \
             for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
-                for (uint64_t kj = 0; kj < q->kw; kj++)                                   \
+                for (uint64_t kj = 0; kj < q->kw; kj++, col += ld) {                      \
+                    T *dst = col;                                                         \
                     for (uint64_t oh = 0; oh < q->Ho; oh++, dst += q->Wo) {               \
                         int64_t ih = (int64_t)(oh * q->stride + ki) - (int64_t)q->pad;    \
                         if (ih < 0 || ih >= (int64_t)q->H) { memset(dst, 0, q->Wo * sizeof(T)); continue; } \
@@ -85,18 +87,20 @@ struct ConvGeom { uint64_t N, C, H, W, O, kh, kw, stride, pad, Ho, Wo; };
                             dst[ow] = iw >= 0 && iw < (int64_t)q->W ? row[iw] : 0;        \
                         }                                                                 \
                     }                                                                     \
+                }                                                                         \
     }
 GEN_BOTH(IM2COL)
 
 /* The adjoint of im2col: gx += scatter of gcol. */
 #define COL2IM(T, sfx)                                                                    \
-    static void col2im_##sfx(const struct ConvGeom *q, const void *col_, void *gx_)       \
+    static void col2im_##sfx(const struct ConvGeom *q, const void *col_, size_t ld, void *gx_) \
     {                                                                                     \
         T *gx = gx_;                                                                      \
-        const T *src = col_;                                                              \
+        const T *col = col_;                                                              \
         for (uint64_t c = 0; c < q->C; c++)                                               \
             for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
-                for (uint64_t kj = 0; kj < q->kw; kj++)                                   \
+                for (uint64_t kj = 0; kj < q->kw; kj++, col += ld) {                      \
+                    const T *src = col;                                                   \
                     for (uint64_t oh = 0; oh < q->Ho; oh++, src += q->Wo) {               \
                         int64_t ih = (int64_t)(oh * q->stride + ki) - (int64_t)q->pad;    \
                         if (ih < 0 || ih >= (int64_t)q->H) continue;                      \
@@ -106,21 +110,30 @@ GEN_BOTH(IM2COL)
                             if (iw >= 0 && iw < (int64_t)q->W) row[iw] += src[ow];        \
                         }                                                                 \
                     }                                                                     \
+                }                                                                         \
     }
 GEN_BOTH(COL2IM)
 
-/* Output channel rows of one sample start at their bias. */
-#define BIAS_CHANNELS(T, sfx)                                                            \
-    static void bias_channels_##sfx(size_t O, size_t HW, const void *b_, void *y_)      \
-    {                                                                                    \
-        const T *b = b_;                                                                 \
-        T *y = y_;                                                                       \
-        for (size_t o = 0; o < O; o++)                                                   \
-            for (size_t i = 0; i < HW; i++) y[o * HW + i] = b[o];                        \
+/* Between the gemm's (O x N*HW) layout and NCHW. to_nchw: y[n][o][i] = t[o][n*HW+i] + b[o];
+ * else t[o][n*HW+i] = y[n][o][i]. */
+#define CONV_LAYOUT(T, sfx)                                                               \
+    static void conv_layout_##sfx(const struct ConvGeom *q, void *t_, void *y_, const void *b_, int to_nchw) \
+    {                                                                                     \
+        T *t = t_, *y = y_;                                                               \
+        const T *b = b_;                                                                  \
+        size_t HW = q->Ho * q->Wo, NHW = q->N * HW;                                       \
+        for (uint64_t n = 0; n < q->N; n++)                                               \
+            for (uint64_t o = 0; o < q->O; o++) {                                         \
+                T *yr = y + (n * q->O + o) * HW, *tr = t + o * NHW + n * HW;              \
+                if (!to_nchw) { memcpy(tr, yr, HW * sizeof(T)); continue; }               \
+                T bias = b ? b[o] : 0;                                                    \
+                for (size_t i = 0; i < HW; i++) yr[i] = tr[i] + bias;                     \
+            }                                                                             \
     }
-GEN_BOTH(BIAS_CHANNELS)
+GEN_BOTH(CONV_LAYOUT)
 
-struct ConvCtx { struct ConvGeom q; void *cols; /* N x (C*kh*kw) x (Ho*Wo) */ };
+/* The columns of the whole batch, (C*kh*kw) x (N*Ho*Wo), kept for the weight gradient. */
+struct ConvCtx { struct ConvGeom q; void *cols; };
 
 static void conv2d_backward(struct Node *self)
 {
@@ -128,26 +141,27 @@ static void conv2d_backward(struct Node *self)
     struct ConvCtx *cx = self->ctx;
     const struct ConvGeom *q = &cx->q;
     uint32_t dt = self->grad->dtype;
-    size_t es = dtype_size(dt), K = q->C * q->kh * q->kw, HW = q->Ho * q->Wo;
-    const char *g = self->grad->data, *cols = cx->cols;
-    void *gcol = node_wants_grad(x) ? graph_scratch(self->graph, K * HW * es) : NULL;
-    const struct EwKernels *k = kernels_get()->ew;
-    for (uint64_t n = 0; n < q->N; n++) {
-        const void *gn = g + n * q->O * HW * es, *coln = cols + n * K * HW * es;
-        if (node_wants_grad(w))   /* dW += g_n col_n^T */
-            DT_CALL(dt, gemm, 0, 1, q->O, K, HW, 1, gn, HW, coln, HW, 1, node_grad(w)->data, K);
-        if (b && node_wants_grad(b)) {
-            char *gb = node_grad(b)->data;
-            for (uint64_t o = 0; o < q->O; o++) {
-                if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(HW, (const float *)gn + o * HW);
-                else ((double *)gb)[o] += k->sum_f64(HW, (const double *)gn + o * HW);
-            }
-        }
-        if (gcol) {               /* dcol = W^T g_n, scattered back into dx_n */
-            DT_CALL(dt, gemm, 1, 0, K, HW, q->O, 1, w->value->data, K, gn, HW, 0, gcol, HW);
-            DT_CALL(dt, col2im, q, gcol, (char *)node_grad(x)->data + n * q->C * q->H * q->W * es);
+    size_t es = dtype_size(dt), K = q->C * q->kh * q->kw, HW = q->Ho * q->Wo, NHW = q->N * HW;
+    int want_x = node_wants_grad(x);
+    char *gt = graph_scratch(self->graph, (q->O + (want_x ? K : 0)) * NHW * es);
+    void *gcol = gt + q->O * NHW * es;
+    DT_CALL(dt, conv_layout, q, gt, self->grad->data, NULL, 0);
+    if (node_wants_grad(w))   /* dW += g cols^T */
+        DT_CALL(dt, gemm, 0, 1, q->O, K, NHW, 1, (void *)gt, NHW, cx->cols, NHW, 1, node_grad(w)->data, K);
+    if (b && node_wants_grad(b)) {
+        const struct EwKernels *k = kernels_get()->ew;
+        char *gb = node_grad(b)->data;
+        for (uint64_t o = 0; o < q->O; o++) {
+            if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(NHW, (const float *)(void *)gt + o * NHW);
+            else ((double *)gb)[o] += k->sum_f64(NHW, (const double *)(void *)gt + o * NHW);
         }
     }
+    if (!want_x) return;
+    /* dcols = W^T g, scattered back into dx sample by sample */
+    DT_CALL(dt, gemm, 1, 0, K, NHW, q->O, 1, w->value->data, K, (void *)gt, NHW, 0, gcol, NHW);
+    char *gx = node_grad(x)->data;
+    for (uint64_t n = 0; n < q->N; n++)
+        DT_CALL(dt, col2im, q, (char *)gcol + n * HW * es, NHW, gx + n * q->C * q->H * q->W * es);
 }
 
 static void conv_geometry(const struct Tensor *X, const struct Tensor *W, uint64_t stride, uint64_t pad,
@@ -177,19 +191,19 @@ struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t 
     struct Node *parents[3] = {x, w, b};
     uint32_t dt = x->value->dtype;
     struct Node *y = node_new(g, OP_CONV2D, 4, shape, dt, b ? 3 : 2, parents, conv2d_backward);
-    size_t es = dtype_size(dt), K = q.C * q.kh * q.kw, HW = q.Ho * q.Wo;
+    size_t es = dtype_size(dt), K = q.C * q.kh * q.kw, HW = q.Ho * q.Wo, NHW = q.N * HW;
     struct ConvCtx *cx = arena_alloc(&g->arena, sizeof *cx);
     cx->q = q;
-    /* Keep every sample's columns for the weight gradient; without one, reuse scratch. */
-    cx->cols = y->requires_grad ? arena_alloc(&g->arena, q.N * K * HW * es) : graph_scratch(g, K * HW * es);
     y->ctx = cx;
-    for (uint64_t n = 0; n < q.N; n++) {
-        void *col = (char *)cx->cols + (y->requires_grad ? n * K * HW * es : 0);
-        void *yn = (char *)y->value->data + n * q.O * HW * es;
-        DT_CALL(dt, im2col, &q, (const char *)x->value->data + n * q.C * q.H * q.W * es, col);
-        if (b) DT_CALL(dt, bias_channels, q.O, HW, b->value->data, yn);
-        DT_CALL(dt, gemm, 0, 0, q.O, HW, K, 1, w->value->data, K, col, HW, b ? 1 : 0, yn, HW);
-    }
+    /* One gemm for the whole batch: out (O x N*HW) = W (O x K) cols (K x N*HW). The
+     * columns stay in the arena when a weight gradient will need them. */
+    char *tmp = graph_scratch(g, (q.O + (y->requires_grad ? 0 : K)) * NHW * es);
+    cx->cols = y->requires_grad ? arena_alloc(&g->arena, K * NHW * es) : tmp + q.O * NHW * es;
+    for (uint64_t n = 0; n < q.N; n++)
+        DT_CALL(dt, im2col, &q, (const char *)x->value->data + n * q.C * q.H * q.W * es,
+                (char *)cx->cols + n * HW * es, NHW);
+    DT_CALL(dt, gemm, 0, 0, q.O, NHW, K, 1, w->value->data, K, cx->cols, NHW, 0, (void *)tmp, NHW);
+    DT_CALL(dt, conv_layout, &q, tmp, y->value->data, b ? b->value->data : NULL, 1);
     return y;
 }
 
