@@ -163,6 +163,8 @@ TEST_ISA(ew_kernels_match_ref_f64) { RUN_ALL_SIZES(double, f64, 1e-14); }
         for (size_t i = 1; i <= n; i++) bad += o[i] != a[i] + 3;                               \
         k->relu_##sfx(n, a + 1, o + 1);                                                        \
         for (size_t i = 1; i <= n; i++) bad += o[i] != (a[i] > 0 ? a[i] : 0);                  \
+        k->scal_##sfx[EW_SMUL](n, o + 1, 2, o + 1); /* in place */                             \
+        for (size_t i = 1; i <= n; i++) bad += o[i] != 2 * (a[i] > 0 ? a[i] : 0);              \
         EXPECT_EQ_INT(bad, 0);                                                                 \
         mem_free(a), mem_free(b), mem_free(o);                                                 \
     }
