@@ -25,8 +25,8 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(B)/tests/%.o)
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_OBJ:= $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
 
-.PHONY: all train infer tests asan bench install clean
-all: $(B)/train $(B)/infer $(B)/run_tests
+.PHONY: all train infer tests asan bench install clean csv2bin
+all: $(B)/train $(B)/infer $(B)/run_tests $(B)/csv2bin
 	@ln -sf $(B)/train train; ln -sf $(B)/infer infer
 
 train: $(B)/train
@@ -55,6 +55,17 @@ $(B)/run_tests: $(TEST_OBJ) $(B)/libminidl.a
 $(B)/bench_minidl: $(BENCH_OBJ) $(B)/libminidl.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS) -ldl
 
+# Tools under scripts/: csv2bin links the library; idx2csv stands alone.
+csv2bin: $(B)/csv2bin
+$(B)/scripts/%.o: scripts/%.c $(wildcard include/*.h) | $(B)/scripts
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(B)/scripts:
+	@mkdir -p $@
+$(B)/csv2bin: $(B)/scripts/csv2bin.o $(B)/libminidl.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/idx2csv: $(B)/scripts/idx2csv.o
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^
+
 # The end-to-end tests find train and infer through MINIDL_BIN.
 tests: $(B)/run_tests $(B)/train $(B)/infer
 	MINIDL_BIN=$(B) ./$(B)/run_tests $(T)
@@ -65,10 +76,11 @@ asan:
 bench: $(B)/bench_minidl $(B)/train
 	./$(B)/bench_minidl $(BENCH_ARGS)
 
-install: $(B)/train $(B)/infer
+install: $(B)/train $(B)/infer $(B)/csv2bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(B)/train $(DESTDIR)$(PREFIX)/bin/minidl-train
 	install -m 755 $(B)/infer $(DESTDIR)$(PREFIX)/bin/minidl-infer
+	install -m 755 $(B)/csv2bin $(DESTDIR)$(PREFIX)/bin/minidl-csv2bin
 
 clean:
 	rm -rf build build-asan train infer
