@@ -2,6 +2,7 @@
  * by side) and as parameterless modules. */
 #include "activations.h"
 #include "generic.h"
+#include "kernels.h"
 
 #include <math.h>
 
@@ -26,7 +27,14 @@ typedef void (*unary_grad_fn)(size_t n, const void *x, const void *y, const void
 /* Sigmoid without overflow: exp of a non-positive number only. */
 #define SIGMOID(T, v) ((v) >= 0 ? (T)1 / ((T)1 + (T)exp(-(v))) : (T)exp(v) / ((T)1 + (T)exp(v)))
 
-#define RELU_T(T, sfx) ACT_TEMPLATE(relu, T, sfx, v > 0 ? v : 0, (T)(v > 0))
+/* ReLU runs on the dispatched SIMD kernels. */
+#define RELU_T(T, sfx)                                                                        \
+    static void relu_fwd_##sfx(size_t n, const void *x, void *y) { kernels_get()->ew->relu_##sfx(n, x, y); } \
+    static void relu_bwd_##sfx(size_t n, const void *x, const void *y, const void *g, void *gx) \
+    {                                                                                         \
+        (void)y;                                                                              \
+        kernels_get()->ew->relu_bwd_##sfx(n, x, g, gx);                                       \
+    }
 #define SIGMOID_T(T, sfx) ACT_TEMPLATE(sigmoid, T, sfx, SIGMOID(T, v), o * ((T)1 - o))
 #define TANH_T(T, sfx) ACT_TEMPLATE(tanh, T, sfx, (T)tanh(v), (T)1 - o * o)
 GEN_BOTH(RELU_T)
