@@ -1,0 +1,597 @@
+/* config_parser: the config DSL (SPEC section 10).
+ *
+ * The text is copied once and cut into lines in place. Each line is a comment, a
+ * [section] or key=value; a table of keys says where each key belongs, whether it may
+ * repeat and how its value is read. Layers are only recorded while reading, so
+ * input_dim may come after them; the shapes are walked once the whole text is read,
+ * and every message still names the line of the layer at fault. */
+#include "config_parser.h"
+#include "activations.h"
+#include "dataset.h"
+#include "losses.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Caps that keep every size product far from uint64 overflow and refuse configs that
+ * could never be allocated: each number, each per-sample output, each layer's params. */
+#define CFG_MAX_NUMBER 1000000000LL
+#define CFG_MAX_ELEMS (1ULL << 32)
+#define CFG_MAX_FILE (1 << 20)
+
+enum { SEC_NONE, SEC_MODEL, SEC_TRAIN, SEC_COUNT };
+static const char *const section_names[SEC_COUNT] = {"", "model", "train"};
+
+struct Parser {
+    const char *file;
+    char *err;
+    size_t errlen;
+    struct TrainConfig *cfg;
+    int section;
+    int section_line[SEC_COUNT];
+    int key_line[32];      /* first line of each scalar key, by table index */
+    int input_line;        /* of input_dim or input_shape */
+    int loss_line;
+};
+
+static int fail(struct Parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct Parser *p, int line, const char *fmt, ...)
+{
+    if (!p->err || !p->errlen) return -1;
+    int n = snprintf(p->err, p->errlen, "%s:%d: ", p->file, line);
+    if (n >= 0 && (size_t)n < p->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* ---- names with "did you mean" hints ---- */
+
+struct Name {
+    const char *name;
+    int value;
+};
+
+/* The closest name, if it is close enough to be a likely typo (a case-only
+ * difference has distance 0: str_edit_distance ignores case). */
+static const char *near_name(const char *word, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    int best_d = 99;
+    for (size_t i = 0; i < n; i++) {
+        int d = str_edit_distance(word, names[i]);
+        if (d < best_d) best_d = d, best = names[i];
+    }
+    int limit = str_len(best ? best : "") >= 4 ? 2 : 1;
+    return best_d <= limit ? best : NULL;
+}
+
+/* " (did you mean 'X'?)" or " (expected A, B or C)" into buf. */
+static void hint(char *buf, size_t cap, const char *word, const char *const *names, size_t n)
+{
+    const char *near = near_name(word, names, n);
+    if (near) {
+        snprintf(buf, cap, " (did you mean '%s'?)", near);
+        return;
+    }
+    size_t k = str_copy(buf, " (expected ", cap);
+    for (size_t i = 0; i < n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s", names[i], i + 2 < n ? ", " : i + 1 < n ? " or " : ")");
+}
+
+static int lookup(struct Parser *p, int line, const char *what, const char *word, const struct Name *tab,
+                  size_t n, int *out)
+{
+    const char *names[8];
+    for (size_t i = 0; i < n; i++) {
+        if (!str_cmp(word, tab[i].name)) {
+            *out = tab[i].value;
+            return 0;
+        }
+        names[i] = tab[i].name;
+    }
+    char h[128];
+    hint(h, sizeof h, word, names, n);
+    return fail(p, line, "unknown %s '%s'%s", what, word, h);
+}
+
+#define LOOKUP(p, line, what, word, tab, out) lookup(p, line, what, word, tab, sizeof tab / sizeof *tab, out)
+
+static const struct Name layer_types[] = {{"Linear", MOD_LINEAR}, {"Conv2d", MOD_CONV2D}};
+static const struct Name activations[] = {
+    {"ReLU", MOD_RELU}, {"Sigmoid", MOD_SIGMOID}, {"Tanh", MOD_TANH}, {"Softmax", MOD_SOFTMAX}};
+static const struct Name optimizers[] = {{"Adam", 0}, {"SGD", 1}};
+static const struct Name losses[] = {{"CrossEntropy", LOSS_CROSS_ENTROPY}, {"MSE", LOSS_MSE}};
+static const struct Name dtypes[] = {{"float32", DT_FLOAT32}, {"float64", DT_FLOAT64}};
+static const struct Name norms[] = {{"none", NORM_NONE}, {"minmax", NORM_MINMAX}, {"standard", NORM_STANDARD}};
+
+/* ---- numbers ---- */
+
+/* A whole number in [lo, CFG_MAX_NUMBER] (seed: the whole int64 range above lo). */
+static int parse_count(struct Parser *p, int line, const char *what, const char *s, int64_t lo, int64_t hi,
+                       uint64_t *out)
+{
+    int64_t v;
+    int rc = str_to_int(s, &v);
+    double d;
+    if (rc == STR_JUNK && str_to_float(s, &d) == STR_OK) { /* 1e6 is fine, 2.5 is not */
+        if (d < -9e18 || d > 9e18 || d != (double)(int64_t)d) return fail(p, line, "%s: '%s' is not a whole number", what, s);
+        v = (int64_t)d;
+        rc = STR_OK;
+    }
+    if (rc == STR_RANGE || (rc == STR_OK && v > hi))
+        return fail(p, line, "%s: %s is too large (at most %lld)", what, s, (long long)hi);
+    if (rc != STR_OK) return fail(p, line, "%s: '%s' is not a number", what, s);
+    if (v < lo) return fail(p, line, "%s must be at least %lld, got %s", what, (long long)lo, s);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* A finite number in (0, inf) when unit == 0, in [0, 1) when unit == 1. */
+static int parse_real(struct Parser *p, int line, const char *what, const char *s, int unit, double *out)
+{
+    double v;
+    int rc = str_to_float(s, &v);
+    if (rc == STR_EMPTY) return fail(p, line, "%s: '%s' is not a number", what, s);
+    if (rc != STR_OK) return fail(p, line, "%s: '%s': %s", what, s, str_error(rc));
+    if (!unit && !(v > 0)) return fail(p, line, "%s must be greater than 0, got %s", what, s);
+    if (unit && !(v >= 0 && v < 1)) return fail(p, line, "%s must be in [0, 1), got %s", what, s);
+    *out = v;
+    return 0;
+}
+
+/* Splits a comma list in place into at most max trimmed fields; returns the count
+ * (max + 1 means "more than max"). */
+static int split_commas(char *s, char **fields, int max)
+{
+    int n = 0;
+    for (;;) {
+        char *comma = strchr(s, ',');
+        if (comma) *comma = 0;
+        if (n == max) return max + 1;
+        fields[n++] = str_trim(s);
+        if (!comma) return n;
+        s = comma + 1;
+    }
+}
+
+/* ---- key handlers ---- */
+
+static int key_input_dim(struct Parser *p, int line, char *v)
+{
+    struct TrainConfig *c = p->cfg;
+    if (parse_count(p, line, "input_dim", v, 1, CFG_MAX_NUMBER, &c->input_shape[0])) return -1;
+    c->input_ndim = 1;
+    c->input_dim = c->input_shape[0];
+    return 0;
+}
+
+static int key_input_shape(struct Parser *p, int line, char *v)
+{
+    static const char *const what[3] = {"input_shape C", "input_shape H", "input_shape W"};
+    struct TrainConfig *c = p->cfg;
+    char *f[3];
+    if (split_commas(v, f, 3) != 3) return fail(p, line, "input_shape takes 3 numbers: C,H,W");
+    uint64_t n = 1;
+    for (int i = 0; i < 3; i++) {
+        if (parse_count(p, line, what[i], f[i], 1, CFG_MAX_NUMBER, &c->input_shape[i])) return -1;
+        if (__builtin_mul_overflow(n, c->input_shape[i], &n) || n > CFG_MAX_ELEMS)
+            return fail(p, line, "input_shape is too large (more than %llu values)", CFG_MAX_ELEMS);
+    }
+    c->input_ndim = 3;
+    c->input_dim = n;
+    return 0;
+}
+
+static struct LayerSpec *new_layer(struct Parser *p, int line, uint32_t kind)
+{
+    struct TrainConfig *c = p->cfg;
+    if (c->n_layers == CONFIG_MAX_LAYERS) {
+        fail(p, line, "too many layers (at most %d, activations included)", CONFIG_MAX_LAYERS);
+        return NULL;
+    }
+    struct LayerSpec *l = &c->layers[c->n_layers++];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->line = line;
+    return l;
+}
+
+static int key_layer(struct Parser *p, int line, char *v)
+{
+    static const char *const linear_args[] = {"in", "out"};
+    static const char *const conv_args[] = {"in_ch", "out_ch", "kh", "kw", "stride", "padding"};
+    char *f[8];
+    int n = split_commas(v, f, 7), kind;
+    if (LOOKUP(p, line, "layer type", f[0], layer_types, &kind)) return -1;
+    int want = kind == MOD_LINEAR ? 2 : 6;
+    const char *const *names = kind == MOD_LINEAR ? linear_args : conv_args;
+    if (n - 1 != want) {
+        if (kind == MOD_LINEAR) return fail(p, line, "Linear takes 2 numbers: in,out");
+        return fail(p, line, "Conv2d takes 6 numbers: in_ch,out_ch,kh,kw,stride,padding");
+    }
+    struct LayerSpec *l = new_layer(p, line, (uint32_t)kind);
+    if (!l) return -1;
+    for (int i = 0; i < want; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "%s %s", f[0], names[i]);
+        int min = kind == MOD_CONV2D && i == 5 ? 0 : 1; /* padding may be 0 */
+        if (parse_count(p, line, what, f[i + 1], min, CFG_MAX_NUMBER, &l->args[i])) return -1;
+    }
+    return 0;
+}
+
+static int key_activation(struct Parser *p, int line, char *v)
+{
+    int kind;
+    if (LOOKUP(p, line, "activation", v, activations, &kind)) return -1;
+    return new_layer(p, line, (uint32_t)kind) ? 0 : -1;
+}
+
+static int key_dtype(struct Parser *p, int line, char *v)
+{
+    int d;
+    if (LOOKUP(p, line, "dtype", v, dtypes, &d)) return -1;
+    p->cfg->dtype = (uint32_t)d;
+    return 0;
+}
+
+static int key_optimizer(struct Parser *p, int line, char *v)
+{
+    int o;
+    if (LOOKUP(p, line, "optimizer", v, optimizers, &o)) return -1;
+    str_copy(p->cfg->optimizer_name, v, sizeof p->cfg->optimizer_name);
+    return 0;
+}
+
+static int key_loss(struct Parser *p, int line, char *v)
+{
+    if (LOOKUP(p, line, "loss", v, losses, &p->cfg->loss)) return -1;
+    str_copy(p->cfg->loss_name, v, sizeof p->cfg->loss_name);
+    p->loss_line = line;
+    return 0;
+}
+
+static int key_normalize(struct Parser *p, int line, char *v)
+{
+    return LOOKUP(p, line, "normalize value", v, norms, &p->cfg->normalize);
+}
+
+static int key_shuffle(struct Parser *p, int line, char *v)
+{
+    if (str_cmp(v, "0") && str_cmp(v, "1")) return fail(p, line, "shuffle must be 0 or 1, got '%s'", v);
+    p->cfg->shuffle = v[0] == '1';
+    return 0;
+}
+
+static int key_lr(struct Parser *p, int line, char *v) { return parse_real(p, line, "lr", v, 0, &p->cfg->lr); }
+static int key_eps(struct Parser *p, int line, char *v) { return parse_real(p, line, "eps", v, 0, &p->cfg->eps); }
+static int key_momentum(struct Parser *p, int line, char *v)
+{
+    return parse_real(p, line, "momentum", v, 1, &p->cfg->momentum);
+}
+static int key_beta1(struct Parser *p, int line, char *v) { return parse_real(p, line, "beta1", v, 1, &p->cfg->beta1); }
+static int key_beta2(struct Parser *p, int line, char *v) { return parse_real(p, line, "beta2", v, 1, &p->cfg->beta2); }
+static int key_epochs(struct Parser *p, int line, char *v)
+{
+    return parse_count(p, line, "epochs", v, 1, CFG_MAX_NUMBER, &p->cfg->epochs);
+}
+static int key_batch_size(struct Parser *p, int line, char *v)
+{
+    return parse_count(p, line, "batch_size", v, 1, CFG_MAX_NUMBER, &p->cfg->batch_size);
+}
+static int key_seed(struct Parser *p, int line, char *v)
+{
+    return parse_count(p, line, "seed", v, 0, INT64_MAX, &p->cfg->seed);
+}
+
+struct KeyDef {
+    const char *name;
+    int section;
+    int repeats;
+    int (*fn)(struct Parser *, int, char *);
+};
+
+static const struct KeyDef keys[] = {
+    {"input_dim", SEC_MODEL, 0, key_input_dim},   {"input_shape", SEC_MODEL, 0, key_input_shape},
+    {"layer", SEC_MODEL, 1, key_layer},           {"activation", SEC_MODEL, 1, key_activation},
+    {"dtype", SEC_MODEL, 0, key_dtype},           {"optimizer", SEC_TRAIN, 0, key_optimizer},
+    {"lr", SEC_TRAIN, 0, key_lr},                 {"epochs", SEC_TRAIN, 0, key_epochs},
+    {"batch_size", SEC_TRAIN, 0, key_batch_size}, {"loss", SEC_TRAIN, 0, key_loss},
+    {"momentum", SEC_TRAIN, 0, key_momentum},     {"beta1", SEC_TRAIN, 0, key_beta1},
+    {"beta2", SEC_TRAIN, 0, key_beta2},           {"eps", SEC_TRAIN, 0, key_eps},
+    {"seed", SEC_TRAIN, 0, key_seed},             {"shuffle", SEC_TRAIN, 0, key_shuffle},
+    {"normalize", SEC_TRAIN, 0, key_normalize},
+};
+#define N_KEYS (sizeof keys / sizeof *keys)
+_Static_assert(N_KEYS <= sizeof ((struct Parser *)0)->key_line / sizeof(int), "key_line too small");
+
+/* ---- lines ---- */
+
+static int unknown_key(struct Parser *p, int line, const char *k)
+{
+    const char *names[N_KEYS];
+    size_t n = 0;
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (keys[i].section == p->section) names[n++] = keys[i].name;
+    const char *near = near_name(k, names, n);
+    if (near) return fail(p, line, "unknown key '%s' in [%s] (did you mean '%s'?)", k, section_names[p->section], near);
+    return fail(p, line, "unknown key '%s' in [%s]", k, section_names[p->section]);
+}
+
+/* The first line of a key that may be given once; input_dim and input_shape count as one. */
+static int repeated_key(struct Parser *p, int line, size_t ki)
+{
+    int *first = str_cmp(keys[ki].name, "input_dim") && str_cmp(keys[ki].name, "input_shape")
+                     ? &p->key_line[ki] : &p->input_line;
+    if (*first) {
+        if (first == &p->input_line && !p->key_line[ki])
+            return fail(p, line, "%s given but the input was already set on line %d (give input_dim or input_shape, not both)",
+                        keys[ki].name, *first);
+        return fail(p, line, "%s given twice (first on line %d)", keys[ki].name, *first);
+    }
+    *first = p->key_line[ki] = line;
+    return 0;
+}
+
+static int key_value(struct Parser *p, int line, char *s)
+{
+    char *eq = strchr(s, '=');
+    if (!eq) return fail(p, line, "expected key=value, [section] or a # comment, got '%s'", s);
+    *eq = 0;
+    char *k = str_trim(s), *v = str_trim(eq + 1);
+    if (!*k) return fail(p, line, "missing key before '='");
+    size_t ki = 0;
+    while (ki < N_KEYS && str_cmp(keys[ki].name, k)) ki++;
+    if (p->section == SEC_NONE) {
+        if (ki < N_KEYS)
+            return fail(p, line, "key '%s' before any section (put it under [%s])", k, section_names[keys[ki].section]);
+        return fail(p, line, "key '%s' before any section", k);
+    }
+    if (ki == N_KEYS) return unknown_key(p, line, k);
+    if (keys[ki].section != p->section)
+        return fail(p, line, "key '%s' belongs in [%s], not [%s]", k, section_names[keys[ki].section],
+                    section_names[p->section]);
+    if (!*v) return fail(p, line, "%s: missing value", k);
+    if (!keys[ki].repeats && repeated_key(p, line, ki)) return -1;
+    return keys[ki].fn(p, line, v);
+}
+
+static int section(struct Parser *p, int line, char *s)
+{
+    char *close = strchr(s, ']');
+    if (!close) return fail(p, line, "missing ']' in section header");
+    *close = 0;
+    if (*str_trim(close + 1)) return fail(p, line, "unexpected text after ']'");
+    char *name = str_trim(s + 1);
+    int sec = SEC_NONE;
+    for (int i = 1; i < SEC_COUNT; i++)
+        if (!str_cmp(name, section_names[i])) sec = i;
+    if (sec == SEC_NONE) {
+        const char *near = near_name(name, section_names + 1, SEC_COUNT - 1);
+        if (near) return fail(p, line, "unknown section [%s] (did you mean [%s]?)", name, near);
+        return fail(p, line, "unknown section [%s] (expected [model] or [train])", name);
+    }
+    if (p->section_line[sec])
+        return fail(p, line, "section [%s] given twice (first on line %d)", name, p->section_line[sec]);
+    p->section_line[sec] = line;
+    p->section = sec;
+    return 0;
+}
+
+static int parse_lines(struct Parser *p, char *s, size_t len)
+{
+    char *end = s + len;
+    if (len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) s += 3;
+    for (int line = 1; s < end; line++) {
+        char *nl = memchr(s, '\n', (size_t)(end - s));
+        char *next = nl ? nl + 1 : end;
+        *(nl ? nl : end) = 0;
+        if (str_len(s) != (size_t)((nl ? nl : end) - s)) return fail(p, line, "NUL byte in a text file");
+        char *hash = strchr(s, '#');
+        if (hash) *hash = 0;
+        char *t = str_trim(s);
+        int rc = !*t ? 0 : *t == '[' ? section(p, line, t) : key_value(p, line, t);
+        if (rc) return rc;
+        s = next;
+    }
+    return 0;
+}
+
+/* ---- shapes ---- */
+
+static void shape_str(char *buf, size_t cap, const uint64_t *shape, uint32_t ndim)
+{
+    if (ndim == 3)
+        snprintf(buf, cap, " (%llux%llux%llu)", (unsigned long long)shape[0], (unsigned long long)shape[1],
+                 (unsigned long long)shape[2]);
+    else
+        buf[0] = 0;
+}
+
+static uint64_t numel(const uint64_t *shape, uint32_t ndim) { return ndim == 3 ? shape[0] * shape[1] * shape[2] : shape[0]; }
+
+/* What feeds layer i: "the previous layer outputs" or "the input has". */
+static const char *source(uint32_t i) { return i ? "the previous layer outputs" : "the input has"; }
+
+static int linear_shape(struct Parser *p, uint32_t i, struct LayerSpec *l, const uint64_t *in, uint32_t in_nd)
+{
+    char sh[80];
+    uint64_t n_in = numel(in, in_nd);
+    if (l->args[0] != n_in) {
+        shape_str(sh, sizeof sh, in, in_nd);
+        return fail(p, l->line, "Linear expects %llu inputs but %s %llu%s", (unsigned long long)l->args[0],
+                    source(i), (unsigned long long)n_in, sh);
+    }
+    uint64_t w;
+    if (__builtin_mul_overflow(l->args[0], l->args[1], &w) || w > CFG_MAX_ELEMS)
+        return fail(p, l->line, "Linear %llux%llu is too large (more than %llu weights)", (unsigned long long)l->args[0],
+                    (unsigned long long)l->args[1], CFG_MAX_ELEMS);
+    l->n_params = w + l->args[1];
+    l->out_shape[0] = l->args[1];
+    l->out_ndim = 1;
+    return 0;
+}
+
+static int conv_shape(struct Parser *p, uint32_t i, struct LayerSpec *l, const uint64_t *in, uint32_t in_nd)
+{
+    char sh[80];
+    const uint64_t *a = l->args; /* in_ch, out_ch, kh, kw, stride, padding */
+    if (in_nd != 3) {
+        if (!i) return fail(p, l->line, "Conv2d needs a C,H,W input: give input_shape=C,H,W instead of input_dim");
+        return fail(p, l->line, "Conv2d cannot follow a Linear layer: its output is flat (%llu values)",
+                    (unsigned long long)in[0]);
+    }
+    shape_str(sh, sizeof sh, in, in_nd);
+    if (a[0] != in[0])
+        return fail(p, l->line, "Conv2d expects %llu input channels but %s %llu%s", (unsigned long long)a[0], source(i),
+                    (unsigned long long)in[0], sh);
+    uint64_t ph = in[1] + 2 * a[5], pw = in[2] + 2 * a[5];
+    if (a[2] > ph || a[3] > pw)
+        return fail(p, l->line, "Conv2d kernel %llux%llu is larger than its padded input %llux%llu (%llux%llu plus padding %llu)",
+                    (unsigned long long)a[2], (unsigned long long)a[3], (unsigned long long)ph, (unsigned long long)pw,
+                    (unsigned long long)in[1], (unsigned long long)in[2], (unsigned long long)a[5]);
+    l->out_shape[0] = a[1];
+    l->out_shape[1] = (ph - a[2]) / a[4] + 1;
+    l->out_shape[2] = (pw - a[3]) / a[4] + 1;
+    l->out_ndim = 3;
+    uint64_t w, o;
+    if (__builtin_mul_overflow(a[0] * a[1], a[2] * a[3], &w) || w > CFG_MAX_ELEMS ||
+        __builtin_mul_overflow(a[1], l->out_shape[1] * l->out_shape[2], &o) || o > CFG_MAX_ELEMS)
+        return fail(p, l->line, "Conv2d is too large (more than %llu weights or output values)", CFG_MAX_ELEMS);
+    l->n_params = w + a[1];
+    return 0;
+}
+
+static int walk_shapes(struct Parser *p)
+{
+    struct TrainConfig *c = p->cfg;
+    const uint64_t *in = c->input_shape;
+    uint32_t in_nd = c->input_ndim;
+    for (uint32_t i = 0; i < c->n_layers; i++) {
+        struct LayerSpec *l = &c->layers[i];
+        int rc = 0;
+        if (l->kind == MOD_LINEAR) rc = linear_shape(p, i, l, in, in_nd);
+        else if (l->kind == MOD_CONV2D) rc = conv_shape(p, i, l, in, in_nd);
+        else if (l->kind == MOD_SOFTMAX && in_nd == 3)
+            rc = fail(p, l->line, "Softmax needs a flat input (after a Linear layer), not a C,H,W one");
+        else {
+            memcpy(l->out_shape, in, sizeof l->out_shape);
+            l->out_ndim = in_nd;
+        }
+        if (rc) return rc;
+        in = l->out_shape;
+        in_nd = l->out_ndim;
+    }
+    return 0;
+}
+
+/* Checks that need the whole text: an input, layers, shapes, and an output the loss can use. */
+static int finish(struct Parser *p)
+{
+    struct TrainConfig *c = p->cfg;
+    int model_line = p->section_line[SEC_MODEL];
+    if (!model_line) return fail(p, 1, "no [model] section");
+    if (!c->input_ndim) return fail(p, model_line, "[model] needs input_dim=N or input_shape=C,H,W");
+    uint32_t weighted = 0;
+    for (uint32_t i = 0; i < c->n_layers; i++) weighted += c->layers[i].kind <= MOD_CONV2D;
+    if (!weighted) return fail(p, model_line, "[model] has no layers (add layer=Linear,in,out)");
+    if (walk_shapes(p)) return -1;
+    const struct LayerSpec *last = &c->layers[c->n_layers - 1];
+    if (last->out_ndim == 3) {
+        char sh[80];
+        shape_str(sh, sizeof sh, last->out_shape, 3);
+        return fail(p, last->line, "the network ends with a C,H,W output%s: end it with a Linear layer", sh);
+    }
+    c->output_dim = last->out_shape[0];
+    if (c->loss == LOSS_CROSS_ENTROPY && c->output_dim < 2)
+        return fail(p, p->loss_line ? p->loss_line : last->line,
+                    "loss=CrossEntropy needs at least 2 outputs but the network has %llu (use loss=MSE for regression)",
+                    (unsigned long long)c->output_dim);
+    return 0;
+}
+
+/* ---- public ---- */
+
+void config_defaults(struct TrainConfig *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    str_copy(cfg->optimizer_name, "Adam", sizeof cfg->optimizer_name);
+    cfg->lr = 0.001;
+    cfg->epochs = 10;
+    cfg->batch_size = 64;
+    str_copy(cfg->loss_name, "CrossEntropy", sizeof cfg->loss_name);
+    cfg->loss = LOSS_CROSS_ENTROPY;
+    cfg->beta1 = 0.9;
+    cfg->beta2 = 0.999;
+    cfg->eps = 1e-8;
+    cfg->seed = 42;
+    cfg->shuffle = 1;
+    cfg->normalize = NORM_NONE;
+    cfg->dtype = DT_FLOAT32;
+}
+
+int config_parse_text(const char *text, size_t len, const char *filename, struct TrainConfig *cfg, char *err,
+                      size_t errlen)
+{
+    config_defaults(cfg);
+    struct Parser p = {.file = filename ? filename : "config", .err = err, .errlen = errlen, .cfg = cfg};
+    char *buf = mem_alloc(len + 1);
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    int rc = parse_lines(&p, buf, len);
+    if (!rc) rc = finish(&p);
+    mem_free(buf);
+    return rc;
+}
+
+int config_parse_file(const char *path, struct TrainConfig *cfg, char *err, size_t errlen)
+{
+    struct Parser p = {.file = path, .err = err, .errlen = errlen};
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = mem_alloc(CFG_MAX_FILE + 1);
+    size_t n = fread(buf, 1, CFG_MAX_FILE + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    int rc;
+    if (bad) rc = (snprintf(err, errlen, "%s: read error", path), -1);
+    else if (n > CFG_MAX_FILE) rc = fail(&p, 1, "file is larger than %d bytes: is this a config?", CFG_MAX_FILE);
+    else rc = config_parse_text(buf, n, path, cfg, err, errlen);
+    mem_free(buf);
+    return rc;
+}
+
+/* Module names number each kind from 1 in config order: linear1, relu1, linear2, ... */
+struct Module **config_build_modules(const struct TrainConfig *cfg, struct Rng *rng)
+{
+    static const char *const base[MOD_COUNT] = {"linear", "conv2d", "relu", "sigmoid", "tanh", "softmax"};
+    struct Module **mods = mem_alloc_zeroed((cfg->n_layers ? cfg->n_layers : 1) * sizeof *mods);
+    uint32_t count[MOD_COUNT] = {0};
+    for (uint32_t i = 0; i < cfg->n_layers; i++) {
+        const struct LayerSpec *l = &cfg->layers[i];
+        const uint64_t *a = l->args;
+        CHECK(l->kind < MOD_COUNT, "bad layer kind %u", l->kind);
+        if (l->kind == MOD_LINEAR) mods[i] = nn_linear_create(a[0], a[1], cfg->dtype, rng);
+        else if (l->kind == MOD_CONV2D) mods[i] = nn_conv2d_create(a[0], a[1], a[2], a[3], a[4], a[5], cfg->dtype, rng);
+        else mods[i] = act_module_create(l->kind);
+        snprintf(mods[i]->name, sizeof mods[i]->name, "%s%u", base[l->kind], ++count[l->kind]);
+    }
+    return mods;
+}
+
+void config_free_modules(struct Module **mods, uint32_t n)
+{
+    if (!mods) return;
+    for (uint32_t i = 0; i < n; i++) module_free(mods[i]);
+    mem_free(mods);
+}
