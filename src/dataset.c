@@ -9,6 +9,7 @@
 #include "dataset.h"
 #include "generic.h"
 #include "mem.h"
+#include "model_io.h"
 #include "utils.h"
 
 #include <errno.h>
@@ -470,10 +471,118 @@ static int csv_parse(const char *path, const char *buf, size_t len, uint32_t dty
     return 0;
 }
 
-/* The matrix in a CSV file; n_classes > 0 asks for one class index per row. */
-static int read_matrix(const char *path, uint32_t dtype, uint64_t n_classes, struct Tensor **out,
-                       char *err, size_t errlen)
+/* ---- the binary format ---- */
+
+#define CHECK_VALUES(T, sfx)                                                          \
+    /* The first non-finite value, or a bad class label; returns its index or n. */  \
+    static uint64_t check_values_##sfx(const void *v, uint64_t n, uint64_t n_classes) \
+    {                                                                                 \
+        const T *x = v;                                                               \
+        uint64_t bad = 0;                                                             \
+        for (uint64_t i = 0; i < n; i++) bad |= !isfinite(x[i]);                      \
+        if (n_classes)                                                                \
+            for (uint64_t i = 0; i < n; i++) bad |= !label_ok(x[i], n_classes);       \
+        if (!bad) return n;                                                           \
+        for (uint64_t i = 0; i < n; i++)                                              \
+            if (!isfinite(x[i]) || (n_classes && !label_ok(x[i], n_classes))) return i; \
+        return n;                                                                     \
+    }
+GEN_BOTH(CHECK_VALUES)
+
+static int check_binary_values(const char *path, const char *name, const struct Tensor *t,
+                               uint64_t n_classes, char *err, size_t errlen)
 {
+    uint64_t n = tensor_numel(t), cols = t->shape[1];
+    uint64_t i = DT_CALL(t->dtype, check_values, t->data, n, n_classes);
+    if (i == n) return 0;
+    double v = t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+    unsigned long long row = i / cols + 1, col = i % cols + 1;
+    if (!isfinite(v))
+        return set_err(err, errlen, "%s: tensor '%s': row %llu, column %llu: %g (NaN and Inf are not allowed)",
+                       path, name, row, col, v);
+    return set_err(err, errlen, "%s: tensor '%s': row %llu: %.17g is not a class index from 0 to %llu",
+                   path, name, row, v, (unsigned long long)n_classes - 1);
+}
+
+/* The tensor as a new rows x cols matrix in dtype; a 1-d tensor is one column. The
+ * loaded tensor itself is kept when its dtype matches (model_file_free skips it). */
+static int take_matrix(struct ModelFile *mf, uint32_t k, const char *path, uint32_t dtype,
+                       struct Tensor **out, char *err, size_t errlen)
+{
+    struct Tensor *t = mf->tensors[k].t;
+    const char *name = mf->tensors[k].name;
+    char shape[64];
+    if (t->ndim < 1 || t->ndim > 2 || t->shape[0] == 0)
+        return set_err(err, errlen, "%s: tensor '%s' has shape %s, expected rows x columns", path, name,
+                       tensor_shape_str(t, shape, sizeof shape));
+    uint64_t dims[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 1};
+    if (t->dtype == dtype) {
+        mf->tensors[k].t = NULL;
+        tensor_reshape(t, 2, dims);
+        *out = t;
+        return 0;
+    }
+    struct Tensor *c = tensor_create(2, dims, dtype);
+    uint64_t n = tensor_numel(c);
+    if (dtype == DT_FLOAT64) {
+        for (uint64_t i = 0; i < n; i++) tensor_f64(c)[i] = tensor_f32(t)[i];
+    } else {
+        for (uint64_t i = 0; i < n; i++) {
+            double v = tensor_f64(t)[i];
+            if (fabs(v) > FLT_MAX && isfinite(v)) {
+                tensor_free(c);
+                return set_err(err, errlen, "%s: tensor '%s': row %llu, column %llu: %g is out of range for float32",
+                               path, name, (unsigned long long)(i / dims[1] + 1),
+                               (unsigned long long)(i % dims[1] + 1), v);
+            }
+            tensor_f32(c)[i] = (float)v;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+static uint32_t find_tensor(const struct ModelFile *mf, const char *name)
+{
+    uint32_t k = 0;
+    while (k < mf->n && strcmp(mf->tensors[k].name, name)) k++;
+    return k;
+}
+
+/* Tensor `name` of a binary dataset, or `alt` when it has none. */
+static int read_binary(const char *path, uint32_t dtype, uint64_t n_classes, const char *name,
+                       const char *alt, struct Tensor **out, char *err, size_t errlen)
+{
+    struct ModelFile mf;
+    if (model_load(path, &mf, err, errlen)) return -1;
+    const char *got = name;
+    uint32_t k = find_tensor(&mf, name);
+    if (k == mf.n && alt) k = find_tensor(&mf, got = alt);
+    int r = k == mf.n ? set_err(err, errlen, "%s: no tensor '%s' in this binary dataset", path, name)
+                      : take_matrix(&mf, k, path, dtype, out, err, errlen);
+    model_file_free(&mf);
+    if (r) return -1;
+    if (n_classes && (*out)->shape[1] != 1)
+        r = set_err(err, errlen, "%s: tensor '%s' has %llu columns, expected 1 (a class index per row)", path,
+                    got, (unsigned long long)(*out)->shape[1]);
+    if (!r) r = check_binary_values(path, got, *out, n_classes, err, errlen);
+    if (r) {
+        tensor_free(*out);
+        *out = NULL;
+    }
+    return r;
+}
+
+/* The matrix in a CSV file or binary dataset; n_classes > 0 asks for one class index per
+ * row. Labels come from a binary file's "labels" tensor, or its "data" without one. */
+static int read_matrix(const char *path, uint32_t dtype, uint64_t n_classes, int labels,
+                       struct Tensor **out, char *err, size_t errlen)
+{
+    struct stat st;
+    /* Only a regular file is probed: probing a pipe would eat its first bytes. */
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && model_is_container(path))
+        return read_binary(path, dtype, n_classes, labels ? "labels" : "data", labels ? "data" : NULL,
+                           out, err, errlen);
     struct Text text;
     if (text_open(&text, path, err, errlen)) return -1;
     int r = csv_parse(path, text.buf, text.len, dtype, n_classes, out, err, errlen);
@@ -483,7 +592,7 @@ static int read_matrix(const char *path, uint32_t dtype, uint64_t n_classes, str
 
 int csv_read_matrix(const char *path, uint32_t dtype, struct Tensor **out, char *err, size_t errlen)
 {
-    return read_matrix(path, dtype, 0, out, err, errlen);
+    return read_matrix(path, dtype, 0, 0, out, err, errlen);
 }
 
 /* ---- the dataset ---- */
@@ -492,8 +601,8 @@ int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uin
                  uint64_t n_classes, char *err, size_t errlen)
 {
     memset(ds, 0, sizeof *ds);
-    if (read_matrix(x_path, dtype, 0, &ds->x, err, errlen)) return -1;
-    if (y_path && read_matrix(y_path, dtype, n_classes, &ds->y, err, errlen)) {
+    if (read_matrix(x_path, dtype, 0, 0, &ds->x, err, errlen)) return -1;
+    if (y_path && read_matrix(y_path, dtype, n_classes, 1, &ds->y, err, errlen)) {
         dataset_free(ds);
         return -1;
     }
@@ -509,6 +618,12 @@ int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uin
     ds->order = mem_alloc(ds->n * sizeof *ds->order);
     for (uint64_t i = 0; i < ds->n; i++) ds->order[i] = i;
     return 0;
+}
+
+int dataset_save_binary(const struct Dataset *ds, const char *path, char *err, size_t errlen)
+{
+    struct NamedTensor ts[2] = {{"data", ds->x}, {"labels", ds->y}};
+    return model_save(path, ts, ds->y ? 2 : 1, NULL, err, errlen);
 }
 
 void dataset_free(struct Dataset *ds)

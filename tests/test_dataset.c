@@ -3,6 +3,7 @@
 #include "test.h"
 #include "dataset.h"
 #include "mem.h"
+#include "model_io.h"
 #include "tensor.h"
 #include "utils.h"
 
@@ -407,4 +408,80 @@ TEST(dataset_batches_with_partial_last)
     EXPECT_EQ_INT(mem_alloc_calls(), calls);
     EXPECT(x == &ds.bx && y == &ds.by);
     dataset_free(&ds);
+}
+
+/* ---- the binary format ---- */
+
+TEST(dataset_binary_round_trip)
+{
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Dataset a, b, c;
+        char x[512], y[512], bin[512], err[512] = "";
+        const char *xt = "h1,h2,h3\n1,2.5,3\n4,5,-6e-3\n7,8,9\n", *yt = "2\n0\n1\n";
+        write_bytes(x, sizeof x, "x.csv", xt, strlen(xt));
+        write_bytes(y, sizeof y, "y.csv", yt, strlen(yt));
+        tmp_path(bin, sizeof bin, "d.bin");
+        EXPECT_EQ_INT(dataset_load(&a, x, y, dt, 3, err, sizeof err), 0);
+        EXPECT_MSG(dataset_save_binary(&a, bin, err, sizeof err) == 0, "%s", err);
+        /* the same file serves as data and labels, in either dtype */
+        EXPECT_MSG(dataset_load(&b, bin, bin, dt, 3, err, sizeof err) == 0, "%s", err);
+        EXPECT_MSG(dataset_load(&c, bin, bin, 1 - dt, 3, err, sizeof err) == 0, "%s", err);
+        EXPECT_EQ_INT(b.n, 3);
+        EXPECT_EQ_INT(b.dim, 3);
+        EXPECT_EQ_INT(b.label_dim, 1);
+        EXPECT_EQ_INT(c.x->dtype, 1 - dt);
+        for (uint64_t i = 0; i < 9 && b.x && c.x; i++) {
+            EXPECT_NEAR(tensor_get(b.x, (uint64_t[]){i / 3, i % 3}), tensor_get(a.x, (uint64_t[]){i / 3, i % 3}), 0);
+            EXPECT_NEAR(tensor_get(c.x, (uint64_t[]){i / 3, i % 3}), tensor_get(a.x, (uint64_t[]){i / 3, i % 3}), 1e-9);
+        }
+        for (uint64_t i = 0; i < 3 && b.y; i++)
+            EXPECT_NEAR(tensor_get(b.y, (uint64_t[]){i, 0}), tensor_get(a.y, (uint64_t[]){i, 0}), 0);
+        /* csv_read_matrix reads the "data" tensor; labels out of range are caught */
+        struct Tensor *t = NULL;
+        EXPECT_EQ_INT(csv_read_matrix(bin, dt, &t, err, sizeof err), 0);
+        if (t) EXPECT_EQ_INT(t->shape[1], 3);
+        tensor_free(t);
+        struct Dataset d;
+        EXPECT_EQ_INT(dataset_load(&d, bin, bin, dt, 2, err, sizeof err), -1);
+        EXPECT_STR_CONTAINS(err, "d.bin: tensor 'labels': row 1: 2 is not a class index from 0 to 1");
+        EXPECT_EQ_INT(dataset_load(&d, bin, y, dt, 3, err, sizeof err), 0);
+        dataset_free(&d);
+        dataset_free(&a);
+        dataset_free(&b);
+        dataset_free(&c);
+    }
+}
+
+TEST(dataset_binary_rejects_bad_contents)
+{
+    char bin[512], err[512] = "";
+    tmp_path(bin, sizeof bin, "bad.bin");
+    struct Tensor *t = tensor_create(2, (uint64_t[]){2, 2}, DT_FLOAT64);
+    const double v[4] = {1, 2, 3, NAN};
+    memcpy(t->data, v, sizeof v);
+    struct NamedTensor nt = {"data", t};
+    EXPECT_EQ_INT(model_save(bin, &nt, 1, NULL, err, sizeof err), 0);
+    struct Tensor *out = NULL;
+    EXPECT_EQ_INT(csv_read_matrix(bin, DT_FLOAT64, &out, err, sizeof err), -1);
+    EXPECT_STR_CONTAINS(err, "bad.bin: tensor 'data': row 2, column 2: nan (NaN and Inf are not allowed)");
+    tensor_f64(t)[3] = 1e39;
+    EXPECT_EQ_INT(model_save(bin, &nt, 1, NULL, err, sizeof err), 0);
+    EXPECT_EQ_INT(csv_read_matrix(bin, DT_FLOAT32, &out, err, sizeof err), -1);
+    EXPECT_STR_CONTAINS(err, "bad.bin: tensor 'data': row 2, column 2: 1e+39 is out of range for float32");
+    nt.name = "weights";
+    EXPECT_EQ_INT(model_save(bin, &nt, 1, NULL, err, sizeof err), 0);
+    EXPECT_EQ_INT(csv_read_matrix(bin, DT_FLOAT32, &out, err, sizeof err), -1);
+    EXPECT_STR_CONTAINS(err, "bad.bin: no tensor 'data' in this binary dataset");
+    tensor_reshape(t, 1, (uint64_t[]){4});
+    nt.name = "data";
+    EXPECT_EQ_INT(model_save(bin, &nt, 1, NULL, err, sizeof err), 0);
+    EXPECT_EQ_INT(csv_read_matrix(bin, DT_FLOAT64, &out, err, sizeof err), 0);
+    if (out) EXPECT_EQ_INT(out->shape[0], 4);
+    if (out) EXPECT_EQ_INT(out->shape[1], 1);
+    tensor_free(out);
+    tensor_reshape(t, 3, (uint64_t[]){1, 2, 2});
+    EXPECT_EQ_INT(model_save(bin, &nt, 1, NULL, err, sizeof err), 0);
+    EXPECT_EQ_INT(csv_read_matrix(bin, DT_FLOAT64, &out, err, sizeof err), -1);
+    EXPECT_STR_CONTAINS(err, "bad.bin: tensor 'data' has shape 1x2x2, expected rows x columns");
+    tensor_free(t);
 }
