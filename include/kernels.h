@@ -42,15 +42,17 @@ struct EwKernels {
                      double b2, double step, double bc2_sqrt, double eps);
 };
 
-/* Register-tiled gemm micro-kernels of one ISA (see gemm.c for the packed layouts). */
+/* Register-tiled gemm micro-kernels of one ISA and their cache blocking (BLIS names:
+ * an mr x nr register tile, kc-deep panels, mc x kc blocks of A, kc x nc blocks of B;
+ * see gemm_impl.h for the packed layouts). The kernel computes
+ *   C[i*ldc + j] = alpha * sum_p a[i + p*csa] * b[p*nr + j] + beta * C[i*ldc + j]
+ * over an mr x nr tile (C not read when beta == 0); csa is mr for a packed A panel. */
 struct GemmKernels {
-    int mr_f32, nr_f32, mr_f64, nr_f64;
-    /* C[mr x nr] = (beta==0 ? 0 : beta*C) + alpha * Ap * Bp over k, where Ap is an
-     * mr-wide packed panel of A and Bp an nr-wide packed panel of B; C row stride ldc. */
-    void (*ukr_f32)(size_t k, const float *Ap, const float *Bp, float *C, size_t ldc,
+    struct { int mr, nr, kc, mc, nc; } f32, f64;
+    void (*ukr_f32)(size_t k, const float *a, size_t csa, const float *b, float *C, size_t ldc,
                     float alpha, float beta);
-    void (*ukr_f64)(size_t k, const double *Ap, const double *Bp, double *C, size_t ldc,
-                    double alpha, double beta);
+    void (*ukr_f64)(size_t k, const double *a, size_t csa, const double *b, double *C,
+                    size_t ldc, double alpha, double beta);
 };
 
 struct KernelTable {

@@ -1,10 +1,22 @@
-/* gemm: C = alpha*op(A)*op(B) + beta*C. (Bootstrap version: the reference only.) */
+/* gemm: C = alpha*op(A)*op(B) + beta*C, BLIS style.
+ *
+ * Loops, outermost first: nc-wide column blocks of C; kc-deep slices of K, packing the
+ * kc x nc block of op(B) into nr-wide panels (pack_b, L3/L2 resident); mc-tall blocks of
+ * op(A), packed into mr-wide panels (pack_a, L2); then nr- and mr-wide micro-panels, one
+ * register tile each, by the ISA's micro-kernel. Panels are zero-padded to mr / nr, so
+ * the kernel always runs a full tile; an edge tile (or a C that is stored transposed)
+ * goes through a small temporary. Pack buffers are thread-local arrays: no heap.
+ *
+ * Everything is written once over matrix views, element (i, j) at p[i*rs + j*cs], so
+ * transposes are only strides; the generic part is instantiated for float and double. */
+#include "gemm_impl.h"
+#include "generic.h"
 #include "math_kernels.h"
 #include "utils.h"
 
-#define GEMM_REF(T, name)                                                                   \
-    void name(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A, size_t lda, \
-              const T *B, size_t ldb, T beta, T *C, size_t ldc)                              \
+#define GEMM_REF(T, sfx)                                                                    \
+    void gemm_ref_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,  \
+                        size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)       \
     {                                                                                       \
         for (size_t i = 0; i < M; i++)                                                      \
             for (size_t j = 0; j < N; j++) {                                                \
@@ -14,20 +26,174 @@
                 C[i * ldc + j] = alpha * s + (beta == 0 ? 0 : beta * C[i * ldc + j]);       \
             }                                                                               \
     }
-GEMM_REF(float, gemm_ref_f32)
-GEMM_REF(double, gemm_ref_f64)
+GEMM_REF(float, f32)
+GEMM_REF(double, f64)
 
-void gemm_f32(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
-              const float *B, size_t ldb, float beta, float *C, size_t ldc)
-{
-    gemm_ref_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
+static _Thread_local union {
+    _Alignas(64) float f32[GEMM_PACK_A_BYTES / sizeof(float)];
+    double f64[GEMM_PACK_A_BYTES / sizeof(double)];
+} pack_a;
+static _Thread_local union {
+    _Alignas(64) float f32[GEMM_PACK_B_BYTES / sizeof(float)];
+    double f64[GEMM_PACK_B_BYTES / sizeof(double)];
+} pack_b;
+static _Thread_local union {
+    _Alignas(64) float f32[GEMM_MAX_TILE];
+    double f64[GEMM_MAX_TILE];
+} tile;
 
-void gemm_f64(int ta, int tb, size_t M, size_t N, size_t K, double alpha, const double *A, size_t lda,
-              const double *B, size_t ldb, double beta, double *C, size_t ldc)
-{
-    gemm_ref_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+#define GEMM_GENERIC(T, sfx)                                                                 \
+    struct view_##sfx { const T *p; size_t rs, cs; };                                        \
+                                                                                             \
+    /* dst[p*w_pad + i] = src[i*ws + p*ks] for i < w, zero up to w_pad, p < k. */            \
+    static void pack_panel_##sfx(T *restrict dst, const T *restrict src, size_t ws,          \
+                                 size_t ks, size_t w, size_t w_pad, size_t k)                \
+    {                                                                                        \
+        if (ws == 1) {                                                                       \
+            for (size_t p = 0; p < k; p++, dst += w_pad, src += ks) {                        \
+                for (size_t i = 0; i < w; i++) dst[i] = src[i];                              \
+                for (size_t i = w; i < w_pad; i++) dst[i] = 0;                               \
+            }                                                                                \
+            return;                                                                          \
+        }                                                                                    \
+        /* A transpose: walk k in short runs so the w source rows stay in L1. */             \
+        for (size_t p0 = 0; p0 < k; p0 += 16) {                                              \
+            size_t kk = min_sz(16, k - p0);                                                  \
+            T *d = dst + p0 * w_pad;                                                         \
+            for (size_t i = 0; i < w; i++) {                                                 \
+                const T *s = src + i * ws + p0 * ks;                                         \
+                for (size_t p = 0; p < kk; p++) d[p * w_pad + i] = s[p * ks];                \
+            }                                                                                \
+            for (size_t p = 0; p < kk; p++)                                                  \
+                for (size_t i = w; i < w_pad; i++) d[p * w_pad + i] = 0;                     \
+        }                                                                                    \
+    }                                                                                        \
+                                                                                             \
+    /* C (m x n, strides rsc, csc) = t + beta*C, t an edge tile with row stride ld. */       \
+    static void merge_tile_##sfx(T *c, size_t rsc, size_t csc, const T *t, size_t ld,        \
+                                 size_t m, size_t n, T beta)                                 \
+    {                                                                                        \
+        for (size_t i = 0; i < m; i++)                                                       \
+            for (size_t j = 0; j < n; j++) {                                                 \
+                T *cp = c + i * rsc + j * csc;                                               \
+                *cp = t[i * ld + j] + (beta == 0 ? 0 : beta * *cp);                          \
+            }                                                                                \
+    }                                                                                        \
+                                                                                             \
+    static void scale_c_##sfx(size_t M, size_t N, T beta, T *C, size_t rsc, size_t csc)      \
+    {                                                                                        \
+        for (size_t i = 0; i < M; i++)                                                       \
+            for (size_t j = 0; j < N; j++)                                                   \
+                C[i * rsc + j * csc] = beta == 0 ? 0 : beta * C[i * rsc + j * csc];          \
+    }                                                                                        \
+                                                                                             \
+    /* The micro-panel loops over one packed kc x nb block of B and an mb x kc block of A. */ \
+    static void macro_##sfx(const struct GemmKernels *gk, size_t mb, size_t nb, size_t kb,   \
+                            T alpha, const T *a, size_t csa, int packed, const T *b, T beta, \
+                            T *C, size_t rsc, size_t csc)                                    \
+    {                                                                                        \
+        size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr;                            \
+        for (size_t jr = 0; jr < nb; jr += nr) {                                             \
+            size_t n = min_sz(nr, nb - jr);                                                  \
+            const T *bp = b + jr * kb;                                                       \
+            for (size_t ir = 0; ir < mb; ir += mr) {                                         \
+                size_t m = min_sz(mr, mb - ir);                                              \
+                const T *ap = packed ? a + ir * kb : a + ir;                                  \
+                T *cp = C + ir * rsc + jr * csc;                                             \
+                if (m == mr && n == nr && csc == 1) {                                        \
+                    gk->ukr_##sfx(kb, ap, csa, bp, cp, rsc, alpha, beta);                    \
+                } else {                                                                     \
+                    gk->ukr_##sfx(kb, ap, csa, bp, tile.sfx, nr, alpha, 0);                  \
+                    merge_tile_##sfx(cp, rsc, csc, tile.sfx, nr, m, n, beta);                \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+                                                                                             \
+    /* Packs the mb x kb block of A at (ic, pc) unless it can be read in place: A^T gives \
+     * mr-wide column runs already, which pays when few B panels would reuse a packed copy. \
+     * Returns the column stride of the panels (mr when packed). */                          \
+    static size_t prepare_a_##sfx(const struct GemmKernels *gk, struct view_##sfx A,         \
+                                  size_t mb, size_t kb, size_t N, const T **out)             \
+    {                                                                                        \
+        size_t mr = (size_t)gk->sfx.mr;                                                      \
+        if (A.rs == 1 && mb % mr == 0 && N <= 4 * (size_t)gk->sfx.nr) {                        \
+            *out = A.p;                                                                      \
+            return A.cs;                                                                     \
+        }                                                                                    \
+        for (size_t ir = 0; ir < mb; ir += mr)                                               \
+            pack_panel_##sfx(pack_a.sfx + ir * kb, A.p + ir * A.rs, A.rs, A.cs,              \
+                             min_sz(mr, mb - ir), mr, kb);                                   \
+        *out = pack_a.sfx;                                                                   \
+        return mr;                                                                           \
+    }                                                                                        \
+                                                                                             \
+    static void blocked_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,    \
+                              T alpha, struct view_##sfx A, struct view_##sfx B, T beta,     \
+                              T *C, size_t rsc, size_t csc)                                  \
+    {                                                                                        \
+        size_t nr = (size_t)gk->sfx.nr, kc = (size_t)gk->sfx.kc;                             \
+        size_t mc = (size_t)gk->sfx.mc, nc = (size_t)gk->sfx.nc;                             \
+        for (size_t jc = 0; jc < N; jc += nc) {                                              \
+            size_t nb = min_sz(nc, N - jc);                                                  \
+            for (size_t pc = 0; pc < K; pc += kc) {                                          \
+                size_t kb = min_sz(kc, K - pc);                                              \
+                const T *bsrc = B.p + pc * B.rs + jc * B.cs;                                 \
+                for (size_t jr = 0; jr < nb; jr += nr)                                       \
+                    pack_panel_##sfx(pack_b.sfx + jr * kb, bsrc + jr * B.cs, B.cs, B.rs,     \
+                                     min_sz(nr, nb - jr), nr, kb);                           \
+                T beta_k = pc == 0 ? beta : 1;                                               \
+                for (size_t ic = 0; ic < M; ic += mc) {                                      \
+                    size_t mb = min_sz(mc, M - ic);                                          \
+                    struct view_##sfx Ab = {A.p + ic * A.rs + pc * A.cs, A.rs, A.cs};        \
+                    const T *ap;                                                             \
+                    size_t csa = prepare_a_##sfx(gk, Ab, mb, kb, N, &ap);                    \
+                    macro_##sfx(gk, mb, nb, kb, alpha, ap, csa, ap == pack_a.sfx, pack_b.sfx, \
+                                beta_k,                                                      \
+                                C + ic * rsc + jc * csc, rsc, csc);                          \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+                                                                                             \
+    /* Cycles-ish estimate: padded tile work plus the scalar merge of edge tiles. */         \
+    static double cost_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,     \
+                             int strided)                                                    \
+    {                                                                                        \
+        size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr;                             \
+        double work = (double)round_up(M, mr) * (double)round_up(N, nr) * (double)K / 32;    \
+        double edge = strided ? (double)M * N                                               \
+                              : (double)(M % mr) * N + (double)(N % nr) * M;                 \
+        return work + 2 * edge * (double)((K + gk->sfx.kc - 1) / gk->sfx.kc);                \
+    }                                                                                        \
+                                                                                             \
+    void gemm_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,      \
+                    size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)            \
+    {                                                                                        \
+        if (M == 0 || N == 0) return;                                                        \
+        if (K == 0 || alpha == 0) {                                                          \
+            scale_c_##sfx(M, N, beta, C, ldc, 1);                                            \
+            return;                                                                          \
+        }                                                                                    \
+        const struct GemmKernels *gk = kernels_get()->gemm;                                  \
+        if (!gk || !gk->ukr_##sfx) {                                                         \
+            gemm_ref_##sfx(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);            \
+            return;                                                                          \
+        }                                                                                    \
+        struct view_##sfx va = {A, ta ? 1 : lda, ta ? lda : 1};                              \
+        struct view_##sfx vb = {B, tb ? 1 : ldb, tb ? ldb : 1};                              \
+        /* C^T = op(B)^T op(A)^T when the tiles fit the transposed shape much better. */     \
+        if (cost_##sfx(gk, N, M, K, 1) < cost_##sfx(gk, M, N, K, 0)) {                        \
+            struct view_##sfx at = {B, vb.cs, vb.rs}, bt = {A, va.cs, va.rs};                \
+            blocked_##sfx(gk, N, M, K, alpha, at, bt, beta, C, 1, ldc);                      \
+        } else {                                                                             \
+            blocked_##sfx(gk, M, N, K, alpha, va, vb, beta, C, ldc, 1);                      \
+        }                                                                                    \
+    }
+GEN_BOTH(GEMM_GENERIC)
 
 void gemm(int ta, int tb, double alpha, const struct Tensor *A, const struct Tensor *B, double beta, struct Tensor *C)
 {

@@ -1,0 +1,148 @@
+/* Tests of gemm (every ISA path against the triple-loop reference, both dtypes) and of
+ * the tensor-level gemm and matmul with their shape panic. */
+#include "test.h"
+#include "math_kernels.h"
+#include "mem.h"
+#include "tensor.h"
+#include "utils.h"
+
+#include <string.h>
+
+struct GemmCase {
+    int ta, tb;
+    size_t M, N, K;
+    double alpha, beta;
+    size_t off, pad; /* pointers offset by `off` elements; leading dimensions + pad */
+};
+
+static const double alpha_beta[][2] = {{1, 0}, {0.5, 1}, {-1.5, 0.25}, {1, 1}};
+
+#define GEMM_CHECK(T, sfx, EPS)                                                                \
+    /* Runs one case through gemm_##sfx and the reference; C starts as NaN when beta is 0    \
+     * (it must not be read) and the padding between rows must stay untouched. */             \
+    static void check_##sfx(struct GemmCase c, struct Rng *r)                                  \
+    {                                                                                          \
+        size_t ra = c.ta ? c.K : c.M, ca = c.ta ? c.M : c.K;                                   \
+        size_t rb = c.tb ? c.N : c.K, cb = c.tb ? c.K : c.N;                                   \
+        size_t lda = ca + c.pad, ldb = cb + c.pad, ldc = c.N + c.pad;                          \
+        size_t na = ra * lda + c.off, nb = rb * ldb + c.off, nc = c.M * ldc + c.off;           \
+        T *ba = mem_alloc(na * sizeof(T) + 1), *bb = mem_alloc(nb * sizeof(T) + 1);            \
+        T *bc = mem_alloc(nc * sizeof(T) + 1), *bw = mem_alloc(nc * sizeof(T) + 1);            \
+        for (size_t i = 0; i < na; i++) ba[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t i = 0; i < nb; i++) bb[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t i = 0; i < nc; i++) bc[i] = c.beta == 0 ? (T)NAN : (T)(2 * rng_uniform(r) - 1); \
+        memcpy(bw, bc, nc * sizeof(T));                                                        \
+        T *A = ba + c.off, *B = bb + c.off, *C = bc + c.off, *want = bw + c.off;               \
+        gemm_##sfx(c.ta, c.tb, c.M, c.N, c.K, (T)c.alpha, A, lda, B, ldb, (T)c.beta, C, ldc);  \
+        gemm_ref_##sfx(c.ta, c.tb, c.M, c.N, c.K, (T)c.alpha, A, lda, B, ldb, (T)c.beta, want, ldc); \
+        double tol = 4 * (double)(c.K + 2) * EPS, worst = 0;                                   \
+        int pad_ok = 1;                                                                        \
+        for (size_t i = 0; i < c.M; i++) {                                                     \
+            worst = fmax(worst, test_max_err_##sfx(C + i * ldc, want + i * ldc, c.N, tol, tol)); \
+            for (size_t j = c.N; j < ldc && i + 1 < c.M; j++)                                  \
+                pad_ok &= memcmp(&C[i * ldc + j], &want[i * ldc + j], sizeof(T)) == 0;        \
+        }                                                                                      \
+        EXPECT_MSG(worst <= 1 && pad_ok, #sfx " ta=%d tb=%d %zux%zux%zu alpha=%g beta=%g off=%zu " \
+                   "pad=%zu: error %g x tol, padding %s", c.ta, c.tb, c.M, c.N, c.K, c.alpha,   \
+                   c.beta, c.off, c.pad, worst, pad_ok ? "intact" : "overwritten");            \
+        mem_free(ba);                                                                          \
+        mem_free(bb);                                                                          \
+        mem_free(bc);                                                                          \
+        mem_free(bw);                                                                          \
+    }
+GEMM_CHECK(float, f32, 1.2e-7)
+GEMM_CHECK(double, f64, 2.3e-16)
+
+static void check_both(struct GemmCase c, struct Rng *r)
+{
+    check_f32(c, r);
+    check_f64(c, r);
+}
+
+/* The issue's shapes plus block-boundary ones (K > kc, M > mc, N > nc, multiples of mr),
+ * every transpose pair; alpha/beta rotate so the big shapes stay cheap. */
+TEST_ISA(gemm_matches_reference_on_named_shapes)
+{
+    static const size_t shapes[][3] = {{1, 1, 1}, {17, 33, 9}, {64, 784, 128}, {127, 129, 65},
+        {300, 200, 100}, {64, 10, 128}, {10, 128, 64}, {64, 128, 10}, {84, 20, 50},
+        {336, 30, 70}, {200, 40, 600}, {3, 4100, 5}};
+    struct Rng r;
+    rng_seed(&r, 7);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 4; t++) {
+            const double *ab = alpha_beta[(s + (size_t)t) % 4];
+            struct GemmCase c = {t >> 1, t & 1, shapes[s][0], shapes[s][1], shapes[s][2], ab[0], ab[1], 0, 0};
+            check_both(c, &r);
+        }
+}
+
+/* A sample of M, N, K in the awkward sizes, with unaligned pointers and padded rows. */
+TEST_ISA(gemm_matches_reference_on_odd_sizes)
+{
+    static const size_t sz[] = {0, 1, 3, 7, 8, 15, 16, 17, 31, 33};
+    struct Rng r;
+    rng_seed(&r, 11);
+    for (size_t t = 0; t < 1000; t += 7) {
+        const double *ab = alpha_beta[t % 4];
+        struct GemmCase c = {(int)(t / 3 % 2), (int)(t / 5 % 2), sz[t / 100], sz[t / 10 % 10], sz[t % 10],
+                             ab[0], ab[1], t % 2, t / 2 % 2 * 3};
+        check_both(c, &r);
+    }
+}
+
+TEST_ISA(gemm_edge_cases_zero_k_and_zero_alpha)
+{
+    float C[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, A[6] = {1, 2, 3, 4, 5, 6};
+    gemm_f32(0, 0, 2, 3, 0, 1, A, 1, A, 3, 0, C, 3); /* K = 0, beta = 0: C becomes 0 */
+    for (int i = 0; i < 6; i++) EXPECT_EQ_INT(C[i], 0);
+    double D[4] = {1, 2, 3, 4}, X[4] = {1, 1, 1, 1};
+    gemm_f64(1, 1, 2, 2, 2, 0, X, 2, X, 2, 2, D, 2); /* alpha = 0: C = beta*C */
+    EXPECT_NEAR(D[0], 2, 0);
+    EXPECT_NEAR(D[3], 8, 0);
+}
+
+TEST(gemm_tensor_forms)
+{
+    uint64_t s23[2] = {2, 3}, s32[2] = {3, 2}, s22[2] = {2, 2};
+    struct Tensor *a = tensor_create(2, s23, DT_FLOAT64), *b = tensor_create(2, s32, DT_FLOAT64);
+    struct Tensor *c = tensor_create(2, s22, DT_FLOAT64);
+    for (int i = 0; i < 6; i++) tensor_f64(a)[i] = i + 1, tensor_f64(b)[i] = 6 - i;
+    matmul(c, a, b); /* [1 2 3; 4 5 6] [6 5; 4 3; 2 1] */
+    EXPECT_NEAR(tensor_f64(c)[0], 20, 0);
+    EXPECT_NEAR(tensor_f64(c)[1], 14, 0);
+    EXPECT_NEAR(tensor_f64(c)[2], 56, 0);
+    EXPECT_NEAR(tensor_f64(c)[3], 41, 0);
+    gemm(0, 1, 0.5, a, a, 1.0, c); /* c += 0.5 * a a^T = [7 16; 16 38.5] */
+    EXPECT_NEAR(tensor_f64(c)[0], 27, 0);
+    EXPECT_NEAR(tensor_f64(c)[1], 30, 0);
+    EXPECT_NEAR(tensor_f64(c)[3], 79.5, 0);
+    tensor_free(a);
+    tensor_free(b);
+    tensor_free(c);
+    uint64_t s33[2] = {3, 3};
+    struct Tensor *f = tensor_create(2, s23, DT_FLOAT32), *g = tensor_create(2, s33, DT_FLOAT32);
+    tensor_fill(f, 1);
+    tensor_fill(g, NAN);
+    gemm(1, 0, 2.0, f, f, 0.0, g); /* 2 f^T f, every entry 2*2; beta 0 ignores the NaN */
+    for (int i = 0; i < 9; i++) EXPECT_NEAR(tensor_f32(g)[i], 4, 0);
+    tensor_free(f);
+    tensor_free(g);
+}
+
+static void gemm_mismatch_child(void *arg)
+{
+    (void)arg;
+    uint64_t s23[2] = {2, 3}, s45[2] = {4, 5}, s25[2] = {2, 5};
+    struct Tensor *a = tensor_create(2, s23, DT_FLOAT32), *b = tensor_create(2, s45, DT_FLOAT32);
+    struct Tensor *c = tensor_create(2, s25, DT_FLOAT32);
+    matmul(c, a, b);
+}
+
+TEST(gemm_shape_mismatch_panics_naming_both_shapes)
+{
+    char err[1024];
+    int rc = test_run_child(gemm_mismatch_child, NULL, err, sizeof err);
+    EXPECT(rc != 0);
+    EXPECT_STR_CONTAINS(err, "2x3");
+    EXPECT_STR_CONTAINS(err, "4x5");
+}
