@@ -123,6 +123,27 @@ TEST(csv_very_long_line)
     mem_free(want);
 }
 
+/* A file whose size is a multiple of the page size is read rather than mapped (its
+ * mapping would have no NUL after the last byte): the same result either way. */
+TEST(csv_page_sized_file)
+{
+    enum { ROWS = 16384 }; /* "d,d\n" x 16384 = 65536 bytes */
+    char *text = mem_alloc(ROWS * 4 + 1);
+    double *want = mem_alloc(ROWS * 2 * sizeof *want);
+    for (int i = 0; i < ROWS; i++) {
+        memcpy(text + 4 * i, (char[]){(char)('0' + i % 10), ',', (char)('0' + i % 7), '\n'}, 4);
+        want[2 * i] = i % 10;
+        want[2 * i + 1] = i % 7;
+    }
+    text[ROWS * 4] = 0;
+    expect_both(text, ROWS, 2, want);
+    text[ROWS * 4 - 1] = '9'; /* no final newline, last value 69 */
+    want[2 * ROWS - 1] = 10 * ((ROWS - 1) % 7) + 9;
+    expect_both(text, ROWS, 2, want);
+    mem_free(text);
+    mem_free(want);
+}
+
 /* Reads text and expects a rejection whose message contains want. */
 static void expect_reject(const char *text, size_t len, uint32_t dtype, const char *want)
 {
