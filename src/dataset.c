@@ -403,8 +403,8 @@ GEN_BOTH(PARSE_VALUE)
     }
 GEN_BOTH(PARSE_ROWS)
 
-/* Is every field of the first line something other than a number? Then it is a
- * header. NaN and Inf count as numbers here, so a first row holding them is an error. */
+/* A first line that is not all numbers is a header. NaN and Inf count as numbers
+ * here, so a first row holding them is reported rather than skipped. */
 static int is_header(const struct Csv *c)
 {
     const char *p = c->p;
@@ -430,7 +430,7 @@ static uint64_t count_newlines(const char *p, const char *end)
 /* Skips a BOM and a header, sets c->cols from the first data row. */
 static int csv_start(struct Csv *c, uint64_t want_cols)
 {
-    if (!memcmp(c->p, "\xef\xbb\xbf", 3)) c->p += 3;
+    if (!strncmp(c->p, "\xef\xbb\xbf", 3)) c->p += 3; /* strncmp: stops at the NUL of a short file */
     c->line_start = c->p;
     if (only_blank_from(c, c->p)) return set_err(c->err, c->errlen, "%s: empty file, expected rows of comma-separated numbers", c->path);
     int r = at_data_end(c);
