@@ -8,6 +8,7 @@ void bench_gemm(int quick) __attribute__((weak));
 void bench_ew(int quick) __attribute__((weak));
 void bench_step(int quick) __attribute__((weak));
 void bench_train(int quick) __attribute__((weak));
+void bench_dataset(int quick) __attribute__((weak));
 
 double bench_median(double *v, int n); /* sorts v */
 
