@@ -1,11 +1,229 @@
-/* infer: placeholder until the programs issue lands. */
-#include "utils.h"
+/* infer: runs a saved model on data, one result row per sample on stdout.
+ * Exit status: 0 success, 1 error, 2 usage error. */
+#include "cli.h"
+#include "dataset.h"
+#include "losses.h"
+#include "math_kernels.h"
+
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: infer [options] <model.bin> <data.csv>\n"
+    "\n"
+    "Runs the model on every row of data.csv (or a binary dataset) and prints one line\n"
+    "per sample, in input order: the predicted class index for CrossEntropy models, the\n"
+    "comma-separated outputs for MSE models.\n"
+    "\n"
+    "options:\n"
+    "  -h, --help          show this help and exit\n"
+    "  -V, --version       show the version and the SIMD kernels in use, and exit\n"
+    "  -p, --probs         print class probabilities instead of class indices\n"
+    "  -l, --labels FILE   also print accuracy and a confusion matrix (MSE for\n"
+    "                      regression models) on stderr\n"
+    "  -c, --config FILE   the model's config, for files saved without one\n"
+    "\n"
+    "Only results go to stdout; messages go to stderr.\n";
+
+struct Options { const char *model, *data, *labels, *config; int probs; };
+
+static _Noreturn void usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", util_progname());
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry '%s --help' for more information.\n", util_progname());
+    exit(2);
+}
+
+static const char *option_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) usage_error("option '%s' needs a file", argv[*i]);
+    return argv[++*i];
+}
+
+static void parse_args(int argc, char **argv, struct Options *o)
+{
+    const char *pos[2];
+    int n_pos = 0, only_pos = 0;
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || !a[1]) {
+            if (n_pos == 2) usage_error("unexpected argument '%s'", a);
+            pos[n_pos++] = a;
+        } else if (!strcmp(a, "--")) only_pos = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); exit(0); }
+        else if (!strcmp(a, "-V") || !strcmp(a, "--version")) { cli_print_version("infer"); exit(0); }
+        else if (!strcmp(a, "-p") || !strcmp(a, "--probs")) o->probs = 1;
+        else if (!strcmp(a, "-l") || !strcmp(a, "--labels")) o->labels = option_value(argc, argv, &i);
+        else if (!strcmp(a, "-c") || !strcmp(a, "--config")) o->config = option_value(argc, argv, &i);
+        else usage_error("unknown option '%s'", a);
+    }
+    if (n_pos != 2) usage_error("expected 2 arguments, got %s", n_pos < 2 ? "fewer" : "more");
+    o->model = pos[0], o->data = pos[1];
+}
+
+static char *read_text_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fatal("%s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0, got;
+    char *buf = mem_alloc(cap);
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) buf = mem_realloc(buf, cap *= 2);
+    }
+    if (ferror(f)) fatal("%s: read error", path);
+    fclose(f);
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/* The network of the model file, with its weights and normalisation. */
+static void load_net(const struct Options *o, struct Net *net)
+{
+    struct ModelFile mf;
+    char err[1024], name[4200];
+    if (model_load(o->model, &mf, err, sizeof err)) fatal("%s", err);
+    struct TrainConfig cfg;
+    int bad;
+    if (o->config) {
+        size_t len;
+        char *text = read_text_file(o->config, &len);
+        bad = config_parse_text(text, len, o->config, &cfg, err, sizeof err);
+        mem_free(text);
+    } else if (mf.config_text) {
+        snprintf(name, sizeof name, "%s (embedded config)", o->model);
+        bad = config_parse_text(mf.config_text, mf.config_len, name, &cfg, err, sizeof err);
+    } else {
+        fatal("%s has no embedded config: give the one it was trained with, with --config FILE", o->model);
+    }
+    if (bad) fatal("%s", err);
+    net_init(net, &cfg, cfg.seed);
+    if (cfg.normalize != NORM_NONE) {
+        const struct Tensor *s = model_file_find(&mf, "input.shift"), *c = model_file_find(&mf, "input.scale");
+        if (!s || !c) fatal("%s: the config asks for normalisation but input.shift/input.scale are missing", o->model);
+        uint64_t d = cfg.input_dim;
+        net_set_norm(net, tensor_zeros(1, &d, cfg.dtype), tensor_zeros(1, &d, cfg.dtype));
+    }
+    bad = model_assign(&mf, net->named, net->n_named, o->model, err, sizeof err);
+    model_file_free(&mf);
+    if (bad) fatal("%s", err);
+}
+
+static double get(const struct Tensor *t, uint64_t i)
+{
+    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+}
+
+struct Tally { uint64_t n, hits, *confusion; double sq; };
+
+static void print_rows(const struct Net *net, const struct Tensor *out, const struct Tensor *y, int probs, struct Tally *t)
+{
+    const char *fmt = out->dtype == DT_FLOAT32 ? "%.9g" : "%.17g";
+    uint64_t rows = out->shape[0], C = out->shape[1];
+    int classify = net->cfg.loss == LOSS_CROSS_ENTROPY;
+    for (uint64_t r = 0; r < rows; r++) {
+        const uint64_t base = r * C;
+        if (classify) {
+            /* softmax of the pre-softmax values, stable; the argmax is the class */
+            double m = -INFINITY, s = 0;
+            uint64_t best = 0;
+            for (uint64_t c = 0; c < C; c++)
+                if (get(out, base + c) > m) m = get(out, base + c), best = c;
+            if (probs) {
+                for (uint64_t c = 0; c < C; c++) s += exp(get(out, base + c) - m);
+                for (uint64_t c = 0; c < C; c++) {
+                    double p = exp(get(out, base + c) - m) / s;
+                    if (c) putchar(',');
+                    printf(fmt, out->dtype == DT_FLOAT32 ? (double)(float)p : p);
+                }
+                putchar('\n');
+            } else {
+                printf("%llu\n", (unsigned long long)best);
+            }
+            if (y) {
+                uint64_t label = (uint64_t)get(y, r);
+                t->hits += best == label;
+                t->confusion[label * C + best]++;
+            }
+        } else {
+            for (uint64_t c = 0; c < C; c++) {
+                if (c) putchar(',');
+                printf(fmt, get(out, base + c));
+                if (y) { double d = get(out, base + c) - get(y, r * C + c); t->sq += d * d; }
+            }
+            putchar('\n');
+        }
+        t->n++;
+    }
+}
+
+static void print_report(const struct Net *net, const struct Tally *t)
+{
+    uint64_t C = net->cfg.output_dim;
+    if (net->cfg.loss != LOSS_CROSS_ENTROPY) {
+        fprintf(stderr, "MSE %.6g over %llu samples (%llu outputs each)\n", t->sq / (double)(t->n * C),
+                (unsigned long long)t->n, (unsigned long long)C);
+        return;
+    }
+    fprintf(stderr, "accuracy %.4f (%llu of %llu)\nconfusion matrix (rows: true class, columns: predicted)\n",
+            (double)t->hits / (double)t->n, (unsigned long long)t->hits, (unsigned long long)t->n);
+    fprintf(stderr, "%6s", "");
+    for (uint64_t c = 0; c < C; c++) fprintf(stderr, " %6llu", (unsigned long long)c);
+    fputc('\n', stderr);
+    for (uint64_t r = 0; r < C; r++) {
+        fprintf(stderr, "%6llu", (unsigned long long)r);
+        for (uint64_t c = 0; c < C; c++) fprintf(stderr, " %6llu", (unsigned long long)t->confusion[r * C + c]);
+        fputc('\n', stderr);
+    }
+}
 
 int main(int argc, char **argv)
 {
     util_set_progname(argv[0]);
-    (void)argc;
-    fprintf(stderr, "usage: infer ... (not implemented yet)\n");
-    return 2;
+    struct Options o;
+    parse_args(argc, argv, &o);
+    kernels_isa();
+    struct Net net;
+    load_net(&o, &net);
+
+    char err[1024];
+    struct Dataset ds;
+    int classify = net.cfg.loss == LOSS_CROSS_ENTROPY;
+    if (dataset_load(&ds, o.data, o.labels, net.cfg.dtype, classify ? net.cfg.output_dim : 0, err, sizeof err))
+        fatal("%s", err);
+    if (ds.dim != net.cfg.input_dim)
+        fatal("%s: rows have %llu values but the model's input is %llu", o.data, (unsigned long long)ds.dim,
+              (unsigned long long)net.cfg.input_dim);
+    if (ds.y && !classify && ds.label_dim != net.cfg.output_dim)
+        fatal("%s: rows have %llu targets but the model outputs %llu", o.labels, (unsigned long long)ds.label_dim,
+              (unsigned long long)net.cfg.output_dim);
+    if (net.shift) dataset_normalize(&ds, net.shift, net.scale);
+
+    struct Tally tally = {0};
+    if (ds.y && classify) tally.confusion = mem_alloc_zeroed(net.cfg.output_dim * net.cfg.output_dim * sizeof(uint64_t));
+    struct Graph g;
+    graph_init(&g);
+    const uint64_t bs = 256;
+    for (uint64_t b = 0; b < dataset_num_batches(&ds, bs); b++) {
+        struct Tensor *x, *y;
+        dataset_get_batch(&ds, b, bs, &x, &y);
+        /* classifiers: the pre-softmax values, from which both argmax and --probs follow */
+        struct Node *out = net_forward(net.mods, net.n_mods, net_input(&g, &net, x), classify);
+        print_rows(&net, out->value, y, o.probs, &tally);
+        graph_reset(&g);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) fatal("error writing the results: %s", strerror(errno));
+    if (ds.y) print_report(&net, &tally);
+
+    graph_free(&g);
+    mem_free(tally.confusion);
+    dataset_free(&ds);
+    net_free(&net);
+    return 0;
 }
