@@ -67,8 +67,20 @@ struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b)
 
 struct ConvGeom { uint64_t N, C, H, W, O, kh, kw, stride, pad, Ho, Wo; };
 
+/* Output columns [lo, hi) of a kernel tap at offset k read inside a row of n inputs:
+ * 0 <= o*stride + k - pad < n. */
+static void tap_range(uint64_t k, uint64_t pad, uint64_t stride, uint64_t n, uint64_t n_out, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t l = k >= pad ? 0 : (pad - k + stride - 1) / stride;
+    uint64_t h = n + pad > k ? (n + pad - k - 1) / stride + 1 : 0;
+    *lo = l < n_out ? l : n_out;
+    *hi = h < n_out ? h : n_out;
+    if (*hi < *lo) *hi = *lo;
+}
+
 /* One sample's columns: row (c,ki,kj) of col, of row stride ld, holds the Ho*Wo input
- * pixels that kernel tap meets (zero where it falls on the padding). */
+ * pixels that kernel tap meets (zero where it falls on the padding). The valid span of
+ * each output row is found once, so the inner loop has no bounds checks. */
 #define IM2COL(T, sfx)                                                                    \
     static void im2col_##sfx(const struct ConvGeom *q, const void *x_, void *col_, size_t ld) \
     {                                                                                     \
@@ -77,16 +89,20 @@ struct ConvGeom { uint64_t N, C, H, W, O, kh, kw, stride, pad, Ho, Wo; };
         for (uint64_t c = 0; c < q->C; c++)                                               \
             for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
                 for (uint64_t kj = 0; kj < q->kw; kj++, col += ld) {                      \
-                    T *dst = col;                                                         \
-                    for (uint64_t oh = 0; oh < q->Ho; oh++, dst += q->Wo) {               \
-                        int64_t ih = (int64_t)(oh * q->stride + ki) - (int64_t)q->pad;    \
-                        if (ih < 0 || ih >= (int64_t)q->H) { memset(dst, 0, q->Wo * sizeof(T)); continue; } \
-                        const T *row = x + (c * q->H + (uint64_t)ih) * q->W;              \
-                        for (uint64_t ow = 0; ow < q->Wo; ow++) {                         \
-                            int64_t iw = (int64_t)(ow * q->stride + kj) - (int64_t)q->pad; \
-                            dst[ow] = iw >= 0 && iw < (int64_t)q->W ? row[iw] : 0;        \
-                        }                                                                 \
+                    uint64_t hlo, hhi, wlo, whi;                                          \
+                    tap_range(ki, q->pad, q->stride, q->H, q->Ho, &hlo, &hhi);            \
+                    tap_range(kj, q->pad, q->stride, q->W, q->Wo, &wlo, &whi);            \
+                    memset(col, 0, hlo * q->Wo * sizeof(T));                              \
+                    for (uint64_t oh = hlo; oh < hhi; oh++) {                             \
+                        T *dst = col + oh * q->Wo;                                        \
+                        const T *src = x + (c * q->H + oh * q->stride + ki - q->pad) * q->W \
+                                       + wlo * q->stride + kj - q->pad; /* first valid tap */ \
+                        memset(dst, 0, wlo * sizeof(T));                                  \
+                        if (q->stride == 1) memcpy(dst + wlo, src, (whi - wlo) * sizeof(T)); \
+                        else for (uint64_t ow = wlo; ow < whi; ow++) dst[ow] = src[(ow - wlo) * q->stride]; \
+                        memset(dst + whi, 0, (q->Wo - whi) * sizeof(T));                  \
                     }                                                                     \
+                    memset(col + hhi * q->Wo, 0, (q->Ho - hhi) * q->Wo * sizeof(T));     \
                 }                                                                         \
     }
 GEN_BOTH(IM2COL)
@@ -100,15 +116,14 @@ GEN_BOTH(IM2COL)
         for (uint64_t c = 0; c < q->C; c++)                                               \
             for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
                 for (uint64_t kj = 0; kj < q->kw; kj++, col += ld) {                      \
-                    const T *src = col;                                                   \
-                    for (uint64_t oh = 0; oh < q->Ho; oh++, src += q->Wo) {               \
-                        int64_t ih = (int64_t)(oh * q->stride + ki) - (int64_t)q->pad;    \
-                        if (ih < 0 || ih >= (int64_t)q->H) continue;                      \
-                        T *row = gx + (c * q->H + (uint64_t)ih) * q->W;                   \
-                        for (uint64_t ow = 0; ow < q->Wo; ow++) {                         \
-                            int64_t iw = (int64_t)(ow * q->stride + kj) - (int64_t)q->pad; \
-                            if (iw >= 0 && iw < (int64_t)q->W) row[iw] += src[ow];        \
-                        }                                                                 \
+                    uint64_t hlo, hhi, wlo, whi;                                          \
+                    tap_range(ki, q->pad, q->stride, q->H, q->Ho, &hlo, &hhi);            \
+                    tap_range(kj, q->pad, q->stride, q->W, q->Wo, &wlo, &whi);            \
+                    for (uint64_t oh = hlo; oh < hhi; oh++) {                             \
+                        const T *src = col + oh * q->Wo;                                  \
+                        T *dst = gx + (c * q->H + oh * q->stride + ki - q->pad) * q->W    \
+                                 + wlo * q->stride + kj - q->pad;                         \
+                        for (uint64_t ow = wlo; ow < whi; ow++) dst[(ow - wlo) * q->stride] += src[ow]; \
                     }                                                                     \
                 }                                                                         \
     }
