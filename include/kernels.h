@@ -44,15 +44,15 @@ struct EwKernels {
 
 /* Register-tiled gemm micro-kernels of one ISA and their cache blocking (BLIS names:
  * an mr x nr register tile, kc-deep panels, mc x kc blocks of A, kc x nc blocks of B;
- * see gemm_impl.h for the packed layouts). The kernel computes
- *   C[i*ldc + j] = alpha * sum_p a[i + p*csa] * b[p*nr + j] + beta * C[i*ldc + j]
- * over an mr x nr tile (C not read when beta == 0); csa is mr for a packed A panel. */
+ * see gemm_impl.h for the layouts). The kernel computes, for i < m <= mr, j < n <= nr,
+ *   C[i*ldc + j] = alpha * sum_p a[i + p*csa] * b[p*rsb + j] + beta * C[i*ldc + j]
+ * (C not read when beta == 0); csa = mr and rsb = nr for packed panels. */
 struct GemmKernels {
     struct { int mr, nr, kc, mc, nc; } f32, f64;
-    void (*ukr_f32)(size_t k, const float *a, size_t csa, const float *b, float *C, size_t ldc,
-                    float alpha, float beta);
-    void (*ukr_f64)(size_t k, const double *a, size_t csa, const double *b, double *C,
-                    size_t ldc, double alpha, double beta);
+    void (*ukr_f32)(size_t k, const float *a, size_t csa, const float *b, size_t rsb, float *C,
+                    size_t ldc, size_t m, size_t n, float alpha, float beta);
+    void (*ukr_f64)(size_t k, const double *a, size_t csa, const double *b, size_t rsb,
+                    double *C, size_t ldc, size_t m, size_t n, double alpha, double beta);
 };
 
 struct KernelTable {

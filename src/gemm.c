@@ -102,84 +102,86 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                 C[i * rsc + j * csc] = beta == 0 ? 0 : beta * C[i * rsc + j * csc];          \
     }                                                                                        \
                                                                                              \
-    /* The micro-panel loops over one packed kc x nb block of B and an mb x kc block of A. */ \
+    /* Where the micro-panels of a block come from: read in place (d != NULL, panel r at  \
+     * d + r*rs, k stride ks) when full, else packed at buf + r*kb with k stride full. */ \
+    struct panels_##sfx { const T *d, *buf; size_t rs, ks; };                                \
+                                                                                             \
+    static const T *panel_##sfx(struct panels_##sfx q, size_t r, size_t kb, size_t w,       \
+                                size_t full, size_t *ks)                                     \
+    {                                                                                        \
+        if (q.d && w == full) { *ks = q.ks; return q.d + r * q.rs; }                         \
+        *ks = full;                                                                          \
+        return q.buf + r * kb;                                                               \
+    }                                                                                        \
+                                                                                             \
+    /* Packs the wr-wide panels of a block of width wb: all of them, or only a ragged     \
+     * last one when the full ones are read in place. */                                   \
+    static struct panels_##sfx pack_block_##sfx(T *buf, struct view_##sfx X, size_t wb,      \
+                                                size_t kb, size_t wr, int direct)            \
+    {                                                                                        \
+        for (size_t r = direct ? wb / wr * wr : 0; r < wb; r += wr)                          \
+            pack_panel_##sfx(buf + r * kb, X.p + r * X.rs, X.rs, X.cs, min_sz(wr, wb - r), wr, kb); \
+        return (struct panels_##sfx){direct ? X.p : NULL, buf, X.rs, X.cs};                  \
+    }                                                                                        \
+                                                                                             \
+    /* The micro-panel loops over an mb x kb block of A and a kb x nb block of B. */         \
     static void macro_##sfx(const struct GemmKernels *gk, size_t mb, size_t nb, size_t kb,   \
-                            T alpha, const T *a, size_t csa, int packed, const T *b, T beta, \
+                            T alpha, struct panels_##sfx pa, struct panels_##sfx pb, T beta, \
                             T *C, size_t rsc, size_t csc)                                    \
     {                                                                                        \
-        size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr;                            \
+        size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr, csa, rsb;                   \
         for (size_t jr = 0; jr < nb; jr += nr) {                                             \
             size_t n = min_sz(nr, nb - jr);                                                  \
-            const T *bp = b + jr * kb;                                                       \
+            const T *bp = panel_##sfx(pb, jr, kb, n, nr, &rsb);                              \
             for (size_t ir = 0; ir < mb; ir += mr) {                                         \
                 size_t m = min_sz(mr, mb - ir);                                              \
-                const T *ap = packed ? a + ir * kb : a + ir;                                  \
+                const T *ap = panel_##sfx(pa, ir, kb, m, mr, &csa);                          \
                 T *cp = C + ir * rsc + jr * csc;                                             \
-                if (m == mr && n == nr && csc == 1) {                                        \
-                    gk->ukr_##sfx(kb, ap, csa, bp, cp, rsc, alpha, beta);                    \
+                if (csc == 1) {                                                              \
+                    gk->ukr_##sfx(kb, ap, csa, bp, rsb, cp, rsc, m, n, alpha, beta);         \
                 } else {                                                                     \
-                    gk->ukr_##sfx(kb, ap, csa, bp, tile.sfx, nr, alpha, 0);                  \
+                    gk->ukr_##sfx(kb, ap, csa, bp, rsb, tile.sfx, nr, mr, nr, alpha, 0);     \
                     merge_tile_##sfx(cp, rsc, csc, tile.sfx, nr, m, n, beta);                \
                 }                                                                            \
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
                                                                                              \
-    /* Packs the mb x kb block of A at (ic, pc) unless it can be read in place: A^T gives \
-     * mr-wide column runs already, which pays when few B panels would reuse a packed copy. \
-     * Returns the column stride of the panels (mr when packed). */                          \
-    static size_t prepare_a_##sfx(const struct GemmKernels *gk, struct view_##sfx A,         \
-                                  size_t mb, size_t kb, size_t N, const T **out)             \
-    {                                                                                        \
-        size_t mr = (size_t)gk->sfx.mr;                                                      \
-        if (A.rs == 1 && mb % mr == 0 && N <= 4 * (size_t)gk->sfx.nr) {                        \
-            *out = A.p;                                                                      \
-            return A.cs;                                                                     \
-        }                                                                                    \
-        for (size_t ir = 0; ir < mb; ir += mr)                                               \
-            pack_panel_##sfx(pack_a.sfx + ir * kb, A.p + ir * A.rs, A.rs, A.cs,              \
-                             min_sz(mr, mb - ir), mr, kb);                                   \
-        *out = pack_a.sfx;                                                                   \
-        return mr;                                                                           \
-    }                                                                                        \
-                                                                                             \
     static void blocked_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,    \
                               T alpha, struct view_##sfx A, struct view_##sfx B, T beta,     \
                               T *C, size_t rsc, size_t csc)                                  \
     {                                                                                        \
-        size_t nr = (size_t)gk->sfx.nr, kc = (size_t)gk->sfx.kc;                             \
+        size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr, kc = (size_t)gk->sfx.kc;    \
         size_t mc = (size_t)gk->sfx.mc, nc = (size_t)gk->sfx.nc;                             \
+        /* Packing B pays when many row panels reuse it, packing A when many column      \
+         * panels do; otherwise full panels with unit stride are read in place. */       \
+        int direct_b = B.cs == 1 && M <= mc, direct_a = A.rs == 1 && N <= 4 * nr;            \
         for (size_t jc = 0; jc < N; jc += nc) {                                              \
             size_t nb = min_sz(nc, N - jc);                                                  \
             for (size_t pc = 0; pc < K; pc += kc) {                                          \
                 size_t kb = min_sz(kc, K - pc);                                              \
-                const T *bsrc = B.p + pc * B.rs + jc * B.cs;                                 \
-                for (size_t jr = 0; jr < nb; jr += nr)                                       \
-                    pack_panel_##sfx(pack_b.sfx + jr * kb, bsrc + jr * B.cs, B.cs, B.rs,     \
-                                     min_sz(nr, nb - jr), nr, kb);                           \
+                struct view_##sfx Bb = {B.p + pc * B.rs + jc * B.cs, B.cs, B.rs};            \
+                struct panels_##sfx pb = pack_block_##sfx(pack_b.sfx, Bb, nb, kb, nr, direct_b); \
                 T beta_k = pc == 0 ? beta : 1;                                               \
                 for (size_t ic = 0; ic < M; ic += mc) {                                      \
                     size_t mb = min_sz(mc, M - ic);                                          \
                     struct view_##sfx Ab = {A.p + ic * A.rs + pc * A.cs, A.rs, A.cs};        \
-                    const T *ap;                                                             \
-                    size_t csa = prepare_a_##sfx(gk, Ab, mb, kb, N, &ap);                    \
-                    macro_##sfx(gk, mb, nb, kb, alpha, ap, csa, ap == pack_a.sfx, pack_b.sfx, \
-                                beta_k,                                                      \
-                                C + ic * rsc + jc * csc, rsc, csc);                          \
+                    struct panels_##sfx pa = pack_block_##sfx(pack_a.sfx, Ab, mb, kb, mr, direct_a); \
+                    macro_##sfx(gk, mb, nb, kb, alpha, pa, pb, beta_k, C + ic * rsc + jc * csc, \
+                                rsc, csc);                                                   \
                 }                                                                            \
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
                                                                                              \
-    /* Cycles-ish estimate: padded tile work plus the scalar merge of edge tiles. */         \
+    /* Cycles-ish estimate: padded tile work plus the scalar merge of a strided C. */           \
     static double cost_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,     \
                              int strided)                                                    \
     {                                                                                        \
         size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr;                             \
         double work = (double)round_up(M, mr) * (double)round_up(N, nr) * (double)K / 32;    \
-        double edge = strided ? (double)M * N                                               \
-                              : (double)(M % mr) * N + (double)(N % nr) * M;                 \
-        return work + 2 * edge * (double)((K + gk->sfx.kc - 1) / gk->sfx.kc);                \
+        double merge = strided ? 2 * (double)M * (double)N : 0;                              \
+        return work + merge * (double)((K + gk->sfx.kc - 1) / gk->sfx.kc);                   \
     }                                                                                        \
                                                                                              \
     void gemm_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,      \

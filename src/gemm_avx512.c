@@ -1,12 +1,25 @@
 /* gemm_avx512: AVX-512 micro-kernels, 14 x 32 (f32) and 14 x 16 (f64): 28 accumulators,
- * 2 B vectors and embedded broadcasts of A fit the 32 zmm registers. */
+ * 2 B vectors and a broadcast of A fit the 32 zmm registers. Edge columns use masks. */
 #include "gemm_impl.h"
 
 #include <immintrin.h>
 
+#define MASK_T __mmask16
+#define MASK_N(r) ((__mmask16)((1u << (r)) - 1))
+#define MLOAD(m, p) _mm512_maskz_loadu_ps(m, p)
+#define MSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define FMA_PS(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define FMA_PD(a, b, c) _mm512_fmadd_pd(a, b, c)
 GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
+#undef MASK_T
+#undef MASK_N
+#undef MLOAD
+#undef MSTORE
+
+#define MASK_T __mmask8
+#define MASK_N(r) ((__mmask8)((1u << (r)) - 1))
+#define MLOAD(m, p) _mm512_maskz_loadu_pd(m, p)
+#define MSTORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
+#define FMA_PD(a, b, c) _mm512_fmadd_pd(a, b, c)
 GEMM_UKR(ukr_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 
 const struct GemmKernels gemm_kernels_avx512 = {

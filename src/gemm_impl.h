@@ -8,9 +8,11 @@
  * AVX-512 the broadcast folds into the FMA as an embedded broadcast).
  *
  * Contract (struct GemmKernels in kernels.h): A(i, p) = a[i + p*csa] (csa = MR for a
- * packed panel, lda when A^T is read in place), B(p, j) = b[p*NR + j], and
+ * packed panel, lda when A^T is read in place), B(p, j) = b[p*rsb + j] (rsb = NR for a
+ * packed panel, ldb when B is read in place), and for i < m, j < n
  * C[i*ldc + j] = alpha * sum_p A(i,p) B(p,j) + beta * C[i*ldc + j], C not read when
- * beta == 0. */
+ * beta == 0. Rows and columns past m and n are computed (from whatever A and B hold
+ * there) but never stored. */
 #ifndef MINIDL_GEMM_IMPL_H
 #define MINIDL_GEMM_IMPL_H
 
@@ -24,35 +26,48 @@
 
 #define GEMM_UNROLL _Pragma("GCC unroll 32")
 
-#define GEMM_UKR(NAME, T, MR, NV, V, W, P, S, FMA)                                                            \
+/* The ISA file also gives MASK_T, MASK_N(r) (the first r lanes, 0 <= r <= W), MLOAD(m, p)
+ * and MSTORE(p, m, v) for the partial columns of an edge tile. */
+#define GEMM_UKR(NAME, T, MR, NV, V, W, P, S, FMA)                                           \
     static void NAME(size_t k, const T *restrict a, size_t csa, const T *restrict b,         \
-                     T *restrict c, size_t ldc, T alpha, T beta)                             \
+                     size_t rsb, T *restrict c, size_t ldc, size_t m, size_t n, T alpha,     \
+                     T beta)                                                                 \
     {                                                                                        \
         V acc[MR][NV];                                                                       \
         GEMM_UNROLL for (int i = 0; i < MR; i++)                                             \
-            GEMM_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = P##setzero##S();                    \
+            GEMM_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = P##setzero##S();            \
         for (size_t p = 0; p < k; p++) {                                                     \
             V bv[NV];                                                                        \
-            GEMM_UNROLL for (int v = 0; v < NV; v++) bv[v] = P##loadu##S(b + v * W);               \
+            GEMM_UNROLL for (int v = 0; v < NV; v++) bv[v] = P##loadu##S(b + v * W);         \
             GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
-                V ai = P##set1##S(a[i]);                                                          \
+                V ai = P##set1##S(a[i]);                                                     \
                 GEMM_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = FMA(ai, bv[v], acc[i][v]); \
             }                                                                                \
             a += csa;                                                                        \
-            b += NV * W;                                                                     \
+            b += rsb;                                                                        \
         }                                                                                    \
-        V va = P##set1##S(alpha);                                                                 \
-        if (beta == 0) {                                                                     \
-            GEMM_UNROLL for (int i = 0; i < MR; i++)                                         \
-                GEMM_UNROLL for (int v = 0; v < NV; v++)                                     \
-                    P##storeu##S(c + i * ldc + v * W, P##mul##S(va, acc[i][v]));                        \
-        } else {                                                                             \
-            V vb = P##set1##S(beta);                                                              \
-            GEMM_UNROLL for (int i = 0; i < MR; i++)                                         \
+        V va = P##set1##S(alpha), vb = P##set1##S(beta);                                     \
+        if (n == NV * W) {                                                                   \
+            GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
+                if ((size_t)i >= m) break;                                                   \
                 GEMM_UNROLL for (int v = 0; v < NV; v++) {                                   \
                     T *cp = c + i * ldc + v * W;                                             \
-                    P##storeu##S(cp, FMA(vb, P##loadu##S(cp), P##mul##S(va, acc[i][v])));                    \
+                    V r = P##mul##S(va, acc[i][v]);                                          \
+                    P##storeu##S(cp, beta == 0 ? r : FMA(vb, P##loadu##S(cp), r));          \
                 }                                                                            \
+            }                                                                                \
+            return;                                                                          \
+        }                                                                                    \
+        MASK_T mk[NV];                                                                       \
+        GEMM_UNROLL for (int v = 0; v < NV; v++)                                             \
+            mk[v] = MASK_N(n > (size_t)v * W ? (n - (size_t)v * W < W ? n - (size_t)v * W : W) : 0); \
+        GEMM_UNROLL for (int i = 0; i < MR; i++) {                                           \
+            if ((size_t)i >= m) break;                                                       \
+            GEMM_UNROLL for (int v = 0; v < NV; v++) {                                       \
+                T *cp = c + i * ldc + v * W;                                                 \
+                V r = P##mul##S(va, acc[i][v]);                                              \
+                MSTORE(cp, mk[v], beta == 0 ? r : FMA(vb, MLOAD(mk[v], cp), r));             \
+            }                                                                                \
         }                                                                                    \
     }
 

@@ -1,12 +1,39 @@
 /* gemm_sse2: baseline x86-64 micro-kernels (no FMA: multiply then add), 4 x 8 (f32) and
- * 4 x 4 (f64): 8 accumulators, 2 B vectors, a broadcast and a product in 16 xmm. */
+ * 4 x 4 (f64): 8 accumulators, 2 B vectors, a broadcast and a product in 16 xmm. SSE2
+ * has no masked moves: edge columns go through a small array. */
 #include "gemm_impl.h"
 
 #include <emmintrin.h>
+#include <string.h>
 
+#define PARTIAL(T, V, S)                                                                   \
+    static inline V mload_##S(size_t r, const T *p)                                        \
+    {                                                                                      \
+        T t[sizeof(V) / sizeof(T)] = {0};                                                  \
+        memcpy(t, p, r * sizeof(T));                                                       \
+        return _mm_loadu_##S(t);                                                           \
+    }                                                                                      \
+    static inline void mstore_##S(T *p, size_t r, V v)                                     \
+    {                                                                                      \
+        T t[sizeof(V) / sizeof(T)];                                                        \
+        _mm_storeu_##S(t, v);                                                              \
+        memcpy(p, t, r * sizeof(T));                                                       \
+    }
+PARTIAL(float, __m128, ps)
+PARTIAL(double, __m128d, pd)
+
+#define MASK_T size_t
+#define MASK_N(r) (r)
+#define MLOAD(m, p) mload_ps(m, p)
+#define MSTORE(p, m, v) mstore_ps(p, m, v)
 #define FMA_PS(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
-#define FMA_PD(a, b, c) _mm_add_pd(_mm_mul_pd(a, b), c)
 GEMM_UKR(ukr_f32, float, 4, 2, __m128, 4, _mm_, _ps, FMA_PS)
+#undef MLOAD
+#undef MSTORE
+
+#define MLOAD(m, p) mload_pd(m, p)
+#define MSTORE(p, m, v) mstore_pd(p, m, v)
+#define FMA_PD(a, b, c) _mm_add_pd(_mm_mul_pd(a, b), c)
 GEMM_UKR(ukr_f64, double, 4, 2, __m128d, 2, _mm_, _pd, FMA_PD)
 
 const struct GemmKernels gemm_kernels_sse2 = {
