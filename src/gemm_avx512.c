@@ -23,7 +23,7 @@ GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_UKR(ukr_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 
 const struct GemmKernels gemm_kernels_avx512 = {
-    .f32 = {.mr = 14, .nr = 32, .kc = 256, .mc = 168, .nc = 4096},
+    .f32 = {.mr = 14, .nr = 32, .kc = 384, .mc = 168, .nc = 2048},
     .f64 = {.mr = 14, .nr = 16, .kc = 256, .mc = 112, .nc = 2048},
     .ukr_f32 = ukr_f32,
     .ukr_f64 = ukr_f64,

@@ -1,6 +1,7 @@
 /* Tests of gemm (every ISA path against the triple-loop reference, both dtypes) and of
  * the tensor-level gemm and matmul with their shape panic. */
 #include "test.h"
+#include "../src/gemm_impl.h"
 #include "math_kernels.h"
 #include "mem.h"
 #include "tensor.h"
@@ -145,4 +146,20 @@ TEST(gemm_shape_mismatch_panics_naming_both_shapes)
     EXPECT(rc != 0);
     EXPECT_STR_CONTAINS(err, "2x3");
     EXPECT_STR_CONTAINS(err, "4x5");
+}
+
+/* Every ISA's blocking must fit the fixed thread-local pack buffers of gemm.c. */
+TEST(gemm_blocking_fits_pack_buffers)
+{
+    const struct GemmKernels *sets[] = {&gemm_kernels_sse2, &gemm_kernels_avx2, &gemm_kernels_avx512};
+    for (int s = 0; s < 3; s++) {
+        const struct GemmKernels *g = sets[s];
+        EXPECT((size_t)g->f32.mc * g->f32.kc * sizeof(float) <= GEMM_PACK_A_BYTES);
+        EXPECT((size_t)g->f32.kc * g->f32.nc * sizeof(float) <= GEMM_PACK_B_BYTES);
+        EXPECT((size_t)g->f32.mr * g->f32.nr <= GEMM_MAX_TILE);
+        EXPECT((size_t)g->f64.mc * g->f64.kc * sizeof(double) <= GEMM_PACK_A_BYTES);
+        EXPECT((size_t)g->f64.kc * g->f64.nc * sizeof(double) <= GEMM_PACK_B_BYTES);
+        EXPECT((size_t)g->f64.mr * g->f64.nr <= GEMM_MAX_TILE);
+        EXPECT(g->f32.mc % g->f32.mr == 0 && g->f64.mc % g->f64.mr == 0);
+    }
 }
