@@ -121,7 +121,8 @@ static int parse_count(struct Parser *p, int line, const char *what, const char 
     int rc = str_to_int(s, &v);
     double d;
     if (rc == STR_JUNK && str_to_float(s, &d) == STR_OK) { /* 1e6 is fine, 2.5 is not */
-        if (d < -9e18 || d > 9e18 || d != (double)(int64_t)d) return fail(p, line, "%s: '%s' is not a whole number", what, s);
+        if (d < -9e18 || d > 9e18 || d != (double)(int64_t)d)
+            return fail(p, line, "%s: '%s' is not a whole number", what, s);
         v = (int64_t)d;
         rc = STR_OK;
     }
@@ -332,8 +333,8 @@ static int repeated_key(struct Parser *p, int line, size_t ki)
                      ? &p->key_line[ki] : &p->input_line;
     if (*first) {
         if (first == &p->input_line && !p->key_line[ki])
-            return fail(p, line, "%s given but the input was already set on line %d (give input_dim or input_shape, not both)",
-                        keys[ki].name, *first);
+            return fail(p, line, "%s given but the input was already set on line %d "
+                        "(give input_dim or input_shape, not both)", keys[ki].name, *first);
         return fail(p, line, "%s given twice (first on line %d)", keys[ki].name, *first);
     }
     *first = p->key_line[ki] = line;
@@ -415,7 +416,10 @@ static void shape_str(char *buf, size_t cap, const uint64_t *shape, uint32_t ndi
         buf[0] = 0;
 }
 
-static uint64_t numel(const uint64_t *shape, uint32_t ndim) { return ndim == 3 ? shape[0] * shape[1] * shape[2] : shape[0]; }
+static uint64_t numel(const uint64_t *shape, uint32_t ndim)
+{
+    return ndim == 3 ? shape[0] * shape[1] * shape[2] : shape[0];
+}
 
 /* What feeds layer i: "the previous layer outputs" or "the input has". */
 static const char *source(uint32_t i) { return i ? "the previous layer outputs" : "the input has"; }
@@ -454,7 +458,8 @@ static int conv_shape(struct Parser *p, uint32_t i, struct LayerSpec *l, const u
                     (unsigned long long)in[0], sh);
     uint64_t ph = in[1] + 2 * a[5], pw = in[2] + 2 * a[5];
     if (a[2] > ph || a[3] > pw)
-        return fail(p, l->line, "Conv2d kernel %llux%llu is larger than its padded input %llux%llu (%llux%llu plus padding %llu)",
+        return fail(p, l->line,
+                    "Conv2d kernel %llux%llu is larger than its padded input %llux%llu (%llux%llu plus padding %llu)",
                     (unsigned long long)a[2], (unsigned long long)a[3], (unsigned long long)ph, (unsigned long long)pw,
                     (unsigned long long)in[1], (unsigned long long)in[2], (unsigned long long)a[5]);
     l->out_shape[0] = a[1];
