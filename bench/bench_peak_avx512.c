@@ -7,5 +7,6 @@
 #define PEAK_TYPE __m512
 #define PEAK_TYPE_D __m512d
 #define PEAK_FN bench_fma_avx512
+#define PEAK_N 16
 #define PEAK_P(name) _mm512_##name
 #include "bench_peak_impl.h"
