@@ -35,6 +35,7 @@ struct Node {
     uint32_t op;                    /* enum OpKind */
     uint32_t requires_grad;         /* this node, or something it depends on, needs a gradient */
     struct Graph *graph;            /* NULL for persistent (heap) nodes */
+    uint32_t n_consumers;           /* nodes of the graph that take this one as a parent */
     void *ctx;                      /* op-specific saved data (arena) */
 };
 
@@ -70,6 +71,11 @@ struct Node *node_new(struct Graph *g, int op, uint64_t ndim, const uint64_t *sh
 struct Graph *node_graph(struct Node *a, struct Node *b);   /* the graph of a or b; panics if none */
 /* The gradient of n, allocated zeroed in the arena on first use. */
 struct Tensor *node_grad(struct Node *n);
+/* For a backward function about to write p's gradient: if p is an arena node whose
+ * only consumer is the caller and whose gradient does not exist yet, returns an
+ * uninitialised buffer and sets *overwrite, so the caller writes (=) instead of
+ * accumulating (+=) and nothing needs zeroing; otherwise node_grad(p), *overwrite = 0. */
+struct Tensor *node_grad_begin(struct Node *p, int *overwrite);
 /* Does parent p want a gradient? (KANN's kad_is_back) */
 static inline int node_wants_grad(const struct Node *p) { return p->requires_grad; }
 

@@ -31,6 +31,9 @@ struct EwKernels {
     void (*relu_f64)(size_t n, const double *x, double *out);
     void (*relu_bwd_f32)(size_t n, const float *x, const float *g, float *gx);
     void (*relu_bwd_f64)(size_t n, const double *x, const double *g, double *gx);
+    /* gx = (x > 0 ? g : 0): the first and only write of a gradient, no zeroing needed */
+    void (*relu_bwd_set_f32)(size_t n, const float *x, const float *g, float *gx);
+    void (*relu_bwd_set_f64)(size_t n, const double *x, const double *g, double *gx);
     /* Adam, in place, exactly as PyTorch computes it (SPEC section 8):
      *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
      *   p -= step * (m / (sqrt(v)/bc2_sqrt + eps))

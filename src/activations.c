@@ -34,6 +34,11 @@ typedef void (*unary_grad_fn)(size_t n, const void *x, const void *y, const void
     {                                                                                         \
         (void)y;                                                                              \
         kernels_get()->ew->relu_bwd_##sfx(n, x, g, gx);                                       \
+    }                                                                                         \
+    static void relu_bwd_set_##sfx(size_t n, const void *x, const void *y, const void *g, void *gx) \
+    {                                                                                         \
+        (void)y;                                                                              \
+        kernels_get()->ew->relu_bwd_set_##sfx(n, x, g, gx);                                   \
     }
 #define SIGMOID_T(T, sfx) ACT_TEMPLATE(sigmoid, T, sfx, SIGMOID(T, v), o * ((T)1 - o))
 #define TANH_T(T, sfx) ACT_TEMPLATE(tanh, T, sfx, (T)tanh(v), (T)1 - o * o)
@@ -41,19 +46,25 @@ GEN_BOTH(RELU_T)
 GEN_BOTH(SIGMOID_T)
 GEN_BOTH(TANH_T)
 
-struct ActKind { int op; unary_fn fwd[2]; unary_grad_fn bwd[2]; };
+/* bwd_set, where given, writes gx = g * f'(x) into an uninitialised buffer. */
+struct ActKind { int op; unary_fn fwd[2]; unary_grad_fn bwd[2]; unary_grad_fn bwd_set[2]; };
 
-static const struct ActKind act_relu_k = {OP_RELU, {relu_fwd_f32, relu_fwd_f64}, {relu_bwd_f32, relu_bwd_f64}};
-static const struct ActKind act_sigmoid_k = {OP_SIGMOID, {sigmoid_fwd_f32, sigmoid_fwd_f64}, {sigmoid_bwd_f32, sigmoid_bwd_f64}};
-static const struct ActKind act_tanh_k = {OP_TANH, {tanh_fwd_f32, tanh_fwd_f64}, {tanh_bwd_f32, tanh_bwd_f64}};
+static const struct ActKind act_relu_k = {OP_RELU, {relu_fwd_f32, relu_fwd_f64}, {relu_bwd_f32, relu_bwd_f64},
+                                          {relu_bwd_set_f32, relu_bwd_set_f64}};
+static const struct ActKind act_sigmoid_k = {OP_SIGMOID, {sigmoid_fwd_f32, sigmoid_fwd_f64}, {sigmoid_bwd_f32, sigmoid_bwd_f64},
+                                             {NULL, NULL}};
+static const struct ActKind act_tanh_k = {OP_TANH, {tanh_fwd_f32, tanh_fwd_f64}, {tanh_bwd_f32, tanh_bwd_f64}, {NULL, NULL}};
 
 static void unary_backward(struct Node *self)
 {
     struct Node *x = self->parents[0];
     if (!node_wants_grad(x)) return;
     const struct ActKind *k = self->ctx;
-    k->bwd[self->value->dtype](tensor_numel(x->value), x->value->data, self->value->data, self->grad->data,
-                               node_grad(x)->data);
+    uint32_t dt = self->value->dtype;
+    int overwrite = 0;
+    struct Tensor *gx = k->bwd_set[dt] ? node_grad_begin(x, &overwrite) : node_grad(x);
+    (overwrite ? k->bwd_set : k->bwd)[dt](tensor_numel(x->value), x->value->data, self->value->data,
+                                          self->grad->data, gx->data);
 }
 
 static struct Node *unary_op(const struct ActKind *k, struct Node *x)

@@ -86,6 +86,7 @@ struct Node *node_new(struct Graph *g, int op, uint64_t ndim, const uint64_t *sh
     for (uint32_t i = 0; i < n_parents; i++) {
         n->parents[i] = parents[i];
         n->requires_grad |= parents[i]->requires_grad;
+        parents[i]->n_consumers++;
     }
     n->value = shape ? tensor_create_in(&g->arena, ndim, shape, dtype) : NULL;
     n->op = (uint32_t)op;
@@ -110,6 +111,14 @@ struct Tensor *node_grad(struct Node *n)
         n->grad = tensor_zeros_in(&n->graph->arena, n->value->ndim, n->value->shape, n->value->dtype);
     }
     return n->grad;
+}
+
+struct Tensor *node_grad_begin(struct Node *p, int *overwrite)
+{
+    *overwrite = !p->grad && p->graph && p->n_consumers == 1;
+    if (!*overwrite) return node_grad(p);
+    p->grad = tensor_create_in(&p->graph->arena, p->value->ndim, p->value->shape, p->value->dtype);
+    return p->grad;
 }
 
 /* ---- the walk ---- */
@@ -297,7 +306,17 @@ struct Node *ag_matmul(struct Node *a, struct Node *b)
 
 /* ---- reshape (a view: same data, same gradient layout) ---- */
 
-static void reshape_backward(struct Node *self) { accumulate(self->parents[0], self->grad, 1.0); }
+/* A sole consumer lends its gradient buffer to the parent instead of copying it. */
+static void reshape_backward(struct Node *self)
+{
+    struct Node *p = self->parents[0];
+    if (!node_wants_grad(p)) return;
+    if (!p->grad && p->graph && p->n_consumers == 1) {
+        p->grad = tensor_header_in(&p->graph->arena, p->value->ndim, p->value->shape, p->value->dtype, self->grad->data);
+        return;
+    }
+    accumulate(p, self->grad, 1.0);
+}
 
 struct Node *ag_reshape(struct Node *x, uint64_t ndim, const uint64_t *shape)
 {

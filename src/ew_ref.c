@@ -20,6 +20,10 @@
         for (size_t i = 0; i < n; i++)                                             \
             if (x[i] > 0) gx[i] += g[i];                                           \
     }                                                                              \
+    static void relu_bwd_set_##sfx(size_t n, const T *x, const T *g, T *gx) \
+    {                                                                              \
+        for (size_t i = 0; i < n; i++) gx[i] = x[i] > 0 ? g[i] : 0;                \
+    }                                                                              \
     static void adam_##sfx(size_t n, T *p, const T *g, T *m, T *v, T b1, T b2, T step, T bc2_sqrt, T eps) \
     {                                                                              \
         for (size_t i = 0; i < n; i++) {                                           \
@@ -36,6 +40,7 @@ DEF_ALL(double, f64, sqrt)
     .bin_##sfx = {add_##sfx, sub_##sfx, mul_##sfx, div_##sfx, max_##sfx},          \
     .scal_##sfx = {sadd_##sfx, smul_##sfx}, .sum_##sfx = sum_##sfx,                \
     .axpy_##sfx = axpy_##sfx, .relu_##sfx = relu_##sfx,                            \
-    .relu_bwd_##sfx = relu_bwd_##sfx, .adam_##sfx = adam_##sfx
+    .relu_bwd_##sfx = relu_bwd_##sfx, .relu_bwd_set_##sfx = relu_bwd_set_##sfx,  \
+    .adam_##sfx = adam_##sfx
 
 const struct EwKernels ew_kernels_ref = {TABLE_DTYPE(f32), TABLE_DTYPE(f64)};

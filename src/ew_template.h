@@ -33,7 +33,8 @@
     .bin_##sfx = {add_##sfx, sub_##sfx, mul_##sfx, div_##sfx, max_##sfx},             \
     .scal_##sfx = {sadd_##sfx, smul_##sfx}, .sum_##sfx = sum_##sfx,                   \
     .axpy_##sfx = axpy_##sfx, .relu_##sfx = relu_##sfx,                               \
-    .relu_bwd_##sfx = relu_bwd_##sfx, .adam_##sfx = adam_##sfx
+    .relu_bwd_##sfx = relu_bwd_##sfx, .relu_bwd_set_##sfx = relu_bwd_set_##sfx,     \
+    .adam_##sfx = adam_##sfx
 #define EW_DEFINE_TABLE(isa) \
     const struct EwKernels ew_kernels_##isa = {EW_TABLE_DTYPE(f32), EW_TABLE_DTYPE(f64)}
 #endif
@@ -140,6 +141,13 @@ static void FN(relu_bwd)(size_t n, const T *x, const T *g, T *gx)
         VSTORE(gx + i, VADD(VLOAD(gx + i), VSEL_GT0(VLOAD(x + i), VLOAD(g + i))));
     for (; i < n; i++)
         if (x[i] > 0) gx[i] += g[i];
+}
+
+static void FN(relu_bwd_set)(size_t n, const T *x, const T *g, T *gx)
+{
+    size_t i = 0;
+    for (; i + EPR <= n; i += EPR) VSTORE(gx + i, VSEL_GT0(VLOAD(x + i), VLOAD(g + i)));
+    for (; i < n; i++) gx[i] = x[i] > 0 ? g[i] : 0;
 }
 
 static void FN(adam)(size_t n, T *p, const T *g, T *m, T *v, T b1, T b2, T step, T bc2_sqrt, T eps)

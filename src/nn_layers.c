@@ -38,8 +38,11 @@ static void linear_backward(struct Node *self)
     const struct Tensor *g = self->grad;
     size_t B = g->shape[0], out = g->shape[1], in = w->value->shape[1];
     uint32_t dt = g->dtype;
-    if (node_wants_grad(x))   /* dx += g W */
-        DT_CALL(dt, gemm, 0, 0, B, in, out, 1, g->data, out, w->value->data, in, 1, node_grad(x)->data, in);
+    if (node_wants_grad(x)) { /* dx += g W (dx = g W for a sole consumer: nothing to zero) */
+        int overwrite;
+        struct Tensor *gx = node_grad_begin(x, &overwrite);
+        DT_CALL(dt, gemm, 0, 0, B, in, out, 1, g->data, out, w->value->data, in, overwrite ? 0 : 1, gx->data, in);
+    }
     if (node_wants_grad(w))   /* dW += g^T x */
         DT_CALL(dt, gemm, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, 1, node_grad(w)->data, in);
     if (b && node_wants_grad(b)) grad_bias_rows(g, B, out, node_grad(b));

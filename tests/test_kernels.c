@@ -96,6 +96,10 @@ static int same_value(double x, double y) { return x == y || (isnan(x) && isnan(
         ref->relu_bwd_##sfx(n, x, g, want);                                                    \
         k->relu_bwd_##sfx(n, x, g, y);                                                         \
         EXPECT_MSG(!count_diff_##sfx(y, want, n), "relu_bwd n=%zu", n);                        \
+        ref->relu_bwd_set_##sfx(n, x, g, want);                                                \
+        fill_##sfx(r, y, n, 0); /* overwritten whatever it held */                             \
+        k->relu_bwd_set_##sfx(n, x, g, y);                                                     \
+        EXPECT_MSG(!count_diff_##sfx(y, want, n), "relu_bwd_set n=%zu", n);                    \
         check_adam_##sfx(k, b, n, r, tol);                                                     \
     }
 
