@@ -30,6 +30,11 @@ struct Node *net_input(struct Graph *g, const struct Net *net, struct Tensor *ba
 uint64_t net_param_count(const struct Net *net);
 /* Prints the layer table (layer, output shape, parameters) on f. */
 void net_print_summary(const struct Net *net, void *file);
+/* The whole file as a NUL-terminated heap string (length in *len); exits 1 with the
+ * path and the reason if it cannot be read. */
+char *cli_read_file(const char *path, size_t *len);
+/* "prog: <fmt with arg>" and a --help hint on stderr, exit 2. */
+_Noreturn void cli_usage_error(const char *fmt, const char *arg);
 /* "train 0.1.0 (minidl), kernels: avx512" */
 void cli_print_version(const char *prog);
 

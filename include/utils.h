@@ -18,6 +18,9 @@ const char *util_progname(void);
 _Noreturn void util_panic(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Formats a message into err (when err and errlen are non-zero) and returns -1: the
+ * error path of functions that report through an err buffer. */
+int err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* stdout */
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* stderr, prefixed */
 

@@ -4,7 +4,9 @@
 #include "losses.h"
 #include "math_kernels.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void net_refresh_names(struct Net *net)
@@ -115,6 +117,31 @@ void net_print_summary(const struct Net *net, void *file)
         fprintf(f, "%-10s %-26s %-14s %10llu\n", m->name, type, shape, (unsigned long long)np);
     }
     fprintf(f, "total parameters: %llu (%s)\n", (unsigned long long)net_param_count(net), dtype_name(c->dtype));
+}
+
+char *cli_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fatal("%s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0, got;
+    char *buf = mem_alloc(cap);
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) buf = mem_realloc(buf, cap *= 2);
+    }
+    if (ferror(f)) fatal("%s: read error", path);
+    fclose(f);
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+void cli_usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", util_progname());
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry '%s --help' for more information.\n", util_progname());
+    exit(2);
 }
 
 void cli_print_version(const char *prog)

@@ -24,17 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- reading the file ---- */
 
@@ -56,7 +45,7 @@ static int text_read(struct Text *t, int fd, const char *path, char *err, size_t
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) {
             mem_free(buf);
-            return set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
+            return err_set(err, errlen, "%s: read error: %s", path, strerror(errno));
         }
         if (got == 0) break;
         n += (size_t)got;
@@ -74,11 +63,11 @@ static int text_open(struct Text *t, const char *path, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return set_err(err, errlen, "%s: %s", path, strerror(errno));
+    if (fd < 0) return err_set(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
         close(fd);
-        return set_err(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+        return err_set(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
     }
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (S_ISREG(st.st_mode)) t->len = (size_t)st.st_size;
@@ -272,16 +261,16 @@ static int bad_value(const struct Csv *c, const char *tok)
     const char *e = token_end(c, tok);
     int len = (int)(e - tok);
     unsigned long long line = c->line, col = col_of(c, tok);
-    if (len == 0) return set_err(c->err, c->errlen, "%s:%llu:%llu: empty field, expected a number", c->path, line, col);
+    if (len == 0) return err_set(c->err, c->errlen, "%s:%llu:%llu: empty field, expected a number", c->path, line, col);
     if (is_nonfinite_word(tok, len))
-        return set_err(c->err, c->errlen, "%s:%llu:%llu: '%.*s': NaN and Inf are not allowed", c->path, line, col, len, tok);
-    return set_err(c->err, c->errlen, "%s:%llu:%llu: '%.*s' is not a number", c->path, line, col, len > 40 ? 40 : len, tok);
+        return err_set(c->err, c->errlen, "%s:%llu:%llu: '%.*s': NaN and Inf are not allowed", c->path, line, col, len, tok);
+    return err_set(c->err, c->errlen, "%s:%llu:%llu: '%.*s' is not a number", c->path, line, col, len > 40 ? 40 : len, tok);
 }
 
 static int out_of_range(const struct Csv *c, const char *tok, uint32_t dtype)
 {
     const char *e = token_end(c, tok);
-    return set_err(c->err, c->errlen, "%s:%llu:%llu: '%.*s' is out of range for %s", c->path,
+    return err_set(c->err, c->errlen, "%s:%llu:%llu: '%.*s' is out of range for %s", c->path,
                    (unsigned long long)c->line, (unsigned long long)col_of(c, tok),
                    (int)(e - tok) > 40 ? 40 : (int)(e - tok), tok, dtype_name(dtype));
 }
@@ -296,7 +285,7 @@ static uint64_t count_fields(const struct Csv *c, const char *p)
 
 static int ragged(const struct Csv *c, uint64_t found)
 {
-    return set_err(c->err, c->errlen, "%s:%llu: expected %llu values, found %llu", c->path,
+    return err_set(c->err, c->errlen, "%s:%llu: expected %llu values, found %llu", c->path,
                    (unsigned long long)c->line, (unsigned long long)c->cols, (unsigned long long)found);
 }
 
@@ -306,7 +295,7 @@ static int bad_label(const struct Csv *c, const char *tok, double v)
     const char *why = v < 0 ? "a class label cannot be negative"
                     : v != floor(v) ? "a class label must be a whole number"
                     : "class label out of range";
-    return set_err(c->err, c->errlen, "%s:%llu:%llu: '%.*s': %s (expected 0 to %llu)", c->path,
+    return err_set(c->err, c->errlen, "%s:%llu:%llu: '%.*s': %s (expected 0 to %llu)", c->path,
                    (unsigned long long)c->line, (unsigned long long)col_of(c, tok),
                    (int)(e - tok) > 40 ? 40 : (int)(e - tok), tok, why,
                    (unsigned long long)c->n_classes - 1);
@@ -338,7 +327,7 @@ static int at_data_end(struct Csv *c)
     const char *p = skip_blanks(c->p);
     if (!is_line_end(c, p)) return 0;
     if (only_blank_from(c, p)) return 1;
-    return set_err(c->err, c->errlen, "%s:%llu:1: blank line inside the data (only trailing blank lines are allowed)",
+    return err_set(c->err, c->errlen, "%s:%llu:1: blank line inside the data (only trailing blank lines are allowed)",
                    c->path, (unsigned long long)c->line);
 }
 
@@ -432,7 +421,7 @@ static int csv_start(struct Csv *c, uint64_t want_cols)
 {
     if (!strncmp(c->p, "\xef\xbb\xbf", 3)) c->p += 3; /* strncmp: stops at the NUL of a short file */
     c->line_start = c->p;
-    if (only_blank_from(c, c->p)) return set_err(c->err, c->errlen, "%s: empty file, expected rows of comma-separated numbers", c->path);
+    if (only_blank_from(c, c->p)) return err_set(c->err, c->errlen, "%s: empty file, expected rows of comma-separated numbers", c->path);
     int r = at_data_end(c);
     if (r) return -1;
     uint64_t header_fields = 0;
@@ -441,15 +430,15 @@ static int csv_start(struct Csv *c, uint64_t want_cols)
         while (!is_line_end(c, c->p)) c->p++;
         next_line(c);
         if (only_blank_from(c, c->p))
-            return set_err(c->err, c->errlen, "%s: no data rows, only a header on line 1", c->path);
+            return err_set(c->err, c->errlen, "%s: no data rows, only a header on line 1", c->path);
         if (at_data_end(c)) return -1;
     }
     c->cols = count_fields(c, c->p);
     if (header_fields && header_fields != c->cols)
-        return set_err(c->err, c->errlen, "%s:%llu: expected %llu values as in the header, found %llu", c->path,
+        return err_set(c->err, c->errlen, "%s:%llu: expected %llu values as in the header, found %llu", c->path,
                        (unsigned long long)c->line, (unsigned long long)header_fields, (unsigned long long)c->cols);
     if (want_cols && c->cols != want_cols)
-        return set_err(c->err, c->errlen, "%s:%llu: expected %llu value per row (a class index), found %llu", c->path,
+        return err_set(c->err, c->errlen, "%s:%llu: expected %llu value per row (a class index), found %llu", c->path,
                        (unsigned long long)c->line, (unsigned long long)want_cols, (unsigned long long)c->cols);
     return 0;
 }
@@ -498,9 +487,9 @@ static int check_binary_values(const char *path, const char *name, const struct 
     double v = t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
     unsigned long long row = i / cols + 1, col = i % cols + 1;
     if (!isfinite(v))
-        return set_err(err, errlen, "%s: tensor '%s': row %llu, column %llu: %g (NaN and Inf are not allowed)",
+        return err_set(err, errlen, "%s: tensor '%s': row %llu, column %llu: %g (NaN and Inf are not allowed)",
                        path, name, row, col, v);
-    return set_err(err, errlen, "%s: tensor '%s': row %llu: %.17g is not a class index from 0 to %llu",
+    return err_set(err, errlen, "%s: tensor '%s': row %llu: %.17g is not a class index from 0 to %llu",
                    path, name, row, v, (unsigned long long)n_classes - 1);
 }
 
@@ -513,7 +502,7 @@ static int take_matrix(struct ModelFile *mf, uint32_t k, const char *path, uint3
     const char *name = mf->tensors[k].name;
     char shape[64];
     if (t->ndim < 1 || t->ndim > 2 || t->shape[0] == 0)
-        return set_err(err, errlen, "%s: tensor '%s' has shape %s, expected rows x columns", path, name,
+        return err_set(err, errlen, "%s: tensor '%s' has shape %s, expected rows x columns", path, name,
                        tensor_shape_str(t, shape, sizeof shape));
     uint64_t dims[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 1};
     if (t->dtype == dtype) {
@@ -531,7 +520,7 @@ static int take_matrix(struct ModelFile *mf, uint32_t k, const char *path, uint3
             double v = tensor_f64(t)[i];
             if (fabs(v) > FLT_MAX && isfinite(v)) {
                 tensor_free(c);
-                return set_err(err, errlen, "%s: tensor '%s': row %llu, column %llu: %g is out of range for float32",
+                return err_set(err, errlen, "%s: tensor '%s': row %llu, column %llu: %g is out of range for float32",
                                path, name, (unsigned long long)(i / dims[1] + 1),
                                (unsigned long long)(i % dims[1] + 1), v);
             }
@@ -558,12 +547,12 @@ static int read_binary(const char *path, uint32_t dtype, uint64_t n_classes, con
     const char *got = name;
     uint32_t k = find_tensor(&mf, name);
     if (k == mf.n && alt) k = find_tensor(&mf, got = alt);
-    int r = k == mf.n ? set_err(err, errlen, "%s: no tensor '%s' in this binary dataset", path, name)
+    int r = k == mf.n ? err_set(err, errlen, "%s: no tensor '%s' in this binary dataset", path, name)
                       : take_matrix(&mf, k, path, dtype, out, err, errlen);
     model_file_free(&mf);
     if (r) return -1;
     if (n_classes && (*out)->shape[1] != 1)
-        r = set_err(err, errlen, "%s: tensor '%s' has %llu columns, expected 1 (a class index per row)", path,
+        r = err_set(err, errlen, "%s: tensor '%s' has %llu columns, expected 1 (a class index per row)", path,
                     got, (unsigned long long)(*out)->shape[1]);
     if (!r) r = check_binary_values(path, got, *out, n_classes, err, errlen);
     if (r) {
@@ -609,7 +598,7 @@ int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uin
     ds->n = ds->x->shape[0];
     ds->dim = ds->x->shape[1];
     if (ds->y && ds->y->shape[0] != ds->n) {
-        set_err(err, errlen, "%s has %llu rows but %s has %llu: each sample needs one label row",
+        err_set(err, errlen, "%s has %llu rows but %s has %llu: each sample needs one label row",
                 x_path, (unsigned long long)ds->n, y_path, (unsigned long long)ds->y->shape[0]);
         dataset_free(ds);
         return -1;

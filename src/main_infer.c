@@ -30,17 +30,9 @@ static const char usage[] =
 
 struct Options { const char *model, *data, *labels, *config; int probs; };
 
-static _Noreturn void usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", util_progname());
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry '%s --help' for more information.\n", util_progname());
-    exit(2);
-}
-
 static const char *option_value(int argc, char **argv, int *i)
 {
-    if (*i + 1 >= argc) usage_error("option '%s' needs a file", argv[*i]);
+    if (*i + 1 >= argc) cli_usage_error("option '%s' needs a file", argv[*i]);
     return argv[++*i];
 }
 
@@ -52,7 +44,7 @@ static void parse_args(int argc, char **argv, struct Options *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (only_pos || a[0] != '-' || !a[1]) {
-            if (n_pos == 2) usage_error("unexpected argument '%s'", a);
+            if (n_pos == 2) cli_usage_error("unexpected argument '%s'", a);
             pos[n_pos++] = a;
         } else if (!strcmp(a, "--")) only_pos = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); exit(0); }
@@ -60,27 +52,10 @@ static void parse_args(int argc, char **argv, struct Options *o)
         else if (!strcmp(a, "-p") || !strcmp(a, "--probs")) o->probs = 1;
         else if (!strcmp(a, "-l") || !strcmp(a, "--labels")) o->labels = option_value(argc, argv, &i);
         else if (!strcmp(a, "-c") || !strcmp(a, "--config")) o->config = option_value(argc, argv, &i);
-        else usage_error("unknown option '%s'", a);
+        else cli_usage_error("unknown option '%s'", a);
     }
-    if (n_pos != 2) usage_error("expected 2 arguments, got %s", n_pos < 2 ? "fewer" : "more");
+    if (n_pos != 2) cli_usage_error("expected 2 arguments, got %s", n_pos < 2 ? "fewer" : "more");
     o->model = pos[0], o->data = pos[1];
-}
-
-static char *read_text_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fatal("%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0, got;
-    char *buf = mem_alloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) buf = mem_realloc(buf, cap *= 2);
-    }
-    if (ferror(f)) fatal("%s: read error", path);
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
 }
 
 /* The network of the model file, with its weights and normalisation. */
@@ -93,7 +68,7 @@ static void load_net(const struct Options *o, struct Net *net)
     int bad;
     if (o->config) {
         size_t len;
-        char *text = read_text_file(o->config, &len);
+        char *text = cli_read_file(o->config, &len);
         bad = config_parse_text(text, len, o->config, &cfg, err, sizeof err);
         mem_free(text);
     } else if (mf.config_text) {

@@ -36,19 +36,11 @@ struct Options {
     uint64_t seed, epochs;
 };
 
-static _Noreturn void usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", util_progname());
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry '%s --help' for more information.\n", util_progname());
-    exit(2);
-}
-
 static uint64_t parse_count(const char *opt, const char *v, int allow_zero)
 {
     int64_t n;
-    if (!v) usage_error("option '%s' needs a value", opt);
-    if (str_to_int(v, &n) != STR_OK || n < (allow_zero ? 0 : 1)) usage_error("invalid number '%s'", v);
+    if (!v) cli_usage_error("option '%s' needs a value", opt);
+    if (str_to_int(v, &n) != STR_OK || n < (allow_zero ? 0 : 1)) cli_usage_error("invalid number '%s'", v);
     return (uint64_t)n;
 }
 
@@ -60,7 +52,7 @@ static void parse_args(int argc, char **argv, struct Options *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (only_pos || a[0] != '-' || !a[1]) {
-            if (n_pos == 4) usage_error("unexpected argument '%s'", a);
+            if (n_pos == 4) cli_usage_error("unexpected argument '%s'", a);
             pos[n_pos++] = a;
         } else if (!strcmp(a, "--")) only_pos = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); exit(0); }
@@ -68,10 +60,10 @@ static void parse_args(int argc, char **argv, struct Options *o)
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
         else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) o->seed = parse_count(a, i + 1 < argc ? argv[++i] : NULL, 1), o->have_seed = 1;
         else if (!strcmp(a, "-e") || !strcmp(a, "--epochs")) o->epochs = parse_count(a, i + 1 < argc ? argv[++i] : NULL, 1), o->have_epochs = 1;
-        else if (!strcmp(a, "--init")) { if (i + 1 >= argc) usage_error("option '%s' needs a file", a); o->init = argv[++i]; }
-        else usage_error("unknown option '%s'", a);
+        else if (!strcmp(a, "--init")) { if (i + 1 >= argc) cli_usage_error("option '%s' needs a file", a); o->init = argv[++i]; }
+        else cli_usage_error("unknown option '%s'", a);
     }
-    if (n_pos != 4) usage_error("expected 4 arguments, got %s", n_pos < 4 ? "fewer" : "more");
+    if (n_pos != 4) cli_usage_error("expected 4 arguments, got %s", n_pos < 4 ? "fewer" : "more");
     o->config = pos[0], o->data = pos[1], o->labels = pos[2], o->out = pos[3];
 }
 
@@ -85,24 +77,6 @@ static void check_output_path(const char *path)
     if (fd < 0) fatal("cannot write the model to '%s': %s", path, strerror(errno));
     close(fd);
     unlink(tmp);
-}
-
-static char *read_text_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fatal("%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = mem_alloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) buf = mem_realloc(buf, cap *= 2);
-    }
-    if (ferror(f)) fatal("%s: read error", path);
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
 }
 
 static struct Optimizer *make_optimizer(const struct Net *net)
@@ -219,7 +193,7 @@ int main(int argc, char **argv)
     struct TrainConfig cfg;
     char err[1024];
     size_t cfg_len;
-    char *cfg_text = read_text_file(o.config, &cfg_len);
+    char *cfg_text = cli_read_file(o.config, &cfg_len);
     if (config_parse_text(cfg_text, cfg_len, o.config, &cfg, err, sizeof err)) fatal("%s", err);
     if (o.have_seed) cfg.seed = o.seed;
     if (o.have_epochs) cfg.epochs = o.epochs;

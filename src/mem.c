@@ -117,16 +117,21 @@ void *arena_alloc_zeroed(struct Arena *a, size_t size)
     return p;
 }
 
+static void arena_free_old(struct Arena *a)
+{
+    while (a->old) {
+        struct ArenaBlock *b = a->old;
+        a->old = b->next;
+        mem_free(b->base);
+        mem_free(b);
+    }
+}
+
 void arena_reset(struct Arena *a)
 {
     if (a->total > a->high) a->high = a->total;
     if (a->old) {
-        while (a->old) {
-            struct ArenaBlock *b = a->old;
-            a->old = b->next;
-            mem_free(b->base);
-            mem_free(b);
-        }
+        arena_free_old(a);
         /* One block that holds the whole step: the next step needs no heap. */
         mem_free(a->base);
         a->cap = a->high + a->high / 8;
@@ -138,12 +143,7 @@ void arena_reset(struct Arena *a)
 
 void arena_free(struct Arena *a)
 {
-    while (a->old) {
-        struct ArenaBlock *b = a->old;
-        a->old = b->next;
-        mem_free(b->base);
-        mem_free(b);
-    }
+    arena_free_old(a);
     mem_free(a->base);
     memset(a, 0, sizeof *a);
 }

@@ -47,17 +47,6 @@ uint32_t crc32_ieee(uint32_t crc, const void *data, size_t n)
 
 /* ---- little helpers ---- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static uint32_t get_u32(const unsigned char *b)
 {
@@ -113,7 +102,7 @@ static uint64_t rd_left(const struct Reader *r) { return r->size - r->pos; }
 
 static int rd_truncated(struct Reader *r, uint64_t need, const char *what, const char *name)
 {
-    return fail(r->err, r->errlen, "%s: truncated at byte %llu (%s%s%s%s at byte %llu needs %llu bytes)",
+    return err_set(r->err, r->errlen, "%s: truncated at byte %llu (%s%s%s%s at byte %llu needs %llu bytes)",
                 r->path, (unsigned long long)r->size, name ? "tensor '" : "", name ? name : "",
                 name ? "' " : "", what, (unsigned long long)r->pos, (unsigned long long)need);
 }
@@ -123,7 +112,7 @@ static int rd_bytes(struct Reader *r, void *dst, uint64_t n, const char *what, c
 {
     if (n > rd_left(r)) return rd_truncated(r, n, what, name);
     if (n && fread(dst, 1, n, r->f) != n)
-        return fail(r->err, r->errlen, "%s: read error at byte %llu: %s", r->path,
+        return err_set(r->err, r->errlen, "%s: read error at byte %llu: %s", r->path,
                     (unsigned long long)r->pos, ferror(r->f) ? strerror(errno) : "file shrank while reading");
     r->pos += n;
     return 0;
@@ -156,10 +145,10 @@ static int read_tensor_header(struct Reader *r, const char *name, uint32_t *dtyp
 {
     if (rd_u32(r, dtype, "dtype", name) || rd_u32(r, ndim, "ndim", name)) return -1;
     if (*dtype >= DT_COUNT)
-        return fail(r->err, r->errlen, "%s: tensor '%s': unknown dtype %u (expected 0 = float32 or 1 = float64)",
+        return err_set(r->err, r->errlen, "%s: tensor '%s': unknown dtype %u (expected 0 = float32 or 1 = float64)",
                     r->path, name, *dtype);
     if (*ndim > TENSOR_MAX_DIM)
-        return fail(r->err, r->errlen, "%s: tensor '%s': %u dimensions (at most %d)", r->path, name, *ndim,
+        return err_set(r->err, r->errlen, "%s: tensor '%s': %u dimensions (at most %d)", r->path, name, *ndim,
                     TENSOR_MAX_DIM);
     unsigned char b[8 * TENSOR_MAX_DIM];
     if (rd_bytes(r, b, 8ull * *ndim, "shape", name)) return -1;
@@ -167,7 +156,7 @@ static int read_tensor_header(struct Reader *r, const char *name, uint32_t *dtyp
     if (shape_bytes(*ndim, shape, dtype_size(*dtype), bytes)) {
         char s[256];
         shape_str(s, sizeof s, *ndim, shape);
-        return fail(r->err, r->errlen, "%s: tensor '%s': shape %s is too large", r->path, name, s);
+        return err_set(r->err, r->errlen, "%s: tensor '%s': shape %s is too large", r->path, name, s);
     }
     if (*bytes > rd_left(r)) return rd_truncated(r, *bytes, "data", name);
     return 0;
@@ -195,11 +184,11 @@ static int read_tensor(struct Reader *r, uint32_t index, struct NamedTensor *nt)
     if (rd_u32(r, &len, label, NULL)) return -1;
     snprintf(label, sizeof label, "tensor #%u name", index);
     if (len == 0 || len > MODEL_MAX_NAME)
-        return fail(r->err, r->errlen, "%s: tensor #%u: name length %u (must be 1 to %d)", r->path, index, len,
+        return err_set(r->err, r->errlen, "%s: tensor #%u: name length %u (must be 1 to %d)", r->path, index, len,
                     MODEL_MAX_NAME);
     if (rd_bytes(r, name, len, label, NULL)) return -1;
     if (memchr(name, 0, len))
-        return fail(r->err, r->errlen, "%s: tensor #%u: name contains a NUL byte", r->path, index);
+        return err_set(r->err, r->errlen, "%s: tensor #%u: name contains a NUL byte", r->path, index);
     name[len] = 0;
 
     uint64_t shape[TENSOR_MAX_DIM], bytes = 0;
@@ -227,7 +216,7 @@ static int check_duplicates(struct Reader *r, const struct ModelFile *mf)
     int rc = 0;
     for (uint32_t i = 1; i < mf->n && !rc; i++)
         if (strcmp(v[i - 1]->name, v[i]->name) == 0)
-            rc = fail(r->err, r->errlen, "%s: tensor '%s' appears more than once", r->path, v[i]->name);
+            rc = err_set(r->err, r->errlen, "%s: tensor '%s' appears more than once", r->path, v[i]->name);
     mem_free(v);
     return rc;
 }
@@ -238,11 +227,11 @@ static int file_crc(struct Reader *r, uint64_t n, uint32_t *crc)
     unsigned char buf[1 << 14];
     *crc = 0;
     if (fseek(r->f, 0, SEEK_SET) != 0)
-        return fail(r->err, r->errlen, "%s: cannot seek: %s", r->path, strerror(errno));
+        return err_set(r->err, r->errlen, "%s: cannot seek: %s", r->path, strerror(errno));
     while (n) {
         size_t k = n < sizeof buf ? (size_t)n : sizeof buf;
         if (fread(buf, 1, k, r->f) != k)
-            return fail(r->err, r->errlen, "%s: read error while checking the checksum", r->path);
+            return err_set(r->err, r->errlen, "%s: read error while checking the checksum", r->path);
         *crc = crc32_ieee(*crc, buf, k);
         n -= k;
     }
@@ -256,7 +245,7 @@ static int read_trailer(struct Reader *r, struct ModelFile *mf)
     if (rd_left(r) == 0) return 0;
     if (rd_left(r) < sizeof magic || fread(magic, 1, sizeof magic, r->f) != sizeof magic ||
         memcmp(magic, CFG_MAGIC, sizeof magic) != 0)
-        return fail(r->err, r->errlen, "%s: %llu bytes of trailing garbage at byte %llu (expected end of file or a DLCFG1 trailer)",
+        return err_set(r->err, r->errlen, "%s: %llu bytes of trailing garbage at byte %llu (expected end of file or a DLCFG1 trailer)",
                     r->path, (unsigned long long)rd_left(r), (unsigned long long)r->pos);
     r->pos += sizeof magic;
     if (rd_u32(r, &len, "config length", NULL)) return -1;
@@ -268,11 +257,11 @@ static int read_trailer(struct Reader *r, struct ModelFile *mf)
     uint64_t crc_pos = r->pos;
     if (rd_u32(r, &stored, "checksum", NULL)) return -1;
     if (rd_left(r))
-        return fail(r->err, r->errlen, "%s: %llu bytes of trailing garbage at byte %llu (after the DLCFG1 trailer)",
+        return err_set(r->err, r->errlen, "%s: %llu bytes of trailing garbage at byte %llu (after the DLCFG1 trailer)",
                     r->path, (unsigned long long)rd_left(r), (unsigned long long)r->pos);
     if (file_crc(r, crc_pos, &crc)) return -1;
     if (crc != stored)
-        return fail(r->err, r->errlen, "%s: checksum mismatch (stored 0x%08x, computed 0x%08x): the file is corrupt",
+        return err_set(r->err, r->errlen, "%s: checksum mismatch (stored 0x%08x, computed 0x%08x): the file is corrupt",
                     r->path, stored, crc);
     return 0;
 }
@@ -283,11 +272,11 @@ static int read_body(struct Reader *r, struct ModelFile *mf)
     uint32_t n;
     if (r->size < sizeof magic || fread(magic, 1, sizeof magic, r->f) != sizeof magic ||
         memcmp(magic, MODEL_MAGIC, sizeof magic) != 0)
-        return fail(r->err, r->errlen, "%s: not a DLASM1 model file (bad magic)", r->path);
+        return err_set(r->err, r->errlen, "%s: not a DLASM1 model file (bad magic)", r->path);
     r->pos = sizeof magic;
     if (rd_u32(r, &n, "tensor count", NULL)) return -1;
     if (n > rd_left(r) / MIN_TENSOR_BYTES)
-        return fail(r->err, r->errlen, "%s: header says %u tensors but only %llu bytes follow (corrupt or truncated)",
+        return err_set(r->err, r->errlen, "%s: header says %u tensors but only %llu bytes follow (corrupt or truncated)",
                     r->path, n, (unsigned long long)rd_left(r));
     mf->tensors = mem_alloc_zeroed((size_t)n * sizeof *mf->tensors);
     mf->n = n;
@@ -301,16 +290,16 @@ int model_load(const char *path, struct ModelFile *mf, char *err, size_t errlen)
 {
     memset(mf, 0, sizeof *mf);
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
         int e = errno;
         fclose(f);
-        return fail(err, errlen, "%s: cannot stat: %s", path, strerror(e));
+        return err_set(err, errlen, "%s: cannot stat: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         fclose(f);
-        return fail(err, errlen, "%s: not a regular file", path);
+        return err_set(err, errlen, "%s: not a regular file", path);
     }
     struct Reader r = {f, path, 0, (uint64_t)st.st_size, err, errlen};
     int rc = read_body(&r, mf);
@@ -359,13 +348,13 @@ int model_assign(const struct ModelFile *mf, const struct NamedTensor *dst, uint
         const struct Tensor *src = model_file_find(mf, dst[i].name), *d = dst[i].t;
         if (!src) {
             list_names(mf, a, sizeof a);
-            return fail(err, errlen, "%s: tensor '%s' not found (the file has: %s)", path, dst[i].name, a);
+            return err_set(err, errlen, "%s: tensor '%s' not found (the file has: %s)", path, dst[i].name, a);
         }
         if (src->dtype != d->dtype)
-            return fail(err, errlen, "%s: tensor '%s' is %s, expected %s", path, dst[i].name,
+            return err_set(err, errlen, "%s: tensor '%s' is %s, expected %s", path, dst[i].name,
                         dtype_name(src->dtype), dtype_name(d->dtype));
         if (!tensor_same_shape(src, d))
-            return fail(err, errlen, "%s: tensor '%s' has shape %s, expected %s", path, dst[i].name,
+            return err_set(err, errlen, "%s: tensor '%s' has shape %s, expected %s", path, dst[i].name,
                         tensor_shape_str(src, a, sizeof a), tensor_shape_str(d, b, sizeof b));
     }
     for (uint32_t i = 0; i < n; i++) tensor_copy_into(dst[i].t, model_file_find(mf, dst[i].name));
@@ -447,15 +436,15 @@ static int check_save_args(const char *path, const struct NamedTensor *ts, uint3
 {
     for (uint32_t i = 0; i < n; i++) {
         const char *why = name_problem(ts[i].name, strlen(ts[i].name));
-        if (why) return fail(err, errlen, "%s: tensor #%u: %s", path, i, why);
+        if (why) return err_set(err, errlen, "%s: tensor #%u: %s", path, i, why);
         if (ts[i].t->dtype >= DT_COUNT || ts[i].t->ndim > TENSOR_MAX_DIM)
-            return fail(err, errlen, "%s: tensor '%s': bad dtype or ndim", path, ts[i].name);
+            return err_set(err, errlen, "%s: tensor '%s': bad dtype or ndim", path, ts[i].name);
         for (uint32_t j = 0; j < i; j++)
             if (strcmp(ts[i].name, ts[j].name) == 0)
-                return fail(err, errlen, "%s: tensor '%s' appears more than once", path, ts[i].name);
+                return err_set(err, errlen, "%s: tensor '%s' appears more than once", path, ts[i].name);
     }
     if (config && strlen(config) > UINT32_MAX)
-        return fail(err, errlen, "%s: config text too long", path);
+        return err_set(err, errlen, "%s: config text too long", path);
     return 0;
 }
 
@@ -519,7 +508,7 @@ int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
     if (fd < 0) {
         int e = errno;
         mem_free(tmp);
-        return fail(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(e));
+        return err_set(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(e));
     }
     set_mode(fd, path);
     int e = write_temp(fd, ts, n, config_text);
@@ -528,7 +517,7 @@ int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
     if (e) {
         unlink(tmp);
         mem_free(tmp);
-        return fail(err, errlen, "%s: %s: %s (any old file is unchanged)", path, what, strerror(e));
+        return err_set(err, errlen, "%s: %s: %s (any old file is unchanged)", path, what, strerror(e));
     }
     mem_free(tmp);
     sync_dir(path);

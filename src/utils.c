@@ -19,28 +19,44 @@ void util_set_progname(const char *argv0)
 
 const char *util_progname(void) { return progname; }
 
-void util_panic(const char *file, int line, const char *fmt, ...)
+/* "prog: message[suffix]" on stderr, after flushing stdout so the order holds. */
+static void report(const char *suffix, const char *fmt, va_list ap)
 {
-    va_list ap;
     fflush(stdout);
     fprintf(stderr, "%s: ", progname);
-    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "%s\n", suffix);
+}
+
+void util_panic(const char *file, int line, const char *fmt, ...)
+{
+    char where[300];
+    va_list ap;
+    snprintf(where, sizeof where, " [%s:%d]", file, line);
+    va_start(ap, fmt);
+    report(where, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " [%s:%d]\n", file, line);
     exit(1);
 }
 
 void fatal(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fprintf(stderr, "%s: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    report("", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     exit(1);
+}
+
+int err_set(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
 }
 
 void log_info(const char *fmt, ...)
