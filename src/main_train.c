@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -72,6 +73,9 @@ static void parse_args(int argc, char **argv, struct Options *o)
 static void check_output_path(const char *path)
 {
     char tmp[4096];
+    struct stat st;
+    if (!*path) fatal("the model path is empty");
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) fatal("cannot write the model to '%s': it is a directory", path);
     if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) fatal("%s: path too long", path);
     int fd = mkstemp(tmp);
     if (fd < 0) fatal("cannot write the model to '%s': %s", path, strerror(errno));

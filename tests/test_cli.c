@@ -129,6 +129,11 @@ TEST(cli_errors_are_clear)
     EXPECT_EQ_INT(run("train", args), 1);
     EXPECT_STR_CONTAINS(err, "cannot write the model");
     EXPECT(strstr(err, "epoch") == NULL);
+    /* an existing directory is no model path either */
+    snprintf(args, sizeof args, "configs/xor.ini data/xor_x.csv data/xor_y.csv %s", test_tmpdir());
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "is a directory");
+    EXPECT(strstr(err, "epoch") == NULL);
     /* bad data: file:line:column */
     const char *bad = test_write_file(tmp("bad.csv"), "0,0\n0,x\n1,0\n1,1\n");
     snprintf(args, sizeof args, "configs/xor.ini %s data/xor_y.csv %s", bad, tmp("m.bin"));
