@@ -56,6 +56,15 @@ struct GemmKernels {
                     size_t ldc, size_t m, size_t n, float alpha, float beta);
     void (*ukr_f64)(size_t k, const double *a, size_t csa, const double *b, size_t rsb,
                     double *C, size_t ldc, size_t m, size_t n, double alpha, double beta);
+    /* The dot-product kernel for A B^T with both operands K-contiguous (gemm_impl.h,
+     * GEMM_DOT): an mr x nr tile of w-lane partial sums, kept in acc between K chunks. */
+    struct { int mr, nr, w; } dotsz_f32, dotsz_f64;
+    void (*dot_f32)(size_t k, const float *a, size_t lda, const float *b, size_t ldb,
+                    float *acc, int first, int last, float *C, size_t ldc, size_t m, size_t n,
+                    float alpha, float beta);
+    void (*dot_f64)(size_t k, const double *a, size_t lda, const double *b, size_t ldb,
+                    double *acc, int first, int last, double *C, size_t ldc, size_t m,
+                    size_t n, double alpha, double beta);
 };
 
 struct KernelTable {

@@ -55,6 +55,9 @@ static const struct GemmKernels *gemm_kernels(void)
 }
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+/* The dot-product path's K chunk keeps this much of the inner operand's rows in L1. */
+#define DOT_L1_BYTES (24 << 10)
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 #define GEMM_GENERIC(T, sfx)                                                                 \
@@ -174,6 +177,45 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         }                                                                                    \
     }                                                                                        \
                                                                                              \
+    /* A B^T with both operands K-contiguous, by the dot-product kernel: K in chunks of   \
+     * kc, so that a chunk of the rows reread by the inner loop (the smaller operand)     \
+     * stays in L1; the tiles' partial sums wait in the B pack buffer between chunks. */  \
+    static void dot_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,       \
+                          T alpha, const T *A, size_t lda, const T *B, size_t ldb, T beta,   \
+                          T *C, size_t ldc)                                                  \
+    {                                                                                        \
+        size_t mr = (size_t)gk->dotsz_##sfx.mr, nr = (size_t)gk->dotsz_##sfx.nr;             \
+        size_t tsz = mr * nr * (size_t)gk->dotsz_##sfx.w, nt = (N + nr - 1) / nr;            \
+        size_t kc = (size_t)DOT_L1_BYTES / sizeof(T) / min_sz(M, N) / 64 * 64;               \
+        kc = kc < 256 ? 256 : kc;                                                            \
+        for (size_t pc = 0; pc < K; pc += kc) {                                              \
+            size_t kb = min_sz(kc, K - pc);                                                  \
+            int first = pc == 0, last = pc + kb == K;                                        \
+            for (size_t t = 0; t < nt * ((M + mr - 1) / mr); t++) {                          \
+                /* The smaller operand's tiles vary fastest. */                              \
+                size_t it = M <= N ? t % ((M + mr - 1) / mr) : t / nt;                       \
+                size_t jt = M <= N ? t / ((M + mr - 1) / mr) : t % nt;                       \
+                size_t i = it * mr, j = jt * nr;                                             \
+                gk->dot_##sfx(kb, A + i * lda + pc, lda, B + j * ldb + pc, ldb,              \
+                              pack_b.sfx + (it * nt + jt) * tsz, first, last, C + i * ldc + j, \
+                              ldc, min_sz(mr, M - i), min_sz(nr, N - j), alpha, beta);       \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+                                                                                             \
+    /* Whether dot_ suits an NT call. It packs nothing (the blocked path transposes both  \
+     * operands while packing), so it wins while the output is narrow; measured on       \
+     * AVX-512, the blocked path takes over from min(M, N) ~ 100, or at short K. */        \
+    static int use_dot_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K)    \
+    {                                                                                        \
+        size_t mr = (size_t)gk->dotsz_##sfx.mr, nr = (size_t)gk->dotsz_##sfx.nr;             \
+        size_t tiles = (M + mr - 1) / mr * ((N + nr - 1) / nr);                              \
+        if (tiles * mr * nr * (size_t)gk->dotsz_##sfx.w * sizeof(T) > GEMM_PACK_B_BYTES)     \
+            return 0;                                                                        \
+        size_t mn = min_sz(M, N);                                                            \
+        return mn < 16 || (mn <= 96 && K >= 128);                                            \
+    }                                                                                        \
+                                                                                             \
     /* Cycles-ish estimate: padded tile work plus the scalar merge of a strided C. */           \
     static double cost_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,     \
                              int strided)                                                    \
@@ -195,6 +237,10 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         const struct GemmKernels *gk = gemm_kernels();                                       \
         if (!gk) {                                                                           \
             gemm_ref_##sfx(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);            \
+            return;                                                                          \
+        }                                                                                    \
+        if (!ta && tb && use_dot_##sfx(gk, M, N, K)) {                                       \
+            dot_##sfx(gk, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                     \
             return;                                                                          \
         }                                                                                    \
         struct view_##sfx va = {A, ta ? 1 : lda, ta ? lda : 1};                              \

@@ -5,12 +5,28 @@
 
 #include <immintrin.h>
 
+static inline float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+static inline double hsum_pd(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
 #define MASK_T __m256i
 #define MASK_N(r) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define MLOAD(m, p) _mm256_maskload_ps(p, m)
 #define MSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define FMA_PS(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define HSUM(v) hsum_ps(v)
 GEMM_UKR(ukr_f32, float, 6, 2, __m256, 8, _mm256_, _ps, FMA_PS)
+GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
+#undef HSUM
 #undef MASK_N
 #undef MLOAD
 #undef MSTORE
@@ -19,11 +35,17 @@ GEMM_UKR(ukr_f32, float, 6, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 #define MLOAD(m, p) _mm256_maskload_pd(p, m)
 #define MSTORE(p, m, v) _mm256_maskstore_pd(p, m, v)
 #define FMA_PD(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define HSUM(v) hsum_pd(v)
 GEMM_UKR(ukr_f64, double, 6, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
+GEMM_DOT(dot_f64, double, 4, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
 
 const struct GemmKernels gemm_kernels_avx2 = {
     .f32 = {.mr = 6, .nr = 16, .kc = 256, .mc = 144, .nc = 4096},
     .f64 = {.mr = 6, .nr = 8, .kc = 256, .mc = 96, .nc = 2048},
     .ukr_f32 = ukr_f32,
     .ukr_f64 = ukr_f64,
+    .dotsz_f32 = {.mr = 4, .nr = 2, .w = 8},
+    .dotsz_f64 = {.mr = 4, .nr = 2, .w = 4},
+    .dot_f32 = dot_f32,
+    .dot_f64 = dot_f64,
 };

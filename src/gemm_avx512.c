@@ -9,7 +9,10 @@
 #define MLOAD(m, p) _mm512_maskz_loadu_ps(m, p)
 #define MSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define FMA_PS(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define HSUM(v) _mm512_reduce_add_ps(v)
 GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
+GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
+#undef HSUM
 #undef MASK_T
 #undef MASK_N
 #undef MLOAD
@@ -20,11 +23,17 @@ GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 #define MLOAD(m, p) _mm512_maskz_loadu_pd(m, p)
 #define MSTORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
 #define FMA_PD(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define HSUM(v) _mm512_reduce_add_pd(v)
 GEMM_UKR(ukr_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
+GEMM_DOT(dot_f64, double, 4, 5, __m512d, 8, _mm512_, _pd, FMA_PD)
 
 const struct GemmKernels gemm_kernels_avx512 = {
     .f32 = {.mr = 14, .nr = 32, .kc = 384, .mc = 168, .nc = 2048},
     .f64 = {.mr = 14, .nr = 16, .kc = 256, .mc = 112, .nc = 2048},
     .ukr_f32 = ukr_f32,
     .ukr_f64 = ukr_f64,
+    .dotsz_f32 = {.mr = 4, .nr = 5, .w = 16},
+    .dotsz_f64 = {.mr = 4, .nr = 5, .w = 8},
+    .dot_f32 = dot_f32,
+    .dot_f64 = dot_f64,
 };

@@ -71,4 +71,56 @@
         }                                                                                    \
     }
 
+/* The dot-product kernel for op(A) op(B)^T with both operands K-contiguous (A row i at
+ * a + i*lda, B row j at b + j*ldb): an MR x NR tile of C kept as MR*NR vector partial
+ * sums along K, no packing. gemm.c calls it once per kc-deep chunk of K; between chunks
+ * the sums live in acc (MR*NR*W elements per tile), and the last chunk reduces them and
+ * stores C[i*ldc + j] = alpha * sum + beta * C[i*ldc + j] for i < m, j < n (C not read
+ * when beta == 0). Rows past m (columns past n) repeat the last valid one, so the loads
+ * stay inside the operands; their sums are dropped. The ISA file gives HSUM(v). */
+#define GEMM_DOT(NAME, T, MR, NR, V, W, P, S, FMA)                                           \
+    static void NAME(size_t k, const T *a, size_t lda, const T *b, size_t ldb, T *acc,       \
+                     int first, int last, T *c, size_t ldc, size_t m, size_t n, T alpha,     \
+                     T beta)                                                                 \
+    {                                                                                        \
+        const T *ar[MR], *br[NR];                                                            \
+        V s[MR][NR];                                                                         \
+        GEMM_UNROLL for (int i = 0; i < MR; i++) ar[i] = a + ((size_t)i < m ? (size_t)i : m - 1) * lda; \
+        GEMM_UNROLL for (int j = 0; j < NR; j++) br[j] = b + ((size_t)j < n ? (size_t)j : n - 1) * ldb; \
+        GEMM_UNROLL for (int i = 0; i < MR; i++)                                             \
+            GEMM_UNROLL for (int j = 0; j < NR; j++)                                         \
+                s[i][j] = first ? P##setzero##S() : P##loadu##S(acc + (i * NR + j) * W);     \
+        size_t p = 0;                                                                        \
+        for (; p + W <= k; p += W) {                                                         \
+            V bv[NR];                                                                        \
+            GEMM_UNROLL for (int j = 0; j < NR; j++) bv[j] = P##loadu##S(br[j] + p);         \
+            GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
+                V av = P##loadu##S(ar[i] + p);                                               \
+                GEMM_UNROLL for (int j = 0; j < NR; j++) s[i][j] = FMA(av, bv[j], s[i][j]);  \
+            }                                                                                \
+        }                                                                                    \
+        if (p < k) {                                                                         \
+            MASK_T mk = MASK_N(k - p);                                                       \
+            V bv[NR];                                                                        \
+            GEMM_UNROLL for (int j = 0; j < NR; j++) bv[j] = MLOAD(mk, br[j] + p);           \
+            GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
+                V av = MLOAD(mk, ar[i] + p);                                                 \
+                GEMM_UNROLL for (int j = 0; j < NR; j++) s[i][j] = FMA(av, bv[j], s[i][j]);  \
+            }                                                                                \
+        }                                                                                    \
+        if (!last) {                                                                         \
+            GEMM_UNROLL for (int i = 0; i < MR; i++)                                         \
+                GEMM_UNROLL for (int j = 0; j < NR; j++) P##storeu##S(acc + (i * NR + j) * W, s[i][j]); \
+            return;                                                                          \
+        }                                                                                    \
+        GEMM_UNROLL for (int i = 0; i < MR; i++) {                                           \
+            if ((size_t)i >= m) break;                                                       \
+            GEMM_UNROLL for (int j = 0; j < NR; j++) {                                       \
+                if ((size_t)j >= n) break;                                                   \
+                T *cp = c + i * ldc + j, r = alpha * HSUM(s[i][j]);                          \
+                *cp = beta == 0 ? r : r + beta * *cp;                                        \
+            }                                                                                \
+        }                                                                                    \
+    }
+
 #endif

@@ -22,23 +22,40 @@
 PARTIAL(float, __m128, ps)
 PARTIAL(double, __m128d, pd)
 
+static inline float hsum_ps(__m128 v)
+{
+    __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
+static inline double hsum_pd(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v))); }
+
 #define MASK_T size_t
 #define MASK_N(r) (r)
 #define MLOAD(m, p) mload_ps(m, p)
 #define MSTORE(p, m, v) mstore_ps(p, m, v)
 #define FMA_PS(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
+#define HSUM(v) hsum_ps(v)
 GEMM_UKR(ukr_f32, float, 4, 2, __m128, 4, _mm_, _ps, FMA_PS)
+GEMM_DOT(dot_f32, float, 2, 2, __m128, 4, _mm_, _ps, FMA_PS)
+#undef HSUM
 #undef MLOAD
 #undef MSTORE
 
 #define MLOAD(m, p) mload_pd(m, p)
 #define MSTORE(p, m, v) mstore_pd(p, m, v)
 #define FMA_PD(a, b, c) _mm_add_pd(_mm_mul_pd(a, b), c)
+#define HSUM(v) hsum_pd(v)
 GEMM_UKR(ukr_f64, double, 4, 2, __m128d, 2, _mm_, _pd, FMA_PD)
+GEMM_DOT(dot_f64, double, 2, 2, __m128d, 2, _mm_, _pd, FMA_PD)
 
 const struct GemmKernels gemm_kernels_sse2 = {
     .f32 = {.mr = 4, .nr = 8, .kc = 256, .mc = 128, .nc = 4096},
     .f64 = {.mr = 4, .nr = 4, .kc = 256, .mc = 128, .nc = 2048},
     .ukr_f32 = ukr_f32,
     .ukr_f64 = ukr_f64,
+    .dotsz_f32 = {.mr = 2, .nr = 2, .w = 4},
+    .dotsz_f64 = {.mr = 2, .nr = 2, .w = 2},
+    .dot_f32 = dot_f32,
+    .dot_f64 = dot_f64,
 };

@@ -2,6 +2,7 @@
  * the tensor-level gemm and matmul with their shape panic. */
 #include "test.h"
 #include "../src/gemm_impl.h"
+#include "kernels.h"
 #include "math_kernels.h"
 #include "mem.h"
 #include "tensor.h"
@@ -91,6 +92,90 @@ TEST_ISA(gemm_matches_reference_on_odd_sizes)
     }
 }
 
+/* The thirteen calls of one MLP and one CNN training step, with their transpose flags
+ * (they select the dot-product, tiny-K and narrow paths), beta 0 and 1, unaligned. */
+TEST_ISA(gemm_matches_reference_on_training_step_shapes)
+{
+    static const size_t shapes[][5] = {{0, 0, 8, 50176, 9}, {0, 1, 8, 9, 50176}, {0, 0, 16, 12544, 72},
+        {0, 1, 16, 72, 12544}, {1, 0, 72, 12544, 16}, {0, 1, 64, 10, 3136}, {1, 0, 10, 3136, 64},
+        {0, 0, 64, 3136, 10}, {0, 1, 64, 128, 784}, {1, 0, 128, 784, 64}, {0, 1, 64, 10, 128},
+        {1, 0, 10, 128, 64}, {0, 0, 64, 128, 10}};
+    struct Rng r;
+    rng_seed(&r, 13);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const size_t *x = shapes[s];
+        struct GemmCase c = {(int)x[0], (int)x[1], x[2], x[3], x[4], 1, (double)(s % 2), 1, 0};
+        check_f32(c, &r);
+        c.beta = 1 - c.beta;
+        c.alpha = 0.5;
+        c.pad = 3;
+        check_f64(c, &r);
+    }
+}
+
+/* A B^T: both sides of the dot-product path's limits (min(M, N) < 16, or <= 96 with
+ * K >= 128), several K chunks with a ragged tail, every tile edge. */
+TEST_ISA(gemm_nt_dot_path_matches_reference)
+{
+    static const size_t shapes[][3] = {{96, 96, 128}, {97, 97, 128}, {96, 100, 127}, {15, 200, 5},
+        {16, 200, 5}, {40, 50, 1001}, {1, 1, 3000}, {5, 9, 2049}, {9, 5, 777}, {3, 130, 300},
+        {130, 3, 300}, {23, 17, 129}};
+    struct Rng r;
+    rng_seed(&r, 17);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const double *ab = alpha_beta[s % 4];
+        struct GemmCase c = {0, 1, shapes[s][0], shapes[s][1], shapes[s][2], ab[0], ab[1], s % 3, s % 2 * 5};
+        check_both(c, &r);
+    }
+}
+
+#define DOT_KERNEL_CHECK(T, sfx, EPS)                                                          \
+    /* One tile of m x n (m <= mr, n <= nr) by the ISA's dot kernel, K split into two      \
+     * chunks at k1 (a multiple of w) so the partial sums go through acc. */               \
+    static int dot_tile_ok_##sfx(const struct GemmKernels *g, size_t m, size_t n, size_t k1, \
+                                 size_t k, T beta, struct Rng *r)                           \
+    {                                                                                        \
+        enum { LD = 101 };                                                                   \
+        T a[8 * LD], b[8 * LD], c[8 * 8], want[8 * 8], acc[8 * 8 * 16];                      \
+        for (size_t i = 0; i < 8 * LD; i++)                                                  \
+            a[i] = (T)(2 * rng_uniform(r) - 1), b[i] = (T)(2 * rng_uniform(r) - 1);          \
+        for (size_t i = 0; i < 64; i++) c[i] = want[i] = beta == 0 ? (T)NAN : (T)i;          \
+        gemm_ref_##sfx(0, 1, m, n, k, 2, a + 1, LD, b + 1, LD, beta, want, 8);               \
+        if (k1 > 0) g->dot_##sfx(k1, a + 1, LD, b + 1, LD, acc, 1, 0, c, 8, m, n, 2, beta);  \
+        g->dot_##sfx(k - k1, a + 1 + k1, LD, b + 1 + k1, LD, acc, k1 == 0, 1, c, 8, m, n, 2, beta); \
+        int ok = 1;                                                                          \
+        for (size_t i = 0; i < 8; i++)                                                       \
+            for (size_t j = 0; j < 8; j++) {                                                 \
+                T d = c[i * 8 + j], w = want[i * 8 + j];                                     \
+                ok &= i < m && j < n ? fabs((double)d - (double)w) <= 16 * (double)k * EPS    \
+                                     : memcmp(&d, &w, sizeof d) == 0;                        \
+            }                                                                                \
+        return ok;                                                                           \
+    }
+DOT_KERNEL_CHECK(float, f32, 1.2e-7)
+DOT_KERNEL_CHECK(double, f64, 2.3e-16)
+
+/* The dot kernel of the ISA in use on every tile edge, K tail and chunking. */
+TEST_ISA(gemm_dot_kernel_on_every_tile_edge)
+{
+    const struct GemmKernels *g = kernels_get()->gemm;
+    if (!g) return;
+    struct Rng r;
+    rng_seed(&r, 19);
+    for (size_t m = 1; m <= (size_t)g->dotsz_f32.mr; m++)
+        for (size_t n = 1; n <= (size_t)g->dotsz_f32.nr; n++)
+            for (size_t k = 1; k <= 100; k += 33) {
+                size_t w = (size_t)g->dotsz_f32.w, k1 = k / w / 2 * w;
+                EXPECT_MSG(dot_tile_ok_f32(g, m, n, k1, k, (float)(k % 2), &r), "f32 %zux%zux%zu", m, n, k);
+            }
+    for (size_t m = 1; m <= (size_t)g->dotsz_f64.mr; m++)
+        for (size_t n = 1; n <= (size_t)g->dotsz_f64.nr; n++)
+            for (size_t k = 1; k <= 100; k += 33) {
+                size_t w = (size_t)g->dotsz_f64.w, k1 = k / w / 2 * w;
+                EXPECT_MSG(dot_tile_ok_f64(g, m, n, k1, k, (double)(k % 2), &r), "f64 %zux%zux%zu", m, n, k);
+            }
+}
+
 TEST_ISA(gemm_edge_cases_zero_k_and_zero_alpha)
 {
     float C[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, A[6] = {1, 2, 3, 4, 5, 6};
@@ -161,5 +246,8 @@ TEST(gemm_blocking_fits_pack_buffers)
         EXPECT((size_t)g->f64.kc * g->f64.nc * sizeof(double) <= GEMM_PACK_B_BYTES);
         EXPECT((size_t)g->f64.mr * g->f64.nr <= GEMM_MAX_TILE);
         EXPECT(g->f32.mc % g->f32.mr == 0 && g->f64.mc % g->f64.mr == 0);
+        /* The dot kernel test's fixed arrays hold an 8 x 8 tile of 16-lane sums. */
+        EXPECT(g->dotsz_f32.mr <= 8 && g->dotsz_f32.nr <= 8 && g->dotsz_f32.w <= 16);
+        EXPECT(g->dotsz_f64.mr <= 8 && g->dotsz_f64.nr <= 8 && g->dotsz_f64.w <= 16);
     }
 }
