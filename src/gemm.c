@@ -56,8 +56,11 @@ static const struct GemmKernels *gemm_kernels(void)
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-/* The dot-product path's K chunk keeps this much of the inner operand's rows in L1. */
-#define DOT_L1_BYTES (24 << 10)
+/* The dot-product path's K chunk: the outer loop's tile rows stay in L1 while the inner
+ * loop runs over all of the other operand's rows, which stay in L2. A long chunk pays:
+ * the partial sums go through memory only between chunks. */
+#define DOT_L1_BYTES ((size_t)24 << 10)
+#define DOT_L2_BYTES ((size_t)512 << 10)
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 #define GEMM_GENERIC(T, sfx)                                                                 \
@@ -186,7 +189,8 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
     {                                                                                        \
         size_t mr = (size_t)gk->dotsz_##sfx.mr, nr = (size_t)gk->dotsz_##sfx.nr;             \
         size_t tsz = mr * nr * (size_t)gk->dotsz_##sfx.w, nt = (N + nr - 1) / nr;            \
-        size_t kc = (size_t)DOT_L1_BYTES / sizeof(T) / min_sz(M, N) / 64 * 64;               \
+        size_t kc = min_sz(DOT_L1_BYTES / (mr > nr ? mr : nr), DOT_L2_BYTES / min_sz(M, N)); \
+        kc = kc / sizeof(T) / 64 * 64;                                                       \
         kc = kc < 256 ? 256 : kc;                                                            \
         for (size_t pc = 0; pc < K; pc += kc) {                                              \
             size_t kb = min_sz(kc, K - pc);                                                  \
