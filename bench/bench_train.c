@@ -1,0 +1,138 @@
+/* bench train: whole training epochs of configs/fmnist_mlp.ini and fmnist_cnn.ini on
+ * Fashion-MNIST, in process, through the same library calls as the train program
+ * (config, net_init, dataset_load, normalisation, Adam, shuffle, the step loop), so the
+ * figure is the issue's "seconds per epoch with Adam and shuffling included".
+ *
+ * The data comes from scripts/fmnist.sh DIR: DIR is $MINIDL_FMNIST_DIR, else the first
+ * of /tmp/minidl-fmnist and data/fmnist holding fmnist_train.bin; without it the part
+ * says how to make it and skips. quick: 200 steps, extrapolated to the epoch. */
+#include "bench.h"
+#include "cli.h"
+#include "dataset.h"
+#include "losses.h"
+#include "math_kernels.h"
+#include "mem.h"
+#include "optimizers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+void bench_train(int quick);
+
+#define QUICK_STEPS 200
+
+/* Path of fmnist_train.bin in the first data directory that has it; 0 if none. */
+static int find_data(char *path, size_t len)
+{
+    const char *env = getenv("MINIDL_FMNIST_DIR");
+    const char *dirs[] = {env && *env ? env : "/tmp/minidl-fmnist", "data/fmnist"};
+    struct stat st;
+    for (int i = 0; i < (env && *env ? 1 : 2); i++) {
+        snprintf(path, len, "%s/fmnist_train.bin", dirs[i]);
+        if (stat(path, &st) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Adam or SGD over every parameter of net, as the config says. */
+static struct Optimizer *make_optimizer(const struct Net *net)
+{
+    uint32_t n = 0, k = 0;
+    for (uint32_t i = 0; i < net->n_mods; i++) n += net->mods[i]->n_params;
+    struct Tensor **p = mem_alloc((n + 1) * sizeof *p), **g = mem_alloc((n + 1) * sizeof *g);
+    for (uint32_t i = 0; i < net->n_mods; i++)
+        for (uint32_t j = 0; j < net->mods[i]->n_params; j++, k++)
+            p[k] = net->mods[i]->params[j], g[k] = net->mods[i]->param_nodes[j]->grad;
+    const struct TrainConfig *c = &net->cfg;
+    struct Optimizer *opt = !str_cmp(c->optimizer_name, "SGD") ? optim_sgd_create(p, g, n, c->lr, c->momentum)
+                                                             : optim_adam_create(p, g, n, c->lr, c->beta1, c->beta2, c->eps);
+    mem_free(p);
+    mem_free(g);
+    return opt;
+}
+
+/* Loads the data for cfg and normalises it as train does. Returns 0, or -1 after a message. */
+static int load_data(struct Dataset *ds, struct Net *net, const char *path)
+{
+    char err[1024];
+    if (dataset_load(ds, path, path, net->cfg.dtype, net->cfg.output_dim, err, sizeof err)) {
+        printf("  %s\n", err);
+        return -1;
+    }
+    if (net->cfg.normalize != NORM_NONE) {
+        struct Tensor *shift, *scale;
+        dataset_norm_stats(ds, net->cfg.normalize, &shift, &scale);
+        dataset_normalize(ds, shift, scale);
+        net_set_norm(net, shift, scale);
+    }
+    return 0;
+}
+
+/* Shuffles and runs `steps` training steps from the start of the epoch; returns the
+ * seconds taken and the mean loss in *loss. */
+static double run_steps(struct Net *net, struct Dataset *ds, struct Optimizer *opt, uint64_t steps, double *loss)
+{
+    const struct TrainConfig *c = &net->cfg;
+    struct Graph g;
+    graph_init(&g);
+    double sum = 0, t0 = time_now();
+    if (c->shuffle) {
+        struct Rng r;
+        rng_seed(&r, c->seed * 1000003u + 1);
+        dataset_shuffle_indices(ds, &r);
+    }
+    for (uint64_t b = 0; b < steps; b++) {
+        struct Tensor *x, *y;
+        dataset_get_batch(ds, b, c->batch_size, &x, &y);
+        struct Node *l = loss_build_graph(net->mods, net->n_mods, net_input(&g, net, x), y, c->loss, NULL);
+        sum += c->dtype == DT_FLOAT32 ? tensor_f32(l->value)[0] : tensor_f64(l->value)[0];
+        opt->zero_grad(opt);
+        backward(l);
+        opt->step(opt);
+        graph_reset(&g);
+    }
+    double dt = time_now() - t0;
+    graph_free(&g);
+    *loss = sum / (double)steps;
+    return dt;
+}
+
+static void bench_config(const char *name, const char *config, const char *data, int quick, double target)
+{
+    struct TrainConfig cfg;
+    char err[1024];
+    if (config_parse_file(config, &cfg, err, sizeof err)) {
+        printf("  %s (run from the repository root)\n", err);
+        return;
+    }
+    struct Net net;
+    struct Dataset ds;
+    net_init(&net, &cfg, cfg.seed);
+    if (load_data(&ds, &net, data) == 0) {
+        struct Optimizer *opt = make_optimizer(&net);
+        uint64_t nb = dataset_num_batches(&ds, cfg.batch_size), steps = quick && nb > QUICK_STEPS ? QUICK_STEPS : nb;
+        double loss, dt = run_steps(&net, &ds, opt, steps, &loss) * (double)nb / (double)steps;
+        printf("  %-4s %6.3f s/epoch  %7.0f samples/s  %4llu steps of %llu, batch %llu%s  mean loss %.4f  (target <= %.2f s)\n",
+               name, dt, (double)ds.n / dt, (unsigned long long)steps, (unsigned long long)nb,
+               (unsigned long long)cfg.batch_size, steps < nb ? ", extrapolated" : "", loss, target);
+        optim_free(opt);
+        dataset_free(&ds);
+    }
+    net_free(&net);
+}
+
+void bench_train(int quick)
+{
+    char data[1024];
+    printf("[train] one epoch of Fashion-MNIST as train runs it (Adam, shuffled, f32), single thread, ISA %s\n",
+           isa_name(kernels_isa()));
+    if (!find_data(data, sizeof data)) {
+        printf("  skipped: no fmnist_train.bin (make; scripts/fmnist.sh /tmp/minidl-fmnist, or set MINIDL_FMNIST_DIR)\n");
+        return;
+    }
+    bench_config("MLP", "configs/fmnist_mlp.ini", data, quick, 0.15);
+    bench_config("CNN", "configs/fmnist_cnn.ini", data, quick, 0.8);
+    printf("  PyTorch 1.13, one core, batch 64 (../shared/bench): MLP 0.33 s, CNN 2.0 s; "
+           "scripts/compare_torch.sh measures both sides in one run\n");
+}
