@@ -84,6 +84,8 @@ if [ -x /usr/bin/time ] && /usr/bin/time -v -o /dev/null true 2>/dev/null; then 
 # run LOG-STEM CMD...: stdout+stderr to LOG-STEM.log, resource usage to LOG-STEM.time.
 run() {
     stem=$1; shift
+    # $pin is left unquoted on purpose: empty, or the words "taskset -c 0".
+    # shellcheck disable=SC2086
     if [ "$have_timev" = 1 ]; then
         /usr/bin/time -v -o "$stem.time" $pin "$@" > "$stem.log" 2>&1
     else
@@ -111,6 +113,9 @@ ours_epochs() {
 }
 # torch_epochs LOG: seconds of each "epoch i:   X s ..." line.
 torch_epochs() { awk '$1 == "epoch" && $2 ~ /^[0-9]+:$/ { print $3 }' "$1"; }
+# cpu_share FILE: "Percent of CPU this job got" of /usr/bin/time -v (below ~95% on one
+# pinned core means other work took the core part of the time).
+cpu_share() { sed -n 's/.*Percent of CPU this job got: *//p' "$1"; }
 ratio() { awk -v t="$1" -v o="$2" 'BEGIN { if (t == "-" || o == "-" || o + 0 == 0) print "-"; else printf "%.2f\n", t / o }'; }
 
 # --- minidl -----------------------------------------------------------------------------
@@ -127,7 +132,8 @@ ours() {
     o_acc=$(awk '$1 == "accuracy" { print $2 }' "$logs/minidl_${net}_infer.log")
     o_rss=$(rss_mib "$logs/minidl_$net.time")
     o_load=$(sed -n 's/.*loaded .* in \([0-9.]*\) s.*/\1/p' "$logs/minidl_$net.log")
-    [ "$o_sec" != "-" ] && [ -n "$o_acc" ] || die "cannot read minidl's $net figures from $logs/minidl_$net*.log"
+    shares="$shares minidl-$net $(cpu_share "$logs/minidl_$net.time")"
+    if [ "$o_sec" = "-" ] || [ -z "$o_acc" ]; then die "cannot read minidl's $net figures from $logs/minidl_$net*.log"; fi
 }
 
 # --- PyTorch ----------------------------------------------------------------------------
@@ -153,7 +159,8 @@ torch() {
     t_rss=$(rss_mib "$logs/torch_$net.time")
     [ "$t_rss" = "-" ] && t_rss=$(sed -n 's/.*peak RSS \([0-9]*\) MiB$/\1/p' "$logs/torch_$net.log" | tail -1)
     t_load=$(sed -n 's/^data load ([^)]*): \([0-9.]*\) s.*/\1/p' "$logs/torch_$net.log")
-    [ "$t_sec" != "-" ] && [ -n "$t_acc" ] || die "cannot read PyTorch's $net figures from $logs/torch_$net.log"
+    shares="$shares torch-$net $(cpu_share "$logs/torch_$net.time")"
+    if [ "$t_sec" = "-" ] || [ -z "$t_acc" ]; then die "cannot read PyTorch's $net figures from $logs/torch_$net.log"; fi
 }
 
 # --- run and report ---------------------------------------------------------------------
@@ -162,7 +169,7 @@ echo "cpu:    $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo 2>/dev/null | hea
 echo "minidl: $("$bin/train" --version 2>&1 | head -1)"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"
 
-rows=
+rows='' shares=''
 for net in mlp cnn; do
     echo "running minidl $net ..."
     ours "$net"
@@ -185,7 +192,12 @@ printf '%s' "$rows" | while read -r n os ts r oa ta orr tr ol tl; do
 done
 echo
 echo "ratio = PyTorch s/epoch / minidl s/epoch (above 1: minidl is faster)."
-echo "data load: minidl reads the binary dataset (fmnist_train.bin); PyTorch reads the CSVs with np.loadtxt."
+[ "$have_timev" = 1 ] && echo "CPU share of each run (time -v):$shares"
+if [ "$torch_ok" = 1 ]; then
+    echo "data load: minidl reads the binary dataset (fmnist_train.bin); PyTorch reads the CSVs with np.loadtxt."
+else
+    echo "data load: minidl reads the binary dataset (fmnist_train.bin)."
+fi
 [ "$torch_ok" = 1 ] || echo "$why_no_torch: minidl's figures only."
 echo "logs: $logs"
 exit 0
