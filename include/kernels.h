@@ -56,6 +56,13 @@ struct GemmKernels {
                     size_t ldc, size_t m, size_t n, float alpha, float beta);
     void (*ukr_f64)(size_t k, const double *a, size_t csa, const double *b, size_t rsb,
                     double *C, size_t ldc, size_t m, size_t n, double alpha, double beta);
+    /* A second register tile with the same contract and its own blocking, for shapes the
+     * first fits badly (8 or 16 rows against a 14-row tile); gemm.c picks per call. */
+    struct { int mr, nr, kc, mc, nc; } alt_f32, alt_f64;
+    void (*alt_ukr_f32)(size_t k, const float *a, size_t csa, const float *b, size_t rsb,
+                        float *C, size_t ldc, size_t m, size_t n, float alpha, float beta);
+    void (*alt_ukr_f64)(size_t k, const double *a, size_t csa, const double *b, size_t rsb,
+                        double *C, size_t ldc, size_t m, size_t n, double alpha, double beta);
     /* The dot-product kernel for A B^T with both operands K-contiguous (gemm_impl.h,
      * GEMM_DOT): an mr x nr tile of w-lane partial sums, kept in acc between K chunks. */
     struct { int mr, nr, w; } dotsz_f32, dotsz_f64;

@@ -108,6 +108,21 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                 C[i * rsc + j * csc] = beta == 0 ? 0 : beta * C[i * rsc + j * csc];          \
     }                                                                                        \
                                                                                              \
+    /* One register tile of the ISA (primary or alternative) and its blocking. */          \
+    typedef void (*ukr_fn_##sfx)(size_t, const T *, size_t, const T *, size_t, T *, size_t,  \
+                                 size_t, size_t, T, T);                                      \
+    struct tiling_##sfx { size_t mr, nr, kc, mc, nc; ukr_fn_##sfx ukr; };                    \
+                                                                                             \
+    static struct tiling_##sfx tiling_##sfx(const struct GemmKernels *gk, int alt)           \
+    {                                                                                        \
+        if (alt)                                                                             \
+            return (struct tiling_##sfx){(size_t)gk->alt_##sfx.mr, (size_t)gk->alt_##sfx.nr, \
+                (size_t)gk->alt_##sfx.kc, (size_t)gk->alt_##sfx.mc, (size_t)gk->alt_##sfx.nc, \
+                gk->alt_ukr_##sfx};                                                          \
+        return (struct tiling_##sfx){(size_t)gk->sfx.mr, (size_t)gk->sfx.nr, (size_t)gk->sfx.kc, \
+            (size_t)gk->sfx.mc, (size_t)gk->sfx.nc, gk->ukr_##sfx};                          \
+    }                                                                                        \
+                                                                                             \
     /* Where the micro-panels of a block come from: read in place (d != NULL, panel r at  \
      * d + r*rs, k stride ks) when full, else packed at buf + r*kb with k stride full. */ \
     struct panels_##sfx { const T *d, *buf; size_t rs, ks; };                                \
@@ -131,11 +146,11 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
     }                                                                                        \
                                                                                              \
     /* The micro-panel loops over an mb x kb block of A and a kb x nb block of B. */         \
-    static void macro_##sfx(const struct GemmKernels *gk, size_t mb, size_t nb, size_t kb,   \
+    static void macro_##sfx(const struct tiling_##sfx *tl, size_t mb, size_t nb, size_t kb,  \
                             T alpha, struct panels_##sfx pa, struct panels_##sfx pb, T beta, \
                             T *C, size_t rsc, size_t csc)                                    \
     {                                                                                        \
-        size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr, csa, rsb;                   \
+        size_t mr = tl->mr, nr = tl->nr, csa, rsb;                                           \
         for (size_t jr = 0; jr < nb; jr += nr) {                                             \
             size_t n = min_sz(nr, nb - jr);                                                  \
             const T *bp = panel_##sfx(pb, jr, kb, n, nr, &rsb);                              \
@@ -144,21 +159,20 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                 const T *ap = panel_##sfx(pa, ir, kb, m, mr, &csa);                          \
                 T *cp = C + ir * rsc + jr * csc;                                             \
                 if (csc == 1) {                                                              \
-                    gk->ukr_##sfx(kb, ap, csa, bp, rsb, cp, rsc, m, n, alpha, beta);         \
+                    tl->ukr(kb, ap, csa, bp, rsb, cp, rsc, m, n, alpha, beta);               \
                 } else {                                                                     \
-                    gk->ukr_##sfx(kb, ap, csa, bp, rsb, tile.sfx, nr, mr, nr, alpha, 0);     \
+                    tl->ukr(kb, ap, csa, bp, rsb, tile.sfx, nr, mr, nr, alpha, 0);           \
                     merge_tile_##sfx(cp, rsc, csc, tile.sfx, nr, m, n, beta);                \
                 }                                                                            \
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
                                                                                              \
-    static void blocked_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,    \
+    static void blocked_##sfx(const struct tiling_##sfx *tl, size_t M, size_t N, size_t K,   \
                               T alpha, struct view_##sfx A, struct view_##sfx B, T beta,     \
                               T *C, size_t rsc, size_t csc)                                  \
     {                                                                                        \
-        size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr, kc = (size_t)gk->sfx.kc;    \
-        size_t mc = (size_t)gk->sfx.mc, nc = (size_t)gk->sfx.nc;                             \
+        size_t mr = tl->mr, nr = tl->nr, kc = tl->kc, mc = tl->mc, nc = tl->nc;              \
         /* Packing B pays when many row panels reuse it, packing A when many column      \
          * panels do; otherwise full panels with unit stride are read in place. */       \
         int direct_b = B.cs == 1 && M <= mc, direct_a = A.rs == 1 && N <= 4 * nr;            \
@@ -173,7 +187,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                     size_t mb = min_sz(mc, M - ic);                                          \
                     struct view_##sfx Ab = {A.p + ic * A.rs + pc * A.cs, A.rs, A.cs};        \
                     struct panels_##sfx pa = pack_block_##sfx(pack_a.sfx, Ab, mb, kb, mr, direct_a); \
-                    macro_##sfx(gk, mb, nb, kb, alpha, pa, pb, beta_k, C + ic * rsc + jc * csc, \
+                    macro_##sfx(tl, mb, nb, kb, alpha, pa, pb, beta_k, C + ic * rsc + jc * csc, \
                                 rsc, csc);                                                   \
                 }                                                                            \
             }                                                                                \
@@ -220,14 +234,13 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         return mn < 16 || (mn <= 96 && K >= 128);                                            \
     }                                                                                        \
                                                                                              \
-    /* Cycles-ish estimate: padded tile work plus the scalar merge of a strided C. */           \
-    static double cost_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,     \
+    /* Cycles-ish estimate: padded tile work plus the scalar merge of a strided C. */     \
+    static double cost_##sfx(const struct tiling_##sfx *tl, size_t M, size_t N, size_t K,    \
                              int strided)                                                    \
     {                                                                                        \
-        size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr;                             \
-        double work = (double)round_up(M, mr) * (double)round_up(N, nr) * (double)K / 32;    \
+        double work = (double)round_up(M, tl->mr) * (double)round_up(N, tl->nr) * (double)K / 32; \
         double merge = strided ? 2 * (double)M * (double)N : 0;                              \
-        return work + merge * (double)((K + gk->sfx.kc - 1) / gk->sfx.kc);                   \
+        return work + merge * (double)((K + tl->kc - 1) / tl->kc);                           \
     }                                                                                        \
                                                                                              \
     void gemm_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,      \
@@ -249,12 +262,20 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         }                                                                                    \
         struct view_##sfx va = {A, ta ? 1 : lda, ta ? lda : 1};                              \
         struct view_##sfx vb = {B, tb ? 1 : ldb, tb ? ldb : 1};                              \
-        /* C^T = op(B)^T op(A)^T when the tiles fit the transposed shape much better. */     \
-        if (cost_##sfx(gk, N, M, K, 1) < cost_##sfx(gk, M, N, K, 0)) {                        \
+        /* The tile that fits best: either ISA tile, on C or (through C^T = op(B)^T op(A)^T) \
+         * on its transpose. */                                                              \
+        struct tiling_##sfx tl[2] = {tiling_##sfx(gk, 0), tiling_##sfx(gk, 1)};              \
+        int best = 0;                                                                        \
+        double cost[4];                                                                      \
+        for (int c = 0; c < 4; c++) {                                                        \
+            cost[c] = c & 2 ? cost_##sfx(&tl[c & 1], N, M, K, 1) : cost_##sfx(&tl[c & 1], M, N, K, 0); \
+            if (cost[c] < cost[best]) best = c;                                              \
+        }                                                                                    \
+        if (best & 2) {                                                                      \
             struct view_##sfx at = {B, vb.cs, vb.rs}, bt = {A, va.cs, va.rs};                \
-            blocked_##sfx(gk, N, M, K, alpha, at, bt, beta, C, 1, ldc);                      \
+            blocked_##sfx(&tl[best & 1], N, M, K, alpha, at, bt, beta, C, 1, ldc);           \
         } else {                                                                             \
-            blocked_##sfx(gk, M, N, K, alpha, va, vb, beta, C, ldc, 1);                      \
+            blocked_##sfx(&tl[best & 1], M, N, K, alpha, va, vb, beta, C, ldc, 1);           \
         }                                                                                    \
     }
 GEN_BOTH(GEMM_GENERIC)

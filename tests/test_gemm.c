@@ -129,6 +129,59 @@ TEST_ISA(gemm_nt_dot_path_matches_reference)
     }
 }
 
+#define UKR_CHECK(T, sfx, EPS)                                                                 \
+    /* One m x n edge of an mr x nr tile by a register-tile kernel on packed panels (k   \
+     * deep), C with row stride ldc = nr + 1; cells outside the edge must stay intact. */ \
+    static int ukr_tile_ok_##sfx(void (*ukr)(size_t, const T *, size_t, const T *, size_t, T *, \
+                                             size_t, size_t, size_t, T, T),             \
+                                 size_t mr, size_t nr, size_t m, size_t n, T beta,          \
+                                 struct Rng *r)                                             \
+    {                                                                                        \
+        enum { K = 19, CAP = 64 + 1 };                                                      \
+        T a[K * 16], b[K * 64], c[16 * CAP], want[16 * CAP];                                 \
+        size_t ldc = nr + 1;                                                                 \
+        for (size_t i = 0; i < K * mr; i++) a[i] = (T)(2 * rng_uniform(r) - 1);              \
+        for (size_t i = 0; i < K * nr; i++) b[i] = (T)(2 * rng_uniform(r) - 1);              \
+        for (size_t i = 0; i < mr * ldc; i++) c[i] = want[i] = beta == 0 ? (T)NAN : (T)(i % 7) / 4; \
+        for (size_t i = 0; i < m; i++)                                                       \
+            for (size_t j = 0; j < n; j++) {                                                 \
+                T acc = 0;                                                                   \
+                for (size_t p = 0; p < K; p++) acc += a[p * mr + i] * b[p * nr + j];         \
+                want[i * ldc + j] = (T)1.5 * acc + (beta == 0 ? 0 : beta * want[i * ldc + j]); \
+            }                                                                                \
+        ukr(K, a, mr, b, nr, c, ldc, m, n, (T)1.5, beta);                                    \
+        int ok = 1;                                                                          \
+        for (size_t i = 0; i < mr * ldc; i++)                                                \
+            ok &= i / ldc < m && i % ldc < n ? fabs((double)c[i] - (double)want[i]) <= 64 * EPS \
+                                             : memcmp(&c[i], &want[i], sizeof(T)) == 0;      \
+        return ok;                                                                           \
+    }                                                                                        \
+                                                                                             \
+    static void check_ukr_##sfx(void (*ukr)(size_t, const T *, size_t, const T *, size_t, T *, \
+                                            size_t, size_t, size_t, T, T),              \
+                                int mr, int nr, const char *name, struct Rng *r)             \
+    {                                                                                        \
+        for (size_t m = 1; m <= (size_t)mr; m++)                                             \
+            for (size_t n = 1; n <= (size_t)nr; n++)                                         \
+                EXPECT_MSG(ukr_tile_ok_##sfx(ukr, (size_t)mr, (size_t)nr, m, n, (T)(n % 2), r), \
+                           "%s %zux%zu of %dx%d", name, m, n, mr, nr);                        \
+    }
+UKR_CHECK(float, f32, 1.2e-7)
+UKR_CHECK(double, f64, 2.3e-16)
+
+/* Both register tiles of the ISA in use (gemm picks one per call) on every edge. */
+TEST_ISA(gemm_register_tiles_on_every_edge)
+{
+    const struct GemmKernels *g = kernels_get()->gemm;
+    if (!g) return;
+    struct Rng r;
+    rng_seed(&r, 23);
+    check_ukr_f32(g->ukr_f32, g->f32.mr, g->f32.nr, "ukr_f32", &r);
+    check_ukr_f32(g->alt_ukr_f32, g->alt_f32.mr, g->alt_f32.nr, "alt_ukr_f32", &r);
+    check_ukr_f64(g->ukr_f64, g->f64.mr, g->f64.nr, "ukr_f64", &r);
+    check_ukr_f64(g->alt_ukr_f64, g->alt_f64.mr, g->alt_f64.nr, "alt_ukr_f64", &r);
+}
+
 #define DOT_KERNEL_CHECK(T, sfx, EPS)                                                          \
     /* One tile of m x n (m <= mr, n <= nr) by the ISA's dot kernel, K split into two      \
      * chunks at k1 (a multiple of w) so the partial sums go through acc. */               \
@@ -246,6 +299,16 @@ TEST(gemm_blocking_fits_pack_buffers)
         EXPECT((size_t)g->f64.kc * g->f64.nc * sizeof(double) <= GEMM_PACK_B_BYTES);
         EXPECT((size_t)g->f64.mr * g->f64.nr <= GEMM_MAX_TILE);
         EXPECT(g->f32.mc % g->f32.mr == 0 && g->f64.mc % g->f64.mr == 0);
+        EXPECT((size_t)g->alt_f32.mc * g->alt_f32.kc * sizeof(float) <= GEMM_PACK_A_BYTES);
+        EXPECT((size_t)g->alt_f32.kc * g->alt_f32.nc * sizeof(float) <= GEMM_PACK_B_BYTES);
+        EXPECT((size_t)g->alt_f32.mr * g->alt_f32.nr <= GEMM_MAX_TILE);
+        EXPECT((size_t)g->alt_f64.mc * g->alt_f64.kc * sizeof(double) <= GEMM_PACK_A_BYTES);
+        EXPECT((size_t)g->alt_f64.kc * g->alt_f64.nc * sizeof(double) <= GEMM_PACK_B_BYTES);
+        EXPECT((size_t)g->alt_f64.mr * g->alt_f64.nr <= GEMM_MAX_TILE);
+        EXPECT(g->alt_f32.mc % g->alt_f32.mr == 0 && g->alt_f64.mc % g->alt_f64.mr == 0);
+        /* The register tile test's fixed arrays hold 16 x 64 tiles. */
+        EXPECT(g->f32.mr <= 16 && g->f32.nr <= 64 && g->alt_f32.mr <= 16 && g->alt_f32.nr <= 64);
+        EXPECT(g->f64.mr <= 16 && g->f64.nr <= 64 && g->alt_f64.mr <= 16 && g->alt_f64.nr <= 64);
         /* The dot kernel test's fixed arrays hold an 8 x 8 tile of 16-lane sums. */
         EXPECT(g->dotsz_f32.mr <= 8 && g->dotsz_f32.nr <= 8 && g->dotsz_f32.w <= 16);
         EXPECT(g->dotsz_f64.mr <= 8 && g->dotsz_f64.nr <= 8 && g->dotsz_f64.w <= 16);
