@@ -13,7 +13,7 @@
 # yardstick scripts torch_mlp.py / torch_cnn.py from ../shared/bench (or
 # $MINIDL_SHARED_BENCH). Without it only minidl's figures are printed.
 #
-# What runs, each pinned to CPU 0 when taskset works:
+# What runs, each pinned to CPU $MINIDL_CPU (default 0) when taskset works:
 #   minidl   train -e N configs/fmnist_{mlp,cnn}.ini on DIR/fmnist_train.bin, then
 #            infer --labels on DIR/fmnist_test.bin for the test accuracy
 #   PyTorch  torch_{mlp,cnn}.py --threads 1 --batch 64 --coretype auto --shuffle
@@ -76,15 +76,16 @@ for s in train_x train_y test_x test_y; do
 done
 
 # --- how to run: one core, peak RSS if /usr/bin/time -v exists -------------------------
+cpu=${MINIDL_CPU:-0}
 pin=
-if command -v taskset >/dev/null 2>&1 && taskset -c 0 true 2>/dev/null; then pin="taskset -c 0"; fi
+if command -v taskset >/dev/null 2>&1 && taskset -c "$cpu" true 2>/dev/null; then pin="taskset -c $cpu"; fi
 have_timev=0
 if [ -x /usr/bin/time ] && /usr/bin/time -v -o /dev/null true 2>/dev/null; then have_timev=1; fi
 
 # run LOG-STEM CMD...: stdout+stderr to LOG-STEM.log, resource usage to LOG-STEM.time.
 run() {
     stem=$1; shift
-    # $pin is left unquoted on purpose: empty, or the words "taskset -c 0".
+    # $pin is left unquoted on purpose: empty, or the words "taskset -c N".
     # shellcheck disable=SC2086
     if [ "$have_timev" = 1 ]; then
         /usr/bin/time -v -o "$stem.time" $pin "$@" > "$stem.log" 2>&1
