@@ -24,7 +24,8 @@
 struct Shape { const char *name; int ta, tb; size_t M, N, K; double beta; };
 
 /* The MLP 784-128-10 step as nn_layers calls it: forward x W^T, weight gradient
- * dY^T X (accumulating), input gradient dY W (accumulating). */
+ * dY^T X (accumulating), input gradient dY W (accumulating); then the gemm calls of the
+ * CNN step of issue 3 at batch 64 (im2col convolutions and the Linear(3136, 10)). */
 static const struct Shape shapes[] = {
     {"64 sq", 0, 0, 64, 64, 64, 0}, {"128 sq", 0, 0, 128, 128, 128, 0},
     {"256 sq", 0, 0, 256, 256, 256, 0}, {"512 sq", 0, 0, 512, 512, 512, 0},
@@ -41,6 +42,14 @@ static const struct Shape shapes[] = {
     {"b256 fwd2 256x128*(10x128)^T", 0, 1, 256, 10, 128, 0},
     {"b256 wgrad2 (256x10)^T*256x128", 1, 0, 10, 128, 256, 1},
     {"b256 igrad2 256x10*10x128", 0, 0, 256, 128, 10, 1},
+    {"cnn conv1 fwd 8x50176x9 NN", 0, 0, 8, 50176, 9, 0},
+    {"cnn conv1 wgrad 8x9x50176 NT", 0, 1, 8, 9, 50176, 1},
+    {"cnn conv2 fwd 16x12544x72 NN", 0, 0, 16, 12544, 72, 0},
+    {"cnn conv2 wgrad 16x72x12544 NT", 0, 1, 16, 72, 12544, 1},
+    {"cnn conv2 igrad 72x12544x16 TN", 1, 0, 72, 12544, 16, 0},
+    {"cnn lin fwd 64x10x3136 NT", 0, 1, 64, 10, 3136, 1},
+    {"cnn lin wgrad 10x3136x64 TN", 1, 0, 10, 3136, 64, 1},
+    {"cnn lin igrad 64x3136x10 NN", 0, 0, 64, 3136, 10, 1},
 };
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 #define MAX_ELEMS ((size_t)1024 * 1024)
