@@ -538,18 +538,15 @@ static uint32_t find_tensor(const struct ModelFile *mf, const char *name)
     return k;
 }
 
-/* Tensor `name` of a binary dataset, or `alt` when it has none. */
-static int read_binary(const char *path, uint32_t dtype, uint64_t n_classes, const char *name,
-                       const char *alt, struct Tensor **out, char *err, size_t errlen)
+/* Tensor `name` of a loaded binary dataset (or `alt` when it has none), checked. */
+static int binary_take(struct ModelFile *mf, const char *path, uint32_t dtype, uint64_t n_classes,
+                       const char *name, const char *alt, struct Tensor **out, char *err, size_t errlen)
 {
-    struct ModelFile mf;
-    if (model_load(path, &mf, err, errlen)) return -1;
     const char *got = name;
-    uint32_t k = find_tensor(&mf, name);
-    if (k == mf.n && alt) k = find_tensor(&mf, got = alt);
-    int r = k == mf.n ? err_set(err, errlen, "%s: no tensor '%s' in this binary dataset", path, name)
-                      : take_matrix(&mf, k, path, dtype, out, err, errlen);
-    model_file_free(&mf);
+    uint32_t k = find_tensor(mf, name);
+    if (k == mf->n && alt) k = find_tensor(mf, got = alt);
+    int r = k == mf->n ? err_set(err, errlen, "%s: no tensor '%s' in this binary dataset", path, name)
+                       : take_matrix(mf, k, path, dtype, out, err, errlen);
     if (r) return -1;
     if (n_classes && (*out)->shape[1] != 1)
         r = err_set(err, errlen, "%s: tensor '%s' has %llu columns, expected 1 (a class index per row)", path,
@@ -559,6 +556,35 @@ static int read_binary(const char *path, uint32_t dtype, uint64_t n_classes, con
         tensor_free(*out);
         *out = NULL;
     }
+    return r;
+}
+
+static int read_binary(const char *path, uint32_t dtype, uint64_t n_classes, const char *name,
+                       const char *alt, struct Tensor **out, char *err, size_t errlen)
+{
+    struct ModelFile mf;
+    if (model_load(path, &mf, err, errlen)) return -1;
+    int r = binary_take(&mf, path, dtype, n_classes, name, alt, out, err, errlen);
+    model_file_free(&mf);
+    return r;
+}
+
+/* One binary dataset given as both data and labels is read once, not twice. */
+static int same_container(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino && model_is_container(a);
+}
+
+static int read_binary_both(const char *path, uint32_t dtype, uint64_t n_classes, struct Tensor **x,
+                            struct Tensor **y, char *err, size_t errlen)
+{
+    struct ModelFile mf;
+    if (model_load(path, &mf, err, errlen)) return -1;
+    int r = binary_take(&mf, path, dtype, 0, "data", NULL, x, err, errlen);
+    if (!r) r = binary_take(&mf, path, dtype, n_classes, "labels", "data", y, err, errlen);
+    model_file_free(&mf);
     return r;
 }
 
@@ -590,8 +616,11 @@ int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uin
                  uint64_t n_classes, char *err, size_t errlen)
 {
     memset(ds, 0, sizeof *ds);
-    if (read_matrix(x_path, dtype, 0, 0, &ds->x, err, errlen)) return -1;
-    if (y_path && read_matrix(y_path, dtype, n_classes, 1, &ds->y, err, errlen)) {
+    int bad = y_path && same_container(x_path, y_path)
+                  ? read_binary_both(x_path, dtype, n_classes, &ds->x, &ds->y, err, errlen)
+                  : read_matrix(x_path, dtype, 0, 0, &ds->x, err, errlen) ||
+                        (y_path && read_matrix(y_path, dtype, n_classes, 1, &ds->y, err, errlen));
+    if (bad) {
         dataset_free(ds);
         return -1;
     }
