@@ -45,23 +45,6 @@ static int find_data(char *path, size_t len)
     return 0;
 }
 
-/* Adam or SGD over every parameter of net, as the config says. */
-static struct Optimizer *make_optimizer(const struct Net *net)
-{
-    uint32_t n = 0, k = 0;
-    for (uint32_t i = 0; i < net->n_mods; i++) n += net->mods[i]->n_params;
-    struct Tensor **p = mem_alloc((n + 1) * sizeof *p), **g = mem_alloc((n + 1) * sizeof *g);
-    for (uint32_t i = 0; i < net->n_mods; i++)
-        for (uint32_t j = 0; j < net->mods[i]->n_params; j++, k++)
-            p[k] = net->mods[i]->params[j], g[k] = net->mods[i]->param_nodes[j]->grad;
-    const struct TrainConfig *c = &net->cfg;
-    struct Optimizer *opt = !str_cmp(c->optimizer_name, "SGD") ? optim_sgd_create(p, g, n, c->lr, c->momentum)
-                                                             : optim_adam_create(p, g, n, c->lr, c->beta1, c->beta2, c->eps);
-    mem_free(p);
-    mem_free(g);
-    return opt;
-}
-
 /* Loads the data for cfg and normalises it as train does. Returns 0, or -1 after a message. */
 static int load_data(struct Dataset *ds, struct Net *net, const char *path)
 {
@@ -79,34 +62,20 @@ static int load_data(struct Dataset *ds, struct Net *net, const char *path)
     return 0;
 }
 
-/* Shuffles and runs `steps` training steps from the start of the epoch; returns the
- * wall seconds taken, the CPU seconds in *cpu and the mean loss in *loss. */
+/* The first `steps` steps of epoch 1 through the same function as train; returns wall
+ * seconds, with CPU seconds in *cpu and the mean loss in *loss. */
 static double run_steps(struct Net *net, struct Dataset *ds, struct Optimizer *opt, uint64_t steps, double *cpu,
                         double *loss)
 {
-    const struct TrainConfig *c = &net->cfg;
     struct Graph g;
+    struct EpochStats st;
     graph_init(&g);
-    double sum = 0, t0 = time_now(), c0 = cpu_now();
-    if (c->shuffle) {
-        struct Rng r;
-        rng_seed(&r, c->seed * 1000003u + 1);
-        dataset_shuffle_indices(ds, &r);
-    }
-    for (uint64_t b = 0; b < steps; b++) {
-        struct Tensor *x, *y;
-        dataset_get_batch(ds, b, c->batch_size, &x, &y);
-        struct Node *l = loss_build_graph(net->mods, net->n_mods, net_input(&g, net, x), y, c->loss, NULL);
-        sum += c->dtype == DT_FLOAT32 ? tensor_f32(l->value)[0] : tensor_f64(l->value)[0];
-        opt->zero_grad(opt);
-        backward(l);
-        opt->step(opt);
-        graph_reset(&g);
-    }
+    double t0 = time_now(), c0 = cpu_now();
+    if (net_train_epoch(net, ds, opt, &g, 1, steps, NULL, NULL, &st)) printf("  the loss diverged\n");
     double dt = time_now() - t0;
     *cpu = cpu_now() - c0;
     graph_free(&g);
-    *loss = sum / (double)steps;
+    *loss = st.loss;
     return dt;
 }
 
@@ -122,7 +91,7 @@ static void bench_config(const char *name, const char *config, const char *data,
     struct Dataset ds;
     net_init(&net, &cfg, cfg.seed);
     if (load_data(&ds, &net, data) == 0) {
-        struct Optimizer *opt = make_optimizer(&net);
+        struct Optimizer *opt = net_optimizer_create(&net);
         uint64_t nb = dataset_num_batches(&ds, cfg.batch_size), steps = quick && nb > QUICK_STEPS ? QUICK_STEPS : nb;
         double cpu, loss, scale = (double)nb / (double)steps;
         double dt = run_steps(&net, &ds, opt, steps, &cpu, &loss) * scale;

@@ -4,7 +4,9 @@
 #define MINIDL_CLI_H
 
 #include "config_parser.h"
+#include "dataset.h"
 #include "model_io.h"
+#include "optimizers.h"
 
 #define MINIDL_VERSION "0.1.0"
 
@@ -30,6 +32,24 @@ struct Node *net_input(struct Graph *g, const struct Net *net, struct Tensor *ba
 uint64_t net_param_count(const struct Net *net);
 /* Prints the layer table (layer, output shape, parameters) on f. */
 void net_print_summary(const struct Net *net, void *file);
+/* The config's optimizer (Adam or SGD) over every parameter of net. */
+struct Optimizer *net_optimizer_create(const struct Net *net);
+
+struct EpochStats {
+    double loss;      /* mean over the samples seen */
+    double accuracy;  /* classifiers: fraction of argmax hits; else 0 */
+    uint64_t steps;   /* batches run (the failing one on error) */
+    double bad_loss;  /* the non-finite loss that stopped the epoch */
+};
+/* Called after each step: batches done, batches in the epoch, mean loss so far. */
+typedef void (*epoch_progress_fn)(void *ctx, uint64_t done, uint64_t total, double loss);
+/* One epoch over ds (its first max_steps batches when max_steps > 0): shuffled with a seed
+ * derived from the config's seed and the epoch number when the config shuffles; per batch
+ * forward, loss, zero_grad, backward, step, graph reset. Returns 0, or -1 when the loss
+ * becomes NaN or infinite (st->steps names the batch, st->bad_loss the value). */
+int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, struct Graph *g, uint64_t epoch,
+                    uint64_t max_steps, epoch_progress_fn progress, void *ctx, struct EpochStats *st);
+
 /* The whole file as a NUL-terminated heap string (length in *len); exits 1 with the
  * path and the reason if it cannot be read. */
 char *cli_read_file(const char *path, size_t *len);

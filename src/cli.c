@@ -5,6 +5,7 @@
 #include "math_kernels.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,79 @@ void net_print_summary(const struct Net *net, void *file)
         fprintf(f, "%-10s %-26s %-14s %10llu\n", m->name, type, shape, (unsigned long long)np);
     }
     fprintf(f, "total parameters: %llu (%s)\n", (unsigned long long)net_param_count(net), dtype_name(c->dtype));
+}
+
+struct Optimizer *net_optimizer_create(const struct Net *net)
+{
+    uint32_t n = 0, k = 0;
+    for (uint32_t i = 0; i < net->n_mods; i++) n += net->mods[i]->n_params;
+    struct Tensor **p = mem_alloc((n + 1) * sizeof *p), **g = mem_alloc((n + 1) * sizeof *g);
+    for (uint32_t i = 0; i < net->n_mods; i++)
+        for (uint32_t j = 0; j < net->mods[i]->n_params; j++, k++)
+            p[k] = net->mods[i]->params[j], g[k] = net->mods[i]->param_nodes[j]->grad;
+    const struct TrainConfig *c = &net->cfg;
+    struct Optimizer *opt = !str_cmp(c->optimizer_name, "SGD") ? optim_sgd_create(p, g, n, c->lr, c->momentum)
+                                                             : optim_adam_create(p, g, n, c->lr, c->beta1, c->beta2, c->eps);
+    mem_free(p);
+    mem_free(g);
+    return opt;
+}
+
+static double value_at(const struct Tensor *t, uint64_t i)
+{
+    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+}
+
+/* Rows whose largest output is at the labelled class. */
+static uint64_t count_correct(const struct Tensor *out, const struct Tensor *y)
+{
+    uint64_t rows = out->shape[0], C = out->shape[1], hits = 0;
+    for (uint64_t r = 0; r < rows; r++) {
+        uint64_t best = 0;
+        for (uint64_t c = 1; c < C; c++)
+            if (value_at(out, r * C + c) > value_at(out, r * C + best)) best = c;
+        hits += (double)best == value_at(y, r);
+    }
+    return hits;
+}
+
+int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, struct Graph *g, uint64_t epoch,
+                    uint64_t max_steps, epoch_progress_fn progress, void *ctx, struct EpochStats *st)
+{
+    const struct TrainConfig *c = &net->cfg;
+    uint64_t nb = dataset_num_batches(ds, c->batch_size), hits = 0, seen = 0;
+    if (max_steps && max_steps < nb) nb = max_steps;
+    double sum = 0;
+    memset(st, 0, sizeof *st);
+    if (c->shuffle) {
+        struct Rng r;
+        rng_seed(&r, c->seed * 1000003u + epoch);
+        dataset_shuffle_indices(ds, &r);
+    }
+    for (uint64_t b = 0; b < nb; b++) {
+        struct Tensor *x, *y;
+        dataset_get_batch(ds, b, c->batch_size, &x, &y);
+        struct Node *out;
+        struct Node *loss = loss_build_graph(net->mods, net->n_mods, net_input(g, net, x), y, c->loss, &out);
+        double l = value_at(loss->value, 0);
+        if (!isfinite(l)) {
+            graph_reset(g);
+            st->steps = b + 1, st->bad_loss = l;
+            return -1;
+        }
+        sum += l * (double)x->shape[0];
+        seen += x->shape[0];
+        if (c->loss == LOSS_CROSS_ENTROPY) hits += count_correct(out->value, y);
+        opt->zero_grad(opt);
+        backward(loss);
+        opt->step(opt);
+        graph_reset(g);
+        if (progress) progress(ctx, b + 1, nb, sum / (double)seen);
+    }
+    st->steps = nb;
+    st->loss = seen ? sum / (double)seen : 0;
+    st->accuracy = seen ? (double)hits / (double)seen : 0;
+    return 0;
 }
 
 char *cli_read_file(const char *path, size_t *len)

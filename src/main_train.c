@@ -83,98 +83,20 @@ static void check_output_path(const char *path)
     unlink(tmp);
 }
 
-static struct Optimizer *make_optimizer(const struct Net *net)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < net->n_mods; i++) n += net->mods[i]->n_params;
-    struct Tensor **p = mem_alloc((n ? n : 1) * sizeof *p), **g = mem_alloc((n ? n : 1) * sizeof *g);
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < net->n_mods; i++)
-        for (uint32_t j = 0; j < net->mods[i]->n_params; j++, k++)
-            p[k] = net->mods[i]->params[j], g[k] = net->mods[i]->param_nodes[j]->grad;
-    const struct TrainConfig *c = &net->cfg;
-    struct Optimizer *opt = !str_cmp(c->optimizer_name, "SGD") ? optim_sgd_create(p, g, n, c->lr, c->momentum)
-                                                             : optim_adam_create(p, g, n, c->lr, c->beta1, c->beta2, c->eps);
-    mem_free(p);
-    mem_free(g);
-    return opt;
-}
+/* The live progress line: redrawn at most every 0.1 s, only on a terminal. */
+struct Progress { uint64_t epoch, epochs; double t0, last; };
 
-/* Correct predictions in a batch: argmax of the outputs against the class labels. */
-static uint64_t count_correct(const struct Tensor *out, const struct Tensor *y)
+static void progress(void *ctx, uint64_t done, uint64_t total, double loss)
 {
-    uint64_t rows = out->shape[0], C = out->shape[1], hits = 0;
-    for (uint64_t r = 0; r < rows; r++) {
-        uint64_t best = 0;
-        double bv = -INFINITY;
-        for (uint64_t c = 0; c < C; c++) {
-            double v = out->dtype == DT_FLOAT32 ? tensor_f32(out)[r * C + c] : tensor_f64(out)[r * C + c];
-            if (v > bv) bv = v, best = c;
-        }
-        double label = y->dtype == DT_FLOAT32 ? tensor_f32(y)[r] : tensor_f64(y)[r];
-        hits += (double)best == label;
-    }
-    return hits;
-}
-
-static double scalar(const struct Tensor *t)
-{
-    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[0] : tensor_f64(t)[0];
-}
-
-static void progress(uint64_t epoch, uint64_t epochs, uint64_t b, uint64_t nb, double loss, double t0)
-{
-    double el = time_now() - t0, eta = b ? el / (double)b * (double)(nb - b) : 0;
-    int width = 24, fill = (int)((double)width * (double)b / (double)nb);
-    fprintf(stderr, "\repoch %llu/%llu [%.*s%*s] %3d%%  loss %.4f  ETA %.1fs ", (unsigned long long)epoch,
-            (unsigned long long)epochs, fill, "========================", width - fill, "",
-            (int)(100.0 * (double)b / (double)nb), loss, eta);
-}
-
-struct Trainer {
-    struct Net *net;
-    struct Dataset *ds;
-    struct Optimizer *opt;
-    struct Graph g;
-    int quiet, live;
-};
-
-/* One epoch; returns its mean loss, fills *acc for classifiers. Diverging stops with a message. */
-static double train_epoch(struct Trainer *t, uint64_t epoch, double *acc)
-{
-    const struct TrainConfig *c = &t->net->cfg;
-    uint64_t nb = dataset_num_batches(t->ds, c->batch_size), hits = 0;
-    double sum = 0, t0 = time_now(), last_draw = 0;
-    if (c->shuffle) {
-        struct Rng r;
-        rng_seed(&r, c->seed * 1000003u + epoch);
-        dataset_shuffle_indices(t->ds, &r);
-    }
-    for (uint64_t b = 0; b < nb; b++) {
-        struct Tensor *x, *y;
-        dataset_get_batch(t->ds, b, c->batch_size, &x, &y);
-        struct Node *out;
-        struct Node *loss = loss_build_graph(t->net->mods, t->net->n_mods, net_input(&t->g, t->net, x), y, c->loss, &out);
-        double l = scalar(loss->value);
-        if (!isfinite(l)) {
-            if (t->live) fputc('\n', stderr);
-            fatal("the loss became %s at epoch %llu, batch %llu of %llu: training diverged; "
-                  "try a lower learning rate (lr=%g now)", isnan(l) ? "NaN" : "infinite", (unsigned long long)epoch,
-                  (unsigned long long)b + 1, (unsigned long long)nb, c->lr);
-        }
-        sum += l * (double)x->shape[0];
-        if (c->loss == LOSS_CROSS_ENTROPY) hits += count_correct(out->value, y);
-        t->opt->zero_grad(t->opt);
-        backward(loss);
-        t->opt->step(t->opt);
-        graph_reset(&t->g);
-        if (t->live && time_now() - last_draw > 0.1) {
-            last_draw = time_now();
-            progress(epoch, c->epochs, b + 1, nb, sum / (double)((b + 1) * c->batch_size), t0);
-        }
-    }
-    *acc = (double)hits / (double)t->ds->n;
-    return sum / (double)t->ds->n;
+    struct Progress *p = ctx;
+    double now = time_now();
+    if (now - p->last < 0.1 && done < total) return;
+    p->last = now;
+    double el = now - p->t0, eta = el / (double)done * (double)(total - done);
+    int width = 24, fill = (int)((double)width * (double)done / (double)total);
+    fprintf(stderr, "\repoch %llu/%llu [%.*s%*s] %3d%%  loss %.4f  ETA %.1fs ", (unsigned long long)p->epoch,
+            (unsigned long long)p->epochs, fill, "========================", width - fill, "",
+            (int)(100.0 * (double)done / (double)total), loss, eta);
 }
 
 static void check_data_shape(const struct Dataset *ds, const struct TrainConfig *c, const char *data, const char *labels)
@@ -231,27 +153,35 @@ int main(int argc, char **argv)
         if (bad) fatal("%s", err);
     }
 
-    struct Trainer t = {.net = &net, .ds = &ds, .opt = make_optimizer(&net), .quiet = o.quiet, .live = !o.quiet && isatty(2)};
-    graph_init(&t.g);
+    struct Optimizer *opt = net_optimizer_create(&net);
+    struct Graph g;
+    graph_init(&g);
+    int live = !o.quiet && isatty(2);
     double t_all = time_now();
     for (uint64_t e = 1; e <= cfg.epochs; e++) {
-        double acc, t0 = time_now();
-        double loss = train_epoch(&t, e, &acc);
-        double dt = time_now() - t0;
-        if (t.live) fputs("\r\033[K", stderr);
+        struct EpochStats st;
+        struct Progress pr = {e, cfg.epochs, time_now(), 0};
+        int bad = net_train_epoch(&net, &ds, opt, &g, e, 0, live ? progress : NULL, &pr, &st);
+        double dt = time_now() - pr.t0;
+        if (live) fputs("\r\033[K", stderr);
+        if (bad)
+            fatal("the loss became %s at epoch %llu, batch %llu of %llu: training diverged; "
+                  "try a lower learning rate (lr=%g now)", isnan(st.bad_loss) ? "NaN" : "infinite",
+                  (unsigned long long)e, (unsigned long long)st.steps,
+                  (unsigned long long)dataset_num_batches(&ds, cfg.batch_size), cfg.lr);
         if (o.quiet) continue;
         if (cfg.loss == LOSS_CROSS_ENTROPY)
             log_err("epoch %llu/%llu  loss %.6f  accuracy %.4f  %.3f s  %.0f samples/s", (unsigned long long)e,
-                    (unsigned long long)cfg.epochs, loss, acc, dt, (double)ds.n / dt);
+                    (unsigned long long)cfg.epochs, st.loss, st.accuracy, dt, (double)ds.n / dt);
         else
             log_err("epoch %llu/%llu  loss %.6g  %.3f s  %.0f samples/s", (unsigned long long)e,
-                    (unsigned long long)cfg.epochs, loss, dt, (double)ds.n / dt);
+                    (unsigned long long)cfg.epochs, st.loss, dt, (double)ds.n / dt);
     }
     if (model_save(o.out, net.named, net.n_named, cfg_text, err, sizeof err)) fatal("%s", err);
     if (!o.quiet) log_err("saved %s (%.2f s of training)", o.out, time_now() - t_all);
 
-    graph_free(&t.g);
-    optim_free(t.opt);
+    graph_free(&g);
+    optim_free(opt);
     dataset_free(&ds);
     net_free(&net);
     mem_free(cfg_text);
