@@ -95,7 +95,7 @@ TEST(config_example_files_parse)
         {"configs/digits_mlp.ini", 64, 10, LOSS_CROSS_ENTROPY, NORM_STANDARD, 4},
         {"configs/diabetes_mse.ini", 10, 1, LOSS_MSE, NORM_STANDARD, 3},
         {"configs/fmnist_mlp.ini", 784, 10, LOSS_CROSS_ENTROPY, NORM_STANDARD, 4},
-        {"configs/fmnist_cnn.ini", 784, 10, LOSS_CROSS_ENTROPY, NORM_MINMAX, 5},
+        {"configs/fmnist_cnn.ini", 784, 10, LOSS_CROSS_ENTROPY, NORM_STANDARD, 5},
     };
     for (size_t i = 0; i < sizeof ex / sizeof *ex; i++) {
         struct TrainConfig c;
