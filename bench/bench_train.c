@@ -36,13 +36,9 @@ static double cpu_now(void)
 static int find_data(char *path, size_t len)
 {
     const char *env = getenv("MINIDL_FMNIST_DIR");
-    const char *dirs[] = {env && *env ? env : "/tmp/minidl-fmnist", "data/fmnist"};
     struct stat st;
-    for (int i = 0; i < (env && *env ? 1 : 2); i++) {
-        snprintf(path, len, "%s/fmnist_train.bin", dirs[i]);
-        if (stat(path, &st) == 0) return 1;
-    }
-    return 0;
+    snprintf(path, len, "%s/fmnist_train.bin", env && *env ? env : "/tmp/minidl-fmnist");
+    return stat(path, &st) == 0;
 }
 
 /* Loads the data for cfg and normalises it as train does. Returns 0, or -1 after a message. */
