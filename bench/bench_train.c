@@ -3,9 +3,8 @@
  * (config, net_init, dataset_load, normalisation, Adam, shuffle, the step loop), so the
  * figure is the issue's "seconds per epoch with Adam and shuffling included".
  *
- * The data comes from scripts/fmnist.sh DIR: DIR is $MINIDL_FMNIST_DIR, else the first
- * of /tmp/minidl-fmnist and data/fmnist holding fmnist_train.bin; without it the part
- * says how to make it and skips. quick: 200 steps, extrapolated to the epoch. */
+ * The data comes from scripts/fmnist.sh DIR: DIR is $MINIDL_FMNIST_DIR, else
+ * /tmp/minidl-fmnist; without it the part says how to make it and skips. quick: 200 steps, extrapolated to the epoch. */
 #include "bench.h"
 #include "cli.h"
 #include "dataset.h"
