@@ -86,4 +86,27 @@ const struct KernelTable *kernels_get(void);
 extern const struct EwKernels ew_kernels_ref, ew_kernels_sse2, ew_kernels_avx2, ew_kernels_avx512;
 extern const struct GemmKernels gemm_kernels_sse2, gemm_kernels_avx2, gemm_kernels_avx512;
 
+/* Direct convolution of one sample (nn_layers.c builds the operands). The input is
+ * zero-padded and split by column phase: for stride s, row (c, hp, r) of xs holds padded
+ * columns r, r+s, r+2s, ... of padded row hp of channel c, at xs + ((c*rows + hp)*s + r)*len.
+ * Tap t = (c*kh + ki)*kw + kj of K = C*kh*kw then reads, for output row oh, the contiguous
+ * run xs + oh*row_step + off[t] + ow (row_step = s*s*len, off[t] = ((c*rows + ki)*s +
+ * kj%s)*len + kj/s). len leaves room for whole vectors past Wo, and xs holds zeros (or
+ * finite values) there. Weights are w[o][t]; y and g are one sample's NCHW output and
+ * its gradient (O x Ho x Wo). */
+struct ConvDims { size_t O, K, Ho, Wo, row_step; const size_t *off; };
+struct ConvKernels {
+    int lanes_f32, lanes_f64;   /* vector lanes: the partial sums of wgrad per weight */
+    /* y = w * xs + b (b may be NULL) */
+    void (*fwd_f32)(const struct ConvDims *d, const float *xs, const float *w, const float *b, float *y);
+    void (*fwd_f64)(const struct ConvDims *d, const double *xs, const double *w, const double *b, double *y);
+    /* part[(o*K + t)*lanes + l] += lane l of the sum over oh, ow of g[o][oh][ow] xs(oh, t)[ow] */
+    void (*wgrad_f32)(const struct ConvDims *d, const float *xs, const float *g, float *part);
+    void (*wgrad_f64)(const struct ConvDims *d, const double *xs, const double *g, double *part);
+    /* gxs += the adjoint of the forward (same layout as xs; lanes past Wo add zeros) */
+    void (*igrad_f32)(const struct ConvDims *d, const float *w, const float *g, float *gxs);
+    void (*igrad_f64)(const struct ConvDims *d, const double *w, const double *g, double *gxs);
+};
+extern const struct ConvKernels conv_kernels_sse2, conv_kernels_avx2, conv_kernels_avx512;
+
 #endif

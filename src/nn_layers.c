@@ -150,10 +150,161 @@ GEN_BOTH(COL2IM)
     }
 GEN_BOTH(CONV_LAYOUT)
 
-/* The columns of the whole batch, (C*kh*kw) x (N*Ho*Wo), kept for the weight gradient. */
-struct ConvCtx { struct ConvGeom q; void *cols; };
+/* ---- the direct path: a phase-split padded input and the SIMD kernels of kernels.h,
+ * one sample at a time (its buffers stay in cache), no im2col, NCHW in and out ---- */
 
-static void conv2d_backward(struct Node *self)
+/* Above this many lane partial sums of the weight gradient (O*K*lanes) the direct path
+ * would trade cache for its scratch: im2col + gemm instead. */
+#define CONV_DIRECT_MAX_PART ((size_t)1 << 20)
+
+/* The columns of the whole batch, (C*kh*kw) x (N*Ho*Wo), kept for the weight gradient
+ * (gemm path); or the direct kernels, the split layout (kernels.h) and its tap offsets. */
+struct ConvCtx {
+    struct ConvGeom q;
+    void *cols;
+    const struct ConvKernels *ck;   /* NULL: im2col + gemm */
+    struct ConvDims d;
+    size_t lanes, rows, len;
+};
+
+/* The ISA's direct kernels; none on the reference path, which keeps im2col + gemm. */
+static const struct ConvKernels *conv_isa_kernels(void)
+{
+    switch (kernels_isa()) {
+    case ISA_SSE2: return &conv_kernels_sse2;
+    case ISA_AVX2: return &conv_kernels_avx2;
+    case ISA_AVX512: return &conv_kernels_avx512;
+    }
+    return NULL;
+}
+
+/* The direct kernels compute whole vectors of each output row: they pay when more than
+ * half the lanes of a row do work (and the weight gradient's partial sums stay small). */
+static void conv_pick_path(struct ConvCtx *cx, uint32_t dt)
+{
+    const struct ConvGeom *q = &cx->q;
+    const struct ConvKernels *ck = conv_isa_kernels();
+    cx->ck = NULL;
+    if (!ck) return;
+    size_t lanes = (size_t)(dt == DT_FLOAT32 ? ck->lanes_f32 : ck->lanes_f64);
+    size_t vec_row = (q->Wo + lanes - 1) / lanes * lanes;
+    if (2 * q->Wo <= vec_row || q->O * q->C * q->kh * q->kw * lanes > CONV_DIRECT_MAX_PART) return;
+    cx->ck = ck;
+    cx->lanes = lanes;
+}
+
+static void conv_direct_setup(struct ConvCtx *cx, struct Arena *a)
+{
+    const struct ConvGeom *q = &cx->q;
+    size_t s = q->stride, K = q->C * q->kh * q->kw, vec_row = (q->Wo + cx->lanes - 1) / cx->lanes * cx->lanes;
+    size_t phase_len = (q->W + 2 * q->pad + s - 1) / s, reach = vec_row + (q->kw - 1) / s;
+    cx->rows = q->H + 2 * q->pad;
+    cx->len = phase_len > reach ? phase_len : reach;
+    size_t *off = arena_alloc(a, K * sizeof *off), t = 0;
+    for (uint64_t c = 0; c < q->C; c++)
+        for (uint64_t ki = 0; ki < q->kh; ki++)
+            for (uint64_t kj = 0; kj < q->kw; kj++) off[t++] = ((c * cx->rows + ki) * s + kj % s) * cx->len + kj / s;
+    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * cx->len, off};
+}
+
+static size_t conv_split_size(const struct ConvCtx *cx) { return cx->q.C * cx->rows * cx->q.stride * cx->len; }
+
+/* One sample's x into the split layout, or (adjoint) the split gradient back into gx
+ * (= or +=). Padding positions are never written, so xs keeps the zeros of its first
+ * clear across samples. */
+#define CONV_SPLIT(T, sfx)                                                                     \
+    static void conv_split_##sfx(const struct ConvCtx *cx, const T *x, T *xs, int dir, int overwrite) \
+    {                                                                                          \
+        const struct ConvGeom *q = &cx->q;                                                     \
+        size_t s = q->stride, p = q->pad;                                                      \
+        for (uint64_t c = 0; c < q->C; c++)                                                    \
+            for (uint64_t ih = 0; ih < q->H; ih++) {                                           \
+                T *src = (T *)x + (c * q->H + ih) * q->W;                                      \
+                T *dst = xs + (c * cx->rows + ih + p) * s * cx->len;                           \
+                for (size_t r = 0; r < s; r++) {                                                  \
+                    size_t iw0 = (r + s - p % s) % s; /* the first column of phase r */       \
+                    T *d = dst + r * cx->len + (iw0 + p) / s;                                  \
+                    if (dir) for (size_t iw = iw0; iw < q->W; iw += s) *d++ = src[iw];         \
+                    else if (overwrite) for (size_t iw = iw0; iw < q->W; iw += s) src[iw] = *d++; \
+                    else for (size_t iw = iw0; iw < q->W; iw += s) src[iw] += *d++;            \
+                }                                                                              \
+            }                                                                                  \
+    }
+GEN_BOTH(CONV_SPLIT)
+
+#define CONV_DIRECT_FWD(T, sfx)                                                                \
+    static void conv_direct_fwd_##sfx(const struct ConvCtx *cx, const void *x_, const void *w, \
+                                      const void *b, void *y_, void *xs_)                      \
+    {                                                                                          \
+        const struct ConvGeom *q = &cx->q;                                                     \
+        const T *x = x_;                                                                       \
+        T *y = y_, *xs = xs_;                                                                  \
+        memset(xs, 0, conv_split_size(cx) * sizeof(T));                                        \
+        for (uint64_t n = 0; n < q->N; n++) {                                                  \
+            conv_split_##sfx(cx, x + n * q->C * q->H * q->W, xs, 1, 0);                        \
+            cx->ck->fwd_##sfx(&cx->d, xs, w, b, y + n * q->O * q->Ho * q->Wo);                 \
+        }                                                                                      \
+    }
+GEN_BOTH(CONV_DIRECT_FWD)
+
+/* Per sample: the weight gradient's lane partial sums (summed into gw at the end) from
+ * the input split again, and the input gradient through a split buffer (gw or gx NULL:
+ * not wanted). scratch holds conv_direct_scratch() elements. */
+#define CONV_DIRECT_BWD(T, sfx)                                                                \
+    static void conv_direct_bwd_##sfx(const struct ConvCtx *cx, const void *x_, const void *w, \
+                                      const void *g_, T *gw, T *gx, int overwrite, T *scratch) \
+    {                                                                                          \
+        const struct ConvGeom *q = &cx->q;                                                     \
+        const T *x = x_, *g = g_;                                                              \
+        size_t xsn = conv_split_size(cx), npart = q->O * cx->d.K * cx->lanes, CHW = q->C * q->H * q->W; \
+        T *xs = scratch, *gxs = xs + (gw ? xsn : 0), *part = gxs + (gx ? xsn : 0);            \
+        if (gw) memset(xs, 0, xsn * sizeof(T)), memset(part, 0, npart * sizeof(T));           \
+        for (uint64_t n = 0; n < q->N; n++) {                                                  \
+            const T *gn = g + n * q->O * q->Ho * q->Wo;                                        \
+            if (gw) {                                                                          \
+                conv_split_##sfx(cx, x + n * CHW, xs, 1, 0);                                   \
+                cx->ck->wgrad_##sfx(&cx->d, xs, gn, part);                                     \
+            }                                                                                  \
+            if (!gx) continue;                                                                 \
+            memset(gxs, 0, xsn * sizeof(T));                                                   \
+            cx->ck->igrad_##sfx(&cx->d, w, gn, gxs);                                           \
+            conv_split_##sfx(cx, gx + n * CHW, gxs, 0, overwrite);                             \
+        }                                                                                      \
+        for (size_t i = 0; gw && i < q->O * cx->d.K; i++) {                                    \
+            T sum = 0;                                                                         \
+            for (size_t l = 0; l < cx->lanes; l++) sum += part[i * cx->lanes + l];             \
+            gw[i] += sum;                                                                      \
+        }                                                                                      \
+    }
+GEN_BOTH(CONV_DIRECT_BWD)
+
+static void conv2d_backward_direct(struct Node *self)
+{
+    struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
+    const struct ConvCtx *cx = self->ctx;
+    const struct ConvGeom *q = &cx->q;
+    uint32_t dt = self->grad->dtype;
+    int want_w = node_wants_grad(w), want_x = node_wants_grad(x), overwrite = 0;
+    size_t es = dtype_size(dt), xsn = conv_split_size(cx), HW = q->Ho * q->Wo;
+    size_t need = (want_w ? xsn + q->O * cx->d.K * cx->lanes : 0) + (want_x ? xsn : 0);
+    void *scratch = graph_scratch(self->graph, need * es);
+    void *gw = want_w ? node_grad(w)->data : NULL, *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
+    if (want_w || want_x)
+        DT_CALL(dt, conv_direct_bwd, cx, x->value->data, w->value->data, self->grad->data, gw, gx, overwrite, scratch);
+    if (!b || !node_wants_grad(b)) return;
+    const struct EwKernels *k = kernels_get()->ew;
+    char *gb = node_grad(b)->data;
+    for (uint64_t n = 0; n < q->N; n++)
+        for (uint64_t o = 0; o < q->O; o++) {
+            const char *gp = (const char *)self->grad->data + (n * q->O + o) * HW * es;
+            if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(HW, (const float *)(const void *)gp);
+            else ((double *)gb)[o] += k->sum_f64(HW, (const double *)(const void *)gp);
+        }
+}
+
+/* ---- the gemm path ---- */
+
+static void conv2d_backward_gemm(struct Node *self)
 {
     struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
     struct ConvCtx *cx = self->ctx;
@@ -180,6 +331,13 @@ static void conv2d_backward(struct Node *self)
     char *gx = node_grad(x)->data;
     for (uint64_t n = 0; n < q->N; n++)
         DT_CALL(dt, col2im, q, (char *)gcol + n * HW * es, NHW, gx + n * q->C * q->H * q->W * es);
+}
+
+static void conv2d_backward(struct Node *self)
+{
+    const struct ConvCtx *cx = self->ctx;
+    if (cx->ck) conv2d_backward_direct(self);
+    else conv2d_backward_gemm(self);
 }
 
 static void conv_geometry(const struct Tensor *X, const struct Tensor *W, uint64_t stride, uint64_t pad,
@@ -213,6 +371,13 @@ struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t 
     struct ConvCtx *cx = arena_alloc(&g->arena, sizeof *cx);
     cx->q = q;
     y->ctx = cx;
+    conv_pick_path(cx, dt);
+    if (cx->ck) {
+        conv_direct_setup(cx, &g->arena);
+        DT_CALL(dt, conv_direct_fwd, cx, x->value->data, w->value->data, b ? b->value->data : NULL, y->value->data,
+                graph_scratch(g, conv_split_size(cx) * es));
+        return y;
+    }
     /* One gemm for the whole batch: out (O x N*HW) = W (O x K) cols (K x N*HW). The
      * columns stay in the arena when a weight gradient will need them. */
     char *tmp = graph_scratch(g, (q.O + (y->requires_grad ? 0 : K)) * NHW * es);

@@ -1,0 +1,63 @@
+/* conv_sse2: the direct convolution kernels for the x86-64 baseline (SSE2, no FMA, no
+ * masked moves: partial rows go through a small array). */
+#include "kernels.h"
+
+#include <emmintrin.h>
+#include <string.h>
+
+static inline __m128 load_part_f32(const float *p, size_t n)
+{
+    float t[4] = {0, 0, 0, 0};
+    memcpy(t, p, n * sizeof *p);
+    return _mm_loadu_ps(t);
+}
+static inline void store_part_f32(float *p, __m128 v, size_t n)
+{
+    float t[4];
+    _mm_storeu_ps(t, v);
+    memcpy(p, t, n * sizeof *p);
+}
+static inline __m128d load_part_f64(const double *p, size_t n) { return n == 2 ? _mm_loadu_pd(p) : _mm_load_sd(p); }
+static inline void store_part_f64(double *p, __m128d v, size_t n)
+{
+    if (n == 2) _mm_storeu_pd(p, v);
+    else _mm_store_sd(p, v);
+}
+
+#define T float
+#define SFX f32
+#define V __m128
+#define EPR 4
+#define VLOAD _mm_loadu_ps
+#define VSTORE _mm_storeu_ps
+#define VSET1 _mm_set1_ps
+#define VZERO _mm_setzero_ps
+#define VADD _mm_add_ps
+#define VFMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
+#define VLOAD_PART load_part_f32
+#define VSTORE_PART store_part_f32
+#define CONV_FWD_ACC 8
+#define CONV_WG_OB 2
+#define CONV_WG_TB 4
+#define CONV_IG_ACC 8
+#include "conv_template.h"
+
+#define T double
+#define SFX f64
+#define V __m128d
+#define EPR 2
+#define VLOAD _mm_loadu_pd
+#define VSTORE _mm_storeu_pd
+#define VSET1 _mm_set1_pd
+#define VZERO _mm_setzero_pd
+#define VADD _mm_add_pd
+#define VFMA(a, b, c) _mm_add_pd(_mm_mul_pd(a, b), c)
+#define VLOAD_PART load_part_f64
+#define VSTORE_PART store_part_f64
+#define CONV_FWD_ACC 8
+#define CONV_WG_OB 2
+#define CONV_WG_TB 4
+#define CONV_IG_ACC 8
+#include "conv_template.h"
+
+CONV_DEFINE_TABLE(sse2);
