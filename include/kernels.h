@@ -91,21 +91,32 @@ extern const struct GemmKernels gemm_kernels_sse2, gemm_kernels_avx2, gemm_kerne
  * columns r, r+s, r+2s, ... of padded row hp of channel c, at xs + ((c*rows + hp)*s + r)*len.
  * Tap t = (c*kh + ki)*kw + kj of K = C*kh*kw then reads, for output row oh, the contiguous
  * run xs + oh*row_step + off[t] + ow (row_step = s*s*len, off[t] = ((c*rows + ki)*s +
- * kj%s)*len + kj/s). len leaves room for whole vectors past Wo, and xs holds zeros (or
- * finite values) there. Weights are w[o][t]; y and g are one sample's NCHW output and
+ * kj%s)*len + kj/s). Kernels read whole vectors: up to 2*lanes past the end of a run,
+ * so xs must hold finite values there (and be that much longer than its rows). Weights are w[o][t] (PyTorch's layout); y and g are one sample's NCHW output and
  * its gradient (O x Ho x Wo). */
-struct ConvDims { size_t O, K, Ho, Wo, row_step; const size_t *off; };
+struct ConvDims {
+    size_t O, K, Ho, Wo, row_step;
+    const size_t *off;
+    size_t C, H, W, stride, pad, rows, len;   /* the input and its split layout */
+};
 struct ConvKernels {
     int lanes_f32, lanes_f64;   /* vector lanes: the partial sums of wgrad per weight */
-    /* y = w * xs + b (b may be NULL) */
-    void (*fwd_f32)(const struct ConvDims *d, const float *xs, const float *w, const float *b, float *y);
-    void (*fwd_f64)(const struct ConvDims *d, const double *xs, const double *w, const double *b, double *y);
+    /* y = the convolution of xs with the weights, given transposed (wt[t*O + o]), + b
+     * (b may be NULL) */
+    void (*fwd_f32)(const struct ConvDims *d, const float *xs, const float *wt, const float *b, float *y);
+    void (*fwd_f64)(const struct ConvDims *d, const double *xs, const double *wt, const double *b, double *y);
     /* part[(o*K + t)*lanes + l] += lane l of the sum over oh, ow of g[o][oh][ow] xs(oh, t)[ow] */
     void (*wgrad_f32)(const struct ConvDims *d, const float *xs, const float *g, float *part);
     void (*wgrad_f64)(const struct ConvDims *d, const double *xs, const double *g, double *part);
     /* gxs += the adjoint of the forward (same layout as xs; lanes past Wo add zeros) */
     void (*igrad_f32)(const struct ConvDims *d, const float *w, const float *g, float *gxs);
     void (*igrad_f64)(const struct ConvDims *d, const double *w, const double *g, double *gxs);
+    /* xs = the split layout of one sample's x (C x H x W); padding positions untouched */
+    void (*split_f32)(const struct ConvDims *d, const float *x, float *xs);
+    void (*split_f64)(const struct ConvDims *d, const double *x, double *xs);
+    /* gx (+)= the gradient gathered back from the split layout (= when overwrite) */
+    void (*unsplit_f32)(const struct ConvDims *d, const float *gxs, float *gx, int overwrite);
+    void (*unsplit_f64)(const struct ConvDims *d, const double *gxs, double *gx, int overwrite);
 };
 extern const struct ConvKernels conv_kernels_sse2, conv_kernels_avx2, conv_kernels_avx512;
 

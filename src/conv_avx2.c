@@ -28,6 +28,13 @@ static inline __m256i first_lanes64(size_t n) { return _mm256_loadu_si256((const
 #define CONV_WG_OB 2
 #define CONV_WG_TB 4
 #define CONV_IG_ACC 8
+/* shuffle_ps picks even (odd) elements within 128-bit halves; permute4x64 joins them */
+#define VDEINT2(a, b, ev, od) do { __m256 a_ = (a), b_ = (b);                                    \
+    ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a_, b_, 0x88)), 0xD8)); \
+    od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a_, b_, 0xDD)), 0xD8)); } while (0)
+#define VINT2(ev, od, a, b) do { __m256 e_ = (ev), o_ = (od);                                    \
+    __m256 l_ = _mm256_unpacklo_ps(e_, o_), h_ = _mm256_unpackhi_ps(e_, o_);                   \
+    a = _mm256_permute2f128_ps(l_, h_, 0x20), b = _mm256_permute2f128_ps(l_, h_, 0x31); } while (0)
 #include "conv_template.h"
 
 #define T double
@@ -46,6 +53,12 @@ static inline __m256i first_lanes64(size_t n) { return _mm256_loadu_si256((const
 #define CONV_WG_OB 2
 #define CONV_WG_TB 4
 #define CONV_IG_ACC 8
+#define VDEINT2(a, b, ev, od) do { __m256d a_ = (a), b_ = (b);                                   \
+    ev = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a_, b_), 0xD8);                              \
+    od = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a_, b_), 0xD8); } while (0)
+#define VINT2(ev, od, a, b) do { __m256d e_ = (ev), o_ = (od);                                   \
+    __m256d l_ = _mm256_unpacklo_pd(e_, o_), h_ = _mm256_unpackhi_pd(e_, o_);                  \
+    a = _mm256_permute2f128_pd(l_, h_, 0x20), b = _mm256_permute2f128_pd(l_, h_, 0x31); } while (0)
 #include "conv_template.h"
 
 CONV_DEFINE_TABLE(avx2);

@@ -3,6 +3,16 @@
 #include "kernels.h"
 
 #include <immintrin.h>
+#include <stdint.h>
+
+/* permutex2var indices: element i of (a, b) is a[i] below the lane count, else b */
+static const int32_t even32[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int32_t odd32[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+static const int32_t lo32[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const int32_t hi32[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+static const int64_t even64[8] = {0, 2, 4, 6, 8, 10, 12, 14}, odd64[8] = {1, 3, 5, 7, 9, 11, 13, 15};
+static const int64_t lo64[8] = {0, 8, 1, 9, 2, 10, 3, 11}, hi64[8] = {4, 12, 5, 13, 6, 14, 7, 15};
+#define IDX(t) _mm512_loadu_si512((const void *)(t))
 
 #define T float
 #define SFX f32
@@ -20,6 +30,10 @@
 #define CONV_WG_OB 4
 #define CONV_WG_TB 4
 #define CONV_IG_ACC 16
+#define VDEINT2(a, b, ev, od) do { __m512 a_ = (a), b_ = (b);                                   \
+    ev = _mm512_permutex2var_ps(a_, IDX(even32), b_), od = _mm512_permutex2var_ps(a_, IDX(odd32), b_); } while (0)
+#define VINT2(ev, od, a, b) do { __m512 e_ = (ev), o_ = (od);                                   \
+    a = _mm512_permutex2var_ps(e_, IDX(lo32), o_), b = _mm512_permutex2var_ps(e_, IDX(hi32), o_); } while (0)
 #include "conv_template.h"
 
 #define T double
@@ -38,6 +52,10 @@
 #define CONV_WG_OB 4
 #define CONV_WG_TB 4
 #define CONV_IG_ACC 16
+#define VDEINT2(a, b, ev, od) do { __m512d a_ = (a), b_ = (b);                                  \
+    ev = _mm512_permutex2var_pd(a_, IDX(even64), b_), od = _mm512_permutex2var_pd(a_, IDX(odd64), b_); } while (0)
+#define VINT2(ev, od, a, b) do { __m512d e_ = (ev), o_ = (od);                                  \
+    a = _mm512_permutex2var_pd(e_, IDX(lo64), o_), b = _mm512_permutex2var_pd(e_, IDX(hi64), o_); } while (0)
 #include "conv_template.h"
 
 CONV_DEFINE_TABLE(avx512);

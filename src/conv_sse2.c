@@ -40,6 +40,10 @@ static inline void store_part_f64(double *p, __m128d v, size_t n)
 #define CONV_WG_OB 2
 #define CONV_WG_TB 4
 #define CONV_IG_ACC 8
+#define VDEINT2(a, b, ev, od) do { __m128 a_ = (a), b_ = (b);                                    \
+    ev = _mm_shuffle_ps(a_, b_, 0x88), od = _mm_shuffle_ps(a_, b_, 0xDD); } while (0)
+#define VINT2(ev, od, a, b) do { __m128 e_ = (ev), o_ = (od);                                    \
+    a = _mm_unpacklo_ps(e_, o_), b = _mm_unpackhi_ps(e_, o_); } while (0)
 #include "conv_template.h"
 
 #define T double
@@ -58,6 +62,10 @@ static inline void store_part_f64(double *p, __m128d v, size_t n)
 #define CONV_WG_OB 2
 #define CONV_WG_TB 4
 #define CONV_IG_ACC 8
+#define VDEINT2(a, b, ev, od) do { __m128d a_ = (a), b_ = (b);                                   \
+    ev = _mm_unpacklo_pd(a_, b_), od = _mm_unpackhi_pd(a_, b_); } while (0)
+#define VINT2(ev, od, a, b) do { __m128d e_ = (ev), o_ = (od);                                   \
+    a = _mm_unpacklo_pd(e_, o_), b = _mm_unpackhi_pd(e_, o_); } while (0)
 #include "conv_template.h"
 
 CONV_DEFINE_TABLE(sse2);

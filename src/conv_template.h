@@ -11,6 +11,8 @@
  *   CONV_FWD_ACC     accumulator registers of a forward tile (out channels x vectors)
  *   CONV_WG_OB, CONV_WG_TB   weight-gradient tile: out channels x taps
  *   CONV_IG_ACC      accumulator registers of an input-gradient tile (taps x vectors)
+ *   VDEINT2(a, b, ev, od)  ev, od = the even and odd elements of the 2*EPR in a, b
+ *   VINT2(ev, od, a, b)    its inverse
  *
  * Every tile works on whole vectors of an output row: the input side (xs, gxs) has room
  * and zeros past the row, only the output and its gradient (NCHW rows of Wo) use the
@@ -26,7 +28,7 @@
 #define CV_UNROLL _Pragma("GCC unroll 32")
 #define CV_TABLE_DTYPE(sfx)                                                                 \
     .lanes_##sfx = conv_lanes_##sfx, .fwd_##sfx = conv_fwd_##sfx, .wgrad_##sfx = conv_wgrad_##sfx, \
-    .igrad_##sfx = conv_igrad_##sfx
+    .igrad_##sfx = conv_igrad_##sfx, .split_##sfx = conv_split_##sfx, .unsplit_##sfx = conv_unsplit_##sfx
 #define CONV_DEFINE_TABLE(isa) \
     const struct ConvKernels conv_kernels_##isa = {CV_TABLE_DTYPE(f32), CV_TABLE_DTYPE(f64)}
 /* The largest power of two <= n and <= cap (cap a power of two, n >= 1). */
@@ -41,93 +43,117 @@ static inline size_t cv_pow2_tile(size_t n, size_t cap)
 #define FN(name) CV_CAT(name, SFX)
 enum { FN(conv_lanes) = EPR };
 
-/* ---- forward: y[o][oh][col..] = b[o] + sum_t w[o][t] xs(oh, t)[col..], OB x NV tile ---- */
+/* ---- forward: y[o][oh][col..] = b[o] + sum_t wt[t][o] xs(oh, t)[col..] ----
+ * A tile is OB output channels x R rows x NV vectors (R*NV <= 2): each loaded input
+ * vector feeds OB FMAs and each broadcast weight R*NV, so loads stay below the FMAs. */
 
-CV_INLINE void FN(fwd_tile)(const struct ConvDims *d, const T *xs, const T *w, const T *b, T *y,
-                            size_t col, size_t tail, const int OB, const int NV)
+CV_INLINE void FN(fwd_tile)(const struct ConvDims *d, const T *xs, const T *wt, const T *b, T *y, size_t oh0,
+                            size_t oh1, size_t col, size_t tail, const int OB, const int R, const int NV)
 {
-    size_t HW = d->Ho * d->Wo;
-    for (size_t oh = 0; oh < d->Ho; oh++) {
+    const size_t K = d->K, O = d->O, HW = d->Ho * d->Wo, Wo = d->Wo, step = d->row_step;
+    const size_t *off = d->off;
+    for (size_t oh = oh0; oh < oh1; oh += R) {
         V acc[CONV_FWD_ACC][2];
         CV_UNROLL for (int o = 0; o < OB; o++) {
             V bv = b ? VSET1(b[o]) : VZERO();
-            CV_UNROLL for (int v = 0; v < NV; v++) acc[o][v] = bv;
+            CV_UNROLL for (int p = 0; p < R * NV; p++) acc[o][p] = bv;
         }
-        const T *xr = xs + oh * d->row_step + col;
-        for (size_t t = 0; t < d->K; t++) {
-            const T *src = xr + d->off[t];
+        const T *xr = xs + oh * step + col, *wr = wt;
+        for (size_t t = 0; t < K; t++, wr += O) {
+            const T *src = xr + off[t];
             V xv[2];
-            CV_UNROLL for (int v = 0; v < NV; v++) xv[v] = VLOAD(src + v * EPR);
+            CV_UNROLL for (int p = 0; p < R * NV; p++) xv[p] = VLOAD(src + (p / NV) * step + (p % NV) * EPR);
             CV_UNROLL for (int o = 0; o < OB; o++) {
-                V wv = VSET1(w[o * d->K + t]);
-                CV_UNROLL for (int v = 0; v < NV; v++) acc[o][v] = VFMA(wv, xv[v], acc[o][v]);
+                V wv = VSET1(wr[o]);
+                CV_UNROLL for (int p = 0; p < R * NV; p++) acc[o][p] = VFMA(wv, xv[p], acc[o][p]);
             }
         }
-        T *yr = y + oh * d->Wo + col;
-        CV_UNROLL for (int o = 0; o < OB; o++) {
-            CV_UNROLL for (int v = 0; v + 1 < NV; v++) VSTORE(yr + o * HW + v * EPR, acc[o][v]);
-            VSTORE_PART(yr + o * HW + (NV - 1) * EPR, acc[o][NV - 1], tail);
+        CV_UNROLL for (int o = 0; o < OB; o++) CV_UNROLL for (int p = 0; p < R * NV; p++) {
+            T *dst = y + o * HW + (oh + p / NV) * Wo + col + (p % NV) * EPR;
+            if (p % NV == NV - 1) VSTORE_PART(dst, acc[o][p], tail);
+            else VSTORE(dst, acc[o][p]);
         }
     }
 }
 
-static void FN(fwd_block)(const struct ConvDims *d, const T *xs, const T *w, const T *b, T *y,
-                          size_t col, size_t tail, size_t ob, int nv)
-{
-#define CV_FWD(OB_)                                                                          \
-    case OB_:                                                                                \
-        if (nv == 2) FN(fwd_tile)(d, xs, w, b, y, col, tail, OB_ <= CONV_FWD_ACC / 2 ? OB_ : 1, 2); \
-        else FN(fwd_tile)(d, xs, w, b, y, col, tail, OB_ <= CONV_FWD_ACC ? OB_ : 1, 1);                                \
-        break;
-    switch (ob) {
-        CV_FWD(1) CV_FWD(2) CV_FWD(4) CV_FWD(8) CV_FWD(16)
-    }
-#undef CV_FWD
-}
+/* Rows in pairs when a row is one vector; an odd last row alone. */
+#define CV_FWD_CALL(OB_)                                                                     \
+    do {                                                                                     \
+        enum { OB2 = OB_ <= CONV_FWD_ACC / 2 ? OB_ : 1, OB1 = OB_ <= CONV_FWD_ACC ? OB_ : 1 }; \
+        if (nv == 2) {                                                                       \
+            FN(fwd_tile)(d, xs, wt, b, y, 0, Ho, col, tail, OB2, 1, 2);                      \
+        } else if (pairs) {                                                                  \
+            FN(fwd_tile)(d, xs, wt, b, y, 0, Ho & ~(size_t)1, col, tail, OB2, 2, 1);         \
+            if (Ho & 1) FN(fwd_tile)(d, xs, wt, b, y, Ho - 1, Ho, col, tail, OB2, 1, 1);     \
+        } else {                                                                             \
+            FN(fwd_tile)(d, xs, wt, b, y, 0, Ho, col, tail, OB1, 1, 1);                      \
+        }                                                                                    \
+    } while (0)
 
-static void FN(conv_fwd)(const struct ConvDims *d, const T *xs, const T *w, const T *b, T *y)
+static void FN(fwd_block)(const struct ConvDims *d, const T *xs, const T *wt, const T *b, T *y,
+                          size_t col, size_t tail, size_t ob, int nv, int pairs)
+{
+    size_t Ho = d->Ho;
+    switch (ob) {
+    case 1: CV_FWD_CALL(1); break;
+    case 2: CV_FWD_CALL(2); break;
+    case 4: CV_FWD_CALL(4); break;
+    case 8: CV_FWD_CALL(8); break;
+    case 16: CV_FWD_CALL(16); break;
+    }
+}
+#undef CV_FWD_CALL
+
+static void FN(conv_fwd)(const struct ConvDims *d, const T *xs, const T *wt, const T *b, T *y)
 {
     size_t nvec = (d->Wo + EPR - 1) / EPR, HW = d->Ho * d->Wo;
     for (size_t v0 = 0; v0 < nvec; v0 += 2) {
-        int nv = nvec - v0 >= 2 ? 2 : 1;
+        int nv = nvec - v0 >= 2 ? 2 : 1, pairs = nv == 1 && d->Ho > 1;
         size_t tail = v0 + nv == nvec ? d->Wo - (nvec - 1) * EPR : EPR;
         for (size_t o = 0, ob; o < d->O; o += ob) {
-            ob = cv_pow2_tile(d->O - o, CONV_FWD_ACC / nv);
-            FN(fwd_block)(d, xs, w + o * d->K, b ? b + o : NULL, y + o * HW, v0 * EPR, tail, ob, nv);
+            ob = cv_pow2_tile(d->O - o, nv == 2 || pairs ? CONV_FWD_ACC / 2 : CONV_FWD_ACC);
+            FN(fwd_block)(d, xs, wt + o, b ? b + o : NULL, y + o * HW, v0 * EPR, tail, ob, nv, pairs);
         }
     }
 }
 
 /* ---- weight gradient: part[o][t][lane] += lanes of sum_oh,ow g[o][oh][ow] xs(oh, t)[ow] ---- */
 
-CV_INLINE void FN(wg_step)(const V *gv, const T *xr, const size_t *off, V acc[][CONV_WG_TB],
-                           const int OB, const int TB)
+CV_INLINE void FN(wg_step)(const V *gv, const T *const *xp, size_t i, V acc[][CONV_WG_TB], const int OB,
+                           const int TB)
 {
     CV_UNROLL for (int t = 0; t < TB; t++) {
-        V xv = VLOAD(xr + off[t]);
+        V xv = VLOAD(xp[t] + i);
         CV_UNROLL for (int o = 0; o < OB; o++) acc[o][t] = VFMA(gv[o], xv, acc[o][t]);
     }
 }
 
+/* One pointer per tap and per channel walks down the rows: the tile's offsets stay in
+ * registers. */
 CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T *part, const size_t *off,
                            const int OB, const int TB)
 {
-    size_t HW = d->Ho * d->Wo, nfull = d->Wo / EPR, tail = d->Wo % EPR;
+    const size_t HW = d->Ho * d->Wo, Wo = d->Wo, Ho = d->Ho, K = d->K, step = d->row_step;
+    const size_t nfull = Wo / EPR, tail = Wo % EPR;
+    const T *xp[CONV_WG_TB], *gp[CONV_WG_OB];
+    CV_UNROLL for (int t = 0; t < TB; t++) xp[t] = xs + off[t];
+    CV_UNROLL for (int o = 0; o < OB; o++) gp[o] = g + o * HW;
     V acc[CONV_WG_OB][CONV_WG_TB], gv[CONV_WG_OB];
     CV_UNROLL for (int o = 0; o < OB; o++) CV_UNROLL for (int t = 0; t < TB; t++) acc[o][t] = VZERO();
-    for (size_t oh = 0; oh < d->Ho; oh++) {
-        const T *gr = g + oh * d->Wo, *xr = xs + oh * d->row_step;
+    for (size_t oh = 0; oh < Ho; oh++) {
         for (size_t v = 0; v < nfull; v++) {
-            CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD(gr + o * HW + v * EPR);
-            FN(wg_step)(gv, xr + v * EPR, off, acc, OB, TB);
+            CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD(gp[o] + v * EPR);
+            FN(wg_step)(gv, xp, v * EPR, acc, OB, TB);
         }
         if (tail) {
-            CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD_PART(gr + o * HW + nfull * EPR, tail);
-            FN(wg_step)(gv, xr + nfull * EPR, off, acc, OB, TB);
+            CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD_PART(gp[o] + nfull * EPR, tail);
+            FN(wg_step)(gv, xp, nfull * EPR, acc, OB, TB);
         }
+        CV_UNROLL for (int t = 0; t < TB; t++) xp[t] += step;
+        CV_UNROLL for (int o = 0; o < OB; o++) gp[o] += Wo;
     }
     CV_UNROLL for (int o = 0; o < OB; o++) CV_UNROLL for (int t = 0; t < TB; t++) {
-        T *p = part + (o * d->K + t) * EPR;
+        T *p = part + (o * K + t) * EPR;
         VSTORE(p, VADD(VLOAD(p), acc[o][t]));
     }
 }
@@ -135,10 +161,10 @@ CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T 
 static void FN(wg_block)(const struct ConvDims *d, const T *xs, const T *g, T *part, const size_t *off,
                          size_t ob, size_t tb)
 {
-#define CV_WG(OB_, TB_) \
-    if (ob == OB_ && tb == TB_) {                                                          \
+#define CV_WG(OB_, TB_)                                                                       \
+    if (ob == OB_ && tb == TB_) {                                                             \
         FN(wg_tile)(d, xs, g, part, off, OB_ <= CONV_WG_OB ? OB_ : 1, TB_ <= CONV_WG_TB ? TB_ : 1); \
-        return;                                                                             \
+        return;                                                                               \
     }
 #define CV_WG_ROW(OB_) CV_WG(OB_, 1) CV_WG(OB_, 2) CV_WG(OB_, 4) CV_WG(OB_, 8)
     CV_WG_ROW(1) CV_WG_ROW(2) CV_WG_ROW(4)
@@ -158,59 +184,168 @@ static void FN(conv_wgrad)(const struct ConvDims *d, const T *xs, const T *g, T 
     }
 }
 
-/* ---- input gradient: gxs(oh, t)[col..] += sum_o w[o][t] g[o][oh][col..], TB x NV tile ---- */
+/* ---- input gradient: gxs(oh, t)[col..] += sum_o w[o][t] g[o][oh][col..] ----
+ * A tile is TB taps x R rows x NV vectors (R*NV <= 2), as the forward's. */
 
-CV_INLINE void FN(ig_tile)(const struct ConvDims *d, const T *w, const T *g, T *gxs, size_t t0,
-                           size_t col, size_t tail, const int TB, const int NV)
+CV_INLINE void FN(ig_tile)(const struct ConvDims *d, const T *w, const T *g, T *gxs, size_t oh0, size_t oh1,
+                           size_t col, size_t tail, const int TB, const int R, const int NV)
 {
-    size_t HW = d->Ho * d->Wo;
-    for (size_t oh = 0; oh < d->Ho; oh++) {
+    const size_t K = d->K, O = d->O, HW = d->Ho * d->Wo, Wo = d->Wo, step = d->row_step;
+    const size_t *off = d->off;
+    for (size_t oh = oh0; oh < oh1; oh += R) {
         V acc[CONV_IG_ACC][2];
-        CV_UNROLL for (int t = 0; t < TB; t++) CV_UNROLL for (int v = 0; v < NV; v++) acc[t][v] = VZERO();
-        const T *gr = g + oh * d->Wo + col;
-        for (size_t o = 0; o < d->O; o++) {
+        CV_UNROLL for (int t = 0; t < TB; t++) CV_UNROLL for (int p = 0; p < R * NV; p++) acc[t][p] = VZERO();
+        const T *gr = g + oh * Wo + col, *wr = w;
+        for (size_t o = 0; o < O; o++, gr += HW, wr += K) {
             V gv[2];
-            CV_UNROLL for (int v = 0; v + 1 < NV; v++) gv[v] = VLOAD(gr + o * HW + v * EPR);
-            gv[NV - 1] = VLOAD_PART(gr + o * HW + (NV - 1) * EPR, tail);
-            const T *wr = w + o * d->K + t0;
+            CV_UNROLL for (int p = 0; p < R * NV; p++) {
+                const T *src = gr + (p / NV) * Wo + (p % NV) * EPR;
+                gv[p] = p % NV == NV - 1 ? VLOAD_PART(src, tail) : VLOAD(src);
+            }
             CV_UNROLL for (int t = 0; t < TB; t++) {
                 V wv = VSET1(wr[t]);
-                CV_UNROLL for (int v = 0; v < NV; v++) acc[t][v] = VFMA(wv, gv[v], acc[t][v]);
+                CV_UNROLL for (int p = 0; p < R * NV; p++) acc[t][p] = VFMA(wv, gv[p], acc[t][p]);
             }
         }
-        T *dr = gxs + oh * d->row_step + col;
-        CV_UNROLL for (int t = 0; t < TB; t++) CV_UNROLL for (int v = 0; v < NV; v++) {
-            T *p = dr + d->off[t0 + t] + v * EPR;
-            VSTORE(p, VADD(VLOAD(p), acc[t][v]));
+        T *dr = gxs + oh * step + col;
+        CV_UNROLL for (int t = 0; t < TB; t++) CV_UNROLL for (int p = 0; p < R * NV; p++) {
+            T *dst = dr + off[t] + (p / NV) * step + (p % NV) * EPR;
+            VSTORE(dst, VADD(VLOAD(dst), acc[t][p]));
         }
     }
 }
 
-static void FN(ig_block)(const struct ConvDims *d, const T *w, const T *g, T *gxs, size_t t0, size_t col,
-                         size_t tail, size_t tb, int nv)
+#define CV_IG_CALL(TB_)                                                                      \
+    do {                                                                                     \
+        enum { TB2 = TB_ <= CONV_IG_ACC / 2 ? TB_ : 1, TB1 = TB_ <= CONV_IG_ACC ? TB_ : 1 };   \
+        if (nv == 2) {                                                                       \
+            FN(ig_tile)(d, w, g, gxs, 0, Ho, col, tail, TB2, 1, 2);                          \
+        } else if (pairs) {                                                                  \
+            FN(ig_tile)(d, w, g, gxs, 0, Ho & ~(size_t)1, col, tail, TB2, 2, 1);             \
+            if (Ho & 1) FN(ig_tile)(d, w, g, gxs, Ho - 1, Ho, col, tail, TB2, 1, 1);         \
+        } else {                                                                             \
+            FN(ig_tile)(d, w, g, gxs, 0, Ho, col, tail, TB1, 1, 1);                          \
+        }                                                                                    \
+    } while (0)
+
+/* w and d are offset to the first tap of the block (d->off too) */
+static void FN(ig_block)(const struct ConvDims *d, const T *w, const T *g, T *gxs, size_t col, size_t tail,
+                         size_t tb, int nv, int pairs)
 {
-#define CV_IG(TB_)                                                                           \
-    case TB_:                                                                                \
-        if (nv == 2) FN(ig_tile)(d, w, g, gxs, t0, col, tail, TB_ <= CONV_IG_ACC / 2 ? TB_ : 1, 2); \
-        else FN(ig_tile)(d, w, g, gxs, t0, col, tail, TB_ <= CONV_IG_ACC ? TB_ : 1, 1);                               \
-        break;
+    size_t Ho = d->Ho;
     switch (tb) {
-        CV_IG(1) CV_IG(2) CV_IG(4) CV_IG(8) CV_IG(16)
+    case 1: CV_IG_CALL(1); break;
+    case 2: CV_IG_CALL(2); break;
+    case 4: CV_IG_CALL(4); break;
+    case 8: CV_IG_CALL(8); break;
+    case 16: CV_IG_CALL(16); break;
     }
-#undef CV_IG
 }
+#undef CV_IG_CALL
 
 static void FN(conv_igrad)(const struct ConvDims *d, const T *w, const T *g, T *gxs)
 {
     size_t nvec = (d->Wo + EPR - 1) / EPR;
+    struct ConvDims db = *d;
     for (size_t v0 = 0; v0 < nvec; v0 += 2) {
-        int nv = nvec - v0 >= 2 ? 2 : 1;
+        int nv = nvec - v0 >= 2 ? 2 : 1, pairs = nv == 1 && d->Ho > 1;
         size_t tail = v0 + nv == nvec ? d->Wo - (nvec - 1) * EPR : EPR;
         for (size_t t = 0, tb; t < d->K; t += tb) {
-            tb = cv_pow2_tile(d->K - t, CONV_IG_ACC / nv);
-            FN(ig_block)(d, w, g, gxs, t, v0 * EPR, tail, tb, nv);
+            tb = cv_pow2_tile(d->K - t, nv == 2 || pairs ? CONV_IG_ACC / 2 : CONV_IG_ACC);
+            db.off = d->off + t;
+            FN(ig_block)(&db, w + t, g, gxs, v0 * EPR, tail, tb, nv, pairs);
         }
     }
+}
+
+/* ---- the split layout: one sample's x into xs, and its adjoint (kernels.h) ---- */
+
+/* dst[0..n) = src[0..n) */
+CV_INLINE void FN(copy_row)(const T *src, size_t n, T *dst)
+{
+    size_t i = 0;
+    for (; i + EPR <= n; i += EPR) VSTORE(dst + i, VLOAD(src + i));
+    if (i < n) VSTORE_PART(dst + i, VLOAD_PART(src + i, n - i), n - i);
+}
+
+/* ev[j] = src[2j], od[j] = src[2j+1] for 2j (+1) < n */
+CV_INLINE void FN(deint_row)(const T *src, size_t n, T *ev, T *od)
+{
+    size_t j = 0;
+    V e, o;
+    for (; 2 * j + 2 * EPR <= n; j += EPR) {
+        VDEINT2(VLOAD(src + 2 * j), VLOAD(src + 2 * j + EPR), e, o);
+        VSTORE(ev + j, e);
+        VSTORE(od + j, o);
+    }
+    size_t r = n - 2 * j;
+    if (!r) return;
+    V a = VLOAD_PART(src + 2 * j, r < EPR ? r : EPR), b = r > EPR ? VLOAD_PART(src + 2 * j + EPR, r - EPR) : VZERO();
+    VDEINT2(a, b, e, o);
+    VSTORE_PART(ev + j, e, (r + 1) / 2);
+    if (r > 1) VSTORE_PART(od + j, o, r / 2);
+}
+
+static void FN(conv_split)(const struct ConvDims *d, const T *x, T *xs)
+{
+    size_t s = d->stride, p = d->pad;
+    for (size_t c = 0; c < d->C; c++)
+        for (size_t ih = 0; ih < d->H; ih++) {
+            const T *src = x + (c * d->H + ih) * d->W;
+            T *dst = xs + (c * d->rows + ih + p) * s * d->len;
+            if (s == 1) FN(copy_row)(src, d->W, dst + p);
+            else if (s == 2) FN(deint_row)(src, d->W, dst + (p % 2) * d->len + p / 2, dst + ((p + 1) % 2) * d->len + (p + 1) / 2);
+            else
+                for (size_t iw = 0; iw < d->W; iw++) dst[((iw + p) % s) * d->len + (iw + p) / s] = src[iw];
+        }
+}
+
+/* dst[0..n) (+)= src[0..n) */
+CV_INLINE void FN(add_row)(const T *src, size_t n, T *dst, int overwrite)
+{
+    size_t i = 0;
+    for (; i + EPR <= n; i += EPR) VSTORE(dst + i, overwrite ? VLOAD(src + i) : VADD(VLOAD(src + i), VLOAD(dst + i)));
+    if (i == n) return;
+    V v = VLOAD_PART(src + i, n - i);
+    VSTORE_PART(dst + i, overwrite ? v : VADD(v, VLOAD_PART(dst + i, n - i)), n - i);
+}
+
+/* dst[2j] (+)= ev[j], dst[2j+1] (+)= od[j] for 2j (+1) < n */
+CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overwrite)
+{
+    size_t j = 0;
+    V a, b;
+    for (; 2 * j + 2 * EPR <= n; j += EPR) {
+        VINT2(VLOAD(ev + j), VLOAD(od + j), a, b);
+        if (!overwrite) a = VADD(a, VLOAD(dst + 2 * j)), b = VADD(b, VLOAD(dst + 2 * j + EPR));
+        VSTORE(dst + 2 * j, a);
+        VSTORE(dst + 2 * j + EPR, b);
+    }
+    size_t r = n - 2 * j, ra = r < EPR ? r : EPR;
+    if (!r) return;
+    VINT2(VLOAD_PART(ev + j, (r + 1) / 2), r > 1 ? VLOAD_PART(od + j, r / 2) : VZERO(), a, b);
+    if (!overwrite) a = VADD(a, VLOAD_PART(dst + 2 * j, ra));
+    VSTORE_PART(dst + 2 * j, a, ra);
+    if (r <= EPR) return;
+    if (!overwrite) b = VADD(b, VLOAD_PART(dst + 2 * j + EPR, r - EPR));
+    VSTORE_PART(dst + 2 * j + EPR, b, r - EPR);
+}
+
+static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite)
+{
+    size_t s = d->stride, p = d->pad;
+    for (size_t c = 0; c < d->C; c++)
+        for (size_t ih = 0; ih < d->H; ih++) {
+            T *dst = gx + (c * d->H + ih) * d->W;
+            const T *src = gxs + (c * d->rows + ih + p) * s * d->len;
+            if (s == 1) FN(add_row)(src + p, d->W, dst, overwrite);
+            else if (s == 2) FN(int_row)(src + (p % 2) * d->len + p / 2, src + ((p + 1) % 2) * d->len + (p + 1) / 2, d->W, dst, overwrite);
+            else
+                for (size_t iw = 0; iw < d->W; iw++) {
+                    T v = src[((iw + p) % s) * d->len + (iw + p) / s];
+                    dst[iw] = overwrite ? v : dst[iw] + v;
+                }
+        }
 }
 
 #undef FN
@@ -230,3 +365,5 @@ static void FN(conv_igrad)(const struct ConvDims *d, const T *w, const T *g, T *
 #undef CONV_WG_OB
 #undef CONV_WG_TB
 #undef CONV_IG_ACC
+#undef VDEINT2
+#undef VINT2

@@ -196,58 +196,43 @@ static void conv_pick_path(struct ConvCtx *cx, uint32_t dt)
 static void conv_direct_setup(struct ConvCtx *cx, struct Arena *a)
 {
     const struct ConvGeom *q = &cx->q;
-    size_t s = q->stride, K = q->C * q->kh * q->kw, vec_row = (q->Wo + cx->lanes - 1) / cx->lanes * cx->lanes;
-    size_t phase_len = (q->W + 2 * q->pad + s - 1) / s, reach = vec_row + (q->kw - 1) / s;
+    /* Rows of whole vectors keep every row aligned; a tile's last vector may read past its
+     * row (lanes past Wo, never stored): the buffer ends with slack for it. */
+    size_t s = q->stride, K = q->C * q->kh * q->kw;
+    size_t phase_len = (q->W + 2 * q->pad + s - 1) / s, reach = q->Wo + (q->kw - 1) / s;
     cx->rows = q->H + 2 * q->pad;
-    cx->len = phase_len > reach ? phase_len : reach;
+    cx->len = ((phase_len > reach ? phase_len : reach) + cx->lanes - 1) / cx->lanes * cx->lanes;
     size_t *off = arena_alloc(a, K * sizeof *off), t = 0;
     for (uint64_t c = 0; c < q->C; c++)
         for (uint64_t ki = 0; ki < q->kh; ki++)
             for (uint64_t kj = 0; kj < q->kw; kj++) off[t++] = ((c * cx->rows + ki) * s + kj % s) * cx->len + kj / s;
-    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * cx->len, off};
+    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * cx->len, off, q->C, q->H, q->W, s, q->pad, cx->rows, cx->len};
 }
 
-static size_t conv_split_size(const struct ConvCtx *cx) { return cx->q.C * cx->rows * cx->q.stride * cx->len; }
-
-/* One sample's x into the split layout, or (adjoint) the split gradient back into gx
- * (= or +=). Padding positions are never written, so xs keeps the zeros of its first
- * clear across samples. */
-#define CONV_SPLIT(T, sfx)                                                                     \
-    static void conv_split_##sfx(const struct ConvCtx *cx, const T *x, T *xs, int dir, int overwrite) \
-    {                                                                                          \
-        const struct ConvGeom *q = &cx->q;                                                     \
-        size_t s = q->stride, p = q->pad;                                                      \
-        for (uint64_t c = 0; c < q->C; c++)                                                    \
-            for (uint64_t ih = 0; ih < q->H; ih++) {                                           \
-                T *src = (T *)x + (c * q->H + ih) * q->W;                                      \
-                T *dst = xs + (c * cx->rows + ih + p) * s * cx->len;                           \
-                for (size_t r = 0; r < s; r++) {                                                  \
-                    size_t iw0 = (r + s - p % s) % s; /* the first column of phase r */       \
-                    T *d = dst + r * cx->len + (iw0 + p) / s;                                  \
-                    if (dir) for (size_t iw = iw0; iw < q->W; iw += s) *d++ = src[iw];         \
-                    else if (overwrite) for (size_t iw = iw0; iw < q->W; iw += s) src[iw] = *d++; \
-                    else for (size_t iw = iw0; iw < q->W; iw += s) src[iw] += *d++;            \
-                }                                                                              \
-            }                                                                                  \
-    }
-GEN_BOTH(CONV_SPLIT)
+static size_t conv_split_size(const struct ConvCtx *cx)
+{
+    return cx->q.C * cx->rows * cx->q.stride * cx->len + 2 * cx->lanes;
+}
 
 #define CONV_DIRECT_FWD(T, sfx)                                                                \
-    static void conv_direct_fwd_##sfx(const struct ConvCtx *cx, const void *x_, const void *w, \
-                                      const void *b, void *y_, void *xs_)                      \
+    static void conv_direct_fwd_##sfx(const struct ConvCtx *cx, const void *x_, const void *w_, \
+                                      const void *b, void *y_, void *scratch)                  \
     {                                                                                          \
         const struct ConvGeom *q = &cx->q;                                                     \
-        const T *x = x_;                                                                       \
-        T *y = y_, *xs = xs_;                                                                  \
+        const T *x = x_, *w = w_;                                                              \
+        T *y = y_, *xs = scratch, *wt = xs + conv_split_size(cx);                              \
         memset(xs, 0, conv_split_size(cx) * sizeof(T));                                        \
+        for (size_t o = 0; o < q->O; o++)                                                      \
+            for (size_t t = 0; t < cx->d.K; t++) wt[t * q->O + o] = w[o * cx->d.K + t];        \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            conv_split_##sfx(cx, x + n * q->C * q->H * q->W, xs, 1, 0);                        \
-            cx->ck->fwd_##sfx(&cx->d, xs, w, b, y + n * q->O * q->Ho * q->Wo);                 \
+            cx->ck->split_##sfx(&cx->d, x + n * q->C * q->H * q->W, xs);                        \
+            cx->ck->fwd_##sfx(&cx->d, xs, wt, b, y + n * q->O * q->Ho * q->Wo);                 \
         }                                                                                      \
     }
 GEN_BOTH(CONV_DIRECT_FWD)
 
-/* Per sample: the weight gradient's lane partial sums (summed into gw at the end) from
+/* The split input keeps the zeros of its first clear in the padding across samples.
+ * Per sample: the weight gradient's lane partial sums (summed into gw at the end) from
  * the input split again, and the input gradient through a split buffer (gw or gx NULL:
  * not wanted). scratch holds conv_direct_scratch() elements. */
 #define CONV_DIRECT_BWD(T, sfx)                                                                \
@@ -262,13 +247,13 @@ GEN_BOTH(CONV_DIRECT_FWD)
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
             const T *gn = g + n * q->O * q->Ho * q->Wo;                                        \
             if (gw) {                                                                          \
-                conv_split_##sfx(cx, x + n * CHW, xs, 1, 0);                                   \
+                cx->ck->split_##sfx(&cx->d, x + n * CHW, xs);                                   \
                 cx->ck->wgrad_##sfx(&cx->d, xs, gn, part);                                     \
             }                                                                                  \
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
             cx->ck->igrad_##sfx(&cx->d, w, gn, gxs);                                           \
-            conv_split_##sfx(cx, gx + n * CHW, gxs, 0, overwrite);                             \
+            cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * CHW, overwrite);                             \
         }                                                                                      \
         for (size_t i = 0; gw && i < q->O * cx->d.K; i++) {                                    \
             T sum = 0;                                                                         \
@@ -375,7 +360,7 @@ struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t 
     if (cx->ck) {
         conv_direct_setup(cx, &g->arena);
         DT_CALL(dt, conv_direct_fwd, cx, x->value->data, w->value->data, b ? b->value->data : NULL, y->value->data,
-                graph_scratch(g, conv_split_size(cx) * es));
+                graph_scratch(g, (conv_split_size(cx) + q.O * cx->d.K) * es));
         return y;
     }
     /* One gemm for the whole batch: out (O x N*HW) = W (O x K) cols (K x N*HW). The
