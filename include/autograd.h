@@ -36,6 +36,7 @@ struct Node {
     uint32_t requires_grad;         /* this node, or something it depends on, needs a gradient */
     struct Graph *graph;            /* NULL for persistent (heap) nodes */
     uint32_t n_consumers;           /* nodes of the graph that take this one as a parent */
+    uint32_t grad_stale;            /* the gradient's contents are void and read as zero */
     void *ctx;                      /* op-specific saved data (arena) */
 };
 
@@ -71,6 +72,12 @@ struct Node *node_new(struct Graph *g, int op, uint64_t ndim, const uint64_t *sh
 struct Graph *node_graph(struct Node *a, struct Node *b);   /* the graph of a or b; panics if none */
 /* The gradient of n, allocated zeroed in the arena on first use. */
 struct Tensor *node_grad(struct Node *n);
+/* Marks a persistent node's gradient as zero without touching it: the next
+ * node_grad_begin overwrites it, node_grad zeroes it first. Cheaper than zeroing when
+ * backward will write it anyway (the weight gradient of every layer). */
+void node_grad_invalidate(struct Node *n);
+/* Zeroes the gradient if it is still marked stale (nothing wrote it). */
+void node_grad_settle(struct Node *n);
 /* For a backward function about to write p's gradient: if p is an arena node whose
  * only consumer is the caller and whose gradient does not exist yet, returns an
  * uninitialised buffer and sets *overwrite, so the caller writes (=) instead of

@@ -45,7 +45,7 @@ struct EpochStats {
 typedef void (*epoch_progress_fn)(void *ctx, uint64_t done, uint64_t total, double loss);
 /* One epoch over ds (its first max_steps batches when max_steps > 0): shuffled with a seed
  * derived from the config's seed and the epoch number when the config shuffles; per batch
- * forward, loss, zero_grad, backward, step, graph reset. Returns 0, or -1 when the loss
+ * forward, loss, zero grads, backward, step, graph reset. Returns 0, or -1 when the loss
  * becomes NaN or infinite (st->steps names the batch, st->bad_loss the value). */
 int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, struct Graph *g, uint64_t epoch,
                     uint64_t max_steps, epoch_progress_fn progress, void *ctx, struct EpochStats *st);

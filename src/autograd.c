@@ -104,8 +104,22 @@ struct Graph *node_graph(struct Node *a, struct Node *b)
     panic("graph op on nodes that belong to no graph (wrap inputs with graph_input)");
 }
 
+void node_grad_invalidate(struct Node *n)
+{
+    if (n->grad) n->grad_stale = 1;
+}
+
+void node_grad_settle(struct Node *n)
+{
+    if (n->grad && n->grad_stale) {
+        memset(n->grad->data, 0, tensor_numel(n->grad) * dtype_size(n->grad->dtype));
+        n->grad_stale = 0;
+    }
+}
+
 struct Tensor *node_grad(struct Node *n)
 {
+    node_grad_settle(n);
     if (!n->grad) {
         CHECK(n->graph != NULL, "persistent node without a gradient buffer");
         n->grad = tensor_zeros_in(&n->graph->arena, n->value->ndim, n->value->shape, n->value->dtype);
@@ -115,6 +129,11 @@ struct Tensor *node_grad(struct Node *n)
 
 struct Tensor *node_grad_begin(struct Node *p, int *overwrite)
 {
+    if (p->grad && p->grad_stale) { /* the first write after an invalidate overwrites */
+        p->grad_stale = 0;
+        *overwrite = 1;
+        return p->grad;
+    }
     *overwrite = !p->grad && p->graph && p->n_consumers == 1;
     if (!*overwrite) return node_grad(p);
     p->grad = tensor_create_in(&p->graph->arena, p->value->ndim, p->value->shape, p->value->dtype);
@@ -166,7 +185,7 @@ void zero_grad(struct Node *root)
     struct Node **order;
     uint64_t n = topo_sort(root, &order);
     for (uint64_t i = 0; i < n; i++)
-        if (order[i]->grad) grad_zero(order[i]->grad);
+        if (order[i]->grad) grad_zero(order[i]->grad), order[i]->grad_stale = 0;
 }
 
 static void run_backward(struct Node *out, const struct Tensor *seed)

@@ -154,6 +154,15 @@ static uint64_t count_correct(const struct Tensor *out, const struct Tensor *y)
     return hits;
 }
 
+/* Instead of zeroing every parameter gradient before backward (one pass over all of
+ * them, then each layer's gemm reads them back), mark them stale: each layer's first
+ * write overwrites; whatever backward did not write is zeroed before the step. */
+static void net_params_apply(struct Net *net, void (*fn)(struct Node *))
+{
+    for (uint32_t i = 0; i < net->n_mods; i++)
+        for (uint32_t j = 0; j < net->mods[i]->n_params; j++) fn(net->mods[i]->param_nodes[j]);
+}
+
 int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, struct Graph *g, uint64_t epoch,
                     uint64_t max_steps, epoch_progress_fn progress, void *ctx, struct EpochStats *st)
 {
@@ -181,8 +190,9 @@ int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, 
         sum += l * (double)x->shape[0];
         seen += x->shape[0];
         if (c->loss == LOSS_CROSS_ENTROPY) hits += count_correct(out->value, y);
-        opt->zero_grad(opt);
+        net_params_apply(net, node_grad_invalidate);
         backward(loss);
+        net_params_apply(net, node_grad_settle);
         opt->step(opt);
         graph_reset(g);
         if (progress) progress(ctx, b + 1, nb, sum / (double)seen);

@@ -22,11 +22,12 @@
     }
 GEN_BOTH(BIAS_ROWS)
 
-/* gb[j] += sum over rows of g[r][j] */
-static void grad_bias_rows(const struct Tensor *g, size_t rows, size_t n, struct Tensor *gb)
+/* gb[j] += sum over rows of g[r][j] (= when overwrite: gb holds garbage then) */
+static void grad_bias_rows(const struct Tensor *g, size_t rows, size_t n, struct Tensor *gb, int overwrite)
 {
     const struct EwKernels *k = kernels_get()->ew;
-    for (size_t r = 0; r < rows; r++) {
+    if (overwrite && rows) memcpy(gb->data, g->data, n * dtype_size(g->dtype));
+    for (size_t r = overwrite ? 1 : 0; r < rows; r++) {
         if (g->dtype == DT_FLOAT32) k->axpy_f32(n, 1.0f, tensor_f32(g) + r * n, gb->data);
         else k->axpy_f64(n, 1.0, tensor_f64(g) + r * n, gb->data);
     }
@@ -43,9 +44,16 @@ static void linear_backward(struct Node *self)
         struct Tensor *gx = node_grad_begin(x, &overwrite);
         DT_CALL(dt, gemm, 0, 0, B, in, out, 1, g->data, out, w->value->data, in, overwrite ? 0 : 1, gx->data, in);
     }
-    if (node_wants_grad(w))   /* dW += g^T x */
-        DT_CALL(dt, gemm, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, 1, node_grad(w)->data, in);
-    if (b && node_wants_grad(b)) grad_bias_rows(g, B, out, node_grad(b));
+    if (node_wants_grad(w)) { /* dW += g^T x (=, after node_grad_invalidate) */
+        int ow;
+        struct Tensor *gw = node_grad_begin(w, &ow);
+        DT_CALL(dt, gemm, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, ow ? 0 : 1, gw->data, in);
+    }
+    if (b && node_wants_grad(b)) {
+        int ow;
+        struct Tensor *gb = node_grad_begin(b, &ow);
+        grad_bias_rows(g, B, out, gb, ow);
+    }
 }
 
 struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b)
