@@ -327,3 +327,35 @@ TEST(training_step_makes_no_heap_allocation)
     for (int i = 0; i < 5; i++) module_free(cnn[i]);
     tensor_free(x), tensor_free(y), tensor_free(x4), tensor_free(y4);
 }
+
+TEST(invalidated_gradients_equal_zeroed_ones)
+{
+    struct Rng rng;
+    rng_seed(&rng, 4);
+    struct Module *lin = nn_linear_create(5, 3, DT_FLOAT64, &rng);
+    struct Tensor *x = vec(4, 5, DT_FLOAT64, (const double[]){1, 2, 3, 4, 5, -1, 0, 1, 0, 2, 3, 3, -2, 1, 0, 0.5, 1, 1, 2, -3});
+    struct Tensor *y = vec(4, 1, DT_FLOAT64, (const double[]){0, 2, 1, 1});
+    struct Graph g;
+    graph_init(&g);
+    struct Node *l = loss_build_graph(&lin, 1, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
+    zero_grad(l);
+    backward(l);
+    struct Tensor *want_w = tensor_copy(lin->param_nodes[0]->grad), *want_b = tensor_copy(lin->param_nodes[1]->grad);
+    /* garbage in the buffers, marked stale: backward must overwrite, not add */
+    tensor_fill(lin->param_nodes[0]->grad, 1e6);
+    tensor_fill(lin->param_nodes[1]->grad, -7);
+    node_grad_invalidate(lin->param_nodes[0]);
+    node_grad_invalidate(lin->param_nodes[1]);
+    backward(l);
+    node_grad_settle(lin->param_nodes[0]);
+    EXPECT(test_max_err_f64(lin->param_nodes[0]->grad->data, want_w->data, 15, 1e-15, 1e-15) <= 1);
+    EXPECT(test_max_err_f64(lin->param_nodes[1]->grad->data, want_b->data, 3, 1e-15, 1e-15) <= 1);
+    /* a stale gradient that nothing wrote reads as zero after settling */
+    tensor_fill(lin->param_nodes[1]->grad, 3);
+    node_grad_invalidate(lin->param_nodes[1]);
+    node_grad_settle(lin->param_nodes[1]);
+    EXPECT_NEAR(tensor_f64(lin->param_nodes[1]->grad)[2], 0, 0);
+    tensor_free(want_w), tensor_free(want_b), tensor_free(x), tensor_free(y);
+    graph_free(&g);
+    module_free(lin);
+}
