@@ -88,7 +88,7 @@ static void hint(char *buf, size_t cap, const char *word, const char *const *nam
 static int lookup(struct Parser *p, int line, const char *what, const char *word, const struct Name *tab,
                   size_t n, int *out)
 {
-    const char *names[8];
+    const char *names[8] = {0};
     for (size_t i = 0; i < n; i++) {
         if (!str_cmp(word, tab[i].name)) {
             *out = tab[i].value;
@@ -317,7 +317,7 @@ _Static_assert(N_KEYS <= sizeof ((struct Parser *)0)->key_line / sizeof(int), "k
 
 static int unknown_key(struct Parser *p, int line, const char *k)
 {
-    const char *names[N_KEYS];
+    const char *names[N_KEYS] = {0};
     size_t n = 0;
     for (size_t i = 0; i < N_KEYS; i++)
         if (keys[i].section == p->section) names[n++] = keys[i].name;
