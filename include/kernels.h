@@ -87,17 +87,21 @@ extern const struct EwKernels ew_kernels_ref, ew_kernels_sse2, ew_kernels_avx2, 
 extern const struct GemmKernels gemm_kernels_sse2, gemm_kernels_avx2, gemm_kernels_avx512;
 
 /* Direct convolution of one sample (nn_layers.c builds the operands). The input is
- * zero-padded and split by column phase: for stride s, row (c, hp, r) of xs holds padded
- * columns r, r+s, r+2s, ... of padded row hp of channel c, at xs + ((c*rows + hp)*s + r)*len.
- * Tap t = (c*kh + ki)*kw + kj of K = C*kh*kw then reads, for output row oh, the contiguous
- * run xs + oh*row_step + off[t] + ow (row_step = s*s*len, off[t] = ((c*rows + ki)*s +
- * kj%s)*len + kj/s). Kernels read whole vectors: up to 2*lanes past the end of a run,
- * so xs must hold finite values there (and be that much longer than its rows). Weights are w[o][t] (PyTorch's layout); y and g are one sample's NCHW output and
- * its gradient (O x Ho x Wo). */
+ * zero-padded and split by column phase: for stride s, the slot (c, hp, r) of len
+ * elements at xs + lead + ((c*rows + hp)*s + r)*len holds the padded columns r, r+s,
+ * r+2s, ... of padded row hp of channel c, from its first data column on: the lp(r) =
+ * ceil((pad-r)/s) leading padding columns (r < pad) sit at the end of the slot before,
+ * which holds zeros there. Tap t = (c*kh + ki)*kw + kj of K = C*kh*kw then reads, for
+ * output row oh, the contiguous run xs + oh*row_step + off[t] + ow (row_step = s*s*len,
+ * off[t] = lead + ((c*rows + ki)*s + kj%s)*len + kj/s - lp(kj%s)). Kernels read whole
+ * vectors, up to 2*lanes past the end of a run: the slack after the last slot and lead
+ * (>= every lp) before the first keep those reads inside the buffer. Weights are
+ * w[o][t] (PyTorch's layout); y and g are one sample's NCHW output and its gradient
+ * (O x Ho x Wo). */
 struct ConvDims {
     size_t O, K, Ho, Wo, row_step;
     const size_t *off;
-    size_t C, H, W, stride, pad, rows, len;   /* the input and its split layout */
+    size_t C, H, W, stride, pad, rows, len, lead, slack;   /* the input and its split layout */
 };
 struct ConvKernels {
     int lanes_f32, lanes_f64;   /* vector lanes: the partial sums of wgrad per weight */
@@ -111,7 +115,8 @@ struct ConvKernels {
     /* gxs += the adjoint of the forward (same layout as xs; lanes past Wo add zeros) */
     void (*igrad_f32)(const struct ConvDims *d, const float *w, const float *g, float *gxs);
     void (*igrad_f64)(const struct ConvDims *d, const double *w, const double *g, double *gxs);
-    /* xs = the split layout of one sample's x (C x H x W); padding positions untouched */
+    /* xs (lead + C*rows*s*len + slack elements, all written) = the split layout of one
+     * sample's x (C x H x W) */
     void (*split_f32)(const struct ConvDims *d, const float *x, float *xs);
     void (*split_f64)(const struct ConvDims *d, const double *x, double *xs);
     /* gx (+)= the gradient gathered back from the split layout (= when overwrite) */

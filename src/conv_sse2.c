@@ -1,5 +1,5 @@
 /* conv_sse2: the direct convolution kernels for the x86-64 baseline (SSE2, no FMA, no
- * masked moves: partial rows go through a small array). */
+ * masked moves: partial rows go through a small array; 0 lanes read nothing). */
 #include "kernels.h"
 
 #include <emmintrin.h>
@@ -17,7 +17,10 @@ static inline void store_part_f32(float *p, __m128 v, size_t n)
     _mm_storeu_ps(t, v);
     memcpy(p, t, n * sizeof *p);
 }
-static inline __m128d load_part_f64(const double *p, size_t n) { return n == 2 ? _mm_loadu_pd(p) : _mm_load_sd(p); }
+static inline __m128d load_part_f64(const double *p, size_t n)
+{
+    return n == 2 ? _mm_loadu_pd(p) : n == 1 ? _mm_load_sd(p) : _mm_setzero_pd();
+}
 static inline void store_part_f64(double *p, __m128d v, size_t n)
 {
     if (n == 2) _mm_storeu_pd(p, v);

@@ -258,46 +258,62 @@ static void FN(conv_igrad)(const struct ConvDims *d, const T *w, const T *g, T *
     }
 }
 
-/* ---- the split layout: one sample's x into xs, and its adjoint (kernels.h) ---- */
+/* ---- the split layout: one sample's x into xs, and its adjoint (kernels.h) ----
+ * Every position of xs is written (data, or zeros), so the buffer needs no clearing. */
 
-/* dst[0..n) = src[0..n) */
-CV_INLINE void FN(copy_row)(const T *src, size_t n, T *dst)
+/* Padded columns of phase r before the first data column. */
+static inline size_t FN(lead_cols)(size_t r, size_t s, size_t p) { return r < p ? (p - r + s - 1) / s : 0; }
+
+/* dst[0..len) = src[0..n), zeros after (len a multiple of EPR) */
+CV_INLINE void FN(copy_slot)(const T *src, size_t n, T *dst, size_t len)
 {
-    size_t i = 0;
-    for (; i + EPR <= n; i += EPR) VSTORE(dst + i, VLOAD(src + i));
-    if (i < n) VSTORE_PART(dst + i, VLOAD_PART(src + i, n - i), n - i);
+    for (size_t i = 0; i < len; i += EPR) {
+        size_t r = i < n ? n - i : 0;
+        VSTORE(dst + i, r >= EPR ? VLOAD(src + i) : VLOAD_PART(src + i, r));
+    }
 }
 
-/* ev[j] = src[2j], od[j] = src[2j+1] for 2j (+1) < n */
-CV_INLINE void FN(deint_row)(const T *src, size_t n, T *ev, T *od)
+/* ev[0..len) = src[0, 2, 4, ..), od[0..len) = src[1, 3, ..] from src[0..n), zeros after */
+CV_INLINE void FN(deint_slots)(const T *src, size_t n, T *ev, T *od, size_t len)
 {
-    size_t j = 0;
     V e, o;
-    for (; 2 * j + 2 * EPR <= n; j += EPR) {
-        VDEINT2(VLOAD(src + 2 * j), VLOAD(src + 2 * j + EPR), e, o);
+    for (size_t j = 0; j < len; j += EPR) {
+        size_t r = 2 * j < n ? n - 2 * j : 0;
+        V a = r >= EPR ? VLOAD(src + 2 * j) : VLOAD_PART(src + 2 * j, r);
+        V b = r >= 2 * EPR ? VLOAD(src + 2 * j + EPR) : VLOAD_PART(src + 2 * j + EPR, r > EPR ? r - EPR : 0);
+        VDEINT2(a, b, e, o);
         VSTORE(ev + j, e);
         VSTORE(od + j, o);
     }
-    size_t r = n - 2 * j;
-    if (!r) return;
-    V a = VLOAD_PART(src + 2 * j, r < EPR ? r : EPR), b = r > EPR ? VLOAD_PART(src + 2 * j + EPR, r - EPR) : VZERO();
-    VDEINT2(a, b, e, o);
-    VSTORE_PART(ev + j, e, (r + 1) / 2);
-    if (r > 1) VSTORE_PART(od + j, o, r / 2);
+}
+
+static void FN(zero)(T *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += EPR) VSTORE(p + i, VZERO());
 }
 
 static void FN(conv_split)(const struct ConvDims *d, const T *x, T *xs)
 {
-    size_t s = d->stride, p = d->pad;
-    for (size_t c = 0; c < d->C; c++)
+    size_t s = d->stride, p = d->pad, L = d->len, row = s * L;
+    FN(zero)(xs, d->lead);
+    for (size_t c = 0; c < d->C; c++) {
+        T *xc = xs + d->lead + c * d->rows * row;
+        FN(zero)(xc, p * row);
         for (size_t ih = 0; ih < d->H; ih++) {
             const T *src = x + (c * d->H + ih) * d->W;
-            T *dst = xs + (c * d->rows + ih + p) * s * d->len;
-            if (s == 1) FN(copy_row)(src, d->W, dst + p);
-            else if (s == 2) FN(deint_row)(src, d->W, dst + (p % 2) * d->len + p / 2, dst + ((p + 1) % 2) * d->len + (p + 1) / 2);
+            T *dst = xc + (ih + p) * row;
+            if (s == 1) FN(copy_slot)(src, d->W, dst, L);
+            else if (s == 2) FN(deint_slots)(src, d->W, dst + (p % 2) * L, dst + ((p + 1) % 2) * L, L);
             else
-                for (size_t iw = 0; iw < d->W; iw++) dst[((iw + p) % s) * d->len + (iw + p) / s] = src[iw];
+                for (size_t r = 0; r < s; r++)
+                    for (size_t i = 0, lp = FN(lead_cols)(r, s, p); i < L; i++) {
+                        size_t col = (i + lp) * s + r; /* padded column */
+                        dst[r * L + i] = col >= p && col - p < d->W ? src[col - p] : 0;
+                    }
         }
+        FN(zero)(xc + (d->H + p) * row, (d->rows - d->H - p) * row);
+    }
+    FN(zero)(xs + d->lead + d->C * d->rows * row, d->slack);
 }
 
 /* dst[0..n) (+)= src[0..n) */
@@ -306,7 +322,7 @@ CV_INLINE void FN(add_row)(const T *src, size_t n, T *dst, int overwrite)
     size_t i = 0;
     for (; i + EPR <= n; i += EPR) VSTORE(dst + i, overwrite ? VLOAD(src + i) : VADD(VLOAD(src + i), VLOAD(dst + i)));
     if (i == n) return;
-    V v = VLOAD_PART(src + i, n - i);
+    V v = VLOAD(src + i);
     VSTORE_PART(dst + i, overwrite ? v : VADD(v, VLOAD_PART(dst + i, n - i)), n - i);
 }
 
@@ -323,7 +339,7 @@ CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overw
     }
     size_t r = n - 2 * j, ra = r < EPR ? r : EPR;
     if (!r) return;
-    VINT2(VLOAD_PART(ev + j, (r + 1) / 2), r > 1 ? VLOAD_PART(od + j, r / 2) : VZERO(), a, b);
+    VINT2(VLOAD(ev + j), VLOAD(od + j), a, b);
     if (!overwrite) a = VADD(a, VLOAD_PART(dst + 2 * j, ra));
     VSTORE_PART(dst + 2 * j, a, ra);
     if (r <= EPR) return;
@@ -333,16 +349,17 @@ CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overw
 
 static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite)
 {
-    size_t s = d->stride, p = d->pad;
+    size_t s = d->stride, p = d->pad, L = d->len, row = s * L;
     for (size_t c = 0; c < d->C; c++)
         for (size_t ih = 0; ih < d->H; ih++) {
             T *dst = gx + (c * d->H + ih) * d->W;
-            const T *src = gxs + (c * d->rows + ih + p) * s * d->len;
-            if (s == 1) FN(add_row)(src + p, d->W, dst, overwrite);
-            else if (s == 2) FN(int_row)(src + (p % 2) * d->len + p / 2, src + ((p + 1) % 2) * d->len + (p + 1) / 2, d->W, dst, overwrite);
+            const T *src = gxs + d->lead + (c * d->rows + ih + p) * row;
+            if (s == 1) FN(add_row)(src, d->W, dst, overwrite);
+            else if (s == 2) FN(int_row)(src + (p % 2) * L, src + ((p + 1) % 2) * L, d->W, dst, overwrite);
             else
                 for (size_t iw = 0; iw < d->W; iw++) {
-                    T v = src[((iw + p) % s) * d->len + (iw + p) / s];
+                    size_t r = (iw + p) % s;
+                    T v = src[r * L + (iw + p) / s - FN(lead_cols)(r, s, p)];
                     dst[iw] = overwrite ? v : dst[iw] + v;
                 }
         }

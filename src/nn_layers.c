@@ -172,7 +172,8 @@ struct ConvCtx {
     void *cols;
     const struct ConvKernels *ck;   /* NULL: im2col + gemm */
     struct ConvDims d;
-    size_t lanes, rows, len;
+    size_t lanes;
+    void *xs;                       /* the split input of every sample, for the weight gradient */
 };
 
 /* The ISA's direct kernels; none on the reference path, which keeps im2col + gemm. */
@@ -201,72 +202,75 @@ static void conv_pick_path(struct ConvCtx *cx, uint32_t dt)
     cx->lanes = lanes;
 }
 
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+/* The split layout of kernels.h: slots of whole vectors (aligned rows) long enough for a
+ * phase's padded columns and for the leading padding of the next slot. */
 static void conv_direct_setup(struct ConvCtx *cx, struct Arena *a)
 {
     const struct ConvGeom *q = &cx->q;
-    /* Rows of whole vectors keep every row aligned; a tile's last vector may read past its
-     * row (lanes past Wo, never stored): the buffer ends with slack for it. */
-    size_t s = q->stride, K = q->C * q->kh * q->kw;
-    size_t phase_len = (q->W + 2 * q->pad + s - 1) / s, reach = q->Wo + (q->kw - 1) / s;
-    cx->rows = q->H + 2 * q->pad;
-    cx->len = ((phase_len > reach ? phase_len : reach) + cx->lanes - 1) / cx->lanes * cx->lanes;
+    size_t s = q->stride, p = q->pad, K = q->C * q->kh * q->kw, lanes = cx->lanes;
+    size_t phase_len = (q->W + 2 * p + s - 1) / s, lead_max = (p + s - 1) / s, data = (q->W + s - 1) / s;
+    size_t len = round_up(phase_len > data + lead_max ? phase_len : data + lead_max, lanes);
+    size_t rows = q->H + 2 * p, lead = round_up(lead_max, lanes);
     size_t *off = arena_alloc(a, K * sizeof *off), t = 0;
     for (uint64_t c = 0; c < q->C; c++)
         for (uint64_t ki = 0; ki < q->kh; ki++)
-            for (uint64_t kj = 0; kj < q->kw; kj++) off[t++] = ((c * cx->rows + ki) * s + kj % s) * cx->len + kj / s;
-    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * cx->len, off, q->C, q->H, q->W, s, q->pad, cx->rows, cx->len};
+            for (uint64_t kj = 0; kj < q->kw; kj++) {
+                size_t r = kj % s, lp = r < p ? (p - r + s - 1) / s : 0;
+                off[t++] = lead + ((c * rows + ki) * s + r) * len + kj / s - lp;
+            }
+    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * len, off, q->C, q->H, q->W, s, p, rows, len, lead, 2 * lanes};
 }
 
 static size_t conv_split_size(const struct ConvCtx *cx)
 {
-    return cx->q.C * cx->rows * cx->q.stride * cx->len + 2 * cx->lanes;
+    return cx->d.lead + cx->q.C * cx->d.rows * cx->q.stride * cx->d.len + cx->d.slack;
 }
 
+/* xs_all holds every sample's split input (kept for the weight gradient), or is NULL:
+ * then one sample's at a time in the scratch. */
 #define CONV_DIRECT_FWD(T, sfx)                                                                \
     static void conv_direct_fwd_##sfx(const struct ConvCtx *cx, const void *x_, const void *w_, \
-                                      const void *b, void *y_, void *scratch)                  \
+                                      const void *b, void *y_, T *xs_all, void *scratch)       \
     {                                                                                          \
         const struct ConvGeom *q = &cx->q;                                                     \
         const T *x = x_, *w = w_;                                                              \
-        T *y = y_, *xs = scratch, *wt = xs + conv_split_size(cx);                              \
-        memset(xs, 0, conv_split_size(cx) * sizeof(T));                                        \
+        size_t xsn = conv_split_size(cx);                                                      \
+        T *y = y_, *xs = scratch, *wt = xs + xsn;                                              \
         for (size_t o = 0; o < q->O; o++)                                                      \
             for (size_t t = 0; t < cx->d.K; t++) wt[t * q->O + o] = w[o * cx->d.K + t];        \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
+            if (xs_all) xs = xs_all + n * xsn;                                                 \
             cx->ck->split_##sfx(&cx->d, x + n * q->C * q->H * q->W, xs);                        \
             cx->ck->fwd_##sfx(&cx->d, xs, wt, b, y + n * q->O * q->Ho * q->Wo);                 \
         }                                                                                      \
     }
 GEN_BOTH(CONV_DIRECT_FWD)
 
-/* The split input keeps the zeros of its first clear in the padding across samples.
- * Per sample: the weight gradient's lane partial sums (summed into gw at the end) from
- * the input split again, and the input gradient through a split buffer (gw or gx NULL:
- * not wanted). scratch holds conv_direct_scratch() elements. */
+/* Per sample: the weight gradient's lane partial sums (summed into gw at the end) from
+ * the split input the forward kept, and the input gradient through a split buffer (gw
+ * or gx NULL: not wanted). scratch holds the partial sums and the gradient buffer. */
 #define CONV_DIRECT_BWD(T, sfx)                                                                \
-    static void conv_direct_bwd_##sfx(const struct ConvCtx *cx, const void *x_, const void *w, \
-                                      const void *g_, T *gw, T *gx, int overwrite, T *scratch) \
+    static void conv_direct_bwd_##sfx(const struct ConvCtx *cx, const void *w, const void *g_, \
+                                      T *gw, int w_overwrite, T *gx, int overwrite, T *scratch) \
     {                                                                                          \
         const struct ConvGeom *q = &cx->q;                                                     \
-        const T *x = x_, *g = g_;                                                              \
-        size_t xsn = conv_split_size(cx), npart = q->O * cx->d.K * cx->lanes, CHW = q->C * q->H * q->W; \
-        T *xs = scratch, *gxs = xs + (gw ? xsn : 0), *part = gxs + (gx ? xsn : 0);            \
-        if (gw) memset(xs, 0, xsn * sizeof(T)), memset(part, 0, npart * sizeof(T));           \
+        const T *g = g_, *xs = cx->xs;                                                         \
+        size_t xsn = conv_split_size(cx), npart = q->O * cx->d.K * cx->lanes, gn = q->O * q->Ho * q->Wo; \
+        T *part = scratch, *gxs = part + (gw ? npart : 0);                                     \
+        if (gw) memset(part, 0, npart * sizeof(T));                                            \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            const T *gn = g + n * q->O * q->Ho * q->Wo;                                        \
-            if (gw) {                                                                          \
-                cx->ck->split_##sfx(&cx->d, x + n * CHW, xs);                                   \
-                cx->ck->wgrad_##sfx(&cx->d, xs, gn, part);                                     \
-            }                                                                                  \
+            if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, g + n * gn, part);                \
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
-            cx->ck->igrad_##sfx(&cx->d, w, gn, gxs);                                           \
-            cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * CHW, overwrite);                             \
+            cx->ck->igrad_##sfx(&cx->d, w, g + n * gn, gxs);                                   \
+            cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * q->C * q->H * q->W, overwrite);         \
         }                                                                                      \
         for (size_t i = 0; gw && i < q->O * cx->d.K; i++) {                                    \
             T sum = 0;                                                                         \
             for (size_t l = 0; l < cx->lanes; l++) sum += part[i * cx->lanes + l];             \
-            gw[i] += sum;                                                                      \
+            gw[i] = w_overwrite ? sum : gw[i] + sum;                                           \
         }                                                                                      \
     }
 GEN_BOTH(CONV_DIRECT_BWD)
@@ -277,16 +281,18 @@ static void conv2d_backward_direct(struct Node *self)
     const struct ConvCtx *cx = self->ctx;
     const struct ConvGeom *q = &cx->q;
     uint32_t dt = self->grad->dtype;
-    int want_w = node_wants_grad(w), want_x = node_wants_grad(x), overwrite = 0;
+    int want_w = node_wants_grad(w), want_x = node_wants_grad(x), overwrite = 0, w_overwrite = 0, b_overwrite = 0;
     size_t es = dtype_size(dt), xsn = conv_split_size(cx), HW = q->Ho * q->Wo;
-    size_t need = (want_w ? xsn + q->O * cx->d.K * cx->lanes : 0) + (want_x ? xsn : 0);
+    size_t need = (want_w ? q->O * cx->d.K * cx->lanes : 0) + (want_x ? xsn : 0);
     void *scratch = graph_scratch(self->graph, need * es);
-    void *gw = want_w ? node_grad(w)->data : NULL, *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
+    void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
+    void *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
     if (want_w || want_x)
-        DT_CALL(dt, conv_direct_bwd, cx, x->value->data, w->value->data, self->grad->data, gw, gx, overwrite, scratch);
+        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, gw, w_overwrite, gx, overwrite, scratch);
     if (!b || !node_wants_grad(b)) return;
     const struct EwKernels *k = kernels_get()->ew;
-    char *gb = node_grad(b)->data;
+    char *gb = node_grad_begin(b, &b_overwrite)->data;
+    if (b_overwrite) memset(gb, 0, q->O * es);
     for (uint64_t n = 0; n < q->N; n++)
         for (uint64_t o = 0; o < q->O; o++) {
             const char *gp = (const char *)self->grad->data + (n * q->O + o) * HW * es;
@@ -367,8 +373,10 @@ struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t 
     conv_pick_path(cx, dt);
     if (cx->ck) {
         conv_direct_setup(cx, &g->arena);
+        size_t xsn = conv_split_size(cx);
+        cx->xs = node_wants_grad(w) ? arena_alloc(&g->arena, q.N * xsn * es) : NULL;
         DT_CALL(dt, conv_direct_fwd, cx, x->value->data, w->value->data, b ? b->value->data : NULL, y->value->data,
-                graph_scratch(g, (conv_split_size(cx) + q.O * cx->d.K) * es));
+                cx->xs, graph_scratch(g, (q.O * cx->d.K + xsn) * es));
         return y;
     }
     /* One gemm for the whole batch: out (O x N*HW) = W (O x K) cols (K x N*HW). The

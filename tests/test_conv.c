@@ -68,7 +68,8 @@ static double grad_err(const struct Tensor *t, const double *ref, double base, u
 
 /* One case in one dtype: forward, then one backward call with a random output gradient.
  * want_x = 0 is the first layer of a net (no input gradient); accumulate = 1 gives the
- * input gradient a prior value, so the kernel must add rather than write. */
+ * gradients prior values, so the kernels must add rather than write; accumulate = 0
+ * leaves the parameter gradients invalidated (stale garbage the kernels must overwrite). */
 static void check_case(const struct ConvCase *c, uint32_t dt, uint64_t seed, int want_x, int accumulate)
 {
     uint64_t Ho = out_size(c->H, c->kh, c->stride, c->pad), Wo = out_size(c->W, c->kw, c->stride, c->pad);
@@ -92,14 +93,17 @@ static void check_case(const struct ConvCase *c, uint32_t dt, uint64_t seed, int
                (unsigned long long)c->kw, err);
 
     if (want_x && accumulate) tensor_fill(node_grad(xn), 1.0);
+    tensor_fill(wn->grad, accumulate ? 1.0 : 7.0), tensor_fill(bn->grad, accumulate ? 1.0 : 7.0);
+    if (!accumulate) node_grad_invalidate(wn), node_grad_invalidate(bn); /* the 7s must not show */
     memcpy(node_grad(y)->data, gy->data, tensor_numel(gy) * dtype_size(dt));
     y->backward_fn(y);
     size_t nw = tensor_numel(w), nx = tensor_numel(x);
     double *gw = calloc(nw + c->O + nx, sizeof *gw), *gb = gw + nw, *gx = gb + c->O;
     ref_grads(c, x, w, gy, gw, gb, gx);
     uint64_t wterms = c->N * Ho * Wo, xterms = c->O * c->kh * c->kw;
-    double ew = grad_err(wn->grad, gw, 0, wterms), eb = grad_err(bn->grad, gb, 0, wterms);
-    double ex = want_x ? grad_err(xn->grad, gx, accumulate ? 1.0 : 0.0, xterms) : 0;
+    double base = accumulate ? 1.0 : 0.0;
+    double ew = grad_err(wn->grad, gw, base, wterms), eb = grad_err(bn->grad, gb, base, wterms);
+    double ex = want_x ? grad_err(xn->grad, gx, base, xterms) : 0;
     EXPECT_MSG(!want_x ? xn->grad == NULL : 1, "input gradient made though not wanted");
     EXPECT_MSG(ew <= 1 && eb <= 1 && ex <= 1,
                "grads %s N%llu C%llu %llux%llu O%llu k%llux%llu s%llu p%llu: weight %.3g bias %.3g input %.3g of tolerance",
