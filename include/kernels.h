@@ -109,9 +109,10 @@ struct ConvKernels {
      * (b may be NULL) */
     void (*fwd_f32)(const struct ConvDims *d, const float *xs, const float *wt, const float *b, float *y);
     void (*fwd_f64)(const struct ConvDims *d, const double *xs, const double *wt, const double *b, double *y);
-    /* part[(o*K + t)*lanes + l] += lane l of the sum over oh, ow of g[o][oh][ow] xs(oh, t)[ow] */
-    void (*wgrad_f32)(const struct ConvDims *d, const float *xs, const float *g, float *part);
-    void (*wgrad_f64)(const struct ConvDims *d, const double *xs, const double *g, double *part);
+    /* part[(o*K + t)*lanes + l] += lane l of the sum over oh, ow of g[o][oh][ow] xs(oh, t)[ow],
+     * and (partb not NULL) partb[o*lanes + l] += lane l of the sum of g[o] */
+    void (*wgrad_f32)(const struct ConvDims *d, const float *xs, const float *g, float *part, float *partb);
+    void (*wgrad_f64)(const struct ConvDims *d, const double *xs, const double *g, double *part, double *partb);
     /* gxs += the adjoint of the forward (same layout as xs; lanes past Wo add zeros) */
     void (*igrad_f32)(const struct ConvDims *d, const float *w, const float *g, float *gxs);
     void (*igrad_f64)(const struct ConvDims *d, const double *w, const double *g, double *gxs);

@@ -130,40 +130,48 @@ CV_INLINE void FN(wg_step)(const V *gv, const T *const *xp, size_t i, V acc[][CO
 
 /* One pointer per tap and per channel walks down the rows: the tile's offsets stay in
  * registers. */
-CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T *part, const size_t *off,
-                           const int OB, const int TB)
+CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T *part, T *partb,
+                           const size_t *off, const int OB, const int TB)
 {
     const size_t HW = d->Ho * d->Wo, Wo = d->Wo, Ho = d->Ho, K = d->K, step = d->row_step;
     const size_t nfull = Wo / EPR, tail = Wo % EPR;
     const T *xp[CONV_WG_TB], *gp[CONV_WG_OB];
     CV_UNROLL for (int t = 0; t < TB; t++) xp[t] = xs + off[t];
     CV_UNROLL for (int o = 0; o < OB; o++) gp[o] = g + o * HW;
-    V acc[CONV_WG_OB][CONV_WG_TB], gv[CONV_WG_OB];
-    CV_UNROLL for (int o = 0; o < OB; o++) CV_UNROLL for (int t = 0; t < TB; t++) acc[o][t] = VZERO();
+    V acc[CONV_WG_OB][CONV_WG_TB], gv[CONV_WG_OB], accb[CONV_WG_OB];
+    CV_UNROLL for (int o = 0; o < OB; o++) {
+        accb[o] = VZERO();
+        CV_UNROLL for (int t = 0; t < TB; t++) acc[o][t] = VZERO();
+    }
     for (size_t oh = 0; oh < Ho; oh++) {
         for (size_t v = 0; v < nfull; v++) {
             CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD(gp[o] + v * EPR);
             FN(wg_step)(gv, xp, v * EPR, acc, OB, TB);
+            if (partb) CV_UNROLL for (int o = 0; o < OB; o++) accb[o] = VADD(accb[o], gv[o]);
         }
         if (tail) {
             CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD_PART(gp[o] + nfull * EPR, tail);
             FN(wg_step)(gv, xp, nfull * EPR, acc, OB, TB);
+            if (partb) CV_UNROLL for (int o = 0; o < OB; o++) accb[o] = VADD(accb[o], gv[o]);
         }
         CV_UNROLL for (int t = 0; t < TB; t++) xp[t] += step;
         CV_UNROLL for (int o = 0; o < OB; o++) gp[o] += Wo;
     }
-    CV_UNROLL for (int o = 0; o < OB; o++) CV_UNROLL for (int t = 0; t < TB; t++) {
-        T *p = part + (o * K + t) * EPR;
-        VSTORE(p, VADD(VLOAD(p), acc[o][t]));
+    CV_UNROLL for (int o = 0; o < OB; o++) {
+        CV_UNROLL for (int t = 0; t < TB; t++) {
+            T *p = part + (o * K + t) * EPR;
+            VSTORE(p, VADD(VLOAD(p), acc[o][t]));
+        }
+        if (partb) VSTORE(partb + o * EPR, VADD(VLOAD(partb + o * EPR), accb[o]));
     }
 }
 
-static void FN(wg_block)(const struct ConvDims *d, const T *xs, const T *g, T *part, const size_t *off,
+static void FN(wg_block)(const struct ConvDims *d, const T *xs, const T *g, T *part, T *partb, const size_t *off,
                          size_t ob, size_t tb)
 {
 #define CV_WG(OB_, TB_)                                                                       \
     if (ob == OB_ && tb == TB_) {                                                             \
-        FN(wg_tile)(d, xs, g, part, off, OB_ <= CONV_WG_OB ? OB_ : 1, TB_ <= CONV_WG_TB ? TB_ : 1); \
+        FN(wg_tile)(d, xs, g, part, partb, off, OB_ <= CONV_WG_OB ? OB_ : 1, TB_ <= CONV_WG_TB ? TB_ : 1); \
         return;                                                                               \
     }
 #define CV_WG_ROW(OB_) CV_WG(OB_, 1) CV_WG(OB_, 2) CV_WG(OB_, 4) CV_WG(OB_, 8)
@@ -172,14 +180,17 @@ static void FN(wg_block)(const struct ConvDims *d, const T *xs, const T *g, T *p
 #undef CV_WG
 }
 
-static void FN(conv_wgrad)(const struct ConvDims *d, const T *xs, const T *g, T *part)
+/* The bias gradient's partial sums ride along with the first block of taps, whose tiles
+ * load every row of g anyway. */
+static void FN(conv_wgrad)(const struct ConvDims *d, const T *xs, const T *g, T *part, T *partb)
 {
     size_t HW = d->Ho * d->Wo;
     for (size_t o = 0, ob; o < d->O; o += ob) {
         ob = cv_pow2_tile(d->O - o, CONV_WG_OB);
         for (size_t t = 0, tb; t < d->K; t += tb) {
             tb = cv_pow2_tile(d->K - t, CONV_WG_TB);
-            FN(wg_block)(d, xs, g + o * HW, part + (o * d->K + t) * EPR, d->off + t, ob, tb);
+            FN(wg_block)(d, xs, g + o * HW, part + (o * d->K + t) * EPR, t || !partb ? NULL : partb + o * EPR,
+                         d->off + t, ob, tb);
         }
     }
 }

@@ -248,30 +248,40 @@ static size_t conv_split_size(const struct ConvCtx *cx)
     }
 GEN_BOTH(CONV_DIRECT_FWD)
 
-/* Per sample: the weight gradient's lane partial sums (summed into gw at the end) from
- * the split input the forward kept, and the input gradient through a split buffer (gw
- * or gx NULL: not wanted). scratch holds the partial sums and the gradient buffer. */
+/* The lane partial sums of gw (and of gb) summed into them, = when overwrite. */
+#define CONV_REDUCE(T, sfx)                                                                    \
+    static void conv_reduce_##sfx(size_t n, size_t lanes, const T *part, T *out, int overwrite) \
+    {                                                                                          \
+        for (size_t i = 0; i < n; i++) {                                                       \
+            T sum = 0;                                                                         \
+            for (size_t l = 0; l < lanes; l++) sum += part[i * lanes + l];                     \
+            out[i] = overwrite ? sum : out[i] + sum;                                           \
+        }                                                                                      \
+    }
+GEN_BOTH(CONV_REDUCE)
+
+/* Per sample: the weight (and bias) gradient's lane partial sums from the split input
+ * the forward kept, and the input gradient through a split buffer (gw, gb or gx NULL:
+ * not wanted; gb only with gw). scratch holds the partial sums and the gradient buffer. */
 #define CONV_DIRECT_BWD(T, sfx)                                                                \
     static void conv_direct_bwd_##sfx(const struct ConvCtx *cx, const void *w, const void *g_, \
-                                      T *gw, int w_overwrite, T *gx, int overwrite, T *scratch) \
+                                      T *gw, int w_overwrite, T *gb, int b_overwrite, T *gx,   \
+                                      int overwrite, T *scratch)                               \
     {                                                                                          \
         const struct ConvGeom *q = &cx->q;                                                     \
         const T *g = g_, *xs = cx->xs;                                                         \
-        size_t xsn = conv_split_size(cx), npart = q->O * cx->d.K * cx->lanes, gn = q->O * q->Ho * q->Wo; \
-        T *part = scratch, *gxs = part + (gw ? npart : 0);                                     \
+        size_t xsn = conv_split_size(cx), npart = (q->O * cx->d.K + q->O) * cx->lanes, gn = q->O * q->Ho * q->Wo; \
+        T *part = scratch, *partb = gb ? part + q->O * cx->d.K * cx->lanes : NULL, *gxs = part + (gw ? npart : 0); \
         if (gw) memset(part, 0, npart * sizeof(T));                                            \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, g + n * gn, part);                \
+            if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, g + n * gn, part, partb);        \
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
             cx->ck->igrad_##sfx(&cx->d, w, g + n * gn, gxs);                                   \
             cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * q->C * q->H * q->W, overwrite);         \
         }                                                                                      \
-        for (size_t i = 0; gw && i < q->O * cx->d.K; i++) {                                    \
-            T sum = 0;                                                                         \
-            for (size_t l = 0; l < cx->lanes; l++) sum += part[i * cx->lanes + l];             \
-            gw[i] = w_overwrite ? sum : gw[i] + sum;                                           \
-        }                                                                                      \
+        if (gw) conv_reduce_##sfx(q->O * cx->d.K, cx->lanes, part, gw, w_overwrite);           \
+        if (gb) conv_reduce_##sfx(q->O, cx->lanes, partb, gb, b_overwrite);                    \
     }
 GEN_BOTH(CONV_DIRECT_BWD)
 
@@ -281,17 +291,20 @@ static void conv2d_backward_direct(struct Node *self)
     const struct ConvCtx *cx = self->ctx;
     const struct ConvGeom *q = &cx->q;
     uint32_t dt = self->grad->dtype;
-    int want_w = node_wants_grad(w), want_x = node_wants_grad(x), overwrite = 0, w_overwrite = 0, b_overwrite = 0;
-    size_t es = dtype_size(dt), xsn = conv_split_size(cx), HW = q->Ho * q->Wo;
-    size_t need = (want_w ? q->O * cx->d.K * cx->lanes : 0) + (want_x ? xsn : 0);
+    int want_w = node_wants_grad(w), want_x = node_wants_grad(x), want_b = b && node_wants_grad(b);
+    int overwrite = 0, w_overwrite = 0, b_overwrite = 0;
+    size_t es = dtype_size(dt), HW = q->Ho * q->Wo;
+    size_t need = (want_w ? (q->O * cx->d.K + q->O) * cx->lanes : 0) + (want_x ? conv_split_size(cx) : 0);
     void *scratch = graph_scratch(self->graph, need * es);
     void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
+    void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
     void *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
     if (want_w || want_x)
-        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, gw, w_overwrite, gx, overwrite, scratch);
-    if (!b || !node_wants_grad(b)) return;
+        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, gw, w_overwrite, want_w ? gb : NULL,
+                b_overwrite, gx, overwrite, scratch);
+    if (!want_b || want_w) return;
+    /* a bias without its weight's gradient (frozen weights): sums of g alone */
     const struct EwKernels *k = kernels_get()->ew;
-    char *gb = node_grad_begin(b, &b_overwrite)->data;
     if (b_overwrite) memset(gb, 0, q->O * es);
     for (uint64_t n = 0; n < q->N; n++)
         for (uint64_t o = 0; o < q->O; o++) {

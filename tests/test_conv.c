@@ -127,3 +127,34 @@ TEST_ISA(conv_first_layer_makes_no_input_gradient)
 {
     for (uint32_t dt = 0; dt < DT_COUNT; dt++) check_case(&cases[0], dt, 77, 0, 0);
 }
+
+/* Frozen weights: the bias gradient alone (the direct path sums it beside the weight
+ * gradient otherwise), and no weight gradient made. */
+TEST_ISA(conv_bias_gradient_without_weight_gradient)
+{
+    const struct ConvCase *c = &cases[1];
+    uint64_t Ho = out_size(c->H, c->kh, c->stride, c->pad), Wo = out_size(c->W, c->kw, c->stride, c->pad);
+    uint64_t sx[4] = {c->N, c->C, c->H, c->W}, sw[4] = {c->O, c->C, c->kh, c->kw}, sb[1] = {c->O};
+    uint64_t so[4] = {c->N, c->O, Ho, Wo};
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Tensor *x = tensor_create(4, sx, dt), *w = tensor_create(4, sw, dt), *b = tensor_create(1, sb, dt);
+        struct Tensor *gy = tensor_create(4, so, dt);
+        fill_uniform(x, -1, 1, 1), fill_uniform(w, -1, 1, 2), fill_uniform(b, -1, 1, 3), fill_uniform(gy, -1, 1, 4);
+        struct Graph g;
+        graph_init(&g);
+        struct Node *wn = node_from_tensor(w, 0), *bn = node_from_tensor(b, 1);
+        struct Node *y = nn_conv2d(graph_input(&g, x, 0), wn, bn, c->stride, c->pad);
+        memcpy(node_grad(y)->data, gy->data, tensor_numel(gy) * dtype_size(dt));
+        y->backward_fn(y);
+        size_t nw = tensor_numel(w), nx = tensor_numel(x);
+        double *gw = calloc(nw + c->O + nx, sizeof *gw), *gb = gw + nw, *gx = gb + c->O;
+        ref_grads(c, x, w, gy, gw, gb, gx);
+        double eb = grad_err(bn->grad, gb, 0, c->N * Ho * Wo);
+        EXPECT_MSG(eb <= 1, "bias gradient %s: error %.3g of tolerance", dtype_name(dt), eb);
+        EXPECT(wn->grad == NULL);
+        free(gw);
+        node_free(wn), node_free(bn);
+        graph_free(&g);
+        tensor_free(x), tensor_free(w), tensor_free(b), tensor_free(gy);
+    }
+}
