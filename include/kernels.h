@@ -103,14 +103,17 @@ struct ConvDims {
     const size_t *off;
     size_t C, H, W, stride, pad, rows, len, lead, slack;   /* the input and its split layout */
 };
+/* The weight gradient's partial sums per weight, in bytes: few enough to stay in L1. */
+#define CONV_PART_BYTES 16
 struct ConvKernels {
-    int lanes_f32, lanes_f64;   /* vector lanes: the partial sums of wgrad per weight */
+    int lanes_f32, lanes_f64;   /* vector lanes (the split layout's rows are whole vectors) */
     /* y = the convolution of xs with the weights, given transposed (wt[t*O + o]), + b
      * (b may be NULL) */
     void (*fwd_f32)(const struct ConvDims *d, const float *xs, const float *wt, const float *b, float *y);
     void (*fwd_f64)(const struct ConvDims *d, const double *xs, const double *wt, const double *b, double *y);
-    /* part[(o*K + t)*lanes + l] += lane l of the sum over oh, ow of g[o][oh][ow] xs(oh, t)[ow],
-     * and (partb not NULL) partb[o*lanes + l] += lane l of the sum of g[o] */
+    /* part[(o*K + t)*pl + l] += partial sums (pl = CONV_PART_BYTES / element size, l < pl)
+     * of the sum over oh, ow of g[o][oh][ow] xs(oh, t)[ow], and (partb not NULL)
+     * partb[o*pl + l] += partial sums of the sum of g[o] */
     void (*wgrad_f32)(const struct ConvDims *d, const float *xs, const float *g, float *part, float *partb);
     void (*wgrad_f64)(const struct ConvDims *d, const double *xs, const double *g, double *part, double *partb);
     /* gxs += the adjoint of the forward (same layout as xs; lanes past Wo add zeros) */

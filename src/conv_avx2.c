@@ -35,6 +35,9 @@ static inline __m256i first_lanes64(size_t n) { return _mm256_loadu_si256((const
 #define VINT2(ev, od, a, b) do { __m256 e_ = (ev), o_ = (od);                                    \
     __m256 l_ = _mm256_unpacklo_ps(e_, o_), h_ = _mm256_unpackhi_ps(e_, o_);                   \
     a = _mm256_permute2f128_ps(l_, h_, 0x20), b = _mm256_permute2f128_ps(l_, h_, 0x31); } while (0)
+#define VFOLD_ADD(p, v) do { __m256 v_ = (v);                                                \
+    __m128 q_ = _mm_add_ps(_mm256_castps256_ps128(v_), _mm256_extractf128_ps(v_, 1));           \
+    _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), q_)); } while (0)
 #include "conv_template.h"
 
 #define T double
@@ -59,6 +62,9 @@ static inline __m256i first_lanes64(size_t n) { return _mm256_loadu_si256((const
 #define VINT2(ev, od, a, b) do { __m256d e_ = (ev), o_ = (od);                                   \
     __m256d l_ = _mm256_unpacklo_pd(e_, o_), h_ = _mm256_unpackhi_pd(e_, o_);                  \
     a = _mm256_permute2f128_pd(l_, h_, 0x20), b = _mm256_permute2f128_pd(l_, h_, 0x31); } while (0)
+#define VFOLD_ADD(p, v) do { __m256d v_ = (v);                                               \
+    __m128d q_ = _mm_add_pd(_mm256_castpd256_pd128(v_), _mm256_extractf128_pd(v_, 1));          \
+    _mm_storeu_pd(p, _mm_add_pd(_mm_loadu_pd(p), q_)); } while (0)
 #include "conv_template.h"
 
 CONV_DEFINE_TABLE(avx2);

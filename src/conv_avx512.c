@@ -34,6 +34,10 @@ static const int64_t lo64[8] = {0, 8, 1, 9, 2, 10, 3, 11}, hi64[8] = {4, 12, 5, 
     ev = _mm512_permutex2var_ps(a_, IDX(even32), b_), od = _mm512_permutex2var_ps(a_, IDX(odd32), b_); } while (0)
 #define VINT2(ev, od, a, b) do { __m512 e_ = (ev), o_ = (od);                                   \
     a = _mm512_permutex2var_ps(e_, IDX(lo32), o_), b = _mm512_permutex2var_ps(e_, IDX(hi32), o_); } while (0)
+#define VFOLD_ADD(p, v) do { __m512 v_ = (v);                                                \
+    __m256 h_ = _mm256_add_ps(_mm512_castps512_ps256(v_), _mm512_extractf32x8_ps(v_, 1));       \
+    __m128 q_ = _mm_add_ps(_mm256_castps256_ps128(h_), _mm256_extractf128_ps(h_, 1));           \
+    _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), q_)); } while (0)
 #include "conv_template.h"
 
 #define T double
@@ -56,6 +60,10 @@ static const int64_t lo64[8] = {0, 8, 1, 9, 2, 10, 3, 11}, hi64[8] = {4, 12, 5, 
     ev = _mm512_permutex2var_pd(a_, IDX(even64), b_), od = _mm512_permutex2var_pd(a_, IDX(odd64), b_); } while (0)
 #define VINT2(ev, od, a, b) do { __m512d e_ = (ev), o_ = (od);                                  \
     a = _mm512_permutex2var_pd(e_, IDX(lo64), o_), b = _mm512_permutex2var_pd(e_, IDX(hi64), o_); } while (0)
+#define VFOLD_ADD(p, v) do { __m512d v_ = (v);                                               \
+    __m256d h_ = _mm256_add_pd(_mm512_castpd512_pd256(v_), _mm512_extractf64x4_pd(v_, 1));      \
+    __m128d q_ = _mm_add_pd(_mm256_castpd256_pd128(h_), _mm256_extractf128_pd(h_, 1));          \
+    _mm_storeu_pd(p, _mm_add_pd(_mm_loadu_pd(p), q_)); } while (0)
 #include "conv_template.h"
 
 CONV_DEFINE_TABLE(avx512);

@@ -47,6 +47,7 @@ static inline void store_part_f64(double *p, __m128d v, size_t n)
     ev = _mm_shuffle_ps(a_, b_, 0x88), od = _mm_shuffle_ps(a_, b_, 0xDD); } while (0)
 #define VINT2(ev, od, a, b) do { __m128 e_ = (ev), o_ = (od);                                    \
     a = _mm_unpacklo_ps(e_, o_), b = _mm_unpackhi_ps(e_, o_); } while (0)
+#define VFOLD_ADD(p, v) _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), v))
 #include "conv_template.h"
 
 #define T double
@@ -69,6 +70,7 @@ static inline void store_part_f64(double *p, __m128d v, size_t n)
     ev = _mm_unpacklo_pd(a_, b_), od = _mm_unpackhi_pd(a_, b_); } while (0)
 #define VINT2(ev, od, a, b) do { __m128d e_ = (ev), o_ = (od);                                   \
     a = _mm_unpacklo_pd(e_, o_), b = _mm_unpackhi_pd(e_, o_); } while (0)
+#define VFOLD_ADD(p, v) _mm_storeu_pd(p, _mm_add_pd(_mm_loadu_pd(p), v))
 #include "conv_template.h"
 
 CONV_DEFINE_TABLE(sse2);

@@ -13,6 +13,8 @@
  *   CONV_IG_ACC      accumulator registers of an input-gradient tile (taps x vectors)
  *   VDEINT2(a, b, ev, od)  ev, od = the even and odd elements of the 2*EPR in a, b
  *   VINT2(ev, od, a, b)    its inverse
+ *   VFOLD_ADD(p, v)        p[0..PL) += v folded to CONV_PART_BYTES (lane i gets the sum of
+ *                          the lanes congruent to i), PL = CONV_PART_BYTES / sizeof(T)
  *
  * Every tile works on whole vectors of an output row: the input side (xs, gxs) has room
  * and zeros past the row, only the output and its gradient (NCHW rows of Wo) use the
@@ -41,6 +43,7 @@ static inline size_t cv_pow2_tile(size_t n, size_t cap)
 #endif
 
 #define FN(name) CV_CAT(name, SFX)
+#define PL (CONV_PART_BYTES / sizeof(T))
 enum { FN(conv_lanes) = EPR };
 
 /* ---- forward: y[o][oh][col..] = b[o] + sum_t wt[t][o] xs(oh, t)[col..] ----
@@ -117,7 +120,7 @@ static void FN(conv_fwd)(const struct ConvDims *d, const T *xs, const T *wt, con
     }
 }
 
-/* ---- weight gradient: part[o][t][lane] += lanes of sum_oh,ow g[o][oh][ow] xs(oh, t)[ow] ---- */
+/* ---- weight gradient: part[o][t][0..PL) += folded lanes of sum_oh,ow g[o][oh][ow] xs(oh, t)[ow] ---- */
 
 CV_INLINE void FN(wg_step)(const V *gv, const T *const *xp, size_t i, V acc[][CONV_WG_TB], const int OB,
                            const int TB)
@@ -158,11 +161,8 @@ CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T 
         CV_UNROLL for (int o = 0; o < OB; o++) gp[o] += Wo;
     }
     CV_UNROLL for (int o = 0; o < OB; o++) {
-        CV_UNROLL for (int t = 0; t < TB; t++) {
-            T *p = part + (o * K + t) * EPR;
-            VSTORE(p, VADD(VLOAD(p), acc[o][t]));
-        }
-        if (partb) VSTORE(partb + o * EPR, VADD(VLOAD(partb + o * EPR), accb[o]));
+        CV_UNROLL for (int t = 0; t < TB; t++) VFOLD_ADD(part + (o * K + t) * PL, acc[o][t]);
+        if (partb) VFOLD_ADD(partb + o * PL, accb[o]);
     }
 }
 
@@ -189,7 +189,7 @@ static void FN(conv_wgrad)(const struct ConvDims *d, const T *xs, const T *g, T 
         ob = cv_pow2_tile(d->O - o, CONV_WG_OB);
         for (size_t t = 0, tb; t < d->K; t += tb) {
             tb = cv_pow2_tile(d->K - t, CONV_WG_TB);
-            FN(wg_block)(d, xs, g + o * HW, part + (o * d->K + t) * EPR, t || !partb ? NULL : partb + o * EPR,
+            FN(wg_block)(d, xs, g + o * HW, part + (o * d->K + t) * PL, t || !partb ? NULL : partb + o * PL,
                          d->off + t, ob, tb);
         }
     }
@@ -377,6 +377,7 @@ static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int 
 }
 
 #undef FN
+#undef PL
 #undef T
 #undef SFX
 #undef V
@@ -395,3 +396,4 @@ static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int 
 #undef CONV_IG_ACC
 #undef VDEINT2
 #undef VINT2
+#undef VFOLD_ADD

@@ -161,9 +161,9 @@ GEN_BOTH(CONV_LAYOUT)
 /* ---- the direct path: a phase-split padded input and the SIMD kernels of kernels.h,
  * one sample at a time (its buffers stay in cache), no im2col, NCHW in and out ---- */
 
-/* Above this many lane partial sums of the weight gradient (O*K*lanes) the direct path
- * would trade cache for its scratch: im2col + gemm instead. */
-#define CONV_DIRECT_MAX_PART ((size_t)1 << 20)
+/* Above this many weights (O*K) the weight gradient's partial sums would crowd the cache
+ * the direct kernels rely on: im2col + gemm instead. */
+#define CONV_DIRECT_MAX_WEIGHTS ((size_t)1 << 16)
 
 /* The columns of the whole batch, (C*kh*kw) x (N*Ho*Wo), kept for the weight gradient
  * (gemm path); or the direct kernels, the split layout (kernels.h) and its tap offsets. */
@@ -197,7 +197,7 @@ static void conv_pick_path(struct ConvCtx *cx, uint32_t dt)
     if (!ck) return;
     size_t lanes = (size_t)(dt == DT_FLOAT32 ? ck->lanes_f32 : ck->lanes_f64);
     size_t vec_row = (q->Wo + lanes - 1) / lanes * lanes;
-    if (2 * q->Wo <= vec_row || q->O * q->C * q->kh * q->kw * lanes > CONV_DIRECT_MAX_PART) return;
+    if (2 * q->Wo <= vec_row || q->O * q->C * q->kh * q->kw > CONV_DIRECT_MAX_WEIGHTS) return;
     cx->ck = ck;
     cx->lanes = lanes;
 }
@@ -270,8 +270,9 @@ GEN_BOTH(CONV_REDUCE)
     {                                                                                          \
         const struct ConvGeom *q = &cx->q;                                                     \
         const T *g = g_, *xs = cx->xs;                                                         \
-        size_t xsn = conv_split_size(cx), npart = (q->O * cx->d.K + q->O) * cx->lanes, gn = q->O * q->Ho * q->Wo; \
-        T *part = scratch, *partb = gb ? part + q->O * cx->d.K * cx->lanes : NULL, *gxs = part + (gw ? npart : 0); \
+        size_t xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T), gn = q->O * q->Ho * q->Wo; \
+        size_t npart = (q->O * cx->d.K + q->O) * pl;                                           \
+        T *gxs = scratch, *part = gxs + (gx ? xsn : 0), *partb = gb ? part + q->O * cx->d.K * pl : NULL; \
         if (gw) memset(part, 0, npart * sizeof(T));                                            \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
             if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, g + n * gn, part, partb);        \
@@ -280,8 +281,8 @@ GEN_BOTH(CONV_REDUCE)
             cx->ck->igrad_##sfx(&cx->d, w, g + n * gn, gxs);                                   \
             cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * q->C * q->H * q->W, overwrite);         \
         }                                                                                      \
-        if (gw) conv_reduce_##sfx(q->O * cx->d.K, cx->lanes, part, gw, w_overwrite);           \
-        if (gb) conv_reduce_##sfx(q->O, cx->lanes, partb, gb, b_overwrite);                    \
+        if (gw) conv_reduce_##sfx(q->O * cx->d.K, pl, part, gw, w_overwrite);                  \
+        if (gb) conv_reduce_##sfx(q->O, pl, partb, gb, b_overwrite);                           \
     }
 GEN_BOTH(CONV_DIRECT_BWD)
 
@@ -294,7 +295,7 @@ static void conv2d_backward_direct(struct Node *self)
     int want_w = node_wants_grad(w), want_x = node_wants_grad(x), want_b = b && node_wants_grad(b);
     int overwrite = 0, w_overwrite = 0, b_overwrite = 0;
     size_t es = dtype_size(dt), HW = q->Ho * q->Wo;
-    size_t need = (want_w ? (q->O * cx->d.K + q->O) * cx->lanes : 0) + (want_x ? conv_split_size(cx) : 0);
+    size_t need = (want_w ? (q->O * cx->d.K + q->O) * CONV_PART_BYTES / es : 0) + (want_x ? conv_split_size(cx) : 0);
     void *scratch = graph_scratch(self->graph, need * es);
     void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
     void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
