@@ -1,21 +1,30 @@
 /* conv_sse2: the direct convolution kernels for the x86-64 baseline (SSE2, no FMA, no
- * masked moves: partial rows go through a small array; 0 lanes read nothing). */
+ * masked moves: partial vectors are put together from 64- and 32-bit moves; 0 lanes
+ * read nothing). */
 #include "kernels.h"
 
 #include <emmintrin.h>
-#include <string.h>
 
+/* Two floats move as one 64-bit __m64 (may alias anything). */
 static inline __m128 load_part_f32(const float *p, size_t n)
 {
-    float t[4] = {0, 0, 0, 0};
-    memcpy(t, p, n * sizeof *p);
-    return _mm_loadu_ps(t);
+    __m128 lo = n >= 2 ? _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)p) : _mm_setzero_ps();
+    switch (n) {
+    case 4: return _mm_loadu_ps(p);
+    case 3: return _mm_movelh_ps(lo, _mm_load_ss(p + 2));
+    case 1: return _mm_load_ss(p);
+    }
+    return lo;
 }
 static inline void store_part_f32(float *p, __m128 v, size_t n)
 {
-    float t[4];
-    _mm_storeu_ps(t, v);
-    memcpy(p, t, n * sizeof *p);
+    if (n == 4) {
+        _mm_storeu_ps(p, v);
+        return;
+    }
+    if (n >= 2) _mm_storel_pi((__m64 *)(void *)p, v);
+    if (n == 1) _mm_store_ss(p, v);
+    if (n == 3) _mm_store_ss(p + 2, _mm_movehl_ps(v, v));
 }
 static inline __m128d load_part_f64(const double *p, size_t n)
 {
