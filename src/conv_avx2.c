@@ -12,16 +12,8 @@ static const int64_t mask64[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
 static inline __m256i first_lanes32(size_t n) { return _mm256_loadu_si256((const __m256i *)(mask32 + 8 - n)); }
 static inline __m256i first_lanes64(size_t n) { return _mm256_loadu_si256((const __m256i *)(mask64 + 4 - n)); }
 
-#define T float
-#define SFX f32
-#define V __m256
-#define EPR 8
-#define VLOAD _mm256_loadu_ps
-#define VSTORE _mm256_storeu_ps
-#define VSET1 _mm256_set1_ps
-#define VZERO _mm256_setzero_ps
-#define VADD _mm256_add_ps
-#define VFMA _mm256_fmadd_ps
+#define SIMD_F64 0
+#include "simd_avx2.h"
 #define VLOAD_PART(p, n) _mm256_maskload_ps(p, first_lanes32(n))
 #define VSTORE_PART(p, v, n) _mm256_maskstore_ps(p, first_lanes32(n), v)
 #define CONV_FWD_ACC 8
@@ -40,16 +32,8 @@ static inline __m256i first_lanes64(size_t n) { return _mm256_loadu_si256((const
     _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), q_)); } while (0)
 #include "conv_template.h"
 
-#define T double
-#define SFX f64
-#define V __m256d
-#define EPR 4
-#define VLOAD _mm256_loadu_pd
-#define VSTORE _mm256_storeu_pd
-#define VSET1 _mm256_set1_pd
-#define VZERO _mm256_setzero_pd
-#define VADD _mm256_add_pd
-#define VFMA _mm256_fmadd_pd
+#define SIMD_F64 1
+#include "simd_avx2.h"
 #define VLOAD_PART(p, n) _mm256_maskload_pd(p, first_lanes64(n))
 #define VSTORE_PART(p, v, n) _mm256_maskstore_pd(p, first_lanes64(n), v)
 #define CONV_FWD_ACC 8

@@ -14,16 +14,8 @@ static const int64_t even64[8] = {0, 2, 4, 6, 8, 10, 12, 14}, odd64[8] = {1, 3, 
 static const int64_t lo64[8] = {0, 8, 1, 9, 2, 10, 3, 11}, hi64[8] = {4, 12, 5, 13, 6, 14, 7, 15};
 #define IDX(t) _mm512_loadu_si512((const void *)(t))
 
-#define T float
-#define SFX f32
-#define V __m512
-#define EPR 16
-#define VLOAD _mm512_loadu_ps
-#define VSTORE _mm512_storeu_ps
-#define VSET1 _mm512_set1_ps
-#define VZERO _mm512_setzero_ps
-#define VADD _mm512_add_ps
-#define VFMA _mm512_fmadd_ps
+#define SIMD_F64 0
+#include "simd_avx512.h"
 #define VLOAD_PART(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1), p)
 #define VSTORE_PART(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
 #define CONV_FWD_ACC 16
@@ -40,16 +32,8 @@ static const int64_t lo64[8] = {0, 8, 1, 9, 2, 10, 3, 11}, hi64[8] = {4, 12, 5, 
     _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), q_)); } while (0)
 #include "conv_template.h"
 
-#define T double
-#define SFX f64
-#define V __m512d
-#define EPR 8
-#define VLOAD _mm512_loadu_pd
-#define VSTORE _mm512_storeu_pd
-#define VSET1 _mm512_set1_pd
-#define VZERO _mm512_setzero_pd
-#define VADD _mm512_add_pd
-#define VFMA _mm512_fmadd_pd
+#define SIMD_F64 1
+#include "simd_avx512.h"
 #define VLOAD_PART(p, n) _mm512_maskz_loadu_pd((__mmask8)((1u << (n)) - 1), p)
 #define VSTORE_PART(p, v, n) _mm512_mask_storeu_pd(p, (__mmask8)((1u << (n)) - 1), v)
 #define CONV_FWD_ACC 16

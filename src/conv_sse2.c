@@ -36,16 +36,8 @@ static inline void store_part_f64(double *p, __m128d v, size_t n)
     else _mm_store_sd(p, v);
 }
 
-#define T float
-#define SFX f32
-#define V __m128
-#define EPR 4
-#define VLOAD _mm_loadu_ps
-#define VSTORE _mm_storeu_ps
-#define VSET1 _mm_set1_ps
-#define VZERO _mm_setzero_ps
-#define VADD _mm_add_ps
-#define VFMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
+#define SIMD_F64 0
+#include "simd_sse2.h"
 #define VLOAD_PART load_part_f32
 #define VSTORE_PART store_part_f32
 #define CONV_FWD_ACC 8
@@ -59,16 +51,8 @@ static inline void store_part_f64(double *p, __m128d v, size_t n)
 #define VFOLD_ADD(p, v) _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), v))
 #include "conv_template.h"
 
-#define T double
-#define SFX f64
-#define V __m128d
-#define EPR 2
-#define VLOAD _mm_loadu_pd
-#define VSTORE _mm_storeu_pd
-#define VSET1 _mm_set1_pd
-#define VZERO _mm_setzero_pd
-#define VADD _mm_add_pd
-#define VFMA(a, b, c) _mm_add_pd(_mm_mul_pd(a, b), c)
+#define SIMD_F64 1
+#include "simd_sse2.h"
 #define VLOAD_PART load_part_f64
 #define VSTORE_PART store_part_f64
 #define CONV_FWD_ACC 8

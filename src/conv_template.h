@@ -378,16 +378,6 @@ static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int 
 
 #undef FN
 #undef PL
-#undef T
-#undef SFX
-#undef V
-#undef EPR
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VZERO
-#undef VADD
-#undef VFMA
 #undef VLOAD_PART
 #undef VSTORE_PART
 #undef CONV_FWD_ACC

@@ -4,44 +4,12 @@
 #include <immintrin.h>
 #include <math.h>
 
-#define T float
-#define SFX f32
-#define V __m512
-#define EPR 16
-#define VLOAD _mm512_loadu_ps
-#define VSTORE _mm512_storeu_ps
-#define VSTREAM _mm512_stream_ps
-#define VSET1 _mm512_set1_ps
-#define VZERO _mm512_setzero_ps
-#define VADD _mm512_add_ps
-#define VSUB _mm512_sub_ps
-#define VMUL _mm512_mul_ps
-#define VDIV _mm512_div_ps
-#define VMAX _mm512_max_ps
-#define VFMA _mm512_fmadd_ps
-#define VSQRT _mm512_sqrt_ps
-#define VSEL_GT0(x, g) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ), g)
-#define SSQRT sqrtf
+#define SIMD_F64 0
+#include "simd_avx512.h"
 #include "ew_template.h"
 
-#define T double
-#define SFX f64
-#define V __m512d
-#define EPR 8
-#define VLOAD _mm512_loadu_pd
-#define VSTORE _mm512_storeu_pd
-#define VSTREAM _mm512_stream_pd
-#define VSET1 _mm512_set1_pd
-#define VZERO _mm512_setzero_pd
-#define VADD _mm512_add_pd
-#define VSUB _mm512_sub_pd
-#define VMUL _mm512_mul_pd
-#define VDIV _mm512_div_pd
-#define VMAX _mm512_max_pd
-#define VFMA _mm512_fmadd_pd
-#define VSQRT _mm512_sqrt_pd
-#define VSEL_GT0(x, g) _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ), g)
-#define SSQRT sqrt
+#define SIMD_F64 1
+#include "simd_avx512.h"
 #include "ew_template.h"
 
 EW_DEFINE_TABLE(avx512);
