@@ -2,7 +2,8 @@
  * kernels.h), written once against a small vector vocabulary. A per-ISA file
  * (conv_sse2.c, conv_avx2.c, conv_avx512.c) defines, for one element type, the macros
  * below and includes this file; it does so twice (float, double) and then writes
- * CONV_DEFINE_TABLE(isa). Each include #undefs the vocabulary.
+ * CONV_DEFINE_TABLE(isa). The shared vocabulary comes from simd_<isa>.h; each include
+ * #undefs the conv-specific macros.
  *
  *   T, SFX, V, EPR     element type, its suffix (f32 / f64), vector type, lanes
  *   VLOAD VSTORE VSET1 VZERO VADD VFMA   as in ew_template.h
