@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -162,19 +161,6 @@ static int read_tensor_header(struct Reader *r, const char *name, uint32_t *dtyp
     return 0;
 }
 
-/* Large buffers ask for transparent huge pages: reading a 188 MB dataset into fresh
- * memory otherwise spends most of its time in 4 KB page faults. Only a hint. */
-static void hint_huge_pages(void *data, uint64_t bytes)
-{
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    uintptr_t lo = ((uintptr_t)data + huge - 1) & ~(huge - 1), hi = ((uintptr_t)data + bytes) & ~(huge - 1);
-    if (bytes >= 4 * huge && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-#else
-    (void)data, (void)bytes;
-#endif
-}
-
 static int read_tensor(struct Reader *r, uint32_t index, struct NamedTensor *nt)
 {
     uint32_t len, dtype, ndim;
@@ -197,7 +183,6 @@ static int read_tensor(struct Reader *r, uint32_t index, struct NamedTensor *nt)
     memcpy(owned, name, len + 1);
     nt->name = owned;
     nt->t = tensor_create(ndim, shape, dtype);
-    hint_huge_pages(nt->t->data, bytes);
     return rd_bytes(r, nt->t->data, bytes, "data", name);
 }
 
