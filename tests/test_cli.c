@@ -1,6 +1,7 @@
 /* End to end through the real train and infer binaries (found through MINIDL_BIN,
  * set by make tests): usage and exit codes, XOR, digits, regression, error paths. */
 #include "test.h"
+#include "model_io.h"
 #include "utils.h"
 
 #include <stdio.h>
@@ -175,4 +176,28 @@ TEST(cli_init_and_seed)
     snprintf(args, sizeof args, "%s data/digits_test_x.csv", c);
     run("infer", args);
     EXPECT_MSG(!strncmp(first, out, sizeof first - 1), "--init model predicts differently");
+}
+
+/* A model file without the config trailer: infer needs --config, and says so. */
+TEST(cli_infer_config_for_a_bare_model)
+{
+    char args[2048], with_cfg[4096];
+    const char *model = tmp("full.bin"), *bare = tmp("bare.bin");
+    snprintf(args, sizeof args, "-q configs/xor.ini data/xor_x.csv data/xor_y.csv %s", model);
+    EXPECT_EQ_INT(run("train", args), 0);
+    struct ModelFile mf;
+    char e[512];
+    EXPECT(model_load(model, &mf, e, sizeof e) == 0);
+    EXPECT(mf.config_text != NULL);
+    EXPECT(model_save(bare, mf.tensors, mf.n, NULL, e, sizeof e) == 0);
+    model_file_free(&mf);
+    snprintf(args, sizeof args, "%s data/xor_x.csv", bare);
+    EXPECT_EQ_INT(run("infer", args), 1);
+    EXPECT_STR_CONTAINS(err, "--config");
+    snprintf(args, sizeof args, "%s data/xor_x.csv", model);
+    run("infer", args);
+    str_copy(with_cfg, out, sizeof with_cfg);
+    snprintf(args, sizeof args, "--config configs/xor.ini %s data/xor_x.csv", bare);
+    EXPECT_EQ_INT(run("infer", args), 0);
+    EXPECT_MSG(!strcmp(out, with_cfg), "bare model with --config predicts %s, embedded config %s", out, with_cfg);
 }
