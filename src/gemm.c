@@ -111,16 +111,20 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
     /* One register tile of the ISA (primary or alternative) and its blocking. */          \
     typedef void (*ukr_fn_##sfx)(size_t, const T *, size_t, const T *, size_t, T *, size_t,  \
                                  size_t, size_t, T, T);                                      \
-    struct tiling_##sfx { size_t mr, nr, kc, mc, nc; ukr_fn_##sfx ukr; };                    \
+    struct tiling_##sfx {                                                                    \
+        size_t mr, nr, kc, mc, nc;                                                           \
+        ukr_fn_##sfx ukr;                                                                    \
+        const ukr_fn_##sfx *rows; /* the kernel per edge row count, or NULL */               \
+    };                                                                                       \
                                                                                              \
     static struct tiling_##sfx tiling_##sfx(const struct GemmKernels *gk, int alt)           \
     {                                                                                        \
         if (alt)                                                                             \
             return (struct tiling_##sfx){(size_t)gk->alt_##sfx.mr, (size_t)gk->alt_##sfx.nr, \
                 (size_t)gk->alt_##sfx.kc, (size_t)gk->alt_##sfx.mc, (size_t)gk->alt_##sfx.nc, \
-                gk->alt_ukr_##sfx};                                                          \
+                gk->alt_ukr_##sfx, NULL};                                                    \
         return (struct tiling_##sfx){(size_t)gk->sfx.mr, (size_t)gk->sfx.nr, (size_t)gk->sfx.kc, \
-            (size_t)gk->sfx.mc, (size_t)gk->sfx.nc, gk->ukr_##sfx};                          \
+            (size_t)gk->sfx.mc, (size_t)gk->sfx.nc, gk->ukr_##sfx, gk->rows_##sfx};          \
     }                                                                                        \
                                                                                              \
     /* Where the micro-panels of a block come from: read in place (d != NULL, panel r at  \
@@ -158,10 +162,11 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                 size_t m = min_sz(mr, mb - ir);                                              \
                 const T *ap = panel_##sfx(pa, ir, kb, m, mr, &csa);                          \
                 T *cp = C + ir * rsc + jr * csc;                                             \
+                ukr_fn_##sfx ukr = m < mr && tl->rows && tl->rows[m] ? tl->rows[m] : tl->ukr; \
                 if (csc == 1) {                                                              \
-                    tl->ukr(kb, ap, csa, bp, rsb, cp, rsc, m, n, alpha, beta);               \
+                    ukr(kb, ap, csa, bp, rsb, cp, rsc, m, n, alpha, beta);                   \
                 } else {                                                                     \
-                    tl->ukr(kb, ap, csa, bp, rsb, tile.sfx, nr, mr, nr, alpha, 0);           \
+                    ukr(kb, ap, csa, bp, rsb, tile.sfx, nr, m, nr, alpha, 0);                \
                     merge_tile_##sfx(cp, rsc, csc, tile.sfx, nr, m, n, beta);                \
                 }                                                                            \
             }                                                                                \

@@ -25,6 +25,7 @@ static inline double hsum_pd(__m256d v)
 #define FMA_PS(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define HSUM(v) hsum_ps(v)
 GEMM_UKR(ukr_f32, float, 6, 2, __m256, 8, _mm256_, _ps, FMA_PS)
+GEMM_ROWS_5(ukr_f32, float, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 4, 3, __m256, 8, _mm256_, _ps, FMA_PS)
 GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 #undef HSUM
@@ -38,6 +39,7 @@ GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 #define FMA_PD(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define HSUM(v) hsum_pd(v)
 GEMM_UKR(ukr_f64, double, 6, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
+GEMM_ROWS_5(ukr_f64, double, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 4, 3, __m256d, 4, _mm256_, _pd, FMA_PD)
 GEMM_DOT(dot_f64, double, 4, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
 
@@ -45,7 +47,9 @@ const struct GemmKernels gemm_kernels_avx2 = {
     .f32 = {.mr = 6, .nr = 16, .kc = 256, .mc = 144, .nc = 4096},
     .f64 = {.mr = 6, .nr = 8, .kc = 256, .mc = 96, .nc = 2048},
     .ukr_f32 = ukr_f32,
+    .rows_f32 = GEMM_ROWS_TABLE_5(ukr_f32),
     .ukr_f64 = ukr_f64,
+    .rows_f64 = GEMM_ROWS_TABLE_5(ukr_f64),
     .alt_f32 = {.mr = 4, .nr = 24, .kc = 256, .mc = 144, .nc = 4080},
     .alt_f64 = {.mr = 4, .nr = 12, .kc = 256, .mc = 96, .nc = 2040},
     .alt_ukr_f32 = alt_ukr_f32,

@@ -11,6 +11,7 @@
 #define FMA_PS(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define HSUM(v) _mm512_reduce_add_ps(v)
 GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
+GEMM_ROWS_13(ukr_f32, float, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 8, 3, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #undef HSUM
@@ -26,6 +27,7 @@ GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #define FMA_PD(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define HSUM(v) _mm512_reduce_add_pd(v)
 GEMM_UKR(ukr_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
+GEMM_ROWS_13(ukr_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 8, 3, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_DOT(dot_f64, double, 4, 5, __m512d, 8, _mm512_, _pd, FMA_PD)
 
@@ -33,7 +35,9 @@ const struct GemmKernels gemm_kernels_avx512 = {
     .f32 = {.mr = 14, .nr = 32, .kc = 384, .mc = 168, .nc = 2048},
     .f64 = {.mr = 14, .nr = 16, .kc = 256, .mc = 112, .nc = 2048},
     .ukr_f32 = ukr_f32,
+    .rows_f32 = GEMM_ROWS_TABLE_13(ukr_f32),
     .ukr_f64 = ukr_f64,
+    .rows_f64 = GEMM_ROWS_TABLE_13(ukr_f64),
     .alt_f32 = {.mr = 8, .nr = 48, .kc = 384, .mc = 168, .nc = 2016},
     .alt_f64 = {.mr = 8, .nr = 24, .kc = 256, .mc = 112, .nc = 2040},
     .alt_ukr_f32 = alt_ukr_f32,

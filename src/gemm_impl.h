@@ -71,6 +71,34 @@
         }                                                                                    \
     }
 
+/* The primary kernel once per row count r < MR (NAME##_r reads and computes only r rows):
+ * an edge tile of m < MR rows (M = 10 against a 14-row tile, the 8 left of 64) then
+ * costs m rows of work, not MR. GEMM_ROWS_TABLE(NAME, n) lists them for struct
+ * GemmKernels, index r, up to r = n. */
+#define GEMM_ROWS_3(NAME, T, NV, ...)                                                        \
+    GEMM_UKR(NAME##_1, T, 1, NV, __VA_ARGS__)                                                \
+    GEMM_UKR(NAME##_2, T, 2, NV, __VA_ARGS__)                                                \
+    GEMM_UKR(NAME##_3, T, 3, NV, __VA_ARGS__)
+#define GEMM_ROWS_5(NAME, T, NV, ...)                                                        \
+    GEMM_ROWS_3(NAME, T, NV, __VA_ARGS__)                                                    \
+    GEMM_UKR(NAME##_4, T, 4, NV, __VA_ARGS__)                                                \
+    GEMM_UKR(NAME##_5, T, 5, NV, __VA_ARGS__)
+#define GEMM_ROWS_13(NAME, T, NV, ...)                                                       \
+    GEMM_ROWS_5(NAME, T, NV, __VA_ARGS__)                                                    \
+    GEMM_UKR(NAME##_6, T, 6, NV, __VA_ARGS__)                                                \
+    GEMM_UKR(NAME##_7, T, 7, NV, __VA_ARGS__)                                                \
+    GEMM_UKR(NAME##_8, T, 8, NV, __VA_ARGS__)                                                \
+    GEMM_UKR(NAME##_9, T, 9, NV, __VA_ARGS__)                                                \
+    GEMM_UKR(NAME##_10, T, 10, NV, __VA_ARGS__)                                              \
+    GEMM_UKR(NAME##_11, T, 11, NV, __VA_ARGS__)                                              \
+    GEMM_UKR(NAME##_12, T, 12, NV, __VA_ARGS__)                                              \
+    GEMM_UKR(NAME##_13, T, 13, NV, __VA_ARGS__)
+#define GEMM_ROWS_TABLE_3(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3}
+#define GEMM_ROWS_TABLE_5(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5}
+#define GEMM_ROWS_TABLE_13(NAME)                                                             \
+    {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8, \
+     NAME##_9, NAME##_10, NAME##_11, NAME##_12, NAME##_13}
+
 /* The dot-product kernel for op(A) op(B)^T with both operands K-contiguous (A row i at
  * a + i*lda, B row j at b + j*ldb): an MR x NR tile of C kept as MR*NR vector partial
  * sums along K, no packing. gemm.c calls it once per kc-deep chunk of K; between chunks

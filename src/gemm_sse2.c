@@ -37,6 +37,7 @@ static inline double hsum_pd(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm
 #define FMA_PS(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
 #define HSUM(v) hsum_ps(v)
 GEMM_UKR(ukr_f32, float, 4, 2, __m128, 4, _mm_, _ps, FMA_PS)
+GEMM_ROWS_3(ukr_f32, float, 2, __m128, 4, _mm_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 2, 3, __m128, 4, _mm_, _ps, FMA_PS)
 GEMM_DOT(dot_f32, float, 2, 2, __m128, 4, _mm_, _ps, FMA_PS)
 #undef HSUM
@@ -48,6 +49,7 @@ GEMM_DOT(dot_f32, float, 2, 2, __m128, 4, _mm_, _ps, FMA_PS)
 #define FMA_PD(a, b, c) _mm_add_pd(_mm_mul_pd(a, b), c)
 #define HSUM(v) hsum_pd(v)
 GEMM_UKR(ukr_f64, double, 4, 2, __m128d, 2, _mm_, _pd, FMA_PD)
+GEMM_ROWS_3(ukr_f64, double, 2, __m128d, 2, _mm_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 2, 3, __m128d, 2, _mm_, _pd, FMA_PD)
 GEMM_DOT(dot_f64, double, 2, 2, __m128d, 2, _mm_, _pd, FMA_PD)
 
@@ -55,7 +57,9 @@ const struct GemmKernels gemm_kernels_sse2 = {
     .f32 = {.mr = 4, .nr = 8, .kc = 256, .mc = 128, .nc = 4096},
     .f64 = {.mr = 4, .nr = 4, .kc = 256, .mc = 128, .nc = 2048},
     .ukr_f32 = ukr_f32,
+    .rows_f32 = GEMM_ROWS_TABLE_3(ukr_f32),
     .ukr_f64 = ukr_f64,
+    .rows_f64 = GEMM_ROWS_TABLE_3(ukr_f64),
     .alt_f32 = {.mr = 2, .nr = 12, .kc = 256, .mc = 128, .nc = 4092},
     .alt_f64 = {.mr = 2, .nr = 6, .kc = 256, .mc = 128, .nc = 2046},
     .alt_ukr_f32 = alt_ukr_f32,

@@ -165,11 +165,25 @@ TEST_ISA(gemm_nt_dot_path_matches_reference)
             for (size_t n = 1; n <= (size_t)nr; n++)                                         \
                 EXPECT_MSG(ukr_tile_ok_##sfx(ukr, (size_t)mr, (size_t)nr, m, n, (T)(n % 2), r), \
                            "%s %zux%zu of %dx%d", name, m, n, mr, nr);                        \
+    }                                                                                        \
+                                                                                             \
+    /* rows[r] for every edge row count r < mr, on every column edge. */                   \
+    static void check_rows_##sfx(void (*const *rows)(size_t, const T *, size_t, const T *,  \
+                                                     size_t, T *, size_t, size_t, size_t, T, T), \
+                                 int mr, int nr, struct Rng *r)                             \
+    {                                                                                        \
+        for (size_t m = 1; m < (size_t)mr; m++) {                                            \
+            EXPECT_MSG(rows[m] != NULL, #sfx " rows[%zu] of a %d-row tile missing", m, mr);  \
+            for (size_t n = 1; rows[m] && n <= (size_t)nr; n++)                              \
+                EXPECT_MSG(ukr_tile_ok_##sfx(rows[m], (size_t)mr, (size_t)nr, m, n, (T)(n % 2), r), \
+                           #sfx " rows[%zu] %zux%zu of %dx%d", m, m, n, mr, nr);             \
+        }                                                                                    \
     }
 UKR_CHECK(float, f32, 1.2e-7)
 UKR_CHECK(double, f64, 2.3e-16)
 
-/* Both register tiles of the ISA in use (gemm picks one per call) on every edge. */
+/* Both register tiles of the ISA in use (gemm picks one per call) and the primary tile's
+ * per-row-count kernels on every edge. */
 TEST_ISA(gemm_register_tiles_on_every_edge)
 {
     const struct GemmKernels *g = kernels_get()->gemm;
@@ -180,6 +194,8 @@ TEST_ISA(gemm_register_tiles_on_every_edge)
     check_ukr_f32(g->alt_ukr_f32, g->alt_f32.mr, g->alt_f32.nr, "alt_ukr_f32", &r);
     check_ukr_f64(g->ukr_f64, g->f64.mr, g->f64.nr, "ukr_f64", &r);
     check_ukr_f64(g->alt_ukr_f64, g->alt_f64.mr, g->alt_f64.nr, "alt_ukr_f64", &r);
+    check_rows_f32(g->rows_f32, g->f32.mr, g->f32.nr, &r);
+    check_rows_f64(g->rows_f64, g->f64.mr, g->f64.nr, &r);
 }
 
 #define DOT_KERNEL_CHECK(T, sfx, EPS)                                                          \
