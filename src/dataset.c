@@ -501,7 +501,9 @@ static int take_matrix(struct ModelFile *mf, uint32_t k, const char *path, uint3
     struct Tensor *t = mf->tensors[k].t;
     const char *name = mf->tensors[k].name;
     char shape[64];
-    if (t->ndim < 1 || t->ndim > 2 || t->shape[0] == 0)
+    /* A zero-column matrix holds no bytes, so its row count is not bounded by the file
+     * size: rejecting it keeps the per-row buffers that follow (order) in bounds. */
+    if (t->ndim < 1 || t->ndim > 2 || t->shape[0] == 0 || (t->ndim == 2 && t->shape[1] == 0))
         return err_set(err, errlen, "%s: tensor '%s' has shape %s, expected rows x columns", path, name,
                        tensor_shape_str(t, shape, sizeof shape));
     uint64_t dims[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 1};

@@ -506,3 +506,32 @@ TEST(dataset_binary_rejects_bad_contents)
     EXPECT_STR_CONTAINS(err, "bad.bin: tensor 'data' has shape 1x2x2, expected rows x columns");
     tensor_free(t);
 }
+
+/* A DLASM1 file with one float32 tensor "data" of shape rows x cols and no data bytes. */
+static const char *write_empty_matrix(char *buf, size_t cap, uint64_t rows, uint64_t cols)
+{
+    unsigned char b[43] = {'D', 'L', 'A', 'S', 'M', '1', 0, 1, 0, 0, 0, 4, 0, 0, 0, 'd', 'a', 't', 'a',
+                           0, 0, 0, 0, 2, 0, 0, 0};
+    for (int i = 0; i < 8; i++) {
+        b[27 + i] = (unsigned char)(rows >> (8 * i));
+        b[35 + i] = (unsigned char)(cols >> (8 * i));
+    }
+    return write_bytes(buf, cap, "empty.bin", (const char *)b, sizeof b);
+}
+
+/* Found by fuzzing: rows x 0 has no bytes to check against the file size, and
+ * 2^61 + 1 rows wrapped the sample-order allocation into a heap overflow. */
+TEST(dataset_binary_rejects_zero_columns)
+{
+    const uint64_t rows[] = {4, 1ull << 40, (1ull << 61) + 1};
+    for (int i = 0; i < 3; i++) {
+        char bin[512], err[512] = "";
+        struct Dataset ds;
+        write_empty_matrix(bin, sizeof bin, rows[i], 0);
+        EXPECT_EQ_INT(dataset_load(&ds, bin, NULL, DT_FLOAT32, 0, err, sizeof err), -1);
+        EXPECT_STR_CONTAINS(err, "x0, expected rows x columns");
+        struct Tensor *t = NULL;
+        EXPECT_EQ_INT(csv_read_matrix(bin, DT_FLOAT64, &t, err, sizeof err), -1);
+        EXPECT(t == NULL);
+    }
+}
