@@ -4,17 +4,64 @@
 
 #include <immintrin.h>
 
+/* The sums of 16 (f32) or 8 (f64) vectors as one vector, by a transposing tree: each
+ * level adds the two halves of a pair of vectors into one, so 16 sums cost 46
+ * instructions instead of 16 separate reductions of 8. */
+static inline __m512 pair_halves_ps(__m512 a, __m512 b) /* [a.lo + a.hi, b.lo + b.hi] */
+{
+    return _mm512_add_ps(_mm512_mask_blend_ps(0xFF00, a, b), _mm512_shuffle_f32x4(a, b, 0x4E));
+}
+
+static inline __m512 pair_quarters_ps(__m512 a, __m512 b) /* 128-bit blocks 0+1, 2+3 */
+{
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD));
+}
+
+static inline void hsum16_ps(float *out, const __m512 *v)
+{
+    __m512 u[8], w[4];
+    GEMM_UNROLL for (int q = 0; q < 8; q++) u[q] = pair_halves_ps(v[2 * q], v[2 * q + 1]);
+    GEMM_UNROLL for (int q = 0; q < 4; q++) w[q] = pair_quarters_ps(u[2 * q], u[2 * q + 1]);
+    /* w[q] holds 4 partials of v[4q + k] in 128-bit block k. */
+    __m512 z0 = _mm512_add_ps(_mm512_unpacklo_ps(w[0], w[1]), _mm512_unpackhi_ps(w[0], w[1]));
+    __m512 z1 = _mm512_add_ps(_mm512_unpacklo_ps(w[2], w[3]), _mm512_unpackhi_ps(w[2], w[3]));
+    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(z0, z1, 0x44), _mm512_shuffle_ps(z0, z1, 0xEE));
+    /* Lane 4k + q of r holds the sum of v[4q + k]. */
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, r));
+}
+
+static inline __m512d pair_halves_pd(__m512d a, __m512d b)
+{
+    return _mm512_add_pd(_mm512_mask_blend_pd(0xF0, a, b), _mm512_shuffle_f64x2(a, b, 0x4E));
+}
+
+static inline void hsum8_pd(double *out, const __m512d *v)
+{
+    __m512d u[4];
+    GEMM_UNROLL for (int q = 0; q < 4; q++) u[q] = pair_halves_pd(v[2 * q], v[2 * q + 1]);
+    __m512d w0 = _mm512_add_pd(_mm512_shuffle_f64x2(u[0], u[1], 0x88), _mm512_shuffle_f64x2(u[0], u[1], 0xDD));
+    __m512d w1 = _mm512_add_pd(_mm512_shuffle_f64x2(u[2], u[3], 0x88), _mm512_shuffle_f64x2(u[2], u[3], 0xDD));
+    /* w0 (w1) holds 2 partials of v[k] (v[4 + k]) in 128-bit block k. */
+    __m512d r = _mm512_add_pd(_mm512_unpacklo_pd(w0, w1), _mm512_unpackhi_pd(w0, w1));
+    /* Lane 2k + q of r holds the sum of v[4q + k]. */
+    const __m512i idx = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    _mm512_storeu_pd(out, _mm512_permutexvar_pd(idx, r));
+}
+
 #define MASK_T __mmask16
 #define MASK_N(r) ((__mmask16)((1u << (r)) - 1))
 #define MLOAD(m, p) _mm512_maskz_loadu_ps(m, p)
 #define MSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define FMA_PS(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define HSUM(v) _mm512_reduce_add_ps(v)
+#define HSUM_W(o, v) hsum16_ps(o, v)
 GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_ROWS_13(ukr_f32, float, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 8, 3, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #undef HSUM
+#undef HSUM_W
 #undef MASK_T
 #undef MASK_N
 #undef MLOAD
@@ -26,6 +73,7 @@ GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #define MSTORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
 #define FMA_PD(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define HSUM(v) _mm512_reduce_add_pd(v)
+#define HSUM_W(o, v) hsum8_pd(o, v)
 GEMM_UKR(ukr_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_ROWS_13(ukr_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 8, 3, __m512d, 8, _mm512_, _pd, FMA_PD)

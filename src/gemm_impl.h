@@ -105,7 +105,8 @@
  * the sums live in acc (MR*NR*W elements per tile), and the last chunk reduces them and
  * stores C[i*ldc + j] = alpha * sum + beta * C[i*ldc + j] for i < m, j < n (C not read
  * when beta == 0). Rows past m (columns past n) repeat the last valid one, so the loads
- * stay inside the operands; their sums are dropped. The ISA file gives HSUM(v). */
+ * stay inside the operands; their sums are dropped. The ISA file gives HSUM(v) and
+ * HSUM_W(out, v): out[q] = HSUM(v[q]) for the W vectors v[0..W-1]. */
 #define GEMM_DOT(NAME, T, MR, NR, V, W, P, S, FMA)                                           \
     static void NAME(size_t k, const T *a, size_t lda, const T *b, size_t ldb, T *acc,       \
                      int first, int last, T *c, size_t ldc, size_t m, size_t n, T alpha,     \
@@ -141,14 +142,25 @@
                 GEMM_UNROLL for (int j = 0; j < NR; j++) P##storeu##S(acc + (i * NR + j) * W, s[i][j]); \
             return;                                                                          \
         }                                                                                    \
+        /* W sums at a time through HSUM_W (one transposing tree), the rest one by one. */  \
+        T sum[MR * NR];                                                                      \
+        GEMM_UNROLL for (int g = 0; g < MR * NR / W; g++) HSUM_W(sum + g * W, &s[0][0] + g * W); \
+        GEMM_UNROLL for (int g = MR * NR / W * W; g < MR * NR; g++)                          \
+            sum[g] = HSUM(s[g / NR][g % NR]);                                                \
         GEMM_UNROLL for (int i = 0; i < MR; i++) {                                           \
             if ((size_t)i >= m) break;                                                       \
             GEMM_UNROLL for (int j = 0; j < NR; j++) {                                       \
                 if ((size_t)j >= n) break;                                                   \
-                T *cp = c + i * ldc + j, r = alpha * HSUM(s[i][j]);                          \
+                T *cp = c + i * ldc + j, r = alpha * sum[i * NR + j];                        \
                 *cp = beta == 0 ? r : r + beta * *cp;                                        \
             }                                                                                \
         }                                                                                    \
     }
+
+/* HSUM_W for an ISA without a transposing tree: out[q] = HSUM(v[q]), q < W. */
+#define GEMM_HSUM_EACH(out, v, W)                                                            \
+    do {                                                                                     \
+        GEMM_UNROLL for (int q_ = 0; q_ < (W); q_++) (out)[q_] = HSUM((v)[q_]);              \
+    } while (0)
 
 #endif
