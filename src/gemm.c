@@ -129,24 +129,24 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                                                                                              \
     /* Where the micro-panels of a block come from: read in place (d != NULL, panel r at  \
      * d + r*rs, k stride ks) when full, else packed at buf + r*kb with k stride full. */ \
-    struct panels_##sfx { const T *d, *buf; size_t rs, ks; };                                \
+    struct panels_##sfx { const T *d, *buf; size_t rs, ks; int ragged; };                    \
                                                                                              \
     static const T *panel_##sfx(struct panels_##sfx q, size_t r, size_t kb, size_t w,       \
                                 size_t full, size_t *ks)                                     \
     {                                                                                        \
-        if (q.d && w == full) { *ks = q.ks; return q.d + r * q.rs; }                         \
+        if (q.d && (w == full || q.ragged)) { *ks = q.ks; return q.d + r * q.rs; }           \
         *ks = full;                                                                          \
         return q.buf + r * kb;                                                               \
     }                                                                                        \
                                                                                              \
-    /* Packs the wr-wide panels of a block of width wb: all of them, or only a ragged     \
-     * last one when the full ones are read in place. */                                   \
+    /* Packs the wr-wide panels of a block of width wb: all of them (direct 0), only a    \
+     * ragged last one when the full ones are read in place (1), or none (2). */           \
     static struct panels_##sfx pack_block_##sfx(T *buf, struct view_##sfx X, size_t wb,      \
                                                 size_t kb, size_t wr, int direct)            \
     {                                                                                        \
-        for (size_t r = direct ? wb / wr * wr : 0; r < wb; r += wr)                          \
+        for (size_t r = direct ? (direct == 2 ? wb : wb / wr * wr) : 0; r < wb; r += wr)     \
             pack_panel_##sfx(buf + r * kb, X.p + r * X.rs, X.rs, X.cs, min_sz(wr, wb - r), wr, kb); \
-        return (struct panels_##sfx){direct ? X.p : NULL, buf, X.rs, X.cs};                  \
+        return (struct panels_##sfx){direct ? X.p : NULL, buf, X.rs, X.cs, direct == 2};     \
     }                                                                                        \
                                                                                              \
     /* The micro-panel loops over an mb x kb block of A and a kb x nb block of B. */         \
@@ -181,6 +181,9 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         /* Packing B pays when many row panels reuse it, packing A when many column      \
          * panels do; otherwise full panels with unit stride are read in place. */       \
         int direct_b = B.cs == 1 && M <= mc, direct_a = A.rs == 1 && N <= 4 * nr;            \
+        /* The per-row-count kernels read only the rows they compute: a ragged A panel     \
+         * can be read in place too. */                                                    \
+        if (direct_a && tl->rows) direct_a = 2;                                              \
         for (size_t jc = 0; jc < N; jc += nc) {                                              \
             size_t nb = min_sz(nc, N - jc);                                                  \
             for (size_t pc = 0; pc < K; pc += kc) {                                          \
