@@ -81,6 +81,10 @@ struct GemmKernels {
     void (*dot_f64)(size_t k, const double *a, size_t lda, const double *b, size_t ldb,
                     double *acc, int first, int last, double *C, size_t ldc, size_t m,
                     size_t n, double alpha, double beta);
+    /* The transposing pack of a K-contiguous panel: dst[p*w_pad + i] = src[i*ld + p] for
+     * i < w, p < k, and 0 for w <= i < w_pad; NULL where gemm.c's scalar loop serves. */
+    void (*pack_t_f32)(float *dst, const float *src, size_t ld, size_t w, size_t w_pad, size_t k);
+    void (*pack_t_f64)(double *dst, const double *src, size_t ld, size_t w, size_t w_pad, size_t k);
 };
 
 struct KernelTable {

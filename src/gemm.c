@@ -115,6 +115,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         size_t mr, nr, kc, mc, nc;                                                           \
         ukr_fn_##sfx ukr;                                                                    \
         const ukr_fn_##sfx *rows; /* the kernel per edge row count, or NULL */               \
+        void (*pack_t)(T *, const T *, size_t, size_t, size_t, size_t); /* or NULL */       \
     };                                                                                       \
                                                                                              \
     static struct tiling_##sfx tiling_##sfx(const struct GemmKernels *gk, int alt)           \
@@ -122,9 +123,10 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         if (alt)                                                                             \
             return (struct tiling_##sfx){(size_t)gk->alt_##sfx.mr, (size_t)gk->alt_##sfx.nr, \
                 (size_t)gk->alt_##sfx.kc, (size_t)gk->alt_##sfx.mc, (size_t)gk->alt_##sfx.nc, \
-                gk->alt_ukr_##sfx, NULL};                                                    \
+                gk->alt_ukr_##sfx, NULL, gk->pack_t_##sfx};                                  \
         return (struct tiling_##sfx){(size_t)gk->sfx.mr, (size_t)gk->sfx.nr, (size_t)gk->sfx.kc, \
-            (size_t)gk->sfx.mc, (size_t)gk->sfx.nc, gk->ukr_##sfx, gk->rows_##sfx};          \
+            (size_t)gk->sfx.mc, (size_t)gk->sfx.nc, gk->ukr_##sfx, gk->rows_##sfx,           \
+            gk->pack_t_##sfx};                                                               \
     }                                                                                        \
                                                                                              \
     /* Where the micro-panels of a block come from: read in place (d != NULL, panel r at  \
@@ -141,11 +143,16 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                                                                                              \
     /* Packs the wr-wide panels of a block of width wb: all of them (direct 0), only a    \
      * ragged last one when the full ones are read in place (1), or none (2). */           \
-    static struct panels_##sfx pack_block_##sfx(T *buf, struct view_##sfx X, size_t wb,      \
-                                                size_t kb, size_t wr, int direct)            \
+    static struct panels_##sfx pack_block_##sfx(const struct tiling_##sfx *tl, T *buf,      \
+                                                struct view_##sfx X, size_t wb, size_t kb,   \
+                                                size_t wr, int direct)                       \
     {                                                                                        \
-        for (size_t r = direct ? (direct == 2 ? wb : wb / wr * wr) : 0; r < wb; r += wr)     \
-            pack_panel_##sfx(buf + r * kb, X.p + r * X.rs, X.rs, X.cs, min_sz(wr, wb - r), wr, kb); \
+        for (size_t r = direct ? (direct == 2 ? wb : wb / wr * wr) : 0; r < wb; r += wr) {   \
+            if (X.cs == 1 && X.rs != 1 && tl->pack_t)                                        \
+                tl->pack_t(buf + r * kb, X.p + r * X.rs, X.rs, min_sz(wr, wb - r), wr, kb);  \
+            else                                                                             \
+                pack_panel_##sfx(buf + r * kb, X.p + r * X.rs, X.rs, X.cs, min_sz(wr, wb - r), wr, kb); \
+        }                                                                                    \
         return (struct panels_##sfx){direct ? X.p : NULL, buf, X.rs, X.cs, direct == 2};     \
     }                                                                                        \
                                                                                              \
@@ -189,12 +196,12 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
             for (size_t pc = 0; pc < K; pc += kc) {                                          \
                 size_t kb = min_sz(kc, K - pc);                                              \
                 struct view_##sfx Bb = {B.p + pc * B.rs + jc * B.cs, B.cs, B.rs};            \
-                struct panels_##sfx pb = pack_block_##sfx(pack_b.sfx, Bb, nb, kb, nr, direct_b); \
+                struct panels_##sfx pb = pack_block_##sfx(tl, pack_b.sfx, Bb, nb, kb, nr, direct_b); \
                 T beta_k = pc == 0 ? beta : 1;                                               \
                 for (size_t ic = 0; ic < M; ic += mc) {                                      \
                     size_t mb = min_sz(mc, M - ic);                                          \
                     struct view_##sfx Ab = {A.p + ic * A.rs + pc * A.cs, A.rs, A.cs};        \
-                    struct panels_##sfx pa = pack_block_##sfx(pack_a.sfx, Ab, mb, kb, mr, direct_a); \
+                    struct panels_##sfx pa = pack_block_##sfx(tl, pack_a.sfx, Ab, mb, kb, mr, direct_a); \
                     macro_##sfx(tl, mb, nb, kb, alpha, pa, pb, beta_k, C + ic * rsc + jc * csc, \
                                 rsc, csc);                                                   \
                 }                                                                            \

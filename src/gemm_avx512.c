@@ -79,6 +79,74 @@ GEMM_ROWS_13(ukr_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 8, 3, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_DOT(dot_f64, double, 4, 5, __m512d, 8, _mm512_, _pd, FMA_PD)
 
+/* The transposing pack (struct GemmKernels, pack_t): W-row groups of the panel, each
+ * transposed W x W at a time in registers; rows past w load as zeros, which pads. */
+static inline void transpose16_ps(__m512 r[16])
+{
+    __m512 a[16], b[16];
+    GEMM_UNROLL for (int j = 0; j < 8; j++) {
+        a[2 * j] = _mm512_unpacklo_ps(r[2 * j], r[2 * j + 1]);
+        a[2 * j + 1] = _mm512_unpackhi_ps(r[2 * j], r[2 * j + 1]);
+    }
+    /* b[4j + c], 128-bit block L: rows 4j..4j+3 at column 4L + c. */
+    GEMM_UNROLL for (int j = 0; j < 4; j++) {
+        __m512d lo = _mm512_castps_pd(a[4 * j]), hi = _mm512_castps_pd(a[4 * j + 1]);
+        __m512d lo2 = _mm512_castps_pd(a[4 * j + 2]), hi2 = _mm512_castps_pd(a[4 * j + 3]);
+        b[4 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, lo2));
+        b[4 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, lo2));
+        b[4 * j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi, hi2));
+        b[4 * j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi, hi2));
+    }
+    /* A 4 x 4 transpose of 128-bit blocks across b[c], b[4+c], b[8+c], b[12+c]. */
+    GEMM_UNROLL for (int c = 0; c < 4; c++) {
+        __m512 x0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44), x1 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44);
+        __m512 x2 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE), x3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
+        r[c] = _mm512_shuffle_f32x4(x0, x1, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(x0, x1, 0xDD);
+        r[8 + c] = _mm512_shuffle_f32x4(x2, x3, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(x2, x3, 0xDD);
+    }
+}
+
+static inline void transpose8_pd(__m512d r[8])
+{
+    __m512d a[8];
+    GEMM_UNROLL for (int j = 0; j < 4; j++) {
+        a[2 * j] = _mm512_unpacklo_pd(r[2 * j], r[2 * j + 1]);
+        a[2 * j + 1] = _mm512_unpackhi_pd(r[2 * j], r[2 * j + 1]);
+    }
+    /* a[2j + c], 128-bit block L: rows 2j, 2j+1 at column 2L + c. */
+    GEMM_UNROLL for (int c = 0; c < 2; c++) {
+        __m512d x0 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0x44), x1 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0x44);
+        __m512d x2 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0xEE), x3 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0xEE);
+        r[c] = _mm512_shuffle_f64x2(x0, x1, 0x88);
+        r[2 + c] = _mm512_shuffle_f64x2(x0, x1, 0xDD);
+        r[4 + c] = _mm512_shuffle_f64x2(x2, x3, 0x88);
+        r[6 + c] = _mm512_shuffle_f64x2(x2, x3, 0xDD);
+    }
+}
+
+#define PACK_T(NAME, T, V, W, MASK_T, P, S, TRANSPOSE)                                       \
+    static void NAME(T *dst, const T *src, size_t ld, size_t w, size_t w_pad, size_t k)      \
+    {                                                                                        \
+        for (size_t i0 = 0; i0 < w_pad; i0 += W) {                                           \
+            size_t g = w > i0 ? (w - i0 < W ? w - i0 : W) : 0;                                \
+            MASK_T sm = (MASK_T)(w_pad - i0 < W ? (1u << (w_pad - i0)) - 1 : (1u << W) - 1); \
+            for (size_t p0 = 0; p0 < k; p0 += W) {                                           \
+                size_t kk = k - p0 < W ? k - p0 : W;                                         \
+                MASK_T lm = (MASK_T)((1u << kk) - 1);                                        \
+                V r[W];                                                                      \
+                GEMM_UNROLL for (size_t i = 0; i < W; i++)                                   \
+                    r[i] = i < g ? P##maskz_loadu##S(lm, src + (i0 + i) * ld + p0) : P##setzero##S(); \
+                TRANSPOSE(r);                                                                \
+                GEMM_UNROLL for (size_t p = 0; p < W; p++)                                   \
+                    if (p < kk) P##mask_storeu##S(dst + (p0 + p) * w_pad + i0, sm, r[p]);    \
+            }                                                                                \
+        }                                                                                    \
+    }
+PACK_T(pack_t_f32, float, __m512, 16, __mmask16, _mm512_, _ps, transpose16_ps)
+PACK_T(pack_t_f64, double, __m512d, 8, __mmask8, _mm512_, _pd, transpose8_pd)
+
 const struct GemmKernels gemm_kernels_avx512 = {
     .f32 = {.mr = 14, .nr = 32, .kc = 384, .mc = 168, .nc = 2048},
     .f64 = {.mr = 14, .nr = 16, .kc = 256, .mc = 112, .nc = 2048},
@@ -94,4 +162,6 @@ const struct GemmKernels gemm_kernels_avx512 = {
     .dotsz_f64 = {.mr = 4, .nr = 5, .w = 8},
     .dot_f32 = dot_f32,
     .dot_f64 = dot_f64,
+    .pack_t_f32 = pack_t_f32,
+    .pack_t_f64 = pack_t_f64,
 };
