@@ -25,12 +25,14 @@ static inline double hsum_pd(__m256d v)
 #define FMA_PS(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define HSUM(v) hsum_ps(v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 8)
+#define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
 GEMM_UKR(ukr_f32, float, 6, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 GEMM_ROWS_5(ukr_f32, float, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 4, 3, __m256, 8, _mm256_, _ps, FMA_PS)
 GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 #undef HSUM
 #undef HSUM_W
+#undef HSUM_4
 #undef MASK_N
 #undef MLOAD
 #undef MSTORE
@@ -41,6 +43,7 @@ GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 #define FMA_PD(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define HSUM(v) hsum_pd(v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 4)
+#define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
 GEMM_UKR(ukr_f64, double, 6, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
 GEMM_ROWS_5(ukr_f64, double, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 4, 3, __m256d, 4, _mm256_, _pd, FMA_PD)

@@ -31,9 +31,32 @@ static inline void hsum16_ps(float *out, const __m512 *v)
     _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, r));
 }
 
+/* The sums of 4 vectors: the first two levels of the tree, then within 128-bit blocks. */
+static inline void hsum4_ps(float *out, const __m512 *v)
+{
+    __m512 w = pair_quarters_ps(pair_halves_ps(v[0], v[1]), pair_halves_ps(v[2], v[3]));
+    w = _mm512_add_ps(w, _mm512_permute_ps(w, 0x4E));
+    w = _mm512_add_ps(w, _mm512_permute_ps(w, 0xB1));
+    /* Lane 4q holds the sum of v[q]. */
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    /* A plain 4-lane store: the sums are read back at once, and a masked store would
+     * not forward to those loads. */
+    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, w)));
+}
+
 static inline __m512d pair_halves_pd(__m512d a, __m512d b)
 {
     return _mm512_add_pd(_mm512_mask_blend_pd(0xF0, a, b), _mm512_shuffle_f64x2(a, b, 0x4E));
+}
+
+static inline void hsum4_pd(double *out, const __m512d *v)
+{
+    __m512d u0 = pair_halves_pd(v[0], v[1]), u1 = pair_halves_pd(v[2], v[3]);
+    __m512d w = _mm512_add_pd(_mm512_shuffle_f64x2(u0, u1, 0x88), _mm512_shuffle_f64x2(u0, u1, 0xDD));
+    w = _mm512_add_pd(w, _mm512_permute_pd(w, 0x55));
+    /* Lane 2q holds the sum of v[q]. */
+    const __m512i idx = _mm512_setr_epi64(0, 2, 4, 6, 0, 0, 0, 0);
+    _mm256_storeu_pd(out, _mm512_castpd512_pd256(_mm512_permutexvar_pd(idx, w)));
 }
 
 static inline void hsum8_pd(double *out, const __m512d *v)
@@ -56,12 +79,14 @@ static inline void hsum8_pd(double *out, const __m512d *v)
 #define FMA_PS(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define HSUM(v) _mm512_reduce_add_ps(v)
 #define HSUM_W(o, v) hsum16_ps(o, v)
+#define HSUM_4(o, v) hsum4_ps(o, v)
 GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_ROWS_13(ukr_f32, float, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 8, 3, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #undef HSUM
 #undef HSUM_W
+#undef HSUM_4
 #undef MASK_T
 #undef MASK_N
 #undef MLOAD
@@ -74,6 +99,7 @@ GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #define FMA_PD(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define HSUM(v) _mm512_reduce_add_pd(v)
 #define HSUM_W(o, v) hsum8_pd(o, v)
+#define HSUM_4(o, v) hsum4_pd(o, v)
 GEMM_UKR(ukr_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_ROWS_13(ukr_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 8, 3, __m512d, 8, _mm512_, _pd, FMA_PD)

@@ -106,7 +106,8 @@
  * stores C[i*ldc + j] = alpha * sum + beta * C[i*ldc + j] for i < m, j < n (C not read
  * when beta == 0). Rows past m (columns past n) repeat the last valid one, so the loads
  * stay inside the operands; their sums are dropped. The ISA file gives HSUM(v) and
- * HSUM_W(out, v): out[q] = HSUM(v[q]) for the W vectors v[0..W-1]. */
+ * HSUM_W(out, v): out[q] = HSUM(v[q]) for the W vectors v[0..W-1], and HSUM_4 the
+ * same for 4 vectors. */
 #define GEMM_DOT(NAME, T, MR, NR, V, W, P, S, FMA)                                           \
     static void NAME(size_t k, const T *a, size_t lda, const T *b, size_t ldb, T *acc,       \
                      int first, int last, T *c, size_t ldc, size_t m, size_t n, T alpha,     \
@@ -142,10 +143,13 @@
                 GEMM_UNROLL for (int j = 0; j < NR; j++) P##storeu##S(acc + (i * NR + j) * W, s[i][j]); \
             return;                                                                          \
         }                                                                                    \
-        /* W sums at a time through HSUM_W (one transposing tree), the rest one by one. */  \
+        /* W sums at a time through HSUM_W (one transposing tree), then 4 (HSUM_4), the rest \
+         * one by one. */                                                                   \
         T sum[MR * NR];                                                                      \
         GEMM_UNROLL for (int g = 0; g < MR * NR / W; g++) HSUM_W(sum + g * W, &s[0][0] + g * W); \
-        GEMM_UNROLL for (int g = MR * NR / W * W; g < MR * NR; g++)                          \
+        GEMM_UNROLL for (int g = 0; g < MR * NR % W / 4; g++)                                \
+            HSUM_4(sum + MR * NR / W * W + g * 4, &s[0][0] + MR * NR / W * W + g * 4);       \
+        GEMM_UNROLL for (int g = MR * NR / W * W + (MR * NR % W) / 4 * 4; g < MR * NR; g++)  \
             sum[g] = HSUM(s[g / NR][g % NR]);                                                \
         GEMM_UNROLL for (int i = 0; i < MR; i++) {                                           \
             if ((size_t)i >= m) break;                                                       \
