@@ -213,7 +213,7 @@ char *cli_read_file(const char *path, size_t *len)
         n += got;
         if (n + 1 == cap) buf = mem_realloc(buf, cap *= 2);
     }
-    if (ferror(f)) fatal("%s: read error", path);
+    if (ferror(f)) fatal("%s: %s", path, strerror(errno));
     fclose(f);
     buf[n] = 0;
     *len = n;

@@ -78,6 +78,15 @@ static void load_net(const struct Options *o, struct Net *net)
         fatal("%s has no embedded config: give the one it was trained with, with --config FILE", o->model);
     }
     if (bad) fatal("%s", err);
+    /* The config must describe the weights the file holds before anything is built: a
+     * config asking for gigabytes of weights must not allocate them first. */
+    uint64_t want = 0, have = 0;
+    for (uint32_t i = 0; i < cfg.n_layers; i++) want += cfg.layers[i].n_params;
+    for (uint32_t i = 0; i < mf.n; i++)
+        if (strncmp(mf.tensors[i].name, "input.", 6)) have += tensor_numel(mf.tensors[i].t);
+    if (want != have)
+        fatal("%s: the config describes %llu weights but the file holds %llu: wrong --config, or a damaged file",
+              o->model, (unsigned long long)want, (unsigned long long)have);
     net_init(net, &cfg, cfg.seed);
     if (cfg.normalize != NORM_NONE) {
         const struct Tensor *s = model_file_find(&mf, "input.shift"), *c = model_file_find(&mf, "input.scale");

@@ -200,4 +200,13 @@ TEST(cli_infer_config_for_a_bare_model)
     snprintf(args, sizeof args, "--config configs/xor.ini %s data/xor_x.csv", bare);
     EXPECT_EQ_INT(run("infer", args), 0);
     EXPECT_MSG(!strcmp(out, with_cfg), "bare model with --config predicts %s, embedded config %s", out, with_cfg);
+    /* a config describing other weights than the file holds fails before building them */
+    const char *other = test_write_file(tmp("other.ini"), "[model]\ninput_dim=2\nlayer=Linear,2,100000000\n");
+    snprintf(args, sizeof args, "--config %s %s data/xor_x.csv", other, bare);
+    EXPECT_EQ_INT(run("infer", args), 1);
+    EXPECT_STR_CONTAINS(err, "describes 300000000 weights but the file holds 42");
+    /* a directory given as the config says so */
+    snprintf(args, sizeof args, "%s data/xor_x.csv data/xor_y.csv %s", test_tmpdir(), tmp("m.bin"));
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "Is a directory");
 }
