@@ -87,10 +87,15 @@ struct GemmKernels {
     void (*pack_t_f64)(double *dst, const double *src, size_t ld, size_t w, size_t w_pad, size_t k);
 };
 
+struct ConvKernels;
+
+/* Everything dispatched for one ISA path; gemm and conv are NULL on the reference path
+ * (gemm then runs its reference loops, Conv2d its im2col + gemm path). */
 struct KernelTable {
     int isa;
     const struct EwKernels *ew;
     const struct GemmKernels *gemm;
+    const struct ConvKernels *conv;
 };
 
 const struct KernelTable *kernels_get(void);

@@ -42,17 +42,6 @@ static _Thread_local union {
     double f64[GEMM_MAX_TILE];
 } tile;
 
-/* The kernel set of the ISA path in use; NULL for the reference path. Referenced here
- * (not only through math_kernels.c's weak table) so the linker keeps the ISA files. */
-static const struct GemmKernels *gemm_kernels(void)
-{
-    switch (kernels_isa()) {
-    case ISA_SSE2: return &gemm_kernels_sse2;
-    case ISA_AVX2: return &gemm_kernels_avx2;
-    case ISA_AVX512: return &gemm_kernels_avx512;
-    }
-    return NULL;
-}
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
@@ -266,7 +255,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
             scale_c_##sfx(M, N, beta, C, ldc, 1);                                            \
             return;                                                                          \
         }                                                                                    \
-        const struct GemmKernels *gk = gemm_kernels();                                       \
+        const struct GemmKernels *gk = kernels_get()->gemm;                                  \
         if (!gk) {                                                                           \
             gemm_ref_##sfx(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);            \
             return;                                                                          \

@@ -34,17 +34,12 @@ int kernels_isa_supported(int isa)
     return 0;
 }
 
-/* The gemm micro-kernels come from gemm_<isa>.c; weak so that this table links before
- * (and whether or not) they exist: a missing one reads as NULL and gemm.c falls back. */
-extern const struct GemmKernels gemm_kernels_sse2 __attribute__((weak));
-extern const struct GemmKernels gemm_kernels_avx2 __attribute__((weak));
-extern const struct GemmKernels gemm_kernels_avx512 __attribute__((weak));
-
+/* The one place that decides which kernels each ISA path uses. */
 static const struct KernelTable tables[ISA_COUNT] = {
-    {ISA_REF, &ew_kernels_ref, NULL},
-    {ISA_SSE2, &ew_kernels_sse2, &gemm_kernels_sse2},
-    {ISA_AVX2, &ew_kernels_avx2, &gemm_kernels_avx2},
-    {ISA_AVX512, &ew_kernels_avx512, &gemm_kernels_avx512},
+    {ISA_REF, &ew_kernels_ref, NULL, NULL},
+    {ISA_SSE2, &ew_kernels_sse2, &gemm_kernels_sse2, &conv_kernels_sse2},
+    {ISA_AVX2, &ew_kernels_avx2, &gemm_kernels_avx2, &conv_kernels_avx2},
+    {ISA_AVX512, &ew_kernels_avx512, &gemm_kernels_avx512, &conv_kernels_avx512},
 };
 
 void kernels_select(int isa)

@@ -176,23 +176,12 @@ struct ConvCtx {
     void *xs;                       /* the split input of every sample, for the weight gradient */
 };
 
-/* The ISA's direct kernels; none on the reference path, which keeps im2col + gemm. */
-static const struct ConvKernels *conv_isa_kernels(void)
-{
-    switch (kernels_isa()) {
-    case ISA_SSE2: return &conv_kernels_sse2;
-    case ISA_AVX2: return &conv_kernels_avx2;
-    case ISA_AVX512: return &conv_kernels_avx512;
-    }
-    return NULL;
-}
-
 /* The direct kernels compute whole vectors of each output row: they pay when more than
  * half the lanes of a row do work (and the weight gradient's partial sums stay small). */
 static void conv_pick_path(struct ConvCtx *cx, uint32_t dt)
 {
     const struct ConvGeom *q = &cx->q;
-    const struct ConvKernels *ck = conv_isa_kernels();
+    const struct ConvKernels *ck = kernels_get()->conv;
     cx->ck = NULL;
     if (!ck) return;
     size_t lanes = (size_t)(dt == DT_FLOAT32 ? ck->lanes_f32 : ck->lanes_f64);
