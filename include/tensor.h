@@ -64,5 +64,11 @@ char *tensor_shape_str(const struct Tensor *t, char *buf, size_t cap);
 
 static inline float *tensor_f32(const struct Tensor *t) { return (float *)t->data; }
 static inline double *tensor_f64(const struct Tensor *t) { return (double *)t->data; }
+/* Element i of the data (row-major offset, no stride arithmetic) as a double: for
+ * scalars, labels and printing, not for kernels. */
+static inline double tensor_at(const struct Tensor *t, uint64_t i)
+{
+    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+}
 
 #endif

@@ -136,11 +136,6 @@ struct Optimizer *net_optimizer_create(const struct Net *net)
     return opt;
 }
 
-static double value_at(const struct Tensor *t, uint64_t i)
-{
-    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
-}
-
 /* Rows whose largest output is at the labelled class. */
 static uint64_t count_correct(const struct Tensor *out, const struct Tensor *y)
 {
@@ -148,8 +143,8 @@ static uint64_t count_correct(const struct Tensor *out, const struct Tensor *y)
     for (uint64_t r = 0; r < rows; r++) {
         uint64_t best = 0;
         for (uint64_t c = 1; c < C; c++)
-            if (value_at(out, r * C + c) > value_at(out, r * C + best)) best = c;
-        hits += (double)best == value_at(y, r);
+            if (tensor_at(out, r * C + c) > tensor_at(out, r * C + best)) best = c;
+        hits += (double)best == tensor_at(y, r);
     }
     return hits;
 }
@@ -181,7 +176,7 @@ int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, 
         dataset_get_batch(ds, b, c->batch_size, &x, &y);
         struct Node *out;
         struct Node *loss = loss_build_graph(net->mods, net->n_mods, net_input(g, net, x), y, c->loss, &out);
-        double l = value_at(loss->value, 0);
+        double l = tensor_at(loss->value, 0);
         if (!isfinite(l)) {
             graph_reset(g);
             st->steps = b + 1, st->bad_loss = l;

@@ -25,11 +25,6 @@
     }
 GEN_BOTH(MSE_T)
 
-static double scalar_of(const struct Tensor *t)
-{
-    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[0] : tensor_f64(t)[0];
-}
-
 static void set_scalar(struct Tensor *t, double v)
 {
     if (t->dtype == DT_FLOAT32) tensor_f32(t)[0] = (float)v;
@@ -40,7 +35,7 @@ static void mse_backward(struct Node *self)
 {
     struct Node *p = self->parents[0], *t = self->parents[1];
     size_t n = tensor_numel(p->value);
-    double scale = 2.0 * scalar_of(self->grad) / (double)n;
+    double scale = 2.0 * tensor_at(self->grad, 0) / (double)n;
     uint32_t dt = p->value->dtype;
     if (node_wants_grad(p)) DT_CALL(dt, mse_grad, n, scale, p->value->data, t->value->data, node_grad(p)->data);
     if (node_wants_grad(t)) DT_CALL(dt, mse_grad, n, -scale, p->value->data, t->value->data, node_grad(t)->data);
@@ -99,7 +94,7 @@ static void ce_backward(struct Node *self)
     if (!node_wants_grad(x)) return;
     struct CeCtx *c = self->ctx;
     size_t B = x->value->shape[0], C = x->value->shape[1];
-    double scale = scalar_of(self->grad) / (double)B;
+    double scale = tensor_at(self->grad, 0) / (double)B;
     DT_CALL(x->value->dtype, ce_grad, B, C, scale, c->probs, c->cls, node_grad(x)->data);
 }
 

@@ -99,11 +99,6 @@ static void load_net(const struct Options *o, struct Net *net)
     if (bad) fatal("%s", err);
 }
 
-static double get(const struct Tensor *t, uint64_t i)
-{
-    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
-}
-
 struct Tally { uint64_t n, hits, *confusion; double sq; };
 
 static void print_rows(const struct Net *net, const struct Tensor *out, const struct Tensor *y, int probs, struct Tally *t)
@@ -118,11 +113,11 @@ static void print_rows(const struct Net *net, const struct Tensor *out, const st
             double m = -INFINITY, s = 0;
             uint64_t best = 0;
             for (uint64_t c = 0; c < C; c++)
-                if (get(out, base + c) > m) m = get(out, base + c), best = c;
+                if (tensor_at(out, base + c) > m) m = tensor_at(out, base + c), best = c;
             if (probs) {
-                for (uint64_t c = 0; c < C; c++) s += exp(get(out, base + c) - m);
+                for (uint64_t c = 0; c < C; c++) s += exp(tensor_at(out, base + c) - m);
                 for (uint64_t c = 0; c < C; c++) {
-                    double p = exp(get(out, base + c) - m) / s;
+                    double p = exp(tensor_at(out, base + c) - m) / s;
                     if (c) putchar(',');
                     printf(fmt, out->dtype == DT_FLOAT32 ? (double)(float)p : p);
                 }
@@ -131,15 +126,15 @@ static void print_rows(const struct Net *net, const struct Tensor *out, const st
                 printf("%llu\n", (unsigned long long)best);
             }
             if (y) {
-                uint64_t label = (uint64_t)get(y, r);
+                uint64_t label = (uint64_t)tensor_at(y, r);
                 t->hits += best == label;
                 t->confusion[label * C + best]++;
             }
         } else {
             for (uint64_t c = 0; c < C; c++) {
                 if (c) putchar(',');
-                printf(fmt, get(out, base + c));
-                if (y) { double d = get(out, base + c) - get(y, r * C + c); t->sq += d * d; }
+                printf(fmt, tensor_at(out, base + c));
+                if (y) { double d = tensor_at(out, base + c) - tensor_at(y, r * C + c); t->sq += d * d; }
             }
             putchar('\n');
         }

@@ -21,11 +21,6 @@ static struct Tensor *vec(uint64_t rows, uint64_t cols, uint32_t dt, const doubl
     return t;
 }
 
-static double at(const struct Tensor *t, uint64_t i)
-{
-    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
-}
-
 TEST(relu_sigmoid_known_values)
 {
     static const double x[6] = {-2, -0.5, 0, 0.5, 3, -800};
@@ -39,14 +34,14 @@ TEST(relu_sigmoid_known_values)
         static const double sig_want[6] = {0.11920292202211755, 0.37754066879814541, 0.5, 0.62245933120185459,
                                            0.95257412682243336, 0};
         for (int i = 0; i < 6; i++) {
-            EXPECT_NEAR(at(r->value, i), relu_want[i], 0);
-            EXPECT_NEAR(at(s->value, i), sig_want[i], dt == DT_FLOAT32 ? 1e-7 : 1e-15);
+            EXPECT_NEAR(tensor_at(r->value, i), relu_want[i], 0);
+            EXPECT_NEAR(tensor_at(s->value, i), sig_want[i], dt == DT_FLOAT32 ? 1e-7 : 1e-15);
         }
         /* no overflow at large |x| */
         struct Tensor *big = vec(1, 2, dt, (const double[]){1000, -1000});
         struct Node *sb = act_sigmoid(graph_input(&g, big, 0));
-        EXPECT_NEAR(at(sb->value, 0), 1.0, 0);
-        EXPECT_NEAR(at(sb->value, 1), 0.0, 0);
+        EXPECT_NEAR(tensor_at(sb->value, 0), 1.0, 0);
+        EXPECT_NEAR(tensor_at(sb->value, 1), 0.0, 0);
         tensor_free(big);
         tensor_free(t);
         graph_free(&g);
@@ -87,13 +82,13 @@ TEST(softmax_rows_sum_to_one_at_extremes)
         for (int r = 0; r < 2; r++) {
             double sum = 0;
             for (int i = 0; i < 3; i++) {
-                EXPECT(isfinite(at(s->value, r * 3 + i)));
-                sum += at(s->value, r * 3 + i);
+                EXPECT(isfinite(tensor_at(s->value, r * 3 + i)));
+                sum += tensor_at(s->value, r * 3 + i);
             }
             EXPECT_NEAR(sum, 1.0, 1e-6);
         }
-        EXPECT_NEAR(at(s->value, 0), 1.0, 0);
-        EXPECT_NEAR(at(s->value, 3), 0.5, 1e-7);
+        EXPECT_NEAR(tensor_at(s->value, 0), 1.0, 0);
+        EXPECT_NEAR(tensor_at(s->value, 3), 0.5, 1e-7);
         tensor_free(t);
         graph_free(&g);
     }
@@ -110,12 +105,12 @@ TEST(cross_entropy_hand_computed)
         graph_init(&g);
         struct Tensor *t = vec(2, 3, dt, x), *y = vec(2, 1, dt, cls);
         struct Node *l = loss_cross_entropy(graph_input(&g, t, 0), y);
-        EXPECT_NEAR(at(l->value, 0), want, dt == DT_FLOAT32 ? 1e-6 : 1e-15);
+        EXPECT_NEAR(tensor_at(l->value, 0), want, dt == DT_FLOAT32 ? 1e-6 : 1e-15);
         /* stable at huge logits */
         struct Tensor *h = vec(1, 3, dt, (const double[]){1000, -1000, 0});
         struct Tensor *yh = vec(1, 1, dt, (const double[]){1});
         struct Node *lh = loss_cross_entropy(graph_input(&g, h, 0), yh);
-        EXPECT_NEAR(at(lh->value, 0), 2000, 1e-3);
+        EXPECT_NEAR(tensor_at(lh->value, 0), 2000, 1e-3);
         tensor_free(h), tensor_free(yh), tensor_free(t), tensor_free(y);
         graph_free(&g);
     }
@@ -233,7 +228,7 @@ TEST(mlp_learns_xor)
         for (int step = 0; step < 2000; step++) {
             struct Node *out;
             struct Node *l = loss_build_graph(mods, 4, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, &out);
-            loss = at(l->value, 0);
+            loss = tensor_at(l->value, 0);
             backward(l);
             sgd_step(mods, 4, 0.5);
             graph_reset(&g);
@@ -241,9 +236,9 @@ TEST(mlp_learns_xor)
         struct Node *p = net_forward(mods, 4, graph_input(&g, x, 0), 0);
         int correct = 0;
         for (int r = 0; r < 4; r++) {
-            int pred = at(p->value, r * 2 + 1) > at(p->value, r * 2);
-            correct += pred == (int)at(y, r);
-            double rowsum = at(p->value, r * 2) + at(p->value, r * 2 + 1);
+            int pred = tensor_at(p->value, r * 2 + 1) > tensor_at(p->value, r * 2);
+            correct += pred == (int)tensor_at(y, r);
+            double rowsum = tensor_at(p->value, r * 2) + tensor_at(p->value, r * 2 + 1);
             EXPECT_NEAR(rowsum, 1.0, 1e-6); /* inference applies the final Softmax */
         }
         EXPECT_EQ_INT(correct, 4);
@@ -264,7 +259,7 @@ TEST(linear_module_layout_and_init)
     EXPECT_EQ_INT(m->params[0]->shape[1], 5);
     EXPECT_EQ_INT(m->params[1]->shape[0], 3);
     double bound = 1 / sqrt(5.0);
-    for (int i = 0; i < 15; i++) EXPECT(fabs(at(m->params[0], i)) <= bound);
+    for (int i = 0; i < 15; i++) EXPECT(fabs(tensor_at(m->params[0], i)) <= bound);
     /* y = x W^T + b on a known input */
     struct Tensor *x = vec(2, 5, DT_FLOAT32, (const double[]){1, 0, 0, 0, 0, 0, 1, 1, 0, 0});
     struct Graph g;
@@ -272,8 +267,8 @@ TEST(linear_module_layout_and_init)
     struct Node *y;
     m->forward(m, graph_input(&g, x, 0), &y);
     for (int o = 0; o < 3; o++) {
-        EXPECT_NEAR(at(y->value, o), at(m->params[0], o * 5) + at(m->params[1], o), 1e-6);
-        EXPECT_NEAR(at(y->value, 3 + o), at(m->params[0], o * 5 + 1) + at(m->params[0], o * 5 + 2) + at(m->params[1], o), 1e-6);
+        EXPECT_NEAR(tensor_at(y->value, o), tensor_at(m->params[0], o * 5) + tensor_at(m->params[1], o), 1e-6);
+        EXPECT_NEAR(tensor_at(y->value, 3 + o), tensor_at(m->params[0], o * 5 + 1) + tensor_at(m->params[0], o * 5 + 2) + tensor_at(m->params[1], o), 1e-6);
     }
     graph_free(&g);
     tensor_free(x);

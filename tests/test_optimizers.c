@@ -21,11 +21,6 @@ struct Fixture {
     double ref_p[NP][MAXN], ref_m[NP][MAXN], ref_v[NP][MAXN];
 };
 
-static double get(const struct Tensor *t, uint64_t i)
-{
-    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
-}
-
 static void set(struct Tensor *t, uint64_t i, double v)
 {
     if (t->dtype == DT_FLOAT32) tensor_f32(t)[i] = (float)v;
@@ -44,7 +39,7 @@ static void fixture_init(struct Fixture *f, uint32_t dtype)
     for (int k = 0; k < NP; k++)
         for (uint64_t i = 0; i < tensor_numel(f->p[k]); i++) {
             set(f->p[k], i, 0.5 - 0.3 * (double)i + k);
-            f->ref_p[k][i] = get(f->p[k], i); /* as stored (rounded to float for f32) */
+            f->ref_p[k][i] = tensor_at(f->p[k], i); /* as stored (rounded to float for f32) */
         }
 }
 
@@ -57,14 +52,14 @@ static void fixture_free(struct Fixture *f)
 static double fixture_grad(struct Fixture *f, int k, uint64_t i, int t)
 {
     set(f->g[k], i, 0.2 * cos(1.0 + (double)i + 3.0 * k + 0.7 * t) * (t + 1));
-    return get(f->g[k], i);
+    return tensor_at(f->g[k], i);
 }
 
 static void check_params(struct Fixture *f, double tol)
 {
     for (int k = 0; k < NP; k++)
         for (uint64_t i = 0; i < tensor_numel(f->p[k]); i++)
-            EXPECT_NEAR(get(f->p[k], i), f->ref_p[k][i], tol);
+            EXPECT_NEAR(tensor_at(f->p[k], i), f->ref_p[k][i], tol);
 }
 
 /* Runs STEPS steps of opt and of the reference (kind 0: SGD, 1: Adam). */
@@ -145,7 +140,7 @@ static void hand_case(uint32_t dtype)
     set(p, 0, 0.5), set(g, 0, 0.2);
     o = optim_sgd_create(&p, &g, 1, 0.1, 0);
     o->step(o);
-    EXPECT_NEAR(get(p, 0), 0.48, tol);
+    EXPECT_NEAR(tensor_at(p, 0), 0.48, tol);
     optim_free(o);
 
     set(p, 0, 0.5), set(g, 0, 0.2);
@@ -153,13 +148,13 @@ static void hand_case(uint32_t dtype)
     o->step(o);
     set(g, 0, 0.1);
     o->step(o);
-    EXPECT_NEAR(get(p, 0), 0.452, tol);
+    EXPECT_NEAR(tensor_at(p, 0), 0.452, tol);
     optim_free(o);
 
     set(p, 0, 0.5), set(g, 0, 0.2);
     o = optim_adam_create(&p, &g, 1, 0.01, 0.9, 0.999, 1e-8);
     o->step(o);
-    EXPECT_NEAR(get(p, 0), 0.4900000005, dtype == DT_FLOAT32 ? 1e-7 : 1e-15);
+    EXPECT_NEAR(tensor_at(p, 0), 0.4900000005, dtype == DT_FLOAT32 ? 1e-7 : 1e-15);
     optim_free(o);
 
     tensor_free(p);
@@ -181,7 +176,7 @@ TEST(optim_zero_grad)
         for (int k = 0; k < NP; k++) tensor_fill(f.g[k], 3.5);
         opt->zero_grad(opt);
         for (int k = 0; k < NP; k++)
-            for (uint64_t i = 0; i < tensor_numel(f.g[k]); i++) EXPECT_EQ_INT(get(f.g[k], i), 0);
+            for (uint64_t i = 0; i < tensor_numel(f.g[k]); i++) EXPECT_EQ_INT(tensor_at(f.g[k], i), 0);
         check_params(&f, 0); /* zero_grad leaves the parameters alone */
         /* A step on zero gradients moves nothing (m = v = 0, so the update is 0). */
         opt->step(opt);
@@ -190,7 +185,7 @@ TEST(optim_zero_grad)
         struct Optimizer *sgd = optim_sgd_create(f.p, f.g, NP, 0.1, 0.9);
         tensor_fill(f.g[1], -1);
         sgd->zero_grad(sgd);
-        EXPECT_EQ_INT(get(f.g[1], 34), 0);
+        EXPECT_EQ_INT(tensor_at(f.g[1], 34), 0);
         optim_free(sgd);
         fixture_free(&f);
     }
