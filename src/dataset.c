@@ -484,7 +484,7 @@ static int check_binary_values(const char *path, const char *name, const struct 
     uint64_t n = tensor_numel(t), cols = t->shape[1];
     uint64_t i = DT_CALL(t->dtype, check_values, t->data, n, n_classes);
     if (i == n) return 0;
-    double v = t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+    double v = tensor_at(t, i);
     unsigned long long row = i / cols + 1, col = i % cols + 1;
     if (!isfinite(v))
         return err_set(err, errlen, "%s: tensor '%s': row %llu, column %llu: %g (NaN and Inf are not allowed)",

@@ -103,7 +103,7 @@ static uint32_t *ce_classes(struct Graph *g, const struct Tensor *t, size_t B, s
 {
     uint32_t *cls = arena_alloc(&g->arena, B * sizeof *cls);
     for (size_t r = 0; r < B; r++) {
-        double v = t->dtype == DT_FLOAT32 ? tensor_f32(t)[r] : tensor_f64(t)[r];
+        double v = tensor_at(t, r);
         if (!(v >= 0 && v < (double)C) || v != floor(v))
             panic("cross_entropy_loss: target %g in row %zu is not a class index in [0, %zu)", v, r, C);
         cls[r] = (uint32_t)v;

@@ -23,11 +23,6 @@ static const struct ConvCase cases[] = {
 
 static uint64_t out_size(uint64_t n, uint64_t k, uint64_t s, uint64_t p) { return (n + 2 * p - k) / s + 1; }
 
-static double val(const struct Tensor *t, uint64_t i)
-{
-    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
-}
-
 /* gw, gb, gx (double, zeroed by the caller) for the output gradient g, by direct loops */
 static void ref_grads(const struct ConvCase *c, const struct Tensor *x, const struct Tensor *w,
                       const struct Tensor *g, double *gw, double *gb, double *gx)
@@ -37,7 +32,7 @@ static void ref_grads(const struct ConvCase *c, const struct Tensor *x, const st
         for (uint64_t o = 0; o < c->O; o++)
             for (uint64_t oh = 0; oh < Ho; oh++)
                 for (uint64_t ow = 0; ow < Wo; ow++) {
-                    double gv = val(g, ((n * c->O + o) * Ho + oh) * Wo + ow);
+                    double gv = tensor_at(g, ((n * c->O + o) * Ho + oh) * Wo + ow);
                     gb[o] += gv;
                     for (uint64_t ci = 0; ci < c->C; ci++)
                         for (uint64_t ki = 0; ki < c->kh; ki++)
@@ -47,8 +42,8 @@ static void ref_grads(const struct ConvCase *c, const struct Tensor *x, const st
                                 if (ih < 0 || iw < 0 || ih >= (int64_t)c->H || iw >= (int64_t)c->W) continue;
                                 uint64_t xi = ((n * c->C + ci) * c->H + (uint64_t)ih) * c->W + (uint64_t)iw;
                                 uint64_t wi = ((o * c->C + ci) * c->kh + ki) * c->kw + kj;
-                                gw[wi] += gv * val(x, xi);
-                                gx[xi] += gv * val(w, wi);
+                                gw[wi] += gv * tensor_at(x, xi);
+                                gx[xi] += gv * tensor_at(w, wi);
                             }
                 }
 }
@@ -60,7 +55,7 @@ static double grad_err(const struct Tensor *t, const double *ref, double base, u
     int f32 = t->dtype == DT_FLOAT32;
     double atol = (f32 ? 1e-6 : 1e-14) * (double)(terms + 1), rtol = f32 ? 1e-5 : 1e-12, worst = 0;
     for (uint64_t i = 0; i < tensor_numel(t); i++) {
-        double e = fabs(val(t, i) - base - ref[i]) / (atol + rtol * fabs(ref[i]));
+        double e = fabs(tensor_at(t, i) - base - ref[i]) / (atol + rtol * fabs(ref[i]));
         if (!(e <= worst)) worst = e; /* NaN counts as the worst */
     }
     return worst;

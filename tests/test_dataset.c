@@ -43,7 +43,7 @@ static void expect_matrix(const char *text, uint32_t dtype, uint64_t rows, uint6
     EXPECT_EQ_INT(t->dtype, dtype);
     if (t->shape[0] == rows && t->shape[1] == cols)
         for (uint64_t i = 0; i < rows * cols; i++) {
-            double got = dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+            double got = tensor_at(t, i);
             double w = dtype == DT_FLOAT32 ? (double)(float)want[i] : want[i];
             EXPECT_MSG(got == w, "value %llu of %s: %.17g, expected %.17g", (unsigned long long)i, text, got, w);
         }

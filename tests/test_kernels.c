@@ -201,11 +201,6 @@ static struct Tensor *random_tensor(struct Rng *r, uint64_t ndim, const uint64_t
     return t;
 }
 
-static double elem(const struct Tensor *t, uint64_t i)
-{
-    return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
-}
-
 TEST_ISA(ew_tensor_ops)
 {
     struct Rng r;
@@ -218,19 +213,19 @@ TEST_ISA(ew_tensor_ops)
         for (int op = 0; op < 5; op++) {
             ops[op](o, a, b);
             for (uint64_t i = 0; i < 105; i++) {
-                double x = elem(a, i), y = elem(b, i);
+                double x = tensor_at(a, i), y = tensor_at(b, i);
                 double want[5] = {x + y, x - y, x * y, x / y, x > y ? x : y};
                 double w = dt == DT_FLOAT32 ? (float)want[op] : want[op];
-                if (elem(o, i) != w) { EXPECT_MSG(0, "op %d dtype %u element %llu", op, dt, (unsigned long long)i); break; }
+                if (tensor_at(o, i) != w) { EXPECT_MSG(0, "op %d dtype %u element %llu", op, dt, (unsigned long long)i); break; }
             }
         }
         ew_scalar_mul(o, a, 0.5);
-        EXPECT_NEAR(elem(o, 17), elem(a, 17) * 0.5, 0);
+        EXPECT_NEAR(tensor_at(o, 17), tensor_at(a, 17) * 0.5, 0);
         ew_scalar_add(o, a, 2.0);
-        EXPECT_NEAR(elem(o, 17), dt == DT_FLOAT32 ? (float)(elem(a, 17) + 2) : elem(a, 17) + 2, 0);
+        EXPECT_NEAR(tensor_at(o, 17), dt == DT_FLOAT32 ? (float)(tensor_at(a, 17) + 2) : tensor_at(a, 17) + 2, 0);
         tensor_copy_into(o, a);
         ew_add(o, o, b); /* out aliases a */
-        EXPECT_NEAR(elem(o, 104), dt == DT_FLOAT32 ? (float)(elem(a, 104) + elem(b, 104)) : elem(a, 104) + elem(b, 104), 0);
+        EXPECT_NEAR(tensor_at(o, 104), dt == DT_FLOAT32 ? (float)(tensor_at(a, 104) + tensor_at(b, 104)) : tensor_at(a, 104) + tensor_at(b, 104), 0);
         tensor_free(a), tensor_free(b), tensor_free(o);
     }
 }
