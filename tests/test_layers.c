@@ -8,6 +8,7 @@
 #include "math_kernels.h"
 #include "mem.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static struct Tensor *vec(uint64_t rows, uint64_t cols, uint32_t dt, const double *v)
@@ -353,4 +354,34 @@ TEST(invalidated_gradients_equal_zeroed_ones)
     tensor_free(want_w), tensor_free(want_b), tensor_free(x), tensor_free(y);
     graph_free(&g);
     module_free(lin);
+}
+
+TEST(graph_print_names_ops_and_shapes)
+{
+    struct Rng rng;
+    rng_seed(&rng, 2);
+    struct Module *mods[2] = {nn_linear_create(5, 3, DT_FLOAT32, &rng), act_module_create(MOD_RELU)};
+    struct Tensor *x = vec(4, 5, DT_FLOAT32, (const double[]){1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5});
+    struct Tensor *y = vec(4, 1, DT_FLOAT32, (const double[]){0, 1, 2, 1});
+    struct Graph g;
+    graph_init(&g);
+    struct Node *l = loss_build_graph(mods, 2, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
+    FILE *f = tmpfile();
+    EXPECT(f != NULL);
+    if (f) {
+        graph_print(l, f);
+        char text[2048] = {0};
+        rewind(f);
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+        EXPECT_STR_CONTAINS(text, "cross_entropy_loss");
+        EXPECT_STR_CONTAINS(text, "relu");
+        EXPECT_STR_CONTAINS(text, "linear");
+        EXPECT_STR_CONTAINS(text, "4x3");
+        EXPECT_STR_CONTAINS(text, "3x5");  /* the weight, a leaf that wants a gradient */
+    }
+    graph_free(&g);
+    tensor_free(x), tensor_free(y);
+    module_free(mods[0]), module_free(mods[1]);
 }
