@@ -147,12 +147,13 @@ int main(int argc, char **argv)
 {
     const char *filter = argc > 1 ? argv[1] : NULL;
     util_set_progname("tests");
+    /* Before the scratch directory: an unusable MINIDL_ISA exits here and must leave nothing behind. */
+    int dflt = kernels_isa(); /* honours MINIDL_ISA */
     snprintf(tmpdir, sizeof tmpdir, "/tmp/minidl-tests-XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
     setenv("MINIDL_TEST_TMP", tmpdir, 1);
 
     int passed = 0, failed = 0;
-    int dflt = kernels_isa(); /* honours MINIDL_ISA */
     int forced = getenv("MINIDL_ISA") ? dflt : -1;
     for (int i = 0; i < n_cases; i++) {
         const struct TestCase *c = &cases[i];
