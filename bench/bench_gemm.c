@@ -4,7 +4,10 @@
  * OpenBLAS is never linked: it is dlopen()ed in two child processes (this program
  * re-executed with a hidden flag), one with OPENBLAS_CORETYPE=Haswell (its AVX2 kernels)
  * and one with the variable unset (its own choice), because the library reads the
- * variable once when it loads. Our figures are compared with the faster of the two. */
+ * variable once when it loads. Our figures are compared with the faster of the two.
+ *
+ * A subset while iterating: MINIDL_BENCH_SHAPES=a,b (shapes whose name contains a or
+ * b) and MINIDL_BENCH_ISAS=avx512,avx2 (paths); the OpenBLAS children inherit both. */
 #include "bench.h"
 #include "bench_peak.h"
 #include "kernels.h"
@@ -53,6 +56,21 @@ static const struct Shape shapes[] = {
 };
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 #define MAX_ELEMS ((size_t)1024 * 1024)
+
+/* Whether `name` matches the comma-separated substrings of environment variable `var`
+ * (unset or empty: everything). */
+static int selected(const char *var, const char *name)
+{
+    const char *list = getenv(var);
+    if (!list || !*list) return 1;
+    while (*list) {
+        size_t len = strcspn(list, ",");
+        for (const char *p = name; len && *p; p++)
+            if (!strncmp(p, list, len)) return 1;
+        list += len + (list[len] == ',');
+    }
+    return 0;
+}
 
 typedef void (*gemm_call)(const struct Shape *s, int f64, void **m);
 
@@ -133,8 +151,10 @@ static void openblas_child(int quick)
     if (set_threads) set_threads(1);
     printf("core %s\n", corename ? corename() : "?");
     void **m = alloc_mats();
-    for (size_t i = 0; i < N_SHAPES; i++)
+    for (size_t i = 0; i < N_SHAPES; i++) {
+        if (!selected("MINIDL_BENCH_SHAPES", shapes[i].name)) { printf("0 0\n"); continue; }
         printf("%f %f\n", measure(call_openblas, &shapes[i], 0, m, quick), measure(call_openblas, &shapes[i], 1, m, quick));
+    }
     free_mats(m);
     exit(0);
 }
@@ -188,6 +208,7 @@ static void print_table(int f64, double ours[][N_ISAS][2], int have_ob, double o
     printf("|----------------------------------|---------|---------|---------|----------|----------|-----------|-----------|\n");
     for (size_t i = 0; i < N_SHAPES; i++) {
         const struct Shape *s = &shapes[i];
+        if (!selected("MINIDL_BENCH_SHAPES", s->name)) continue;
         char label[64];
         snprintf(label, sizeof label, "%s", s->name);
         double best = 0;
@@ -219,10 +240,12 @@ void bench_gemm(int quick)
     if (!have_ob) printf("OpenBLAS (libopenblas.so.0) not found: no yardstick\n");
     void **m = alloc_mats();
     for (int k = 0; k < N_ISAS; k++) {
-        if (!kernels_isa_supported(isas[k])) continue;
+        if (!kernels_isa_supported(isas[k]) || !selected("MINIDL_BENCH_ISAS", isa_name(isas[k]))) continue;
         kernels_select(isas[k]);
         for (size_t i = 0; i < N_SHAPES; i++)
-            for (int d = 0; d < 2; d++) ours[i][k][d] = measure(call_ours, &shapes[i], d, m, quick);
+            for (int d = 0; d < 2; d++)
+                if (selected("MINIDL_BENCH_SHAPES", shapes[i].name))
+                    ours[i][k][d] = measure(call_ours, &shapes[i], d, m, quick);
     }
     free_mats(m);
     kernels_select(saved);

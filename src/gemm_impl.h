@@ -46,30 +46,41 @@
             a += csa;                                                                        \
             b += rsb;                                                                        \
         }                                                                                    \
+        /* One unrolled store loop per case, chosen once: with alpha == 1 and beta == 1    \
+         * (the gradients' accumulation) the update is one add. */                         \
         V va = P##set1##S(alpha), vb = P##set1##S(beta);                                     \
         if (n == NV * W) {                                                                   \
-            GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
-                if ((size_t)i >= m) break;                                                   \
-                GEMM_UNROLL for (int v = 0; v < NV; v++) {                                   \
-                    T *cp = c + i * ldc + v * W;                                             \
-                    V r = P##mul##S(va, acc[i][v]);                                          \
-                    P##storeu##S(cp, beta == 0 ? r : FMA(vb, P##loadu##S(cp), r));          \
-                }                                                                            \
-            }                                                                                \
+            if (alpha == 1 && beta == 1)                                                     \
+                GEMM_STORE_TILE(T, V, MR, NV, W, P##add##S(acc[i][v], P##loadu##S(cp)), P##storeu##S(cp, r)); \
+            else if (beta == 0)                                                              \
+                GEMM_STORE_TILE(T, V, MR, NV, W, P##mul##S(va, acc[i][v]), P##storeu##S(cp, r));   \
+            else                                                                             \
+                GEMM_STORE_TILE(T, V, MR, NV, W, FMA(vb, P##loadu##S(cp), P##mul##S(va, acc[i][v])), \
+                                P##storeu##S(cp, r));                                        \
             return;                                                                          \
         }                                                                                    \
         MASK_T mk[NV];                                                                       \
         GEMM_UNROLL for (int v = 0; v < NV; v++)                                             \
             mk[v] = MASK_N(n > (size_t)v * W ? (n - (size_t)v * W < W ? n - (size_t)v * W : W) : 0); \
+        if (beta == 0)                                                                       \
+            GEMM_STORE_TILE(T, V, MR, NV, W, P##mul##S(va, acc[i][v]), MSTORE(cp, mk[v], r));      \
+        else                                                                                 \
+            GEMM_STORE_TILE(T, V, MR, NV, W, FMA(vb, MLOAD(mk[v], cp), P##mul##S(va, acc[i][v])),  \
+                            MSTORE(cp, mk[v], r));                                           \
+    }
+
+/* The rows i < m of a register tile: r = EXPR (of acc[i][v] and cp), then STORE. */
+#define GEMM_STORE_TILE(T, V, MR, NV, W, EXPR, STORE)                                       \
+    do {                                                                                     \
         GEMM_UNROLL for (int i = 0; i < MR; i++) {                                           \
             if ((size_t)i >= m) break;                                                       \
             GEMM_UNROLL for (int v = 0; v < NV; v++) {                                       \
                 T *cp = c + i * ldc + v * W;                                                 \
-                V r = P##mul##S(va, acc[i][v]);                                              \
-                MSTORE(cp, mk[v], beta == 0 ? r : FMA(vb, MLOAD(mk[v], cp), r));             \
+                V r = EXPR;                                                                  \
+                STORE;                                                                       \
             }                                                                                \
         }                                                                                    \
-    }
+    } while (0)
 
 /* The primary kernel once per row count r < MR (NAME##_r reads and computes only r rows):
  * an edge tile of m < MR rows (M = 10 against a 14-row tile, the 8 left of 64) then
