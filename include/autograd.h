@@ -19,7 +19,7 @@
 /* One enum of op kinds with a name table (op_name), so a graph can be printed. */
 enum OpKind {
     OP_LEAF, OP_ADD, OP_SUB, OP_MUL, OP_MATMUL, OP_RELU, OP_SIGMOID, OP_TANH, OP_SOFTMAX,
-    OP_LINEAR, OP_CONV2D, OP_FLATTEN, OP_MSE_LOSS, OP_CROSS_ENTROPY_LOSS, OP_COUNT
+    OP_LINEAR, OP_CONV2D, OP_FLATTEN, OP_MSE_LOSS, OP_CROSS_ENTROPY_LOSS, OP_CONV2D_RELU, OP_COUNT
 };
 const char *op_name(int op);
 

@@ -35,6 +35,10 @@ void module_free(struct Module *m);   /* any kind, NULL ok */
 /* The graph ops behind the layers (also usable directly). */
 struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b);
 struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding);
+/* relu(nn_conv2d(...)) as one op (OP_CONV2D_RELU), bit-identical to the two: the ReLU is
+ * applied where the convolution stores its output, and its mask (y > 0) where the
+ * backward reads the gradient, so the ReLU's own tensors and passes go away. */
+struct Node *nn_conv2d_relu(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding);
 /* The naive loop convolution, kept as the reference the fast path is tested against.
  * x (N,C,H,W), w (O,C,kh,kw), b (O) or NULL, out (N,O,Ho,Wo); contiguous, one dtype. */
 void conv2d_forward_naive(const struct Tensor *x, const struct Tensor *w, const struct Tensor *b,

@@ -11,7 +11,7 @@
 
 static const char *const op_names[] = {
     "leaf", "add", "sub", "mul", "matmul", "relu", "sigmoid", "tanh", "softmax",
-    "linear", "conv2d", "reshape", "mse_loss", "cross_entropy_loss",
+    "linear", "conv2d", "reshape", "mse_loss", "cross_entropy_loss", "conv2d_relu",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == OP_COUNT, "op_names out of step with enum OpKind");
 

@@ -133,12 +133,20 @@ struct Node *loss_cross_entropy(struct Node *logits, const struct Tensor *target
 
 /* ---- building the graph ---- */
 
+/* The one place that fuses modules: a Conv2d followed by a ReLU becomes one
+ * nn_conv2d_relu node (same values, no separate ReLU pass or tensors). */
 struct Node *net_forward(struct Module **mods, uint32_t n_mods, struct Node *x, int skip_final_softmax)
 {
     struct Node *h = x;
     for (uint32_t i = 0; i < n_mods; i++) {
-        if (i == n_mods - 1 && skip_final_softmax && mods[i]->kind == MOD_SOFTMAX) break;
-        mods[i]->forward(mods[i], h, &h);
+        struct Module *m = mods[i];
+        if (i == n_mods - 1 && skip_final_softmax && m->kind == MOD_SOFTMAX) break;
+        if (m->kind == MOD_CONV2D && i + 1 < n_mods && mods[i + 1]->kind == MOD_RELU) {
+            h = nn_conv2d_relu(h, m->param_nodes[0], m->param_nodes[1], m->cfg[4], m->cfg[5]);
+            i++;
+            continue;
+        }
+        m->forward(m, h, &h);
     }
     return h;
 }

@@ -174,6 +174,7 @@ struct ConvCtx {
     struct ConvDims d;
     size_t lanes;
     void *xs;                       /* the split input of every sample, for the weight gradient */
+    int relu;                       /* fused ReLU: y = max(0, conv), g masked by y > 0 */
 };
 
 /* The direct kernels compute whole vectors of each output row: they pay when more than
@@ -225,14 +226,15 @@ static size_t conv_split_size(const struct ConvCtx *cx)
     {                                                                                          \
         const struct ConvGeom *q = &cx->q;                                                     \
         const T *x = x_, *w = w_;                                                              \
-        size_t xsn = conv_split_size(cx);                                                      \
+        size_t xsn = conv_split_size(cx), yn = q->O * q->Ho * q->Wo;                           \
         T *y = y_, *xs = scratch, *wt = xs + xsn;                                              \
         for (size_t o = 0; o < q->O; o++)                                                      \
             for (size_t t = 0; t < cx->d.K; t++) wt[t * q->O + o] = w[o * cx->d.K + t];        \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
             if (xs_all) xs = xs_all + n * xsn;                                                 \
             cx->ck->split_##sfx(&cx->d, x + n * q->C * q->H * q->W, xs);                        \
-            cx->ck->fwd_##sfx(&cx->d, xs, wt, b, y + n * q->O * q->Ho * q->Wo);                 \
+            cx->ck->fwd_##sfx(&cx->d, xs, wt, b, y + n * yn);                                   \
+            if (cx->relu) kernels_get()->ew->relu_##sfx(yn, y + n * yn, y + n * yn);           \
         }                                                                                      \
     }
 GEN_BOTH(CONV_DIRECT_FWD)
@@ -254,26 +256,46 @@ GEN_BOTH(CONV_REDUCE)
  * not wanted; gb only with gw). scratch holds the partial sums and the gradient buffer. */
 #define CONV_DIRECT_BWD(T, sfx)                                                                \
     static void conv_direct_bwd_##sfx(const struct ConvCtx *cx, const void *w, const void *g_, \
-                                      T *gw, int w_overwrite, T *gb, int b_overwrite, T *gx,   \
-                                      int overwrite, T *scratch)                               \
+                                      const void *y_, T *gw, int w_overwrite, T *gb, int b_overwrite, \
+                                      T *gx, int overwrite, T *scratch)                        \
     {                                                                                          \
         const struct ConvGeom *q = &cx->q;                                                     \
-        const T *g = g_, *xs = cx->xs;                                                         \
+        const T *g = g_, *y = y_, *xs = cx->xs;                                                \
         size_t xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T), gn = q->O * q->Ho * q->Wo; \
         size_t npart = (q->O * cx->d.K + q->O) * pl;                                           \
         T *gxs = scratch, *part = gxs + (gx ? xsn : 0), *partb = gb ? part + q->O * cx->d.K * pl : NULL; \
+        T *gm = part + (gw ? npart : 0);                                                       \
         if (gw) memset(part, 0, npart * sizeof(T));                                            \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, g + n * gn, part, partb);        \
+            const T *gs = g + n * gn;                                                          \
+            if (cx->relu) { /* the ReLU's mask, while the sample's gradient is in cache */     \
+                kernels_get()->ew->relu_bwd_set_##sfx(gn, y + n * gn, gs, gm);                 \
+                gs = gm;                                                                       \
+            }                                                                                  \
+            if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, gs, part, partb);                \
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
-            cx->ck->igrad_##sfx(&cx->d, w, g + n * gn, gxs);                                   \
+            cx->ck->igrad_##sfx(&cx->d, w, gs, gxs);                                           \
             cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * q->C * q->H * q->W, overwrite);         \
         }                                                                                      \
         if (gw) conv_reduce_##sfx(q->O * cx->d.K, pl, part, gw, w_overwrite);                  \
         if (gb) conv_reduce_##sfx(q->O, pl, partb, gb, b_overwrite);                           \
     }
 GEN_BOTH(CONV_DIRECT_BWD)
+
+/* The gradient of the convolution's output: self's, masked by the fused ReLU (a copy in
+ * the arena) if there is one. The direct path masks sample by sample instead. */
+static const void *conv_out_grad(struct Node *self)
+{
+    const struct ConvCtx *cx = self->ctx;
+    if (!cx->relu) return self->grad->data;
+    size_t n = tensor_numel(self->value);
+    void *gm = arena_alloc(&self->graph->arena, n * dtype_size(self->value->dtype));
+    const struct EwKernels *k = kernels_get()->ew;
+    if (self->value->dtype == DT_FLOAT32) k->relu_bwd_set_f32(n, tensor_f32(self->value), tensor_f32(self->grad), gm);
+    else k->relu_bwd_set_f64(n, tensor_f64(self->value), tensor_f64(self->grad), gm);
+    return gm;
+}
 
 static void conv2d_backward_direct(struct Node *self)
 {
@@ -284,21 +306,23 @@ static void conv2d_backward_direct(struct Node *self)
     int want_w = node_wants_grad(w), want_x = node_wants_grad(x), want_b = b && node_wants_grad(b);
     int overwrite = 0, w_overwrite = 0, b_overwrite = 0;
     size_t es = dtype_size(dt), HW = q->Ho * q->Wo;
-    size_t need = (want_w ? (q->O * cx->d.K + q->O) * CONV_PART_BYTES / es : 0) + (want_x ? conv_split_size(cx) : 0);
+    size_t need = (want_w ? (q->O * cx->d.K + q->O) * CONV_PART_BYTES / es : 0) + (want_x ? conv_split_size(cx) : 0) +
+                  (cx->relu ? q->O * HW : 0);
     void *scratch = graph_scratch(self->graph, need * es);
     void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
     void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
     void *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
     if (want_w || want_x)
-        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, gw, w_overwrite, want_w ? gb : NULL,
-                b_overwrite, gx, overwrite, scratch);
+        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, self->value->data, gw, w_overwrite,
+                want_w ? gb : NULL, b_overwrite, gx, overwrite, scratch);
     if (!want_b || want_w) return;
     /* a bias without its weight's gradient (frozen weights): sums of g alone */
     const struct EwKernels *k = kernels_get()->ew;
+    const char *g = conv_out_grad(self);
     if (b_overwrite) memset(gb, 0, q->O * es);
     for (uint64_t n = 0; n < q->N; n++)
         for (uint64_t o = 0; o < q->O; o++) {
-            const char *gp = (const char *)self->grad->data + (n * q->O + o) * HW * es;
+            const char *gp = g + (n * q->O + o) * HW * es;
             if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(HW, (const float *)(const void *)gp);
             else ((double *)gb)[o] += k->sum_f64(HW, (const double *)(const void *)gp);
         }
@@ -316,7 +340,7 @@ static void conv2d_backward_gemm(struct Node *self)
     int want_x = node_wants_grad(x);
     char *gt = graph_scratch(self->graph, (q->O + (want_x ? K : 0)) * NHW * es);
     void *gcol = gt + q->O * NHW * es;
-    DT_CALL(dt, conv_layout, q, gt, self->grad->data, NULL, 0);
+    DT_CALL(dt, conv_layout, q, gt, (void *)conv_out_grad(self), NULL, 0);
     if (node_wants_grad(w))   /* dW += g cols^T */
         DT_CALL(dt, gemm, 0, 1, q->O, K, NHW, 1, (void *)gt, NHW, cx->cols, NHW, 1, node_grad(w)->data, K);
     if (b && node_wants_grad(b)) {
@@ -358,7 +382,8 @@ static void conv_geometry(const struct Tensor *X, const struct Tensor *W, uint64
     q->Wo = (q->W + 2 * pad - q->kw) / stride + 1;
 }
 
-struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding)
+static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding,
+                              int relu)
 {
     struct ConvGeom q;
     conv_geometry(x->value, w->value, stride, padding, &q);
@@ -368,10 +393,11 @@ struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t 
     uint64_t shape[4] = {q.N, q.O, q.Ho, q.Wo};
     struct Node *parents[3] = {x, w, b};
     uint32_t dt = x->value->dtype;
-    struct Node *y = node_new(g, OP_CONV2D, 4, shape, dt, b ? 3 : 2, parents, conv2d_backward);
+    struct Node *y = node_new(g, relu ? OP_CONV2D_RELU : OP_CONV2D, 4, shape, dt, b ? 3 : 2, parents, conv2d_backward);
     size_t es = dtype_size(dt), K = q.C * q.kh * q.kw, HW = q.Ho * q.Wo, NHW = q.N * HW;
     struct ConvCtx *cx = arena_alloc(&g->arena, sizeof *cx);
     cx->q = q;
+    cx->relu = relu;
     y->ctx = cx;
     conv_pick_path(cx, dt);
     if (cx->ck) {
@@ -391,7 +417,20 @@ struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t 
                 (char *)cx->cols + n * HW * es, NHW);
     DT_CALL(dt, gemm, 0, 0, q.O, NHW, K, 1, w->value->data, K, cx->cols, NHW, 0, (void *)tmp, NHW);
     DT_CALL(dt, conv_layout, &q, tmp, y->value->data, b ? b->value->data : NULL, 1);
+    if (!relu) return y;
+    if (dt == DT_FLOAT32) kernels_get()->ew->relu_f32(q.N * q.O * HW, tensor_f32(y->value), tensor_f32(y->value));
+    else kernels_get()->ew->relu_f64(q.N * q.O * HW, tensor_f64(y->value), tensor_f64(y->value));
     return y;
+}
+
+struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding)
+{
+    return conv2d_op(x, w, b, stride, padding, 0);
+}
+
+struct Node *nn_conv2d_relu(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding)
+{
+    return conv2d_op(x, w, b, stride, padding, 1);
 }
 
 #define CONV_NAIVE(T, sfx)                                                                     \

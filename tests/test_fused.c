@@ -1,0 +1,186 @@
+/* Fused ops: Conv2d + ReLU as one node (nn_conv2d_relu) against the two unfused ops,
+ * bit for bit, on both conv paths and both dtypes; its float64 gradient check; and the
+ * one place that fuses (net_forward) doing so only for a Conv2d followed by a ReLU. */
+#include "test.h"
+#include "gradcheck.h"
+#include "activations.h"
+#include "losses.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* N, C, H, W, O, kh, kw, stride, pad: the bench CNN's two layers, odd sizes, every
+ * stride; Wo of 1 or 2 takes the gemm path, wide rows the direct one. */
+static const uint64_t fuse_cases[][9] = {
+    {3, 1, 28, 28, 8, 3, 3, 1, 1}, {2, 8, 28, 28, 16, 3, 3, 2, 1}, {1, 3, 13, 7, 5, 5, 3, 1, 0},
+    {3, 3, 7, 13, 4, 2, 4, 2, 2},  {1, 8, 13, 13, 3, 3, 3, 3, 1},  {2, 3, 5, 1, 2, 3, 3, 1, 1},
+    {1, 1, 1, 1, 3, 1, 1, 2, 0},   {3, 2, 9, 17, 17, 1, 1, 1, 0},
+};
+
+struct ConvNet { struct Node *w, *b; struct Graph g; };
+
+/* One conv (+ ReLU) graph over x, fused or not; its output and its backward from seed.
+ * Its own copies of w and b, so each graph's gradients are its own. */
+static struct Node *conv_relu_run(struct ConvNet *net, const struct Tensor *w, const struct Tensor *b,
+                                  struct Tensor *x, const uint64_t *c, int want_x, int want_w, int fused,
+                                  const struct Tensor *seed_or_null, uint64_t seed)
+{
+    net->w = node_from_tensor(tensor_copy(w), want_w);
+    net->b = node_from_tensor(tensor_copy(b), 1);
+    graph_init(&net->g);
+    struct Node *xn = graph_input(&net->g, x, want_x), *y;
+    if (fused) y = nn_conv2d_relu(xn, net->w, net->b, c[7], c[8]);
+    else y = act_relu(nn_conv2d(xn, net->w, net->b, c[7], c[8]));
+    struct Tensor *s = seed_or_null ? (struct Tensor *)seed_or_null : tensor_create(4, y->value->shape, y->value->dtype);
+    if (!seed_or_null) fill_uniform(s, -1, 1, seed);
+    backward_seeded(y, s);
+    if (!seed_or_null) tensor_free(s);
+    return xn;
+}
+
+static void conv_net_free(struct ConvNet *net)
+{
+    struct Tensor *w = net->w->value, *b = net->b->value;
+    node_free(net->w), node_free(net->b);
+    tensor_free(w), tensor_free(b);
+    graph_free(&net->g);
+}
+
+static int same_bits(const struct Tensor *a, const struct Tensor *b)
+{
+    if (!a || !b) return a == b;
+    return tensor_same_shape(a, b) && memcmp(a->data, b->data, tensor_numel(a) * dtype_size(a->dtype)) == 0;
+}
+
+/* want: bit 0 input gradient, bit 1 weight gradient (the bias always wants one) */
+static void check_fused_case(const uint64_t *c, uint32_t dt, uint64_t seed, int want)
+{
+    uint64_t sx[4] = {c[0], c[1], c[2], c[3]}, sw[4] = {c[4], c[1], c[5], c[6]}, sb[1] = {c[4]};
+    struct Tensor *x = tensor_create(4, sx, dt), *w = tensor_create(4, sw, dt), *b = tensor_create(1, sb, dt);
+    fill_uniform(x, -1, 1, seed), fill_uniform(w, -1, 1, seed + 1), fill_uniform(b, -0.5, 0.5, seed + 2);
+    struct ConvNet un, fu;
+    struct Node *xu = conv_relu_run(&un, w, b, x, c, want & 1, want >> 1 & 1, 0, NULL, seed + 3);
+    struct Node *xf = conv_relu_run(&fu, w, b, x, c, want & 1, want >> 1 & 1, 1, NULL, seed + 3);
+    EXPECT_MSG(same_bits(un.w->grad, fu.w->grad) && same_bits(un.b->grad, fu.b->grad) && same_bits(xu->grad, xf->grad),
+               "fused conv+relu gradients differ from unfused: %s N%llu C%llu %llux%llu O%llu k%llux%llu s%llu p%llu want %d",
+               dtype_name(dt), (unsigned long long)c[0], (unsigned long long)c[1], (unsigned long long)c[2],
+               (unsigned long long)c[3], (unsigned long long)c[4], (unsigned long long)c[5],
+               (unsigned long long)c[6], (unsigned long long)c[7], (unsigned long long)c[8], want);
+    EXPECT(want & 1 ? xf->grad != NULL : xf->grad == NULL);
+    EXPECT(want & 2 ? fu.w->grad != NULL : fu.w->grad == NULL);
+    conv_net_free(&un), conv_net_free(&fu);
+    tensor_free(x), tensor_free(w), tensor_free(b);
+}
+
+/* The forward values, bit for bit. */
+static void check_fused_forward(const uint64_t *c, uint32_t dt, uint64_t seed)
+{
+    uint64_t sx[4] = {c[0], c[1], c[2], c[3]}, sw[4] = {c[4], c[1], c[5], c[6]}, sb[1] = {c[4]};
+    struct Tensor *x = tensor_create(4, sx, dt), *w = tensor_create(4, sw, dt), *b = tensor_create(1, sb, dt);
+    fill_uniform(x, -1, 1, seed), fill_uniform(w, -1, 1, seed + 1), fill_uniform(b, -0.5, 0.5, seed + 2);
+    struct Graph g;
+    graph_init(&g);
+    struct Node *wn = node_from_tensor(w, 1), *bn = node_from_tensor(b, 1), *xn = graph_input(&g, x, 0);
+    struct Node *yu = act_relu(nn_conv2d(xn, wn, bn, c[7], c[8])), *yf = nn_conv2d_relu(xn, wn, bn, c[7], c[8]);
+    EXPECT_MSG(same_bits(yu->value, yf->value), "fused conv+relu output differs: %s case s%llu p%llu",
+               dtype_name(dt), (unsigned long long)c[7], (unsigned long long)c[8]);
+    EXPECT_EQ_INT(yf->op, OP_CONV2D_RELU);
+    size_t pos = 0;
+    for (uint64_t i = 0; i < tensor_numel(yf->value); i++) pos += tensor_at(yf->value, i) > 0;
+    EXPECT_MSG(pos > 0 && pos < tensor_numel(yf->value), "the case must have both signs"); /* the mask matters */
+    node_free(wn), node_free(bn);
+    graph_free(&g);
+    tensor_free(x), tensor_free(w), tensor_free(b);
+}
+
+TEST_ISA(conv_relu_fused_equals_unfused)
+{
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++)
+        for (size_t i = 0; i < sizeof fuse_cases / sizeof fuse_cases[0]; i++) {
+            check_fused_forward(fuse_cases[i], dt, 300 + 10 * i);
+            check_fused_case(fuse_cases[i], dt, 500 + 10 * i, 3);     /* a hidden layer */
+            check_fused_case(fuse_cases[i], dt, 600 + 10 * i, 2);     /* the first layer */
+            check_fused_case(fuse_cases[i], dt, 700 + 10 * i, 1);     /* frozen weights */
+        }
+}
+
+struct FusedCtx { struct Node *x, *w, *b; uint64_t stride, pad; };
+
+static struct Node *build_fused(struct Graph *g, void *ctx)
+{
+    struct FusedCtx *c = ctx;
+    return nn_conv2d_relu(graph_attach(g, c->x), graph_attach(g, c->w), graph_attach(g, c->b), c->stride, c->pad);
+}
+
+static struct Node *f64_leaf(uint64_t ndim, const uint64_t *shape, uint64_t seed)
+{
+    struct Tensor *t = tensor_create(ndim, shape, DT_FLOAT64);
+    fill_uniform(t, -1, 1, seed);
+    return node_from_tensor(t, 1);
+}
+
+static void f64_leaf_free(struct Node *n)
+{
+    struct Tensor *t = n->value;
+    node_free(n);
+    tensor_free(t);
+}
+
+/* Random inputs put no conv output within eps of ReLU's kink (checked: the error would show). */
+TEST(grad_conv2d_relu)
+{
+    static const uint64_t cases[][5] = {{1, 3, 3, 1, 1}, {3, 3, 3, 2, 1}, {2, 5, 3, 1, 0}, {3, 2, 4, 3, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint64_t *k = cases[i];
+        uint64_t sx[4] = {2, k[0], 7, 6}, sw[4] = {3, k[0], k[1], k[2]}, sb[1] = {3};
+        struct FusedCtx c = {f64_leaf(4, sx, 80 + i), f64_leaf(4, sw, 90 + i), f64_leaf(1, sb, 100 + i), k[3], k[4]};
+        struct Node *in[3] = {c.x, c.w, c.b};
+        for (int j = 0; j < 3; j++) {
+            double err = grad_check(build_fused, &c, in[j], 1e-6);
+            EXPECT_MSG(err <= 1e-6, "conv2d_relu case %zu input %d: relative error %.3g", i, j, err);
+        }
+        for (int j = 0; j < 3; j++) f64_leaf_free(in[j]);
+    }
+}
+
+/* net_forward fuses a Conv2d followed by a ReLU, and nothing else; the fused net's loss
+ * and gradients equal the unfused ops' bit for bit. */
+TEST_ISA(net_forward_fuses_conv_then_relu)
+{
+    struct Rng rng;
+    rng_seed(&rng, 3);
+    struct Module *mods[6] = {nn_conv2d_create(1, 4, 3, 3, 1, 1, DT_FLOAT32, &rng), act_module_create(MOD_RELU),
+                              nn_conv2d_create(4, 6, 3, 3, 2, 1, DT_FLOAT32, &rng), act_module_create(MOD_SIGMOID),
+                              nn_conv2d_create(6, 2, 3, 3, 1, 1, DT_FLOAT32, &rng), act_module_create(MOD_RELU)};
+    uint64_t sx[4] = {3, 1, 20, 20};
+    struct Tensor *x = tensor_create(4, sx, DT_FLOAT32);
+    fill_uniform(x, -1, 1, 9);
+    struct Graph g;
+    graph_init(&g);
+    struct Node *out = net_forward(mods, 6, graph_input(&g, x, 0), 0);
+    EXPECT_EQ_INT(out->op, OP_CONV2D_RELU);
+    struct Node *mid = out->parents[0];
+    EXPECT_EQ_INT(mid->op, OP_SIGMOID);
+    EXPECT_EQ_INT(mid->parents[0]->op, OP_CONV2D);              /* conv then sigmoid: not fused */
+    EXPECT_EQ_INT(mid->parents[0]->parents[0]->op, OP_CONV2D_RELU);
+    EXPECT(str_cmp(op_name(OP_CONV2D_RELU), "conv2d_relu") == 0);
+    struct Tensor *seed = tensor_create(4, out->value->shape, DT_FLOAT32);
+    fill_uniform(seed, -1, 1, 10);
+    backward_seeded(out, seed);
+    struct Tensor *gw0 = tensor_copy(mods[0]->param_nodes[0]->grad), *gw2 = tensor_copy(mods[2]->param_nodes[0]->grad);
+    struct Tensor *y = tensor_copy(out->value);
+    graph_reset(&g);
+    for (int i = 0; i < 6; i += 2)
+        for (uint32_t p = 0; p < 2; p++) tensor_fill(mods[i]->param_nodes[p]->grad, 0);
+    /* the same net by the unfused ops */
+    struct Node *h = graph_input(&g, x, 0);
+    for (int i = 0; i < 6; i++) mods[i]->forward(mods[i], h, &h);
+    EXPECT_EQ_INT(h->op, OP_RELU);
+    EXPECT(same_bits(h->value, y));
+    backward_seeded(h, seed);
+    EXPECT(same_bits(mods[0]->param_nodes[0]->grad, gw0));
+    EXPECT(same_bits(mods[2]->param_nodes[0]->grad, gw2));
+    tensor_free(gw0), tensor_free(gw2), tensor_free(y), tensor_free(seed), tensor_free(x);
+    graph_free(&g);
+    for (int i = 0; i < 6; i++) module_free(mods[i]);
+}
