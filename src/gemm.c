@@ -213,15 +213,15 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         for (size_t pc = 0; pc < K; pc += kc) {                                              \
             size_t kb = min_sz(kc, K - pc);                                                  \
             int first = pc == 0, last = pc + kb == K;                                        \
-            for (size_t t = 0; t < nt * ((M + mr - 1) / mr); t++) {                          \
-                /* The smaller operand's tiles vary fastest. */                              \
-                size_t it = M <= N ? t % ((M + mr - 1) / mr) : t / nt;                       \
-                size_t jt = M <= N ? t / ((M + mr - 1) / mr) : t % nt;                       \
-                size_t i = it * mr, j = jt * nr;                                             \
-                gk->dot_##sfx(kb, A + i * lda + pc, lda, B + j * ldb + pc, ldb,              \
-                              pack_b.sfx + (it * nt + jt) * tsz, first, last, C + i * ldc + j, \
-                              ldc, min_sz(mr, M - i), min_sz(nr, N - j), alpha, beta);       \
-            }                                                                                \
+            /* The smaller operand's tiles vary fastest (no division per tile). */       \
+            size_t mt = (M + mr - 1) / mr, no = M <= N ? nt : mt, nq = M <= N ? mt : nt;     \
+            for (size_t o = 0; o < no; o++)                                                  \
+                for (size_t q = 0; q < nq; q++) {                                            \
+                    size_t it = M <= N ? q : o, jt = M <= N ? o : q, i = it * mr, j = jt * nr; \
+                    gk->dot_##sfx(kb, A + i * lda + pc, lda, B + j * ldb + pc, ldb,          \
+                                  pack_b.sfx + (it * nt + jt) * tsz, first, last, C + i * ldc + j, \
+                                  ldc, min_sz(mr, M - i), min_sz(nr, N - j), alpha, beta);   \
+                }                                                                            \
         }                                                                                    \
     }                                                                                        \
                                                                                              \

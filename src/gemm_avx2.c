@@ -18,6 +18,7 @@ static inline double hsum_pd(__m256d v)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
+#define DOT_ROWS(rows, s) 0
 #define MASK_T __m256i
 #define MASK_N(r) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define MLOAD(m, p) _mm256_maskload_ps(p, m)

@@ -17,7 +17,8 @@ static inline __m512 pair_quarters_ps(__m512 a, __m512 b) /* 128-bit blocks 0+1,
     return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD));
 }
 
-static inline void hsum16_ps(float *out, const __m512 *v)
+/* Lane 4k + q of the result holds the sum of v[4q + k]. */
+static inline __m512 hsum16_tree_ps(const __m512 *v)
 {
     __m512 u[8], w[4];
     GEMM_UNROLL for (int q = 0; q < 8; q++) u[q] = pair_halves_ps(v[2 * q], v[2 * q + 1]);
@@ -25,23 +26,50 @@ static inline void hsum16_ps(float *out, const __m512 *v)
     /* w[q] holds 4 partials of v[4q + k] in 128-bit block k. */
     __m512 z0 = _mm512_add_ps(_mm512_unpacklo_ps(w[0], w[1]), _mm512_unpackhi_ps(w[0], w[1]));
     __m512 z1 = _mm512_add_ps(_mm512_unpacklo_ps(w[2], w[3]), _mm512_unpackhi_ps(w[2], w[3]));
-    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(z0, z1, 0x44), _mm512_shuffle_ps(z0, z1, 0xEE));
-    /* Lane 4k + q of r holds the sum of v[4q + k]. */
-    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, r));
+    return _mm512_add_ps(_mm512_shuffle_ps(z0, z1, 0x44), _mm512_shuffle_ps(z0, z1, 0xEE));
 }
 
-/* The sums of 4 vectors: the first two levels of the tree, then within 128-bit blocks. */
-static inline void hsum4_ps(float *out, const __m512 *v)
+static inline void hsum16_ps(float *out, const __m512 *v)
+{
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, hsum16_tree_ps(v)));
+}
+
+/* Lane 4q holds the sum of v[q]: the first two levels of the tree, then within 128-bit
+ * blocks. */
+static inline __m512 hsum4_tree_ps(const __m512 *v)
 {
     __m512 w = pair_quarters_ps(pair_halves_ps(v[0], v[1]), pair_halves_ps(v[2], v[3]));
     w = _mm512_add_ps(w, _mm512_permute_ps(w, 0x4E));
-    w = _mm512_add_ps(w, _mm512_permute_ps(w, 0xB1));
-    /* Lane 4q holds the sum of v[q]. */
+    return _mm512_add_ps(w, _mm512_permute_ps(w, 0xB1));
+}
+
+static inline void hsum4_ps(float *out, const __m512 *v)
+{
     const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     /* A plain 4-lane store: the sums are read back at once, and a masked store would
      * not forward to those loads. */
-    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, w)));
+    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, hsum4_tree_ps(v))));
+}
+
+/* DOT_ROWS of the 4 x 5 f32 dot tile: sum j of row i, flat index f = 5i + j, is lane
+ * 4(f % 4) + f / 4 of the 16-vector tree for f < 16, else lane 4(f - 16) of the 4-vector
+ * one: a two-source permute per row, no round trip through memory (a load that spans
+ * two stores, or any masked load, waits for them to retire). */
+static inline int dot_rows_4x5_ps(__m512 *rows, const __m512 *s)
+{
+    __m512 lo = hsum16_tree_ps(s), hi = hsum4_tree_ps(s + 16);
+    GEMM_UNROLL for (int i = 0; i < 4; i++) {
+        int f[16];
+        GEMM_UNROLL for (int j = 0; j < 16; j++) {
+            int x = 5 * i + (j < 5 ? j : 4);
+            f[j] = x < 16 ? 4 * (x % 4) + x / 4 : 16 + 4 * (x - 16);
+        }
+        __m512i idx = _mm512_setr_epi32(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9],
+                                        f[10], f[11], f[12], f[13], f[14], f[15]);
+        rows[i] = _mm512_permutex2var_ps(lo, idx, hi);
+    }
+    return 1;
 }
 
 static inline __m512d pair_halves_pd(__m512d a, __m512d b)
@@ -80,6 +108,7 @@ static inline void hsum8_pd(double *out, const __m512d *v)
 #define HSUM(v) _mm512_reduce_add_ps(v)
 #define HSUM_W(o, v) hsum16_ps(o, v)
 #define HSUM_4(o, v) hsum4_ps(o, v)
+#define DOT_ROWS(rows, s) dot_rows_4x5_ps(rows, s) /* dot_f32's tile is 4 x 5 */
 GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_ROWS_13(ukr_f32, float, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 8, 3, __m512, 16, _mm512_, _ps, FMA_PS)
@@ -87,6 +116,7 @@ GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #undef HSUM
 #undef HSUM_W
 #undef HSUM_4
+#undef DOT_ROWS
 #undef MASK_T
 #undef MASK_N
 #undef MLOAD
@@ -100,6 +130,7 @@ GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #define HSUM(v) _mm512_reduce_add_pd(v)
 #define HSUM_W(o, v) hsum8_pd(o, v)
 #define HSUM_4(o, v) hsum4_pd(o, v)
+#define DOT_ROWS(rows, s) 0
 GEMM_UKR(ukr_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_ROWS_13(ukr_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 8, 3, __m512d, 8, _mm512_, _pd, FMA_PD)

@@ -118,7 +118,8 @@
  * when beta == 0). Rows past m (columns past n) repeat the last valid one, so the loads
  * stay inside the operands; their sums are dropped. The ISA file gives HSUM(v) and
  * HSUM_W(out, v): out[q] = HSUM(v[q]) for the W vectors v[0..W-1], and HSUM_4 the
- * same for 4 vectors. */
+ * same for 4 vectors; and DOT_ROWS(rows, s): 0, or 1 after setting rows[i] lane j to
+ * the sum of s[i*NR + j] (a tile it has a register-only reduction for). */
 #define GEMM_DOT(NAME, T, MR, NR, V, W, P, S, FMA)                                           \
     static void NAME(size_t k, const T *a, size_t lda, const T *b, size_t ldb, T *acc,       \
                      int first, int last, T *c, size_t ldc, size_t m, size_t n, T alpha,     \
@@ -156,19 +157,25 @@
         }                                                                                    \
         /* W sums at a time through HSUM_W (one transposing tree), then 4 (HSUM_4), the rest \
          * one by one. */                                                                   \
-        T sum[MR * NR];                                                                      \
-        GEMM_UNROLL for (int g = 0; g < MR * NR / W; g++) HSUM_W(sum + g * W, &s[0][0] + g * W); \
-        GEMM_UNROLL for (int g = 0; g < MR * NR % W / 4; g++)                                \
-            HSUM_4(sum + MR * NR / W * W + g * 4, &s[0][0] + MR * NR / W * W + g * 4);       \
-        GEMM_UNROLL for (int g = MR * NR / W * W + (MR * NR % W) / 4 * 4; g < MR * NR; g++)  \
-            sum[g] = HSUM(s[g / NR][g % NR]);                                                \
+        /* The tile's rows as vectors (row i's sums in lanes j < NR <= W): straight from   \
+         * registers where the ISA has DOT_ROWS for this tile, else through sum[]. */       \
+        MASK_T mn = MASK_N(n);                                                               \
+        V rows[MR];                                                                          \
+        if (!DOT_ROWS(rows, &s[0][0])) {                                                     \
+            T sum[MR * NR];                                                                  \
+            GEMM_UNROLL for (int g = 0; g < MR * NR / W; g++) HSUM_W(sum + g * W, &s[0][0] + g * W); \
+            GEMM_UNROLL for (int g = 0; g < MR * NR % W / 4; g++)                            \
+                HSUM_4(sum + MR * NR / W * W + g * 4, &s[0][0] + MR * NR / W * W + g * 4);   \
+            GEMM_UNROLL for (int g = MR * NR / W * W + (MR * NR % W) / 4 * 4; g < MR * NR; g++) \
+                sum[g] = HSUM(s[g / NR][g % NR]);                                            \
+            GEMM_UNROLL for (int i = 0; i < MR; i++) rows[i] = MLOAD(mn, sum + i * NR);      \
+        }                                                                                    \
+        V va = P##set1##S(alpha), vb = P##set1##S(beta);                                     \
         GEMM_UNROLL for (int i = 0; i < MR; i++) {                                           \
             if ((size_t)i >= m) break;                                                       \
-            GEMM_UNROLL for (int j = 0; j < NR; j++) {                                       \
-                if ((size_t)j >= n) break;                                                   \
-                T *cp = c + i * ldc + j, r = alpha * sum[i * NR + j];                        \
-                *cp = beta == 0 ? r : r + beta * *cp;                                        \
-            }                                                                                \
+            V r = P##mul##S(va, rows[i]);                                                    \
+            if (beta != 0) r = FMA(vb, MLOAD(mn, c + i * ldc), r);                           \
+            MSTORE(c + i * ldc, mn, r);                                                      \
         }                                                                                    \
     }
 

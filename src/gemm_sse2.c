@@ -30,6 +30,7 @@ static inline float hsum_ps(__m128 v)
 
 static inline double hsum_pd(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v))); }
 
+#define DOT_ROWS(rows, s) 0
 #define MASK_T size_t
 #define MASK_N(r) (r)
 #define MLOAD(m, p) mload_ps(m, p)
