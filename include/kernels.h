@@ -65,6 +65,14 @@ struct GemmKernels {
     void (*rows_f64[GEMM_MAX_ROWS])(size_t k, const double *a, size_t csa, const double *b,
                                     size_t rsb, double *C, size_t ldc, size_t m, size_t n,
                                     double alpha, double beta);
+    /* rows_rm_*[r], 0 < r <= mr: the primary kernel for exactly r rows of a row-major A
+     * read in place, A(i, p) = a[i*csa + p] (csa = lda); all NULL where an ISA has none. */
+    void (*rows_rm_f32[GEMM_MAX_ROWS])(size_t k, const float *a, size_t csa, const float *b,
+                                       size_t rsb, float *C, size_t ldc, size_t m, size_t n,
+                                       float alpha, float beta);
+    void (*rows_rm_f64[GEMM_MAX_ROWS])(size_t k, const double *a, size_t csa, const double *b,
+                                       size_t rsb, double *C, size_t ldc, size_t m, size_t n,
+                                       double alpha, double beta);
     /* A second register tile with the same contract and its own blocking, for shapes the
      * first fits badly (8 or 16 rows against a 14-row tile); gemm.c picks per call. */
     struct { int mr, nr, kc, mc, nc; } alt_f32, alt_f64;

@@ -104,6 +104,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         size_t mr, nr, kc, mc, nc;                                                           \
         ukr_fn_##sfx ukr;                                                                    \
         const ukr_fn_##sfx *rows; /* the kernel per edge row count, or NULL */               \
+        const ukr_fn_##sfx *rows_rm; /* per row count on a row-major A in place, or NULL */  \
         void (*pack_t)(T *, const T *, size_t, size_t, size_t, size_t); /* or NULL */       \
     };                                                                                       \
                                                                                              \
@@ -112,15 +113,16 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         if (alt)                                                                             \
             return (struct tiling_##sfx){(size_t)gk->alt_##sfx.mr, (size_t)gk->alt_##sfx.nr, \
                 (size_t)gk->alt_##sfx.kc, (size_t)gk->alt_##sfx.mc, (size_t)gk->alt_##sfx.nc, \
-                gk->alt_ukr_##sfx, NULL, gk->pack_t_##sfx};                                  \
+                gk->alt_ukr_##sfx, NULL, NULL, gk->pack_t_##sfx};                            \
         return (struct tiling_##sfx){(size_t)gk->sfx.mr, (size_t)gk->sfx.nr, (size_t)gk->sfx.kc, \
             (size_t)gk->sfx.mc, (size_t)gk->sfx.nc, gk->ukr_##sfx, gk->rows_##sfx,           \
-            gk->pack_t_##sfx};                                                               \
+            gk->rows_rm_##sfx[gk->sfx.mr] ? gk->rows_rm_##sfx : NULL, gk->pack_t_##sfx};     \
     }                                                                                        \
                                                                                              \
     /* Where the micro-panels of a block come from: read in place (d != NULL, panel r at  \
-     * d + r*rs, k stride ks) when full, else packed at buf + r*kb with k stride full. */ \
-    struct panels_##sfx { const T *d, *buf; size_t rs, ks; int ragged; };                    \
+     * d + r*rs, k stride ks) when full, else packed at buf + r*kb with k stride full;    \
+     * rm: A row-major in place, for the rows_rm kernels (csa = rs). */                   \
+    struct panels_##sfx { const T *d, *buf; size_t rs, ks; int ragged, rm; };                \
                                                                                              \
     static const T *panel_##sfx(struct panels_##sfx q, size_t r, size_t kb, size_t w,       \
                                 size_t full, size_t *ks)                                     \
@@ -131,18 +133,19 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
     }                                                                                        \
                                                                                              \
     /* Packs the wr-wide panels of a block of width wb: all of them (direct 0), only a    \
-     * ragged last one when the full ones are read in place (1), or none (2). */           \
+     * ragged last one when the full ones are read in place (1), or none (2; 3: A is      \
+     * row-major, for the rows_rm kernels). */                                             \
     static struct panels_##sfx pack_block_##sfx(const struct tiling_##sfx *tl, T *buf,      \
                                                 struct view_##sfx X, size_t wb, size_t kb,   \
                                                 size_t wr, int direct)                       \
     {                                                                                        \
-        for (size_t r = direct ? (direct == 2 ? wb : wb / wr * wr) : 0; r < wb; r += wr) {   \
+        for (size_t r = direct ? (direct >= 2 ? wb : wb / wr * wr) : 0; r < wb; r += wr) {   \
             if (X.cs == 1 && X.rs != 1 && tl->pack_t)                                        \
                 tl->pack_t(buf + r * kb, X.p + r * X.rs, X.rs, min_sz(wr, wb - r), wr, kb);  \
             else                                                                             \
                 pack_panel_##sfx(buf + r * kb, X.p + r * X.rs, X.rs, X.cs, min_sz(wr, wb - r), wr, kb); \
         }                                                                                    \
-        return (struct panels_##sfx){direct ? X.p : NULL, buf, X.rs, X.cs, direct == 2};     \
+        return (struct panels_##sfx){direct ? X.p : NULL, buf, X.rs, X.cs, direct >= 2, direct == 3}; \
     }                                                                                        \
                                                                                              \
     /* The micro-panel loops over an mb x kb block of A and a kb x nb block of B. */         \
@@ -159,6 +162,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                 const T *ap = panel_##sfx(pa, ir, kb, m, mr, &csa);                          \
                 T *cp = C + ir * rsc + jr * csc;                                             \
                 ukr_fn_##sfx ukr = m < mr && tl->rows && tl->rows[m] ? tl->rows[m] : tl->ukr; \
+                if (pa.rm) ukr = tl->rows_rm[m], csa = pa.rs;                                \
                 if (csc == 1) {                                                              \
                     ukr(kb, ap, csa, bp, rsb, cp, rsc, m, n, alpha, beta);                   \
                 } else {                                                                     \
@@ -180,6 +184,9 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         /* The per-row-count kernels read only the rows they compute: a ragged A panel     \
          * can be read in place too. */                                                    \
         if (direct_a && tl->rows) direct_a = 2;                                              \
+        /* A row-major A is read in place too, by the rows_rm kernels, when packing it     \
+         * would not pay: few column panels reuse it, or K is short. */                     \
+        if (!direct_a && A.cs == 1 && tl->rows_rm && (N <= 4 * nr || K <= 16)) direct_a = 3; \
         for (size_t jc = 0; jc < N; jc += nc) {                                              \
             size_t nb = min_sz(nc, N - jc);                                                  \
             for (size_t pc = 0; pc < K; pc += kc) {                                          \

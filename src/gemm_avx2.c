@@ -28,7 +28,9 @@ static inline double hsum_pd(__m256d v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 8)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
 GEMM_UKR(ukr_f32, float, 6, 2, __m256, 8, _mm256_, _ps, FMA_PS)
-GEMM_ROWS_5(ukr_f32, float, 2, __m256, 8, _mm256_, _ps, FMA_PS)
+GEMM_ROWS_5(GEMM_UKR, ukr_f32, float, 2, __m256, 8, _mm256_, _ps, FMA_PS)
+GEMM_UKR_RM(rm_f32, float, 6, 2, __m256, 8, _mm256_, _ps, FMA_PS)
+GEMM_ROWS_5(GEMM_UKR_RM, rm_f32, float, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 4, 3, __m256, 8, _mm256_, _ps, FMA_PS)
 GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 #undef HSUM
@@ -46,7 +48,9 @@ GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 4)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
 GEMM_UKR(ukr_f64, double, 6, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
-GEMM_ROWS_5(ukr_f64, double, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
+GEMM_ROWS_5(GEMM_UKR, ukr_f64, double, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
+GEMM_UKR_RM(rm_f64, double, 6, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
+GEMM_ROWS_5(GEMM_UKR_RM, rm_f64, double, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 4, 3, __m256d, 4, _mm256_, _pd, FMA_PD)
 GEMM_DOT(dot_f64, double, 4, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
 
@@ -57,6 +61,8 @@ const struct GemmKernels gemm_kernels_avx2 = {
     .rows_f32 = GEMM_ROWS_TABLE_5(ukr_f32),
     .ukr_f64 = ukr_f64,
     .rows_f64 = GEMM_ROWS_TABLE_5(ukr_f64),
+    .rows_rm_f32 = GEMM_RM_TABLE_5(rm_f32),
+    .rows_rm_f64 = GEMM_RM_TABLE_5(rm_f64),
     .alt_f32 = {.mr = 4, .nr = 24, .kc = 256, .mc = 144, .nc = 4080},
     .alt_f64 = {.mr = 4, .nr = 12, .kc = 256, .mc = 96, .nc = 2040},
     .alt_ukr_f32 = alt_ukr_f32,

@@ -110,7 +110,9 @@ static inline void hsum8_pd(double *out, const __m512d *v)
 #define HSUM_4(o, v) hsum4_ps(o, v)
 #define DOT_ROWS(rows, s) dot_rows_4x5_ps(rows, s) /* dot_f32's tile is 4 x 5 */
 GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
-GEMM_ROWS_13(ukr_f32, float, 2, __m512, 16, _mm512_, _ps, FMA_PS)
+GEMM_ROWS_13(GEMM_UKR, ukr_f32, float, 2, __m512, 16, _mm512_, _ps, FMA_PS)
+GEMM_UKR_RM(rm_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
+GEMM_ROWS_13(GEMM_UKR_RM, rm_f32, float, 2, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 8, 3, __m512, 16, _mm512_, _ps, FMA_PS)
 GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #undef HSUM
@@ -132,7 +134,9 @@ GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #define HSUM_4(o, v) hsum4_pd(o, v)
 #define DOT_ROWS(rows, s) 0
 GEMM_UKR(ukr_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
-GEMM_ROWS_13(ukr_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
+GEMM_ROWS_13(GEMM_UKR, ukr_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
+GEMM_UKR_RM(rm_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
+GEMM_ROWS_13(GEMM_UKR_RM, rm_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 8, 3, __m512d, 8, _mm512_, _pd, FMA_PD)
 GEMM_DOT(dot_f64, double, 4, 5, __m512d, 8, _mm512_, _pd, FMA_PD)
 
@@ -211,6 +215,8 @@ const struct GemmKernels gemm_kernels_avx512 = {
     .rows_f32 = GEMM_ROWS_TABLE_13(ukr_f32),
     .ukr_f64 = ukr_f64,
     .rows_f64 = GEMM_ROWS_TABLE_13(ukr_f64),
+    .rows_rm_f32 = GEMM_RM_TABLE_13(rm_f32),
+    .rows_rm_f64 = GEMM_RM_TABLE_13(rm_f64),
     .alt_f32 = {.mr = 8, .nr = 48, .kc = 384, .mc = 168, .nc = 2016},
     .alt_f64 = {.mr = 8, .nr = 24, .kc = 256, .mc = 112, .nc = 2040},
     .alt_ukr_f32 = alt_ukr_f32,

@@ -27,8 +27,14 @@
 #define GEMM_UNROLL _Pragma("GCC unroll 32")
 
 /* The ISA file also gives MASK_T, MASK_N(r) (the first r lanes, 0 <= r <= W), MLOAD(m, p)
- * and MSTORE(p, m, v) for the partial columns of an edge tile. */
-#define GEMM_UKR(NAME, T, MR, NV, V, W, P, S, FMA)                                           \
+ * and MSTORE(p, m, v) for the partial columns of an edge tile.
+ *
+ * GEMM_UKR_RM is the same kernel on a row-major A read in place: A(i, p) = a[i*csa + p]
+ * (csa = lda), for short K or narrow N, where packing A costs more than it saves. */
+#define GEMM_UKR(NAME, ...) GEMM_UKR_AS(NAME, 1, csa, __VA_ARGS__)
+#define GEMM_UKR_RM(NAME, ...) GEMM_UKR_AS(NAME, csa, 1, __VA_ARGS__)
+/* A(i, p) = a[i*IS + p*PS]. */
+#define GEMM_UKR_AS(NAME, IS, PS, T, MR, NV, V, W, P, S, FMA)                                \
     static void NAME(size_t k, const T *restrict a, size_t csa, const T *restrict b,         \
                      size_t rsb, T *restrict c, size_t ldc, size_t m, size_t n, T alpha,     \
                      T beta)                                                                 \
@@ -40,10 +46,10 @@
             V bv[NV];                                                                        \
             GEMM_UNROLL for (int v = 0; v < NV; v++) bv[v] = P##loadu##S(b + v * W);         \
             GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
-                V ai = P##set1##S(a[i]);                                                     \
+                V ai = P##set1##S(a[i * IS]);                                                \
                 GEMM_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = FMA(ai, bv[v], acc[i][v]); \
             }                                                                                \
-            a += csa;                                                                        \
+            a += PS;                                                                         \
             b += rsb;                                                                        \
         }                                                                                    \
         /* One unrolled store loop per case, chosen once: with alpha == 1 and beta == 1    \
@@ -86,24 +92,30 @@
  * an edge tile of m < MR rows (M = 10 against a 14-row tile, the 8 left of 64) then
  * costs m rows of work, not MR. GEMM_ROWS_TABLE(NAME, n) lists them for struct
  * GemmKernels, index r, up to r = n. */
-#define GEMM_ROWS_3(NAME, T, NV, ...)                                                        \
-    GEMM_UKR(NAME##_1, T, 1, NV, __VA_ARGS__)                                                \
-    GEMM_UKR(NAME##_2, T, 2, NV, __VA_ARGS__)                                                \
-    GEMM_UKR(NAME##_3, T, 3, NV, __VA_ARGS__)
-#define GEMM_ROWS_5(NAME, T, NV, ...)                                                        \
-    GEMM_ROWS_3(NAME, T, NV, __VA_ARGS__)                                                    \
-    GEMM_UKR(NAME##_4, T, 4, NV, __VA_ARGS__)                                                \
-    GEMM_UKR(NAME##_5, T, 5, NV, __VA_ARGS__)
-#define GEMM_ROWS_13(NAME, T, NV, ...)                                                       \
-    GEMM_ROWS_5(NAME, T, NV, __VA_ARGS__)                                                    \
-    GEMM_UKR(NAME##_6, T, 6, NV, __VA_ARGS__)                                                \
-    GEMM_UKR(NAME##_7, T, 7, NV, __VA_ARGS__)                                                \
-    GEMM_UKR(NAME##_8, T, 8, NV, __VA_ARGS__)                                                \
-    GEMM_UKR(NAME##_9, T, 9, NV, __VA_ARGS__)                                                \
-    GEMM_UKR(NAME##_10, T, 10, NV, __VA_ARGS__)                                              \
-    GEMM_UKR(NAME##_11, T, 11, NV, __VA_ARGS__)                                              \
-    GEMM_UKR(NAME##_12, T, 12, NV, __VA_ARGS__)                                              \
-    GEMM_UKR(NAME##_13, T, 13, NV, __VA_ARGS__)
+#define GEMM_ROWS_3(UKR, NAME, T, NV, ...)                                                        \
+    UKR(NAME##_1, T, 1, NV, __VA_ARGS__)                                                \
+    UKR(NAME##_2, T, 2, NV, __VA_ARGS__)                                                \
+    UKR(NAME##_3, T, 3, NV, __VA_ARGS__)
+#define GEMM_ROWS_5(UKR, NAME, T, NV, ...)                                                        \
+    GEMM_ROWS_3(UKR, NAME, T, NV, __VA_ARGS__)                                                    \
+    UKR(NAME##_4, T, 4, NV, __VA_ARGS__)                                                \
+    UKR(NAME##_5, T, 5, NV, __VA_ARGS__)
+#define GEMM_ROWS_13(UKR, NAME, T, NV, ...)                                                       \
+    GEMM_ROWS_5(UKR, NAME, T, NV, __VA_ARGS__)                                                    \
+    UKR(NAME##_6, T, 6, NV, __VA_ARGS__)                                                \
+    UKR(NAME##_7, T, 7, NV, __VA_ARGS__)                                                \
+    UKR(NAME##_8, T, 8, NV, __VA_ARGS__)                                                \
+    UKR(NAME##_9, T, 9, NV, __VA_ARGS__)                                                \
+    UKR(NAME##_10, T, 10, NV, __VA_ARGS__)                                              \
+    UKR(NAME##_11, T, 11, NV, __VA_ARGS__)                                              \
+    UKR(NAME##_12, T, 12, NV, __VA_ARGS__)                                              \
+    UKR(NAME##_13, T, 13, NV, __VA_ARGS__)
+/* The kernel per row count 1 <= r <= MR on a row-major A (GEMM_UKR_RM): index MR is the
+ * full kernel NAME itself. */
+#define GEMM_RM_TABLE_5(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME}
+#define GEMM_RM_TABLE_13(NAME)                                                               \
+    {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8, \
+     NAME##_9, NAME##_10, NAME##_11, NAME##_12, NAME##_13, NAME}
 #define GEMM_ROWS_TABLE_3(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3}
 #define GEMM_ROWS_TABLE_5(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5}
 #define GEMM_ROWS_TABLE_13(NAME)                                                             \

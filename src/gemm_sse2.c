@@ -40,7 +40,7 @@ static inline double hsum_pd(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 4)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
 GEMM_UKR(ukr_f32, float, 4, 2, __m128, 4, _mm_, _ps, FMA_PS)
-GEMM_ROWS_3(ukr_f32, float, 2, __m128, 4, _mm_, _ps, FMA_PS)
+GEMM_ROWS_3(GEMM_UKR, ukr_f32, float, 2, __m128, 4, _mm_, _ps, FMA_PS)
 GEMM_UKR(alt_ukr_f32, float, 2, 3, __m128, 4, _mm_, _ps, FMA_PS)
 GEMM_DOT(dot_f32, float, 2, 2, __m128, 4, _mm_, _ps, FMA_PS)
 #undef HSUM
@@ -56,7 +56,7 @@ GEMM_DOT(dot_f32, float, 2, 2, __m128, 4, _mm_, _ps, FMA_PS)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 2)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
 GEMM_UKR(ukr_f64, double, 4, 2, __m128d, 2, _mm_, _pd, FMA_PD)
-GEMM_ROWS_3(ukr_f64, double, 2, __m128d, 2, _mm_, _pd, FMA_PD)
+GEMM_ROWS_3(GEMM_UKR, ukr_f64, double, 2, __m128d, 2, _mm_, _pd, FMA_PD)
 GEMM_UKR(alt_ukr_f64, double, 2, 3, __m128d, 2, _mm_, _pd, FMA_PD)
 GEMM_DOT(dot_f64, double, 2, 2, __m128d, 2, _mm_, _pd, FMA_PD)
 

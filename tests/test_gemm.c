@@ -182,6 +182,31 @@ TEST_ISA(gemm_nt_dot_path_matches_reference)
 UKR_CHECK(float, f32, 1.2e-7)
 UKR_CHECK(double, f64, 2.3e-16)
 
+#define RM_CHECK(T, sfx, EPS)                                                                  \
+    /* rows_rm[m] on an m x K row-major A read in place (row stride K + 2, unaligned)    \
+     * against a packed B panel: every row count and column edge, C cells outside the    \
+     * edge intact. */                                                                     \
+    static int rm_tile_ok_##sfx(void (*ukr)(size_t, const T *, size_t, const T *, size_t, T *, \
+                                            size_t, size_t, size_t, T, T),              \
+                                size_t nr, size_t m, size_t n, T beta, struct Rng *r)         \
+    {                                                                                        \
+        enum { K = 13, LDA = K + 2, CAP = 64 + 1 };                                          \
+        T a[16 * LDA + 1], b[K * 64], c[16 * CAP], want[16 * CAP];                           \
+        size_t ldc = nr + 1;                                                                 \
+        for (size_t i = 0; i < 16 * LDA + 1; i++) a[i] = (T)(2 * rng_uniform(r) - 1);       \
+        for (size_t i = 0; i < K * nr; i++) b[i] = (T)(2 * rng_uniform(r) - 1);              \
+        for (size_t i = 0; i < 16 * ldc; i++) c[i] = want[i] = beta == 0 ? (T)NAN : (T)(i % 7) / 4; \
+        gemm_ref_##sfx(0, 0, m, n, K, (T)-0.5, a + 1, LDA, b, nr, beta, want, ldc);          \
+        ukr(K, a + 1, LDA, b, nr, c, ldc, m, n, (T)-0.5, beta);                              \
+        int ok = 1;                                                                          \
+        for (size_t i = 0; i < 16 * ldc; i++)                                                \
+            ok &= i / ldc < m && i % ldc < n ? fabs((double)c[i] - (double)want[i]) <= 64 * EPS \
+                                             : memcmp(&c[i], &want[i], sizeof(T)) == 0;      \
+        return ok;                                                                           \
+    }
+RM_CHECK(float, f32, 1.2e-7)
+RM_CHECK(double, f64, 2.3e-16)
+
 /* Both register tiles of the ISA in use (gemm picks one per call) and the primary tile's
  * per-row-count kernels on every edge. */
 TEST_ISA(gemm_register_tiles_on_every_edge)
@@ -196,6 +221,24 @@ TEST_ISA(gemm_register_tiles_on_every_edge)
     check_ukr_f64(g->alt_ukr_f64, g->alt_f64.mr, g->alt_f64.nr, "alt_ukr_f64", &r);
     check_rows_f32(g->rows_f32, g->f32.mr, g->f32.nr, &r);
     check_rows_f64(g->rows_f64, g->f64.mr, g->f64.nr, &r);
+}
+
+/* The row-major-A kernels of the ISA in use (if it has them) for every row count up to
+ * mr, every column edge, beta 0 (C NaN) and 1. */
+TEST_ISA(gemm_row_major_a_kernels_on_every_edge)
+{
+    const struct GemmKernels *g = kernels_get()->gemm;
+    if (!g || !g->rows_rm_f32[g->f32.mr]) return;
+    struct Rng r;
+    rng_seed(&r, 29);
+    for (size_t m = 1; m <= (size_t)g->f32.mr; m++)
+        for (size_t n = 1; n <= (size_t)g->f32.nr; n++)
+            EXPECT_MSG(rm_tile_ok_f32(g->rows_rm_f32[m], (size_t)g->f32.nr, m, n, (float)(n % 2), &r),
+                       "f32 rows_rm[%zu] %zux%zu", m, m, n);
+    for (size_t m = 1; m <= (size_t)g->f64.mr; m++)
+        for (size_t n = 1; n <= (size_t)g->f64.nr; n++)
+            EXPECT_MSG(rm_tile_ok_f64(g->rows_rm_f64[m], (size_t)g->f64.nr, m, n, (double)(n % 2), &r),
+                       "f64 rows_rm[%zu] %zux%zu", m, m, n);
 }
 
 #define DOT_KERNEL_CHECK(T, sfx, EPS)                                                          \
