@@ -7,6 +7,8 @@
 #include "math_kernels.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 struct StepNet { const char *name; struct Module *m[6]; uint32_t n; uint64_t in_shape[4]; uint32_t in_ndim; double flops_per_sample; };
 
@@ -64,8 +66,11 @@ void bench_step(int quick)
                                   nn_conv2d_create(8, 16, 3, 3, 2, 1, DT_FLOAT32, &rng), act_module_create(MOD_RELU),
                                   nn_linear_create(3136, 10, DT_FLOAT32, &rng)},
                           5, {0, 1, 28, 28}, 4, 1768704};
-    time_net(&mlp, 64, reps);
-    time_net(&mlp, 256, reps);
+    /* MINIDL_BENCH_STEP=cnn times the CNN alone (A/B runs of the conv kernels) */
+    const char *only = getenv("MINIDL_BENCH_STEP");
+    int cnn_only = only && strcmp(only, "cnn") == 0;
+    if (!cnn_only) time_net(&mlp, 64, reps);
+    if (!cnn_only) time_net(&mlp, 256, reps);
     time_net(&cnn, 64, reps);
     printf("targets (issue 3): MLP forward+backward <= 130 us, CNN <= 700 us at batch 64\n");
     for (uint32_t i = 0; i < mlp.n; i++) module_free(mlp.m[i]);

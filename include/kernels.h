@@ -128,6 +128,7 @@ struct ConvDims {
     size_t O, K, Ho, Wo, row_step;
     const size_t *off;
     size_t C, H, W, stride, pad, rows, len, lead, slack;   /* the input and its split layout */
+    int relu;   /* fwd stores max(0, y): a ReLU fused into the convolution */
 };
 /* The weight gradient's partial sums per weight, in bytes: few enough to stay in L1. */
 #define CONV_PART_BYTES 16

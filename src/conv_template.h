@@ -72,6 +72,8 @@ CV_INLINE void FN(fwd_tile)(const struct ConvDims *d, const T *xs, const T *wt, 
                 CV_UNROLL for (int p = 0; p < R * NV; p++) acc[o][p] = VFMA(wv, xv[p], acc[o][p]);
             }
         }
+        if (d->relu) CV_UNROLL for (int o = 0; o < OB; o++) CV_UNROLL for (int p = 0; p < R * NV; p++)
+            acc[o][p] = VMAX(acc[o][p], VZERO());
         CV_UNROLL for (int o = 0; o < OB; o++) CV_UNROLL for (int p = 0; p < R * NV; p++) {
             T *dst = y + o * HW + (oh + p / NV) * Wo + col + (p % NV) * EPR;
             if (p % NV == NV - 1) VSTORE_PART(dst, acc[o][p], tail);

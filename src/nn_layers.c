@@ -210,7 +210,7 @@ static void conv_direct_setup(struct ConvCtx *cx, struct Arena *a)
                 size_t r = kj % s, lp = r < p ? (p - r + s - 1) / s : 0;
                 off[t++] = lead + ((c * rows + ki) * s + r) * len + kj / s - lp;
             }
-    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * len, off, q->C, q->H, q->W, s, p, rows, len, lead, 2 * lanes};
+    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * len, off, q->C, q->H, q->W, s, p, rows, len, lead, 2 * lanes, 0};
 }
 
 static size_t conv_split_size(const struct ConvCtx *cx)
@@ -234,7 +234,6 @@ static size_t conv_split_size(const struct ConvCtx *cx)
             if (xs_all) xs = xs_all + n * xsn;                                                 \
             cx->ck->split_##sfx(&cx->d, x + n * q->C * q->H * q->W, xs);                        \
             cx->ck->fwd_##sfx(&cx->d, xs, wt, b, y + n * yn);                                   \
-            if (cx->relu) kernels_get()->ew->relu_##sfx(yn, y + n * yn, y + n * yn);           \
         }                                                                                      \
     }
 GEN_BOTH(CONV_DIRECT_FWD)
@@ -402,6 +401,7 @@ static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, ui
     conv_pick_path(cx, dt);
     if (cx->ck) {
         conv_direct_setup(cx, &g->arena);
+        cx->d.relu = relu;
         size_t xsn = conv_split_size(cx);
         cx->xs = node_wants_grad(w) ? arena_alloc(&g->arena, q.N * xsn * es) : NULL;
         DT_CALL(dt, conv_direct_fwd, cx, x->value->data, w->value->data, b ? b->value->data : NULL, y->value->data,
