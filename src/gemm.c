@@ -245,6 +245,30 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         return mn < 16 || (mn <= 96 && K >= 128);                                            \
     }                                                                                        \
                                                                                              \
+    /* A call that needs no packing, straight onto the primary tile's kernels: K <= kc,  \
+     * M <= mc (any M if K <= 16), N a multiple of nr (no ragged B panel; with a kernel   \
+     * per row count, no padding at all, so no other tile does better), B row-major and   \
+     * A read in place (A^T's rows, or a row-major A by the rows_rm kernels) where        \
+     * blocked_ would not pack it either. Returns 0 if the call is not of that kind. In   \
+     * a small call the generic set-up (the tile choice above all) cost 0.1 of the work.  */ \
+    static int small_##sfx(const struct GemmKernels *gk, int ta, int tb, size_t M, size_t N, \
+                           size_t K, T alpha, const T *A, size_t lda, const T *B, size_t ldb, \
+                           T beta, T *C, size_t ldc)                                         \
+    {                                                                                        \
+        size_t mr = (size_t)gk->sfx.mr, nr = (size_t)gk->sfx.nr;                             \
+        const ukr_fn_##sfx *rows = ta ? gk->rows_##sfx : gk->rows_rm_##sfx;                  \
+        if (tb || K > (size_t)gk->sfx.kc || (M > (size_t)gk->sfx.mc && K > 16) || N % nr ||  \
+            !rows[1] || N > (size_t)gk->sfx.nc || (N > 4 * nr && (ta || K > 16)))            \
+            return 0;                                                                        \
+        for (size_t j = 0; j < N; j += nr)                                                   \
+            for (size_t i = 0; i < M; i += mr) {                                             \
+                size_t m = min_sz(mr, M - i);                                                \
+                ukr_fn_##sfx ukr = ta && m == mr ? gk->ukr_##sfx : rows[m];                  \
+                ukr(K, A + (ta ? i : i * lda), lda, B + j, ldb, C + i * ldc + j, ldc, m, nr, alpha, beta); \
+            }                                                                                \
+        return 1;                                                                            \
+    }                                                                                        \
+                                                                                             \
     /* Cycles-ish estimate: padded tile work plus the scalar merge of a strided C. */     \
     static double cost_##sfx(const struct tiling_##sfx *tl, size_t M, size_t N, size_t K,    \
                              int strided)                                                    \
@@ -271,6 +295,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
             dot_##sfx(gk, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                     \
             return;                                                                          \
         }                                                                                    \
+        if (small_##sfx(gk, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;   \
         struct view_##sfx va = {A, ta ? 1 : lda, ta ? lda : 1};                              \
         struct view_##sfx vb = {B, tb ? 1 : ldb, tb ? ldb : 1};                              \
         /* The tile that fits best: either ISA tile, on C or (through C^T = op(B)^T op(A)^T) \

@@ -129,6 +129,22 @@ TEST_ISA(gemm_nt_dot_path_matches_reference)
     }
 }
 
+/* The unpacked path for small calls (N a multiple of the tile width, A read in place):
+ * ragged row counts, M past one block with short K, both A layouts, N up to 8 tiles. */
+TEST_ISA(gemm_unpacked_small_calls_match_reference)
+{
+    static const size_t ms[] = {1, 13, 15, 29, 200}, ns[] = {32, 64, 96, 256}, ks[] = {1, 7, 16, 17, 100};
+    struct Rng r;
+    rng_seed(&r, 31);
+    for (size_t t = 0; t < 5 * 4 * 5 * 2; t++) {
+        const double *ab = alpha_beta[t % 4];
+        struct GemmCase c = {(int)(t % 2), 0, ms[t / 40], ns[t / 10 % 4], ks[t / 2 % 5], ab[0], ab[1],
+                             t / 3 % 2, t / 7 % 2 * 3};
+        if (c.M > 64 && c.K > 16) continue;
+        check_both(c, &r);
+    }
+}
+
 #define UKR_CHECK(T, sfx, EPS)                                                                 \
     /* One m x n edge of an mr x nr tile by a register-tile kernel on packed panels (k   \
      * deep), C with row stride ldc = nr + 1; cells outside the edge must stay intact. */ \
