@@ -16,6 +16,8 @@
  *   VINT2(ev, od, a, b)    its inverse
  *   VFOLD_ADD(p, v)        p[0..PL) += v folded to CONV_PART_BYTES (lane i gets the sum of
  *                          the lanes congruent to i), PL = CONV_PART_BYTES / sizeof(T)
+ *   VFOLD4_ADD(p, a, b, c, d)   optional: VFOLD_ADD of a, b, c, d into p, p + PL, p + 2*PL,
+ *                          p + 3*PL at once (a transposing tree: fewer shuffles and stores)
  *
  * Every tile works on whole vectors of an output row: the input side (xs, gxs) has room
  * and zeros past the row, only the output and its gradient (NCHW rows of Wo) use the
@@ -134,6 +136,16 @@ CV_INLINE void FN(wg_step)(const V *gv, const T *const *xp, size_t i, V acc[][CO
     }
 }
 
+/* p[i*PL..(i+1)*PL) += the fold of v[i], i < n */
+CV_INLINE void FN(wg_fold)(T *p, const V *v, const int n)
+{
+    int i = 0;
+#ifdef VFOLD4_ADD
+    for (; i + 4 <= n; i += 4) VFOLD4_ADD(p + i * PL, v[i], v[i + 1], v[i + 2], v[i + 3]);
+#endif
+    for (; i < n; i++) VFOLD_ADD(p + i * PL, v[i]);
+}
+
 /* One pointer per tap and per channel walks down the rows: the tile's offsets stay in
  * registers. */
 CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T *part, T *partb,
@@ -163,10 +175,8 @@ CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T 
         CV_UNROLL for (int t = 0; t < TB; t++) xp[t] += step;
         CV_UNROLL for (int o = 0; o < OB; o++) gp[o] += Wo;
     }
-    CV_UNROLL for (int o = 0; o < OB; o++) {
-        CV_UNROLL for (int t = 0; t < TB; t++) VFOLD_ADD(part + (o * K + t) * PL, acc[o][t]);
-        if (partb) VFOLD_ADD(partb + o * PL, accb[o]);
-    }
+    CV_UNROLL for (int o = 0; o < OB; o++) FN(wg_fold)(part + o * K * PL, acc[o], TB);
+    if (partb) FN(wg_fold)(partb, accb, OB);
 }
 
 static void FN(wg_block)(const struct ConvDims *d, const T *xs, const T *g, T *part, T *partb, const size_t *off,
@@ -390,3 +400,4 @@ static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int 
 #undef VDEINT2
 #undef VINT2
 #undef VFOLD_ADD
+#undef VFOLD4_ADD
