@@ -175,6 +175,7 @@ struct ConvCtx {
     size_t lanes;
     void *xs;                       /* the split input of every sample, for the weight gradient */
     int relu;                       /* fused ReLU: y = max(0, conv), g masked by y > 0 */
+    int grad_masked;                /* ... unless the consuming conv masked it already */
 };
 
 /* The direct kernels compute whole vectors of each output row: they pay when more than
@@ -256,10 +257,11 @@ GEN_BOTH(CONV_REDUCE)
 #define CONV_DIRECT_BWD(T, sfx)                                                                \
     static void conv_direct_bwd_##sfx(const struct ConvCtx *cx, const void *w, const void *g_, \
                                       const void *y_, T *gw, int w_overwrite, T *gb, int b_overwrite, \
-                                      T *gx, int overwrite, T *scratch)                        \
+                                      T *gx, int overwrite, const T *xmask, T *scratch)        \
     {                                                                                          \
         const struct ConvGeom *q = &cx->q;                                                     \
         const T *g = g_, *y = y_, *xs = cx->xs;                                                \
+        size_t xn = q->C * q->H * q->W;                                                        \
         size_t xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T), gn = q->O * q->Ho * q->Wo; \
         size_t npart = (q->O * cx->d.K + q->O) * pl;                                           \
         T *gxs = scratch, *part = gxs + (gx ? xsn : 0), *partb = gb ? part + q->O * cx->d.K * pl : NULL; \
@@ -267,7 +269,7 @@ GEN_BOTH(CONV_REDUCE)
         if (gw) memset(part, 0, npart * sizeof(T));                                            \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
             const T *gs = g + n * gn;                                                          \
-            if (cx->relu) { /* the ReLU's mask, while the sample's gradient is in cache */     \
+            if (y) { /* the ReLU's mask, while the sample's gradient is in cache */            \
                 kernels_get()->ew->relu_bwd_set_##sfx(gn, y + n * gn, gs, gm);                 \
                 gs = gm;                                                                       \
             }                                                                                  \
@@ -275,7 +277,8 @@ GEN_BOTH(CONV_REDUCE)
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
             cx->ck->igrad_##sfx(&cx->d, w, gs, gxs);                                           \
-            cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * q->C * q->H * q->W, overwrite);         \
+            cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * xn, overwrite);                         \
+            if (xmask) kernels_get()->ew->relu_bwd_set_##sfx(xn, xmask + n * xn, gx + n * xn, gx + n * xn); \
         }                                                                                      \
         if (gw) conv_reduce_##sfx(q->O * cx->d.K, pl, part, gw, w_overwrite);                  \
         if (gb) conv_reduce_##sfx(q->O, pl, partb, gb, b_overwrite);                           \
@@ -287,13 +290,24 @@ GEN_BOTH(CONV_DIRECT_BWD)
 static const void *conv_out_grad(struct Node *self)
 {
     const struct ConvCtx *cx = self->ctx;
-    if (!cx->relu) return self->grad->data;
+    if (!cx->relu || cx->grad_masked) return self->grad->data;
     size_t n = tensor_numel(self->value);
     void *gm = arena_alloc(&self->graph->arena, n * dtype_size(self->value->dtype));
     const struct EwKernels *k = kernels_get()->ew;
     if (self->value->dtype == DT_FLOAT32) k->relu_bwd_set_f32(n, tensor_f32(self->value), tensor_f32(self->grad), gm);
     else k->relu_bwd_set_f64(n, tensor_f64(self->value), tensor_f64(self->grad), gm);
     return gm;
+}
+
+/* When the input x is a fused Conv2d + ReLU whose gradient this backward writes whole
+ * (overwrite), its mask is applied here, sample by sample while the gradient is in
+ * cache, and x's backward told so: returns x's output (the mask) or NULL. */
+static const void *conv_premask(struct Node *x, int overwrite)
+{
+    if (x->op != OP_CONV2D_RELU) return NULL;
+    struct ConvCtx *xc = x->ctx;
+    xc->grad_masked = overwrite;
+    return overwrite ? x->value->data : NULL;
 }
 
 static void conv2d_backward_direct(struct Node *self)
@@ -311,9 +325,11 @@ static void conv2d_backward_direct(struct Node *self)
     void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
     void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
     void *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
+    const void *xmask = want_x ? conv_premask(x, overwrite) : NULL;
+    const void *ymask = cx->relu && !cx->grad_masked ? self->value->data : NULL;
     if (want_w || want_x)
-        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, self->value->data, gw, w_overwrite,
-                want_w ? gb : NULL, b_overwrite, gx, overwrite, scratch);
+        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, ymask, gw, w_overwrite,
+                want_w ? gb : NULL, b_overwrite, gx, overwrite, xmask, scratch);
     if (!want_b || want_w) return;
     /* a bias without its weight's gradient (frozen weights): sums of g alone */
     const struct EwKernels *k = kernels_get()->ew;
@@ -397,6 +413,7 @@ static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, ui
     struct ConvCtx *cx = arena_alloc(&g->arena, sizeof *cx);
     cx->q = q;
     cx->relu = relu;
+    cx->grad_masked = 0;
     y->ctx = cx;
     conv_pick_path(cx, dt);
     if (cx->ck) {

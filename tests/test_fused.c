@@ -7,6 +7,7 @@
 #include "losses.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* N, C, H, W, O, kh, kw, stride, pad: the bench CNN's two layers, odd sizes, every
@@ -143,8 +144,51 @@ TEST(grad_conv2d_relu)
     }
 }
 
-/* net_forward fuses a Conv2d followed by a ReLU, and nothing else; the fused net's loss
- * and gradients equal the unfused ops' bit for bit. */
+/* The net's output and every parameter gradient after two backward calls (the second
+ * accumulates: a conv that masks its fused input's gradient for it must not do so then),
+ * through net_forward (fused) or the modules one by one (unfused). */
+static struct Tensor **run_net(struct Module **mods, int n, struct Tensor *x, const struct Tensor *seed, int fused,
+                               int *n_out)
+{
+    struct Graph g;
+    graph_init(&g);
+    struct Node *h = graph_input(&g, x, 0);
+    if (fused) h = net_forward(mods, (uint32_t)n, h, 0);
+    else for (int i = 0; i < n; i++) mods[i]->forward(mods[i], h, &h);
+    for (int i = 0; i < n; i++)
+        for (uint32_t p = 0; p < mods[i]->n_params; p++) tensor_fill(mods[i]->param_nodes[p]->grad, 0);
+    backward_seeded(h, seed);
+    backward_seeded(h, seed);
+    struct Tensor **out = calloc(2 * (size_t)n + 1, sizeof *out);
+    int k = 0;
+    out[k++] = tensor_copy(h->value);
+    for (int i = 0; i < n; i++)
+        for (uint32_t p = 0; p < mods[i]->n_params; p++) out[k++] = tensor_copy(mods[i]->param_nodes[p]->grad);
+    *n_out = k;
+    graph_free(&g);
+    return out;
+}
+
+static void check_net_fused_equals_unfused(struct Module **mods, int n, struct Tensor *x, const char *what)
+{
+    struct Graph g;
+    graph_init(&g);
+    struct Node *y = net_forward(mods, (uint32_t)n, graph_input(&g, x, 0), 0);
+    struct Tensor *seed = tensor_create(y->value->ndim, y->value->shape, y->value->dtype);
+    fill_uniform(seed, -1, 1, 10);
+    graph_free(&g);
+    int nf, nu;
+    struct Tensor **f = run_net(mods, n, x, seed, 1, &nf), **u = run_net(mods, n, x, seed, 0, &nu);
+    EXPECT_EQ_INT(nf, nu);
+    for (int i = 0; i < nf && i < nu; i++)
+        EXPECT_MSG(same_bits(f[i], u[i]), "%s: %s %d of the fused net differs from the unfused one", what,
+                   i ? "parameter gradient" : "output", i);
+    for (int i = 0; i < nf; i++) tensor_free(f[i]), tensor_free(u[i]);
+    free(f), free(u);
+    tensor_free(seed);
+}
+
+/* net_forward fuses a Conv2d followed by a ReLU, and nothing else. */
 TEST_ISA(net_forward_fuses_conv_then_relu)
 {
     struct Rng rng;
@@ -164,23 +208,26 @@ TEST_ISA(net_forward_fuses_conv_then_relu)
     EXPECT_EQ_INT(mid->parents[0]->op, OP_CONV2D);              /* conv then sigmoid: not fused */
     EXPECT_EQ_INT(mid->parents[0]->parents[0]->op, OP_CONV2D_RELU);
     EXPECT(str_cmp(op_name(OP_CONV2D_RELU), "conv2d_relu") == 0);
-    struct Tensor *seed = tensor_create(4, out->value->shape, DT_FLOAT32);
-    fill_uniform(seed, -1, 1, 10);
-    backward_seeded(out, seed);
-    struct Tensor *gw0 = tensor_copy(mods[0]->param_nodes[0]->grad), *gw2 = tensor_copy(mods[2]->param_nodes[0]->grad);
-    struct Tensor *y = tensor_copy(out->value);
-    graph_reset(&g);
-    for (int i = 0; i < 6; i += 2)
-        for (uint32_t p = 0; p < 2; p++) tensor_fill(mods[i]->param_nodes[p]->grad, 0);
-    /* the same net by the unfused ops */
-    struct Node *h = graph_input(&g, x, 0);
-    for (int i = 0; i < 6; i++) mods[i]->forward(mods[i], h, &h);
-    EXPECT_EQ_INT(h->op, OP_RELU);
-    EXPECT(same_bits(h->value, y));
-    backward_seeded(h, seed);
-    EXPECT(same_bits(mods[0]->param_nodes[0]->grad, gw0));
-    EXPECT(same_bits(mods[2]->param_nodes[0]->grad, gw2));
-    tensor_free(gw0), tensor_free(gw2), tensor_free(y), tensor_free(seed), tensor_free(x);
     graph_free(&g);
+    check_net_fused_equals_unfused(mods, 6, x, "conv relu conv sigmoid conv relu");
+    tensor_free(x);
     for (int i = 0; i < 6; i++) module_free(mods[i]);
+}
+
+/* The bench's CNN shape in both dtypes: a fused conv feeding a fused conv feeding a Linear. */
+TEST_ISA(net_fused_cnn_equals_unfused)
+{
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Rng rng;
+        rng_seed(&rng, 4);
+        struct Module *mods[5] = {nn_conv2d_create(1, 8, 3, 3, 1, 1, dt, &rng), act_module_create(MOD_RELU),
+                                  nn_conv2d_create(8, 16, 3, 3, 2, 1, dt, &rng), act_module_create(MOD_RELU),
+                                  nn_linear_create(16 * 14 * 14, 10, dt, &rng)};
+        uint64_t sx[4] = {3, 1, 28, 28};
+        struct Tensor *x = tensor_create(4, sx, dt);
+        fill_uniform(x, -1, 1, 11);
+        check_net_fused_equals_unfused(mods, 5, x, dtype_name(dt));
+        tensor_free(x);
+        for (int i = 0; i < 5; i++) module_free(mods[i]);
+    }
 }
