@@ -208,6 +208,17 @@ TEST_ISA(net_forward_fuses_conv_then_relu)
     EXPECT_EQ_INT(mid->parents[0]->op, OP_CONV2D);              /* conv then sigmoid: not fused */
     EXPECT_EQ_INT(mid->parents[0]->parents[0]->op, OP_CONV2D_RELU);
     EXPECT(str_cmp(op_name(OP_CONV2D_RELU), "conv2d_relu") == 0);
+    FILE *f = tmpfile();
+    EXPECT(f != NULL);
+    if (f) { /* the graph printer names the fused op */
+        graph_print(out, f);
+        char text[2048] = {0};
+        rewind(f);
+        text[fread(text, 1, sizeof text - 1, f)] = 0;
+        fclose(f);
+        EXPECT_STR_CONTAINS(text, "conv2d_relu");
+        EXPECT_STR_CONTAINS(text, "sigmoid");
+    }
     graph_free(&g);
     check_net_fused_equals_unfused(mods, 6, x, "conv relu conv sigmoid conv relu");
     tensor_free(x);
