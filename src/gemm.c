@@ -14,17 +14,17 @@
 #include "math_kernels.h"
 #include "utils.h"
 
-#define GEMM_REF(T, sfx)                                                                    \
-    void gemm_ref_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,  \
-                        size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)       \
-    {                                                                                       \
-        for (size_t i = 0; i < M; i++)                                                      \
-            for (size_t j = 0; j < N; j++) {                                                \
-                T s = 0;                                                                    \
-                for (size_t k = 0; k < K; k++)                                              \
+#define GEMM_REF(T, sfx)                                                                     \
+    void gemm_ref_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,   \
+                        size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)        \
+    {                                                                                        \
+        for (size_t i = 0; i < M; i++)                                                       \
+            for (size_t j = 0; j < N; j++) {                                                 \
+                T s = 0;                                                                     \
+                for (size_t k = 0; k < K; k++)                                               \
                     s += (ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]); \
-                C[i * ldc + j] = alpha * s + (beta == 0 ? 0 : beta * C[i * ldc + j]);       \
-            }                                                                               \
+                C[i * ldc + j] = alpha * s + (beta == 0 ? 0 : beta * C[i * ldc + j]);        \
+            }                                                                                \
     }
 GEMM_REF(float, f32)
 GEMM_REF(double, f64)
@@ -97,7 +97,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                 C[i * rsc + j * csc] = beta == 0 ? 0 : beta * C[i * rsc + j * csc];          \
     }                                                                                        \
                                                                                              \
-    /* One register tile of the ISA (primary or alternative) and its blocking. */          \
+    /* One register tile of the ISA (primary or alternative) and its blocking. */            \
     typedef void (*ukr_fn_##sfx)(size_t, const T *, size_t, const T *, size_t, T *, size_t,  \
                                  size_t, size_t, T, T);                                      \
     struct tiling_##sfx {                                                                    \
@@ -105,7 +105,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         ukr_fn_##sfx ukr;                                                                    \
         const ukr_fn_##sfx *rows; /* the kernel per edge row count, or NULL */               \
         const ukr_fn_##sfx *rows_rm; /* per row count on a row-major A in place, or NULL */  \
-        void (*pack_t)(T *, const T *, size_t, size_t, size_t, size_t); /* or NULL */       \
+        void (*pack_t)(T *, const T *, size_t, size_t, size_t, size_t); /* or NULL */        \
     };                                                                                       \
                                                                                              \
     static struct tiling_##sfx tiling_##sfx(const struct GemmKernels *gk, int alt)           \
@@ -119,12 +119,12 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
             gk->rows_rm_##sfx[gk->sfx.mr] ? gk->rows_rm_##sfx : NULL, gk->pack_t_##sfx};     \
     }                                                                                        \
                                                                                              \
-    /* Where the micro-panels of a block come from: read in place (d != NULL, panel r at  \
-     * d + r*rs, k stride ks) when full, else packed at buf + r*kb with k stride full;    \
-     * rm: A row-major in place, for the rows_rm kernels (csa = rs). */                   \
+    /* Where the micro-panels of a block come from: read in place (d != NULL, panel r at     \
+     * d + r*rs, k stride ks) when full, else packed at buf + r*kb with k stride full;       \
+     * rm: A row-major in place, for the rows_rm kernels (csa = rs). */                      \
     struct panels_##sfx { const T *d, *buf; size_t rs, ks; int ragged, rm; };                \
                                                                                              \
-    static const T *panel_##sfx(struct panels_##sfx q, size_t r, size_t kb, size_t w,       \
+    static const T *panel_##sfx(struct panels_##sfx q, size_t r, size_t kb, size_t w,        \
                                 size_t full, size_t *ks)                                     \
     {                                                                                        \
         if (q.d && (w == full || q.ragged)) { *ks = q.ks; return q.d + r * q.rs; }           \
@@ -132,10 +132,10 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         return q.buf + r * kb;                                                               \
     }                                                                                        \
                                                                                              \
-    /* Packs the wr-wide panels of a block of width wb: all of them (direct 0), only a    \
-     * ragged last one when the full ones are read in place (1), or none (2; 3: A is      \
-     * row-major, for the rows_rm kernels). */                                             \
-    static struct panels_##sfx pack_block_##sfx(const struct tiling_##sfx *tl, T *buf,      \
+    /* Packs the wr-wide panels of a block of width wb: all of them (direct 0), only a       \
+     * ragged last one when the full ones are read in place (1), or none (2; 3: A is         \
+     * row-major, for the rows_rm kernels). */                                               \
+    static struct panels_##sfx pack_block_##sfx(const struct tiling_##sfx *tl, T *buf,       \
                                                 struct view_##sfx X, size_t wb, size_t kb,   \
                                                 size_t wr, int direct)                       \
     {                                                                                        \
@@ -178,15 +178,15 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
                               T *C, size_t rsc, size_t csc)                                  \
     {                                                                                        \
         size_t mr = tl->mr, nr = tl->nr, kc = tl->kc, mc = tl->mc, nc = tl->nc;              \
-        /* Packing B pays when many row panels reuse it (past two A blocks: measured at    \
-         * M = 256, reading B in place gains 4%), packing A when many column panels do;    \
-         * otherwise full panels with unit stride are read in place. */                    \
+        /* Packing B pays when many row panels reuse it (past two A blocks: measured at      \
+         * M = 256, reading B in place gains 4%), packing A when many column panels do;      \
+         * otherwise full panels with unit stride are read in place. */                      \
         int direct_b = B.cs == 1 && M <= 2 * mc, direct_a = A.rs == 1 && N <= 4 * nr;        \
-        /* The per-row-count kernels read only the rows they compute: a ragged A panel     \
-         * can be read in place too. */                                                    \
+        /* The per-row-count kernels read only the rows they compute: a ragged A panel       \
+         * can be read in place too. */                                                      \
         if (direct_a && tl->rows) direct_a = 2;                                              \
-        /* A row-major A is read in place too, by the rows_rm kernels, when packing it     \
-         * would not pay: few column panels reuse it, or K is short. */                     \
+        /* A row-major A is read in place too, by the rows_rm kernels, when packing it       \
+         * would not pay: few column panels reuse it, or K is short. */                      \
         if (!direct_a && A.cs == 1 && tl->rows_rm && (N <= 4 * nr || K <= 16)) direct_a = 3; \
         for (size_t jc = 0; jc < N; jc += nc) {                                              \
             size_t nb = min_sz(nc, N - jc);                                                  \
@@ -206,10 +206,10 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         }                                                                                    \
     }                                                                                        \
                                                                                              \
-    /* A B^T with both operands K-contiguous, by the dot-product kernel: K in chunks of   \
-     * kc, so that a chunk of the rows reread by the inner loop (the smaller operand)     \
-     * stays in L1; the tiles' partial sums wait in the B pack buffer between chunks. */  \
-    static void dot_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,       \
+    /* A B^T with both operands K-contiguous, by the dot-product kernel: K in chunks of      \
+     * kc, so that a chunk of the rows reread by the inner loop (the smaller operand)        \
+     * stays in L1; the tiles' partial sums wait in the B pack buffer between chunks. */     \
+    static void dot_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,        \
                           T alpha, const T *A, size_t lda, const T *B, size_t ldb, T beta,   \
                           T *C, size_t ldc)                                                  \
     {                                                                                        \
@@ -221,7 +221,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         for (size_t pc = 0; pc < K; pc += kc) {                                              \
             size_t kb = min_sz(kc, K - pc);                                                  \
             int first = pc == 0, last = pc + kb == K;                                        \
-            /* The smaller operand's tiles vary fastest (no division per tile). */       \
+            /* The smaller operand's tiles vary fastest (no division per tile). */           \
             size_t mt = (M + mr - 1) / mr, no = M <= N ? nt : mt, nq = M <= N ? mt : nt;     \
             for (size_t o = 0; o < no; o++)                                                  \
                 for (size_t q = 0; q < nq; q++) {                                            \
@@ -233,26 +233,26 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         }                                                                                    \
     }                                                                                        \
                                                                                              \
-    /* Whether dot_ suits an NT call. It packs nothing (the blocked path transposes both  \
-     * operands while packing), so it wins while the output is narrow; measured on       \
-     * AVX-512, the blocked path takes over from min(M, N) ~ 100, or at short K. */        \
-    static int use_dot_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K)    \
+    /* Whether dot_ suits an NT call. It packs nothing (the blocked path transposes both     \
+     * operands while packing), so it wins while the output is narrow; measured on           \
+     * AVX-512, the blocked path takes over from min(M, N) ~ 100, or at short K. */          \
+    static int use_dot_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K)     \
     {                                                                                        \
         size_t mr = (size_t)gk->dotsz_##sfx.mr, nr = (size_t)gk->dotsz_##sfx.nr;             \
         size_t tiles = (M + mr - 1) / mr * ((N + nr - 1) / nr);                              \
         if (tiles * mr * nr * (size_t)gk->dotsz_##sfx.w * sizeof(T) > GEMM_PACK_B_BYTES)     \
             return 0;                                                                        \
-        /* With a tile of fewer than 16 sums (AVX2's 4 x 2) the blocked path and its      \
+        /* With a tile of fewer than 16 sums (AVX2's 4 x 2) the blocked path and its         \
          * transposing pack win from min(M, N) = 16 on (AVX2 b64 fwd1: 97 -> 124 GFLOP/s). */ \
         size_t mn = min_sz(M, N);                                                            \
         return mn < 16 || (mn <= 96 && K >= 128 && mr * nr >= 16);                           \
     }                                                                                        \
                                                                                              \
-    /* A call that needs no packing, straight onto the primary tile's kernels: K <= kc,  \
-     * M <= mc (any M if K <= 16), N a multiple of nr (no ragged B panel; with a kernel   \
-     * per row count, no padding at all, so no other tile does better), B row-major and   \
-     * A read in place (A^T's rows, or a row-major A by the rows_rm kernels) where        \
-     * blocked_ would not pack it either. Returns 0 if the call is not of that kind. In   \
+    /* A call that needs no packing, straight onto the primary tile's kernels: K <= kc,      \
+     * M <= mc (any M if K <= 16), N a multiple of nr (no ragged B panel; with a kernel      \
+     * per row count, no padding at all, so no other tile does better), B row-major and      \
+     * A read in place (A^T's rows, or a row-major A by the rows_rm kernels) where           \
+     * blocked_ would not pack it either. Returns 0 if the call is not of that kind. In      \
      * a small call the generic set-up (the tile choice above all) cost 0.1 of the work.  */ \
     static int small_##sfx(const struct GemmKernels *gk, int ta, int tb, size_t M, size_t N, \
                            size_t K, T alpha, const T *A, size_t lda, const T *B, size_t ldb, \
@@ -272,18 +272,22 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         return 1;                                                                            \
     }                                                                                        \
                                                                                              \
-    /* Cycles-ish estimate: padded tile work plus the scalar merge of a strided C. */     \
+    /* Cycles-ish estimate: padded tile work, a fixed cost per tile (call and C update:  \
+     * it decides at short K, conv1's K = 9), and the scalar merge of a strided C. With a  \
+     * kernel per row count a ragged row panel costs its own rows, but at least 4: fewer   \
+     * than 8 accumulators (2 vectors a row) leave the FMA latency exposed. */              \
     static double cost_##sfx(const struct tiling_##sfx *tl, size_t M, size_t N, size_t K,    \
                              int strided)                                                    \
     {                                                                                        \
-        /* With a kernel per row count, ragged rows cost only themselves. */               \
-        double rows = (double)(tl->rows ? M : round_up(M, tl->mr));                          \
-        double work = rows * (double)round_up(N, tl->nr) * (double)K / 32;                   \
+        size_t rag = M % tl->mr, rows = round_up(M, tl->mr);                                 \
+        if (tl->rows && rag) rows = M - rag + (rag > 4 ? rag : 4);                           \
+        double tiles = (double)(round_up(M, tl->mr) / tl->mr * (round_up(N, tl->nr) / tl->nr)); \
+        double work = (double)rows * (double)round_up(N, tl->nr) * (double)K / 32 + 32 * tiles; \
         double merge = strided ? 2 * (double)M * (double)N : 0;                              \
         return work + merge * (double)((K + tl->kc - 1) / tl->kc);                           \
     }                                                                                        \
                                                                                              \
-    void gemm_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,      \
+    void gemm_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,       \
                     size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)            \
     {                                                                                        \
         if (M == 0 || N == 0) return;                                                        \
