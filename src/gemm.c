@@ -272,10 +272,10 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         return 1;                                                                            \
     }                                                                                        \
                                                                                              \
-    /* Cycles-ish estimate: padded tile work, a fixed cost per tile (call and C update:  \
-     * it decides at short K, conv1's K = 9), and the scalar merge of a strided C. With a  \
-     * kernel per row count a ragged row panel costs its own rows, but at least 4: fewer   \
-     * than 8 accumulators (2 vectors a row) leave the FMA latency exposed. */              \
+    /* Cycles-ish estimate: padded tile work, a fixed cost per tile (call and C update:      \
+     * it decides at short K, conv1's K = 9), and the scalar merge of a strided C. With a    \
+     * kernel per row count a ragged row panel costs its own rows, but at least 4: fewer     \
+     * than 8 accumulators (2 vectors a row) leave the FMA latency exposed. */               \
     static double cost_##sfx(const struct tiling_##sfx *tl, size_t M, size_t N, size_t K,    \
                              int strided)                                                    \
     {                                                                                        \

@@ -93,7 +93,7 @@ static inline void transpose4_pd(__m256d r[4])
     static void NAME(T *dst, const T *src, size_t ld, size_t w, size_t w_pad, size_t k)      \
     {                                                                                        \
         for (size_t i0 = 0; i0 < w_pad; i0 += W) {                                           \
-            size_t g = w > i0 ? (w - i0 < W ? w - i0 : W) : 0;                                \
+            size_t g = w > i0 ? (w - i0 < W ? w - i0 : W) : 0;                               \
             size_t sw = w_pad - i0 < W ? w_pad - i0 : W;                                     \
             __m256i sm = MASKN(sw);                                                          \
             for (size_t p0 = 0; p0 < k; p0 += W) {                                           \

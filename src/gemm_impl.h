@@ -52,14 +52,14 @@
             a += PS;                                                                         \
             b += rsb;                                                                        \
         }                                                                                    \
-        /* One unrolled store loop per case, chosen once: with alpha == 1 and beta == 1    \
-         * (the gradients' accumulation) the update is one add. */                         \
+        /* One unrolled store loop per case, chosen once: with alpha == 1 and beta == 1      \
+         * (the gradients' accumulation) the update is one add. */                           \
         V va = P##set1##S(alpha), vb = P##set1##S(beta);                                     \
         if (n == NV * W) {                                                                   \
             if (alpha == 1 && beta == 1)                                                     \
                 GEMM_STORE_TILE(T, V, MR, NV, W, P##add##S(acc[i][v], P##loadu##S(cp)), P##storeu##S(cp, r)); \
             else if (beta == 0)                                                              \
-                GEMM_STORE_TILE(T, V, MR, NV, W, P##mul##S(va, acc[i][v]), P##storeu##S(cp, r));   \
+                GEMM_STORE_TILE(T, V, MR, NV, W, P##mul##S(va, acc[i][v]), P##storeu##S(cp, r)); \
             else                                                                             \
                 GEMM_STORE_TILE(T, V, MR, NV, W, FMA(vb, P##loadu##S(cp), P##mul##S(va, acc[i][v])), \
                                 P##storeu##S(cp, r));                                        \
@@ -69,14 +69,14 @@
         GEMM_UNROLL for (int v = 0; v < NV; v++)                                             \
             mk[v] = MASK_N(n > (size_t)v * W ? (n - (size_t)v * W < W ? n - (size_t)v * W : W) : 0); \
         if (beta == 0)                                                                       \
-            GEMM_STORE_TILE(T, V, MR, NV, W, P##mul##S(va, acc[i][v]), MSTORE(cp, mk[v], r));      \
+            GEMM_STORE_TILE(T, V, MR, NV, W, P##mul##S(va, acc[i][v]), MSTORE(cp, mk[v], r)); \
         else                                                                                 \
-            GEMM_STORE_TILE(T, V, MR, NV, W, FMA(vb, MLOAD(mk[v], cp), P##mul##S(va, acc[i][v])),  \
+            GEMM_STORE_TILE(T, V, MR, NV, W, FMA(vb, MLOAD(mk[v], cp), P##mul##S(va, acc[i][v])), \
                             MSTORE(cp, mk[v], r));                                           \
     }
 
 /* The rows i < m of a register tile: r = EXPR (of acc[i][v] and cp), then STORE. */
-#define GEMM_STORE_TILE(T, V, MR, NV, W, EXPR, STORE)                                       \
+#define GEMM_STORE_TILE(T, V, MR, NV, W, EXPR, STORE)                                        \
     do {                                                                                     \
         GEMM_UNROLL for (int i = 0; i < MR; i++) {                                           \
             if ((size_t)i >= m) break;                                                       \
@@ -92,34 +92,34 @@
  * an edge tile of m < MR rows (M = 10 against a 14-row tile, the 8 left of 64) then
  * costs m rows of work, not MR. GEMM_ROWS_TABLE(NAME, n) lists them for struct
  * GemmKernels, index r, up to r = n. */
-#define GEMM_ROWS_3(UKR, NAME, T, NV, ...)                                                        \
-    UKR(NAME##_1, T, 1, NV, __VA_ARGS__)                                                \
-    UKR(NAME##_2, T, 2, NV, __VA_ARGS__)                                                \
+#define GEMM_ROWS_3(UKR, NAME, T, NV, ...)                                                   \
+    UKR(NAME##_1, T, 1, NV, __VA_ARGS__)                                                     \
+    UKR(NAME##_2, T, 2, NV, __VA_ARGS__)                                                     \
     UKR(NAME##_3, T, 3, NV, __VA_ARGS__)
-#define GEMM_ROWS_5(UKR, NAME, T, NV, ...)                                                        \
-    GEMM_ROWS_3(UKR, NAME, T, NV, __VA_ARGS__)                                                    \
-    UKR(NAME##_4, T, 4, NV, __VA_ARGS__)                                                \
+#define GEMM_ROWS_5(UKR, NAME, T, NV, ...)                                                   \
+    GEMM_ROWS_3(UKR, NAME, T, NV, __VA_ARGS__)                                               \
+    UKR(NAME##_4, T, 4, NV, __VA_ARGS__)                                                     \
     UKR(NAME##_5, T, 5, NV, __VA_ARGS__)
-#define GEMM_ROWS_13(UKR, NAME, T, NV, ...)                                                       \
-    GEMM_ROWS_5(UKR, NAME, T, NV, __VA_ARGS__)                                                    \
-    UKR(NAME##_6, T, 6, NV, __VA_ARGS__)                                                \
-    UKR(NAME##_7, T, 7, NV, __VA_ARGS__)                                                \
-    UKR(NAME##_8, T, 8, NV, __VA_ARGS__)                                                \
-    UKR(NAME##_9, T, 9, NV, __VA_ARGS__)                                                \
-    UKR(NAME##_10, T, 10, NV, __VA_ARGS__)                                              \
-    UKR(NAME##_11, T, 11, NV, __VA_ARGS__)                                              \
-    UKR(NAME##_12, T, 12, NV, __VA_ARGS__)                                              \
+#define GEMM_ROWS_13(UKR, NAME, T, NV, ...)                                                  \
+    GEMM_ROWS_5(UKR, NAME, T, NV, __VA_ARGS__)                                               \
+    UKR(NAME##_6, T, 6, NV, __VA_ARGS__)                                                     \
+    UKR(NAME##_7, T, 7, NV, __VA_ARGS__)                                                     \
+    UKR(NAME##_8, T, 8, NV, __VA_ARGS__)                                                     \
+    UKR(NAME##_9, T, 9, NV, __VA_ARGS__)                                                     \
+    UKR(NAME##_10, T, 10, NV, __VA_ARGS__)                                                   \
+    UKR(NAME##_11, T, 11, NV, __VA_ARGS__)                                                   \
+    UKR(NAME##_12, T, 12, NV, __VA_ARGS__)                                                   \
     UKR(NAME##_13, T, 13, NV, __VA_ARGS__)
 /* The kernel per row count 1 <= r <= MR on a row-major A (GEMM_UKR_RM): index MR is the
  * full kernel NAME itself. */
 #define GEMM_RM_TABLE_5(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME}
 #define GEMM_RM_TABLE_13(NAME)                                                               \
-    {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8, \
+    {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8,   \
      NAME##_9, NAME##_10, NAME##_11, NAME##_12, NAME##_13, NAME}
 #define GEMM_ROWS_TABLE_3(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3}
 #define GEMM_ROWS_TABLE_5(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5}
 #define GEMM_ROWS_TABLE_13(NAME)                                                             \
-    {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8, \
+    {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8,   \
      NAME##_9, NAME##_10, NAME##_11, NAME##_12, NAME##_13}
 
 /* The dot-product kernel for op(A) op(B)^T with both operands K-contiguous (A row i at
@@ -168,9 +168,9 @@
             return;                                                                          \
         }                                                                                    \
         /* W sums at a time through HSUM_W (one transposing tree), then 4 (HSUM_4), the rest \
-         * one by one. */                                                                   \
-        /* The tile's rows as vectors (row i's sums in lanes j < NR <= W): straight from   \
-         * registers where the ISA has DOT_ROWS for this tile, else through sum[]. */       \
+         * one by one. */                                                                    \
+        /* The tile's rows as vectors (row i's sums in lanes j < NR <= W): straight from     \
+         * registers where the ISA has DOT_ROWS for this tile, else through sum[]. */        \
         MASK_T mn = MASK_N(n);                                                               \
         V rows[MR];                                                                          \
         if (!DOT_ROWS(rows, &s[0][0])) {                                                     \
