@@ -153,6 +153,9 @@ struct ConvKernels {
     /* gx (+)= the gradient gathered back from the split layout (= when overwrite) */
     void (*unsplit_f32)(const struct ConvDims *d, const float *gxs, float *gx, int overwrite);
     void (*unsplit_f64)(const struct ConvDims *d, const double *gxs, double *gx, int overwrite);
+    /* gx = that gradient where mask > 0, else 0: a ReLU's backward fused into the copy */
+    void (*unsplit_mask_f32)(const struct ConvDims *d, const float *gxs, const float *mask, float *gx);
+    void (*unsplit_mask_f64)(const struct ConvDims *d, const double *gxs, const double *mask, double *gx);
 };
 extern const struct ConvKernels conv_kernels_sse2, conv_kernels_avx2, conv_kernels_avx512;
 

@@ -33,7 +33,8 @@
 #define CV_UNROLL _Pragma("GCC unroll 32")
 #define CV_TABLE_DTYPE(sfx)                                                                 \
     .lanes_##sfx = conv_lanes_##sfx, .fwd_##sfx = conv_fwd_##sfx, .wgrad_##sfx = conv_wgrad_##sfx, \
-    .igrad_##sfx = conv_igrad_##sfx, .split_##sfx = conv_split_##sfx, .unsplit_##sfx = conv_unsplit_##sfx
+    .igrad_##sfx = conv_igrad_##sfx, .split_##sfx = conv_split_##sfx, .unsplit_##sfx = conv_unsplit_##sfx, \
+    .unsplit_mask_##sfx = conv_unsplit_mask_##sfx
 #define CONV_DEFINE_TABLE(isa) \
     const struct ConvKernels conv_kernels_##isa = {CV_TABLE_DTYPE(f32), CV_TABLE_DTYPE(f64)}
 /* The largest power of two <= n and <= cap (cap a power of two, n >= 1). */
@@ -340,23 +341,31 @@ static void FN(conv_split)(const struct ConvDims *d, const T *x, T *xs)
     FN(zero)(xs + d->lead + d->C * d->rows * row, d->slack);
 }
 
-/* dst[0..n) (+)= src[0..n) */
-CV_INLINE void FN(add_row)(const T *src, size_t n, T *dst, int overwrite)
+/* v, or (m not NULL) v where m > 0 and 0 elsewhere: a ReLU's mask applied on the way */
+#define CV_MASK(m, i, v) ((m) ? VSEL_GT0(VLOAD((m) + (i)), v) : (v))
+#define CV_MASK_PART(m, i, v, n) ((m) ? VSEL_GT0(VLOAD_PART((m) + (i), n), v) : (v))
+
+/* dst[0..n) (+)= src[0..n), masked by m (m: overwrite only) */
+CV_INLINE void FN(add_row)(const T *src, size_t n, T *dst, int overwrite, const T *m)
 {
     size_t i = 0;
-    for (; i + EPR <= n; i += EPR) VSTORE(dst + i, overwrite ? VLOAD(src + i) : VADD(VLOAD(src + i), VLOAD(dst + i)));
+    for (; i + EPR <= n; i += EPR) {
+        V v = CV_MASK(m, i, VLOAD(src + i));
+        VSTORE(dst + i, overwrite ? v : VADD(v, VLOAD(dst + i)));
+    }
     if (i == n) return;
-    V v = VLOAD(src + i);
+    V v = CV_MASK_PART(m, i, VLOAD(src + i), n - i);
     VSTORE_PART(dst + i, overwrite ? v : VADD(v, VLOAD_PART(dst + i, n - i)), n - i);
 }
 
-/* dst[2j] (+)= ev[j], dst[2j+1] (+)= od[j] for 2j (+1) < n */
-CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overwrite)
+/* dst[2j] (+)= ev[j], dst[2j+1] (+)= od[j] for 2j (+1) < n, masked by m */
+CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overwrite, const T *m)
 {
     size_t j = 0;
     V a, b;
     for (; 2 * j + 2 * EPR <= n; j += EPR) {
         VINT2(VLOAD(ev + j), VLOAD(od + j), a, b);
+        a = CV_MASK(m, 2 * j, a), b = CV_MASK(m, 2 * j + EPR, b);
         if (!overwrite) a = VADD(a, VLOAD(dst + 2 * j)), b = VADD(b, VLOAD(dst + 2 * j + EPR));
         VSTORE(dst + 2 * j, a);
         VSTORE(dst + 2 * j + EPR, b);
@@ -364,29 +373,43 @@ CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overw
     size_t r = n - 2 * j, ra = r < EPR ? r : EPR;
     if (!r) return;
     VINT2(VLOAD(ev + j), VLOAD(od + j), a, b);
+    a = CV_MASK_PART(m, 2 * j, a, ra);
     if (!overwrite) a = VADD(a, VLOAD_PART(dst + 2 * j, ra));
     VSTORE_PART(dst + 2 * j, a, ra);
     if (r <= EPR) return;
+    b = CV_MASK_PART(m, 2 * j + EPR, b, r - EPR);
     if (!overwrite) b = VADD(b, VLOAD_PART(dst + 2 * j + EPR, r - EPR));
     VSTORE_PART(dst + 2 * j + EPR, b, r - EPR);
 }
 
-static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite)
+CV_INLINE void FN(unsplit_impl)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite, const T *mask)
 {
     size_t s = d->stride, p = d->pad, L = d->len, row = s * L;
     for (size_t c = 0; c < d->C; c++)
         for (size_t ih = 0; ih < d->H; ih++) {
-            T *dst = gx + (c * d->H + ih) * d->W;
-            const T *src = gxs + d->lead + (c * d->rows + ih + p) * row;
-            if (s == 1) FN(add_row)(src, d->W, dst, overwrite);
-            else if (s == 2) FN(int_row)(src + (p % 2) * L, src + ((p + 1) % 2) * L, d->W, dst, overwrite);
+            size_t at = (c * d->H + ih) * d->W;
+            T *dst = gx + at;
+            const T *src = gxs + d->lead + (c * d->rows + ih + p) * row, *m = mask ? mask + at : NULL;
+            if (s == 1) FN(add_row)(src, d->W, dst, overwrite, m);
+            else if (s == 2) FN(int_row)(src + (p % 2) * L, src + ((p + 1) % 2) * L, d->W, dst, overwrite, m);
             else
                 for (size_t iw = 0; iw < d->W; iw++) {
                     size_t r = (iw + p) % s;
                     T v = src[r * L + (iw + p) / s - FN(lead_cols)(r, s, p)];
+                    if (m && !(m[iw] > 0)) v = 0;
                     dst[iw] = overwrite ? v : dst[iw] + v;
                 }
         }
+}
+
+static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite)
+{
+    FN(unsplit_impl)(d, gxs, gx, overwrite, NULL);
+}
+
+static void FN(conv_unsplit_mask)(const struct ConvDims *d, const T *gxs, const T *mask, T *gx)
+{
+    FN(unsplit_impl)(d, gxs, gx, 1, mask);
 }
 
 #undef FN
@@ -401,3 +424,5 @@ static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int 
 #undef VINT2
 #undef VFOLD_ADD
 #undef VFOLD4_ADD
+#undef CV_MASK
+#undef CV_MASK_PART

@@ -277,8 +277,8 @@ GEN_BOTH(CONV_REDUCE)
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
             cx->ck->igrad_##sfx(&cx->d, w, gs, gxs);                                           \
-            cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * xn, overwrite);                         \
-            if (xmask) kernels_get()->ew->relu_bwd_set_##sfx(xn, xmask + n * xn, gx + n * xn, gx + n * xn); \
+            if (xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, xmask + n * xn, gx + n * xn);    \
+            else cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * xn, overwrite);                    \
         }                                                                                      \
         if (gw) conv_reduce_##sfx(q->O * cx->d.K, pl, part, gw, w_overwrite);                  \
         if (gb) conv_reduce_##sfx(q->O, pl, partb, gb, b_overwrite);                           \

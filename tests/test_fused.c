@@ -242,3 +242,29 @@ TEST_ISA(net_fused_cnn_equals_unfused)
         for (int i = 0; i < 5; i++) module_free(mods[i]);
     }
 }
+
+/* A conv fed by a fused conv + ReLU masks the input gradient as it copies it out of the
+ * split layout: every stride (1, 2, 3) at odd widths, rows with a partial last vector and
+ * rows of several vectors, both dtypes, against the unfused net bit for bit. */
+TEST_ISA(net_conv_after_fused_conv_masks_its_input_gradient)
+{
+    static const uint64_t second[][4] = {{3, 3, 1, 1}, {3, 3, 2, 1}, {5, 3, 3, 2}, {1, 1, 2, 0}};
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++)
+        for (int i = 0; i < 4; i++) {
+            struct Rng rng;
+            rng_seed(&rng, 5 + (uint64_t)i);
+            const uint64_t *s = second[i];
+            struct Module *mods[4] = {nn_conv2d_create(2, 3, 3, 3, 1, 1, dt, &rng), act_module_create(MOD_RELU),
+                                      nn_conv2d_create(3, 5, s[0], s[1], s[2], s[3], dt, &rng),
+                                      act_module_create(MOD_RELU)};
+            uint64_t sx[4] = {3, 2, 29, 37};
+            struct Tensor *x = tensor_create(4, sx, dt);
+            fill_uniform(x, -1, 1, 12 + (uint64_t)i);
+            char what[64];
+            snprintf(what, sizeof what, "%s conv relu conv k%llux%llu s%llu relu", dtype_name(dt),
+                     (unsigned long long)s[0], (unsigned long long)s[1], (unsigned long long)s[2]);
+            check_net_fused_equals_unfused(mods, 4, x, what);
+            tensor_free(x);
+            for (int k = 0; k < 4; k++) module_free(mods[k]);
+        }
+}
