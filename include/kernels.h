@@ -50,36 +50,30 @@ struct EwKernels {
  * see gemm_impl.h for the layouts). The kernel computes, for i < m <= mr, j < n <= nr,
  *   C[i*ldc + j] = alpha * sum_p a[i + p*csa] * b[p*rsb + j] + beta * C[i*ldc + j]
  * (C not read when beta == 0); csa = mr and rsb = nr for packed panels. */
+/* The micro-kernel contract above, one type per element type. */
+typedef void gemm_ukr_f32_fn(size_t k, const float *a, size_t csa, const float *b, size_t rsb, float *C,
+                             size_t ldc, size_t m, size_t n, float alpha, float beta);
+typedef void gemm_ukr_f64_fn(size_t k, const double *a, size_t csa, const double *b, size_t rsb,
+                             double *C, size_t ldc, size_t m, size_t n, double alpha, double beta);
+
 struct GemmKernels {
     struct { int mr, nr, kc, mc, nc; } f32, f64;
-    void (*ukr_f32)(size_t k, const float *a, size_t csa, const float *b, size_t rsb, float *C,
-                    size_t ldc, size_t m, size_t n, float alpha, float beta);
-    void (*ukr_f64)(size_t k, const double *a, size_t csa, const double *b, size_t rsb,
-                    double *C, size_t ldc, size_t m, size_t n, double alpha, double beta);
+    gemm_ukr_f32_fn *ukr_f32;
+    gemm_ukr_f64_fn *ukr_f64;
     /* rows_*[r], 0 < r < mr: the primary kernel for exactly r rows (m == r), reading and
      * computing only those; NULL where an ISA has none. */
 #define GEMM_MAX_ROWS 16
-    void (*rows_f32[GEMM_MAX_ROWS])(size_t k, const float *a, size_t csa, const float *b,
-                                    size_t rsb, float *C, size_t ldc, size_t m, size_t n,
-                                    float alpha, float beta);
-    void (*rows_f64[GEMM_MAX_ROWS])(size_t k, const double *a, size_t csa, const double *b,
-                                    size_t rsb, double *C, size_t ldc, size_t m, size_t n,
-                                    double alpha, double beta);
+    gemm_ukr_f32_fn *rows_f32[GEMM_MAX_ROWS];
+    gemm_ukr_f64_fn *rows_f64[GEMM_MAX_ROWS];
     /* rows_rm_*[r], 0 < r <= mr: the primary kernel for exactly r rows of a row-major A
      * read in place, A(i, p) = a[i*csa + p] (csa = lda); all NULL where an ISA has none. */
-    void (*rows_rm_f32[GEMM_MAX_ROWS])(size_t k, const float *a, size_t csa, const float *b,
-                                       size_t rsb, float *C, size_t ldc, size_t m, size_t n,
-                                       float alpha, float beta);
-    void (*rows_rm_f64[GEMM_MAX_ROWS])(size_t k, const double *a, size_t csa, const double *b,
-                                       size_t rsb, double *C, size_t ldc, size_t m, size_t n,
-                                       double alpha, double beta);
+    gemm_ukr_f32_fn *rows_rm_f32[GEMM_MAX_ROWS];
+    gemm_ukr_f64_fn *rows_rm_f64[GEMM_MAX_ROWS];
     /* A second register tile with the same contract and its own blocking, for shapes the
      * first fits badly (8 or 16 rows against a 14-row tile); gemm.c picks per call. */
     struct { int mr, nr, kc, mc, nc; } alt_f32, alt_f64;
-    void (*alt_ukr_f32)(size_t k, const float *a, size_t csa, const float *b, size_t rsb,
-                        float *C, size_t ldc, size_t m, size_t n, float alpha, float beta);
-    void (*alt_ukr_f64)(size_t k, const double *a, size_t csa, const double *b, size_t rsb,
-                        double *C, size_t ldc, size_t m, size_t n, double alpha, double beta);
+    gemm_ukr_f32_fn *alt_ukr_f32;
+    gemm_ukr_f64_fn *alt_ukr_f64;
     /* The dot-product kernel for A B^T with both operands K-contiguous (gemm_impl.h,
      * GEMM_DOT): an mr x nr tile of w-lane partial sums, kept in acc between K chunks. */
     struct { int mr, nr, w; } dotsz_f32, dotsz_f64;

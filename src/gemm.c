@@ -98,8 +98,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
     }                                                                                        \
                                                                                              \
     /* One register tile of the ISA (primary or alternative) and its blocking. */            \
-    typedef void (*ukr_fn_##sfx)(size_t, const T *, size_t, const T *, size_t, T *, size_t,  \
-                                 size_t, size_t, T, T);                                      \
+    typedef gemm_ukr_##sfx##_fn *ukr_fn_##sfx;                                              \
     struct tiling_##sfx {                                                                    \
         size_t mr, nr, kc, mc, nc;                                                           \
         ukr_fn_##sfx ukr;                                                                    \
