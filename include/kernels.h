@@ -150,6 +150,10 @@ struct ConvKernels {
     /* gx = that gradient where mask > 0, else 0: a ReLU's backward fused into the copy */
     void (*unsplit_mask_f32)(const struct ConvDims *d, const float *gxs, const float *mask, float *gx);
     void (*unsplit_mask_f64)(const struct ConvDims *d, const double *gxs, const double *mask, double *gx);
+    /* the same, with the mask in the split layout (as xs): xs > 0 where the input, a
+     * ReLU's output, is; its padding is never copied out */
+    void (*unsplit_smask_f32)(const struct ConvDims *d, const float *gxs, const float *xs, float *gx);
+    void (*unsplit_smask_f64)(const struct ConvDims *d, const double *gxs, const double *xs, double *gx);
 };
 extern const struct ConvKernels conv_kernels_sse2, conv_kernels_avx2, conv_kernels_avx512;
 

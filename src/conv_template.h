@@ -34,7 +34,7 @@
 #define CV_TABLE_DTYPE(sfx)                                                                 \
     .lanes_##sfx = conv_lanes_##sfx, .fwd_##sfx = conv_fwd_##sfx, .wgrad_##sfx = conv_wgrad_##sfx, \
     .igrad_##sfx = conv_igrad_##sfx, .split_##sfx = conv_split_##sfx, .unsplit_##sfx = conv_unsplit_##sfx, \
-    .unsplit_mask_##sfx = conv_unsplit_mask_##sfx
+    .unsplit_mask_##sfx = conv_unsplit_mask_##sfx, .unsplit_smask_##sfx = conv_unsplit_smask_##sfx
 #define CONV_DEFINE_TABLE(isa) \
     const struct ConvKernels conv_kernels_##isa = {CV_TABLE_DTYPE(f32), CV_TABLE_DTYPE(f64)}
 /* The largest power of two <= n and <= cap (cap a power of two, n >= 1). */
@@ -358,13 +358,24 @@ CV_INLINE void FN(add_row)(const T *src, size_t n, T *dst, int overwrite, const 
     VSTORE_PART(dst + i, overwrite ? v : VADD(v, VLOAD_PART(dst + i, n - i)), n - i);
 }
 
-/* dst[2j] (+)= ev[j], dst[2j+1] (+)= od[j] for 2j (+1) < n, masked by m */
-CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overwrite, const T *m)
+/* a, b = ev[j..], od[j..] interleaved; each half masked first by the split mask me, mo
+ * (not NULL) where that is kept: the same selection, element for element */
+CV_INLINE void FN(int_pair)(const T *ev, const T *od, const T *me, const T *mo, size_t j, V *a, V *b)
+{
+    V e = VLOAD(ev + j), o = VLOAD(od + j);
+    if (me) e = VSEL_GT0(VLOAD(me + j), e), o = VSEL_GT0(VLOAD(mo + j), o);
+    VINT2(e, o, *a, *b);
+}
+
+/* dst[2j] (+)= ev[j], dst[2j+1] (+)= od[j] for 2j (+1) < n, masked by m (NCHW) or by me,
+ * mo (split, like ev, od) */
+CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overwrite, const T *m, const T *me,
+                           const T *mo)
 {
     size_t j = 0;
     V a, b;
     for (; 2 * j + 2 * EPR <= n; j += EPR) {
-        VINT2(VLOAD(ev + j), VLOAD(od + j), a, b);
+        FN(int_pair)(ev, od, me, mo, j, &a, &b);
         a = CV_MASK(m, 2 * j, a), b = CV_MASK(m, 2 * j + EPR, b);
         if (!overwrite) a = VADD(a, VLOAD(dst + 2 * j)), b = VADD(b, VLOAD(dst + 2 * j + EPR));
         VSTORE(dst + 2 * j, a);
@@ -372,7 +383,7 @@ CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overw
     }
     size_t r = n - 2 * j, ra = r < EPR ? r : EPR;
     if (!r) return;
-    VINT2(VLOAD(ev + j), VLOAD(od + j), a, b);
+    FN(int_pair)(ev, od, me, mo, j, &a, &b);
     a = CV_MASK_PART(m, 2 * j, a, ra);
     if (!overwrite) a = VADD(a, VLOAD_PART(dst + 2 * j, ra));
     VSTORE_PART(dst + 2 * j, a, ra);
@@ -382,21 +393,25 @@ CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overw
     VSTORE_PART(dst + 2 * j + EPR, b, r - EPR);
 }
 
-CV_INLINE void FN(unsplit_impl)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite, const T *mask)
+/* mask: NCHW like gx; smask: split like gxs (at most one not NULL) */
+CV_INLINE void FN(unsplit_impl)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite, const T *mask,
+                                const T *smask)
 {
     size_t s = d->stride, p = d->pad, L = d->len, row = s * L;
     for (size_t c = 0; c < d->C; c++)
         for (size_t ih = 0; ih < d->H; ih++) {
-            size_t at = (c * d->H + ih) * d->W;
+            size_t at = (c * d->H + ih) * d->W, sat = d->lead + (c * d->rows + ih + p) * row;
             T *dst = gx + at;
-            const T *src = gxs + d->lead + (c * d->rows + ih + p) * row, *m = mask ? mask + at : NULL;
-            if (s == 1) FN(add_row)(src, d->W, dst, overwrite, m);
-            else if (s == 2) FN(int_row)(src + (p % 2) * L, src + ((p + 1) % 2) * L, d->W, dst, overwrite, m);
+            const T *src = gxs + sat, *m = mask ? mask + at : NULL, *sm = smask ? smask + sat : NULL;
+            if (s == 1) FN(add_row)(src, d->W, dst, overwrite, m ? m : sm);
+            else if (s == 2)
+                FN(int_row)(src + (p % 2) * L, src + ((p + 1) % 2) * L, d->W, dst, overwrite, m,
+                            sm ? sm + (p % 2) * L : NULL, sm ? sm + ((p + 1) % 2) * L : NULL);
             else
                 for (size_t iw = 0; iw < d->W; iw++) {
-                    size_t r = (iw + p) % s;
-                    T v = src[r * L + (iw + p) / s - FN(lead_cols)(r, s, p)];
-                    if (m && !(m[iw] > 0)) v = 0;
+                    size_t r = (iw + p) % s, k = r * L + (iw + p) / s - FN(lead_cols)(r, s, p);
+                    T v = src[k];
+                    if ((m && !(m[iw] > 0)) || (sm && !(sm[k] > 0))) v = 0;
                     dst[iw] = overwrite ? v : dst[iw] + v;
                 }
         }
@@ -404,12 +419,17 @@ CV_INLINE void FN(unsplit_impl)(const struct ConvDims *d, const T *gxs, T *gx, i
 
 static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite)
 {
-    FN(unsplit_impl)(d, gxs, gx, overwrite, NULL);
+    FN(unsplit_impl)(d, gxs, gx, overwrite, NULL, NULL);
 }
 
 static void FN(conv_unsplit_mask)(const struct ConvDims *d, const T *gxs, const T *mask, T *gx)
 {
-    FN(unsplit_impl)(d, gxs, gx, 1, mask);
+    FN(unsplit_impl)(d, gxs, gx, 1, mask, NULL);
+}
+
+static void FN(conv_unsplit_smask)(const struct ConvDims *d, const T *gxs, const T *xs, T *gx)
+{
+    FN(unsplit_impl)(d, gxs, gx, 1, NULL, xs);
 }
 
 #undef FN

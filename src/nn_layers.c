@@ -277,7 +277,9 @@ GEN_BOTH(CONV_REDUCE)
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
             cx->ck->igrad_##sfx(&cx->d, w, gs, gxs);                                           \
-            if (xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, xmask + n * xn, gx + n * xn);    \
+            /* the kept xs is the fused input's ReLU output, just read by wgrad: in cache */ \
+            if (xmask && xs) cx->ck->unsplit_smask_##sfx(&cx->d, gxs, xs + n * xsn, gx + n * xn); \
+            else if (xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, xmask + n * xn, gx + n * xn); \
             else cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * xn, overwrite);                    \
         }                                                                                      \
         if (gw) conv_reduce_##sfx(q->O * cx->d.K, pl, part, gw, w_overwrite);                  \

@@ -268,3 +268,55 @@ TEST_ISA(net_conv_after_fused_conv_masks_its_input_gradient)
             for (int k = 0; k < 4; k++) module_free(mods[k]);
         }
 }
+
+static struct Tensor *filled(uint64_t ndim, const uint64_t *shape, uint32_t dt, uint64_t seed)
+{
+    struct Tensor *t = tensor_create(ndim, shape, dt);
+    fill_uniform(t, -1, 1, seed);
+    return t;
+}
+
+/* conv1 + ReLU then conv2 + ReLU (conv2's weights frozen), fused or not: the gradients
+ * of conv1's w, b and of conv2's b into out[0..3). */
+static void frozen_pair_grads(struct Tensor *const *t, const uint64_t *s, const struct Tensor *seed, int fused,
+                              struct Tensor **out)
+{
+    struct Node *w1 = node_from_tensor(t[1], 1), *b1 = node_from_tensor(t[2], 1);
+    struct Node *w2 = node_from_tensor(t[3], 0), *b2 = node_from_tensor(t[4], 1);
+    struct Graph g;
+    graph_init(&g);
+    struct Node *x = graph_input(&g, t[0], 0), *y;
+    if (fused) y = nn_conv2d_relu(nn_conv2d_relu(x, w1, b1, 1, 1), w2, b2, s[2], s[3]);
+    else y = act_relu(nn_conv2d(act_relu(nn_conv2d(x, w1, b1, 1, 1)), w2, b2, s[2], s[3]));
+    backward_seeded(y, seed);
+    out[0] = tensor_copy(w1->grad), out[1] = tensor_copy(b1->grad), out[2] = tensor_copy(b2->grad);
+    graph_free(&g);
+    node_free(w1), node_free(b1), node_free(w2), node_free(b2);
+}
+
+/* A conv whose weights are frozen keeps no split input: the mask of its fused input's
+ * ReLU then comes from that conv's output (NCHW) instead; every stride, both dtypes. */
+TEST_ISA(frozen_conv_after_fused_conv_masks_its_input_gradient)
+{
+    static const uint64_t second[][4] = {{3, 3, 1, 1}, {3, 3, 2, 1}, {5, 3, 3, 2}};
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++)
+        for (int i = 0; i < 3; i++) {
+            const uint64_t *s = second[i];
+            uint64_t sx[4] = {2, 2, 29, 37}, sw1[4] = {3, 2, 3, 3}, sb1[1] = {3}, sw2[4] = {4, 3, s[0], s[1]};
+            uint64_t sb2[1] = {4};
+            struct Tensor *t[5] = {filled(4, sx, dt, 20 + (uint64_t)i), filled(4, sw1, dt, 30), filled(1, sb1, dt, 31),
+                                   filled(4, sw2, dt, 32), filled(1, sb2, dt, 33)};
+            uint64_t sy[4] = {2, 4, (29 + 2 * s[3] - s[0]) / s[2] + 1, (37 + 2 * s[3] - s[1]) / s[2] + 1};
+            struct Tensor *seed = filled(4, sy, dt, 40);
+            struct Tensor *f[3], *u[3];
+            frozen_pair_grads(t, s, seed, 1, f);
+            frozen_pair_grads(t, s, seed, 0, u);
+            for (int k = 0; k < 3; k++) {
+                EXPECT_MSG(same_bits(f[k], u[k]), "%s s%llu: gradient %d of the fused pair differs from unfused",
+                           dtype_name(dt), (unsigned long long)s[2], k);
+                tensor_free(f[k]), tensor_free(u[k]);
+            }
+            tensor_free(seed);
+            for (int k = 0; k < 5; k++) tensor_free(t[k]);
+        }
+}
