@@ -174,6 +174,8 @@ struct ConvCtx {
     struct ConvDims d;
     size_t lanes;
     void *xs;                       /* the split input of every sample, for the weight gradient */
+    const size_t *ig_tap;           /* the input gradient's tap order (see conv_direct_setup) */
+    struct ConvDims dg;             /* d with the offsets in that order */
     int relu;                       /* fused ReLU: y = max(0, conv), g masked by y > 0 */
     int grad_masked;                /* ... unless the consuming conv masked it already */
 };
@@ -212,6 +214,21 @@ static void conv_direct_setup(struct ConvCtx *cx, struct Arena *a)
                 off[t++] = lead + ((c * rows + ki) * s + r) * len + kj / s - lp;
             }
     cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * len, off, q->C, q->H, q->W, s, p, rows, len, lead, 2 * lanes, 0};
+    /* The input gradient adds each tap's tile into the split gradient by load-add-store.
+     * Taps of one channel overlap there (one element or row apart), and a load that
+     * overlaps a store just before it waits for that store; taken kernel position first,
+     * channel last, a block of taps lands in different channels' planes instead. */
+    size_t *tap = arena_alloc(a, K * sizeof *tap), *ig_off = arena_alloc(a, K * sizeof *ig_off);
+    t = 0;
+    for (uint64_t ki = 0; ki < q->kh; ki++)
+        for (uint64_t kj = 0; kj < q->kw; kj++)
+            for (uint64_t c = 0; c < q->C; c++, t++) {
+                tap[t] = (c * q->kh + ki) * q->kw + kj;
+                ig_off[t] = off[tap[t]];
+            }
+    cx->ig_tap = tap;
+    cx->dg = cx->d;
+    cx->dg.off = ig_off;
 }
 
 static size_t conv_split_size(const struct ConvCtx *cx)
@@ -265,8 +282,10 @@ GEN_BOTH(CONV_REDUCE)
         size_t xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T), gn = q->O * q->Ho * q->Wo; \
         size_t npart = (q->O * cx->d.K + q->O) * pl;                                           \
         T *gxs = scratch, *part = gxs + (gx ? xsn : 0), *partb = gb ? part + q->O * cx->d.K * pl : NULL; \
-        T *gm = part + (gw ? npart : 0);                                                       \
+        T *gm = part + (gw ? npart : 0), *wp = gm + (y ? gn : 0);                              \
         if (gw) memset(part, 0, npart * sizeof(T));                                            \
+        for (size_t i = 0; gx && i < q->O * cx->d.K; i++) /* weights in igrad's tap order */  \
+            wp[i] = ((const T *)w)[i - i % cx->d.K + cx->ig_tap[i % cx->d.K]];                \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
             const T *gs = g + n * gn;                                                          \
             if (y) { /* the ReLU's mask, while the sample's gradient is in cache */            \
@@ -276,7 +295,7 @@ GEN_BOTH(CONV_REDUCE)
             if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, gs, part, partb);                \
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
-            cx->ck->igrad_##sfx(&cx->d, w, gs, gxs);                                           \
+            cx->ck->igrad_##sfx(&cx->dg, wp, gs, gxs);                                         \
             /* the kept xs is the fused input's ReLU output, just read by wgrad: in cache */ \
             if (xmask && xs) cx->ck->unsplit_smask_##sfx(&cx->d, gxs, xs + n * xsn, gx + n * xn); \
             else if (xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, xmask + n * xn, gx + n * xn); \
@@ -321,8 +340,8 @@ static void conv2d_backward_direct(struct Node *self)
     int want_w = node_wants_grad(w), want_x = node_wants_grad(x), want_b = b && node_wants_grad(b);
     int overwrite = 0, w_overwrite = 0, b_overwrite = 0;
     size_t es = dtype_size(dt), HW = q->Ho * q->Wo;
-    size_t need = (want_w ? (q->O * cx->d.K + q->O) * CONV_PART_BYTES / es : 0) + (want_x ? conv_split_size(cx) : 0) +
-                  (cx->relu ? q->O * HW : 0);
+    size_t need = (want_w ? (q->O * cx->d.K + q->O) * CONV_PART_BYTES / es : 0) +
+                  (want_x ? conv_split_size(cx) + q->O * cx->d.K : 0) + (cx->relu ? q->O * HW : 0);
     void *scratch = graph_scratch(self->graph, need * es);
     void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
     void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
