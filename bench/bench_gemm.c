@@ -5,6 +5,9 @@
  * re-executed with a hidden flag), one with OPENBLAS_CORETYPE=Haswell (its AVX2 kernels)
  * and one with the variable unset (its own choice), because the library reads the
  * variable once when it loads. Our figures are compared with the faster of the two.
+ * The host's clock drifts over a run, so each shape is measured on every side in turn
+ * (both children for that shape alone, then each of our paths) before the next shape:
+ * a ratio compares measurements taken seconds apart, not a minute.
  *
  * A subset while iterating: MINIDL_BENCH_SHAPES=a,b (shapes whose name contains a or
  * b) and MINIDL_BENCH_ISAS=avx512,avx2 (paths); the OpenBLAS children inherit both. */
@@ -23,6 +26,7 @@
 #include <unistd.h>
 
 #define CHILD_FLAG "--openblas-gemm-child"
+#define CHILD_ONLY "MINIDL_BENCH_GEMM_ONLY" /* the child measures this shape index alone */
 
 struct Shape { const char *name; int ta, tb; size_t M, N, K; double beta; };
 
@@ -151,8 +155,12 @@ static void openblas_child(int quick)
     if (set_threads) set_threads(1);
     printf("core %s\n", corename ? corename() : "?");
     void **m = alloc_mats();
+    const char *only = getenv(CHILD_ONLY);
     for (size_t i = 0; i < N_SHAPES; i++) {
-        if (!selected("MINIDL_BENCH_SHAPES", shapes[i].name)) { printf("0 0\n"); continue; }
+        if (!selected("MINIDL_BENCH_SHAPES", shapes[i].name) || (only && strtoul(only, NULL, 10) != i)) {
+            printf("0 0\n");
+            continue;
+        }
         printf("%f %f\n", measure(call_openblas, &shapes[i], 0, m, quick), measure(call_openblas, &shapes[i], 1, m, quick));
     }
     free_mats(m);
@@ -165,9 +173,9 @@ __attribute__((constructor)) static void child_hook(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], CHILD_FLAG)) openblas_child(argc >= 3);
 }
 
-/* Runs the child with OPENBLAS_CORETYPE set to `coretype` (NULL: unset); fills
- * rate[shape][dtype] and core; returns 0 if OpenBLAS is not available. */
-static int run_openblas(const char *coretype, int quick, double rate[][2], char *core, size_t cap)
+/* Runs the child with OPENBLAS_CORETYPE set to `coretype` (NULL: unset) on shape
+ * `only`; fills rate[only][dtype] and core; returns 0 if OpenBLAS is not available. */
+static int run_openblas(const char *coretype, int quick, size_t only, double rate[][2], char *core, size_t cap)
 {
     char exe[4096];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -183,13 +191,20 @@ static int run_openblas(const char *coretype, int quick, double rate[][2], char 
         if (coretype) setenv("OPENBLAS_CORETYPE", coretype, 1);
         else unsetenv("OPENBLAS_CORETYPE");
         setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        char idx[32];
+        snprintf(idx, sizeof idx, "%zu", only);
+        setenv(CHILD_ONLY, idx, 1);
         execl(exe, exe, CHILD_FLAG, quick ? "quick" : (char *)NULL, (char *)NULL);
         _exit(127);
     }
     close(fd[1]);
     FILE *f = fdopen(fd[0], "r");
     int ok = f && fscanf(f, "core %63s", core) == 1 && cap > 63;
-    for (size_t i = 0; ok && i < N_SHAPES; i++) ok = fscanf(f, "%lf %lf", &rate[i][0], &rate[i][1]) == 2;
+    double r[2];
+    for (size_t i = 0; ok && i < N_SHAPES; i++) {
+        ok = fscanf(f, "%lf %lf", &r[0], &r[1]) == 2;
+        if (ok && i == only) rate[i][0] = r[0], rate[i][1] = r[1];
+    }
     if (f) fclose(f);
     waitpid(pid, NULL, 0);
     return ok;
@@ -233,21 +248,22 @@ void bench_gemm(int quick)
     static double ours[N_SHAPES][N_ISAS][2], ob[2][N_SHAPES][2];
     char cores[2][64] = {"", ""};
     const char *core[2] = {cores[0], cores[1]};
-    int saved = kernels_isa();
-    int have_ob = run_openblas("Haswell", quick, ob[0], cores[0], sizeof cores[0]) &&
-                  run_openblas(NULL, quick, ob[1], cores[1], sizeof cores[1]);
+    int saved = kernels_isa(), have_ob = 1;
     printf("[gemm] single thread; shapes are M x N x K as gemm(ta, tb) is called by the MLP layers\n");
-    if (!have_ob) printf("OpenBLAS (libopenblas.so.0) not found: no yardstick\n");
+    fflush(stdout);
     void **m = alloc_mats();
-    for (int k = 0; k < N_ISAS; k++) {
-        if (!kernels_isa_supported(isas[k]) || !selected("MINIDL_BENCH_ISAS", isa_name(isas[k]))) continue;
-        kernels_select(isas[k]);
-        for (size_t i = 0; i < N_SHAPES; i++)
-            for (int d = 0; d < 2; d++)
-                if (selected("MINIDL_BENCH_SHAPES", shapes[i].name))
-                    ours[i][k][d] = measure(call_ours, &shapes[i], d, m, quick);
+    for (size_t i = 0; i < N_SHAPES; i++) {
+        if (!selected("MINIDL_BENCH_SHAPES", shapes[i].name)) continue;
+        have_ob = have_ob && run_openblas("Haswell", quick, i, ob[0], cores[0], sizeof cores[0]) &&
+                  run_openblas(NULL, quick, i, ob[1], cores[1], sizeof cores[1]);
+        for (int k = 0; k < N_ISAS; k++) {
+            if (!kernels_isa_supported(isas[k]) || !selected("MINIDL_BENCH_ISAS", isa_name(isas[k]))) continue;
+            kernels_select(isas[k]);
+            for (int d = 0; d < 2; d++) ours[i][k][d] = measure(call_ours, &shapes[i], d, m, quick);
+        }
     }
     free_mats(m);
+    if (!have_ob) printf("OpenBLAS (libopenblas.so.0) not found: no yardstick\n");
     kernels_select(saved);
     print_table(0, ours, have_ob, ob, core);
     print_table(1, ours, have_ob, ob, core);
