@@ -45,6 +45,15 @@ struct EwKernels {
                      double b2, double step, double bc2_sqrt, double eps);
 };
 
+/* The initialisers of one dtype's EwKernels entries from functions named <op>_<sfx>
+ * (add_f32, ..., adam_f32): every table (ew_ref.c, ew_template.h) fills itself with it. */
+#define EW_TABLE_DTYPE(sfx)                                                           \
+    .bin_##sfx = {add_##sfx, sub_##sfx, mul_##sfx, div_##sfx, max_##sfx},             \
+    .scal_##sfx = {sadd_##sfx, smul_##sfx}, .sum_##sfx = sum_##sfx,                   \
+    .axpy_##sfx = axpy_##sfx, .relu_##sfx = relu_##sfx,                               \
+    .relu_bwd_##sfx = relu_bwd_##sfx, .relu_bwd_set_##sfx = relu_bwd_set_##sfx,     \
+    .adam_##sfx = adam_##sfx
+
 /* Register-tiled gemm micro-kernels of one ISA and their cache blocking (BLIS names:
  * an mr x nr register tile, kc-deep panels, mc x kc blocks of A, kc x nc blocks of B;
  * see gemm_impl.h for the layouts). The kernel computes, for i < m <= mr, j < n <= nr,

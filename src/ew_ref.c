@@ -36,11 +36,4 @@
 DEF_ALL(float, f32, sqrtf)
 DEF_ALL(double, f64, sqrt)
 
-#define TABLE_DTYPE(sfx)                                                           \
-    .bin_##sfx = {add_##sfx, sub_##sfx, mul_##sfx, div_##sfx, max_##sfx},          \
-    .scal_##sfx = {sadd_##sfx, smul_##sfx}, .sum_##sfx = sum_##sfx,                \
-    .axpy_##sfx = axpy_##sfx, .relu_##sfx = relu_##sfx,                            \
-    .relu_bwd_##sfx = relu_bwd_##sfx, .relu_bwd_set_##sfx = relu_bwd_set_##sfx,  \
-    .adam_##sfx = adam_##sfx
-
-const struct EwKernels ew_kernels_ref = {TABLE_DTYPE(f32), TABLE_DTYPE(f64)};
+const struct EwKernels ew_kernels_ref = {EW_TABLE_DTYPE(f32), EW_TABLE_DTYPE(f64)};

@@ -30,12 +30,6 @@
 /* f32 sums run in float lanes within blocks of this many elements; each block's total
  * is added into a double, which bounds the rounding error growth. */
 #define EW_SUM_BLOCK 4096
-#define EW_TABLE_DTYPE(sfx)                                                           \
-    .bin_##sfx = {add_##sfx, sub_##sfx, mul_##sfx, div_##sfx, max_##sfx},             \
-    .scal_##sfx = {sadd_##sfx, smul_##sfx}, .sum_##sfx = sum_##sfx,                   \
-    .axpy_##sfx = axpy_##sfx, .relu_##sfx = relu_##sfx,                               \
-    .relu_bwd_##sfx = relu_bwd_##sfx, .relu_bwd_set_##sfx = relu_bwd_set_##sfx,     \
-    .adam_##sfx = adam_##sfx
 #define EW_DEFINE_TABLE(isa) \
     const struct EwKernels ew_kernels_##isa = {EW_TABLE_DTYPE(f32), EW_TABLE_DTYPE(f64)}
 #endif
