@@ -3,6 +3,7 @@
  * is read-only afterwards; kernels_select() switches it (the test runner does so to
  * run every path). */
 #include "math_kernels.h"
+#include "generic.h"
 #include "kernels.h"
 #include "utils.h"
 
@@ -153,11 +154,14 @@ static void check_reduce(const char *op, const struct Tensor *t, uint64_t axis, 
 }
 
 /* t viewed as outer x len x inner: each row of the axis is summed by the sum kernel
- * (inner == 1), otherwise rows of `inner` elements are accumulated with add. */
+ * (inner == 1), otherwise rows of `inner` elements are accumulated with add; mean then
+ * scales by 1/len. */
 #define REDUCE_SUM(T, sfx)                                                                    \
-    static void reduce_##sfx(const T *x, size_t outer, size_t len, size_t inner, T *o)       \
+    static void reduce_##sfx(const void *x_, size_t outer, size_t len, size_t inner, void *o_, int mean) \
     {                                                                                         \
         const struct EwKernels *k = kernels_get()->ew;                                        \
+        const T *x = x_;                                                                      \
+        T *o = o_;                                                                            \
         for (size_t r = 0; r < outer; r++) {                                                  \
             const T *xr = x + r * len * inner;                                                \
             T *orow = o + r * inner;                                                          \
@@ -166,9 +170,9 @@ static void check_reduce(const char *op, const struct Tensor *t, uint64_t axis, 
             memcpy(orow, xr, inner * sizeof(T));                                              \
             for (size_t j = 1; j < len; j++) k->bin_##sfx[EW_ADD](inner, orow, xr + j * inner, orow); \
         }                                                                                     \
+        if (mean) k->scal_##sfx[EW_SMUL](outer * inner, o, (T)(1.0 / (double)len), o);        \
     }
-REDUCE_SUM(float, f32)
-REDUCE_SUM(double, f64)
+GEN_BOTH(REDUCE_SUM)
 
 static void reduce_dispatch(const char *op, const struct Tensor *t, uint64_t axis, struct Tensor *out, int mean)
 {
@@ -176,15 +180,7 @@ static void reduce_dispatch(const char *op, const struct Tensor *t, uint64_t axi
     size_t outer = 1, inner = 1, len = t->shape[axis];
     for (uint64_t d = 0; d < axis; d++) outer *= t->shape[d];
     for (uint64_t d = axis + 1; d < t->ndim; d++) inner *= t->shape[d];
-    const struct EwKernels *k = kernels_get()->ew;
-    size_t n = outer * inner;
-    if (t->dtype == DT_FLOAT32) {
-        reduce_f32(t->data, outer, len, inner, out->data);
-        if (mean) k->scal_f32[EW_SMUL](n, out->data, (float)(1.0 / (double)len), out->data);
-    } else {
-        reduce_f64(t->data, outer, len, inner, out->data);
-        if (mean) k->scal_f64[EW_SMUL](n, out->data, 1.0 / (double)len, out->data);
-    }
+    DT_CALL(t->dtype, reduce, t->data, outer, len, inner, out->data, mean);
 }
 
 void reduce_sum(const struct Tensor *t, uint64_t axis, struct Tensor *out) { reduce_dispatch("reduce_sum", t, axis, out, 0); }
