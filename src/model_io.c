@@ -67,19 +67,6 @@ static void put_u64(unsigned char *b, uint64_t v)
     put_u32(b + 4, (uint32_t)(v >> 32));
 }
 
-/* "64x784" from a raw shape (the tensor may not exist yet). */
-static void shape_str(char *buf, size_t cap, uint64_t ndim, const uint64_t *shape)
-{
-    size_t at = 0;
-    buf[0] = 0;
-    if (ndim == 0) snprintf(buf, cap, "scalar");
-    for (uint64_t i = 0; i < ndim && at < cap; i++) {
-        int w = snprintf(buf + at, cap - at, "%s%llu", i ? "x" : "", (unsigned long long)shape[i]);
-        if (w < 0) break;
-        at += (size_t)w;
-    }
-}
-
 /* Is the name acceptable (non-empty, short enough, no NUL)? NULL if so, else why not. */
 static const char *name_problem(const char *name, size_t len)
 {
@@ -156,8 +143,9 @@ static int read_tensor_header(struct Reader *r, const char *name, uint32_t *dtyp
     for (uint32_t i = 0; i < *ndim; i++) shape[i] = get_u64(b + 8 * i);
     if (shape_bytes(*ndim, shape, dtype_size(*dtype), bytes)) {
         char s[256];
-        shape_str(s, sizeof s, *ndim, shape);
-        return err_set(r->err, r->errlen, "%s: tensor '%s': shape %s is too large", r->path, name, s);
+        struct Tensor hdr = {.ndim = *ndim, .shape = shape}; /* the tensor does not exist yet */
+        return err_set(r->err, r->errlen, "%s: tensor '%s': shape %s is too large", r->path, name,
+                       tensor_shape_str(&hdr, s, sizeof s));
     }
     if (*bytes > rd_left(r)) return rd_truncated(r, *bytes, "data", name);
     return 0;
