@@ -71,11 +71,9 @@ void log_info(const char *fmt, ...)
 void log_err(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    report("", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 int str_cmp(const char *a, const char *b)
