@@ -560,16 +560,13 @@ int config_parse_file(const char *path, struct TrainConfig *cfg, char *err, size
 {
     struct Parser p = {.file = path, .err = err, .errlen = errlen};
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
+    if (!f) return err_set(err, errlen, "%s: %s", path, strerror(errno));
     char *buf = mem_alloc(CFG_MAX_FILE + 1);
     size_t n = fread(buf, 1, CFG_MAX_FILE + 1, f);
     int bad = ferror(f);
     fclose(f);
     int rc;
-    if (bad) rc = (snprintf(err, errlen, "%s: read error", path), -1);
+    if (bad) rc = err_set(err, errlen, "%s: read error", path);
     else if (n > CFG_MAX_FILE) rc = fail(&p, 1, "file is larger than %d bytes: is this a config?", CFG_MAX_FILE);
     else rc = config_parse_text(buf, n, path, cfg, err, errlen);
     mem_free(buf);
