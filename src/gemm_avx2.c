@@ -18,9 +18,13 @@ static inline double hsum_pd(__m256d v)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
+/* The first r lanes of 8 (f32) or 4 (f64), for vmaskmov. */
+#define MASK8(r) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define MASK4(r) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(r)), _mm256_setr_epi64x(0, 1, 2, 3))
+
 #define DOT_ROWS(rows, s) 0
 #define MASK_T __m256i
-#define MASK_N(r) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define MASK_N(r) MASK8(r)
 #define MLOAD(m, p) _mm256_maskload_ps(p, m)
 #define MSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define FMA_PS(a, b, c) _mm256_fmadd_ps(a, b, c)
@@ -40,7 +44,7 @@ GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 #undef MLOAD
 #undef MSTORE
 
-#define MASK_N(r) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(r)), _mm256_setr_epi64x(0, 1, 2, 3))
+#define MASK_N(r) MASK4(r)
 #define MLOAD(m, p) _mm256_maskload_pd(p, m)
 #define MSTORE(p, m, v) _mm256_maskstore_pd(p, m, v)
 #define FMA_PD(a, b, c) _mm256_fmadd_pd(a, b, c)
@@ -113,8 +117,6 @@ static inline void transpose4_pd(__m256d r[4])
             }                                                                                \
         }                                                                                    \
     }
-#define MASK8(r) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define MASK4(r) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(r)), _mm256_setr_epi64x(0, 1, 2, 3))
 PACK_T(pack_t_f32, float, __m256, 8, MASK8, ps, transpose8_ps)
 PACK_T(pack_t_f64, double, __m256d, 4, MASK4, pd, transpose4_pd)
 
