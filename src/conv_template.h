@@ -44,6 +44,30 @@ static inline size_t cv_pow2_tile(size_t n, size_t cap)
     while (t > n) t >>= 1;
     return t;
 }
+/* One block of N_ (a power of two) output channels or taps across the rows, given tile's
+ * leading arguments: rows in pairs when a row is one vector, an odd last row alone. ACC
+ * accumulators allow N_ up to ACC / 2 for two vectors a row, ACC for one. */
+#define CV_ROWS(tile, ACC, N_, ...)                                                          \
+    do {                                                                                     \
+        enum { N2 = N_ <= (ACC) / 2 ? N_ : 1, N1 = N_ <= (ACC) ? N_ : 1 };                    \
+        if (nv == 2) {                                                                       \
+            tile(__VA_ARGS__, 0, Ho, col, tail, N2, 1, 2);                                   \
+        } else if (pairs) {                                                                  \
+            tile(__VA_ARGS__, 0, Ho & ~(size_t)1, col, tail, N2, 2, 1);                      \
+            if (Ho & 1) tile(__VA_ARGS__, Ho - 1, Ho, col, tail, N2, 1, 1);                  \
+        } else {                                                                             \
+            tile(__VA_ARGS__, 0, Ho, col, tail, N1, 1, 1);                                   \
+        }                                                                                    \
+    } while (0)
+/* n (a power of two <= 16) as a constant for CALL */
+#define CV_POW2_SWITCH(n, CALL)                                                              \
+    switch (n) {                                                                             \
+    case 1: CALL(1); break;                                                                  \
+    case 2: CALL(2); break;                                                                  \
+    case 4: CALL(4); break;                                                                  \
+    case 8: CALL(8); break;                                                                  \
+    case 16: CALL(16); break;                                                                \
+    }
 #endif
 
 #define FN(name) CV_CAT(name, SFX)
@@ -85,33 +109,14 @@ CV_INLINE void FN(fwd_tile)(const struct ConvDims *d, const T *xs, const T *wt, 
     }
 }
 
-/* Rows in pairs when a row is one vector; an odd last row alone. */
-#define CV_FWD_CALL(OB_)                                                                     \
-    do {                                                                                     \
-        enum { OB2 = OB_ <= CONV_FWD_ACC / 2 ? OB_ : 1, OB1 = OB_ <= CONV_FWD_ACC ? OB_ : 1 }; \
-        if (nv == 2) {                                                                       \
-            FN(fwd_tile)(d, xs, wt, b, y, 0, Ho, col, tail, OB2, 1, 2);                      \
-        } else if (pairs) {                                                                  \
-            FN(fwd_tile)(d, xs, wt, b, y, 0, Ho & ~(size_t)1, col, tail, OB2, 2, 1);         \
-            if (Ho & 1) FN(fwd_tile)(d, xs, wt, b, y, Ho - 1, Ho, col, tail, OB2, 1, 1);     \
-        } else {                                                                             \
-            FN(fwd_tile)(d, xs, wt, b, y, 0, Ho, col, tail, OB1, 1, 1);                      \
-        }                                                                                    \
-    } while (0)
-
 static void FN(fwd_block)(const struct ConvDims *d, const T *xs, const T *wt, const T *b, T *y,
                           size_t col, size_t tail, size_t ob, int nv, int pairs)
 {
     size_t Ho = d->Ho;
-    switch (ob) {
-    case 1: CV_FWD_CALL(1); break;
-    case 2: CV_FWD_CALL(2); break;
-    case 4: CV_FWD_CALL(4); break;
-    case 8: CV_FWD_CALL(8); break;
-    case 16: CV_FWD_CALL(16); break;
-    }
-}
+#define CV_FWD_CALL(OB_) CV_ROWS(FN(fwd_tile), CONV_FWD_ACC, OB_, d, xs, wt, b, y)
+    CV_POW2_SWITCH(ob, CV_FWD_CALL)
 #undef CV_FWD_CALL
+}
 
 static void FN(conv_fwd)(const struct ConvDims *d, const T *xs, const T *wt, const T *b, T *y)
 {
@@ -240,33 +245,15 @@ CV_INLINE void FN(ig_tile)(const struct ConvDims *d, const T *w, const T *g, T *
     }
 }
 
-#define CV_IG_CALL(TB_)                                                                      \
-    do {                                                                                     \
-        enum { TB2 = TB_ <= CONV_IG_ACC / 2 ? TB_ : 1, TB1 = TB_ <= CONV_IG_ACC ? TB_ : 1 };   \
-        if (nv == 2) {                                                                       \
-            FN(ig_tile)(d, w, g, gxs, 0, Ho, col, tail, TB2, 1, 2);                          \
-        } else if (pairs) {                                                                  \
-            FN(ig_tile)(d, w, g, gxs, 0, Ho & ~(size_t)1, col, tail, TB2, 2, 1);             \
-            if (Ho & 1) FN(ig_tile)(d, w, g, gxs, Ho - 1, Ho, col, tail, TB2, 1, 1);         \
-        } else {                                                                             \
-            FN(ig_tile)(d, w, g, gxs, 0, Ho, col, tail, TB1, 1, 1);                          \
-        }                                                                                    \
-    } while (0)
-
 /* w and d are offset to the first tap of the block (d->off too) */
 static void FN(ig_block)(const struct ConvDims *d, const T *w, const T *g, T *gxs, size_t col, size_t tail,
                          size_t tb, int nv, int pairs)
 {
     size_t Ho = d->Ho;
-    switch (tb) {
-    case 1: CV_IG_CALL(1); break;
-    case 2: CV_IG_CALL(2); break;
-    case 4: CV_IG_CALL(4); break;
-    case 8: CV_IG_CALL(8); break;
-    case 16: CV_IG_CALL(16); break;
-    }
-}
+#define CV_IG_CALL(TB_) CV_ROWS(FN(ig_tile), CONV_IG_ACC, TB_, d, w, g, gxs)
+    CV_POW2_SWITCH(tb, CV_IG_CALL)
 #undef CV_IG_CALL
+}
 
 static void FN(conv_igrad)(const struct ConvDims *d, const T *w, const T *g, T *gxs)
 {
