@@ -55,6 +55,16 @@ int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, 
 char *cli_read_file(const char *path, size_t *len);
 /* "prog: <fmt with arg>" and a --help hint on stderr, exit 2. */
 _Noreturn void cli_usage_error(const char *fmt, const char *arg);
+/* Handles option argv[*i] (and any value after it, advancing *i): 1 if taken, 0 if unknown. */
+typedef int (*cli_option_fn)(void *ctx, int argc, char **argv, int *i);
+/* The argument rules train and infer share: exactly n_pos positionals into pos (a lone "-"
+ * is one, "--" ends the options), -h/--help prints usage and -V/--version the version (exit
+ * 0), any other option goes to opt; an unknown option or a wrong count is a usage error. */
+void cli_parse_args(int argc, char **argv, const char *prog, const char *usage, const char **pos, int n_pos,
+                    cli_option_fn opt, void *ctx);
+/* The value after option argv[*i] (advancing *i); without one, the usage error
+ * "option '<opt>' needs <what>". */
+const char *cli_option_value(int argc, char **argv, int *i, const char *what);
 /* "train 0.1.0 (minidl), kernels: avx512" */
 void cli_print_version(const char *prog);
 

@@ -30,31 +30,22 @@ static const char usage[] =
 
 struct Options { const char *model, *data, *labels, *config; int probs; };
 
-static const char *option_value(int argc, char **argv, int *i)
+static int take_option(void *ctx, int argc, char **argv, int *i)
 {
-    if (*i + 1 >= argc) cli_usage_error("option '%s' needs a file", argv[*i]);
-    return argv[++*i];
+    struct Options *o = ctx;
+    const char *a = argv[*i];
+    if (!strcmp(a, "-p") || !strcmp(a, "--probs")) o->probs = 1;
+    else if (!strcmp(a, "-l") || !strcmp(a, "--labels")) o->labels = cli_option_value(argc, argv, i, "a file");
+    else if (!strcmp(a, "-c") || !strcmp(a, "--config")) o->config = cli_option_value(argc, argv, i, "a file");
+    else return 0;
+    return 1;
 }
 
 static void parse_args(int argc, char **argv, struct Options *o)
 {
     const char *pos[2];
-    int n_pos = 0, only_pos = 0;
     memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_pos || a[0] != '-' || !a[1]) {
-            if (n_pos == 2) cli_usage_error("unexpected argument '%s'", a);
-            pos[n_pos++] = a;
-        } else if (!strcmp(a, "--")) only_pos = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); exit(0); }
-        else if (!strcmp(a, "-V") || !strcmp(a, "--version")) { cli_print_version("infer"); exit(0); }
-        else if (!strcmp(a, "-p") || !strcmp(a, "--probs")) o->probs = 1;
-        else if (!strcmp(a, "-l") || !strcmp(a, "--labels")) o->labels = option_value(argc, argv, &i);
-        else if (!strcmp(a, "-c") || !strcmp(a, "--config")) o->config = option_value(argc, argv, &i);
-        else cli_usage_error("unknown option '%s'", a);
-    }
-    if (n_pos != 2) cli_usage_error("expected 2 arguments, got %s", n_pos < 2 ? "fewer" : "more");
+    cli_parse_args(argc, argv, "infer", usage, pos, 2, take_option, o);
     o->model = pos[0], o->data = pos[1];
 }
 

@@ -37,34 +37,30 @@ struct Options {
     uint64_t seed, epochs;
 };
 
-static uint64_t parse_count(const char *opt, const char *v, int allow_zero)
+static uint64_t parse_count(const char *v)
 {
     int64_t n;
-    if (!v) cli_usage_error("option '%s' needs a value", opt);
-    if (str_to_int(v, &n) != STR_OK || n < (allow_zero ? 0 : 1)) cli_usage_error("invalid number '%s'", v);
+    if (str_to_int(v, &n) != STR_OK || n < 0) cli_usage_error("invalid number '%s'", v);
     return (uint64_t)n;
+}
+
+static int take_option(void *ctx, int argc, char **argv, int *i)
+{
+    struct Options *o = ctx;
+    const char *a = argv[*i];
+    if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
+    else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) o->seed = parse_count(cli_option_value(argc, argv, i, "a value")), o->have_seed = 1;
+    else if (!strcmp(a, "-e") || !strcmp(a, "--epochs")) o->epochs = parse_count(cli_option_value(argc, argv, i, "a value")), o->have_epochs = 1;
+    else if (!strcmp(a, "--init")) o->init = cli_option_value(argc, argv, i, "a file");
+    else return 0;
+    return 1;
 }
 
 static void parse_args(int argc, char **argv, struct Options *o)
 {
     const char *pos[4];
-    int n_pos = 0, only_pos = 0;
     memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_pos || a[0] != '-' || !a[1]) {
-            if (n_pos == 4) cli_usage_error("unexpected argument '%s'", a);
-            pos[n_pos++] = a;
-        } else if (!strcmp(a, "--")) only_pos = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); exit(0); }
-        else if (!strcmp(a, "-V") || !strcmp(a, "--version")) { cli_print_version("train"); exit(0); }
-        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
-        else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) o->seed = parse_count(a, i + 1 < argc ? argv[++i] : NULL, 1), o->have_seed = 1;
-        else if (!strcmp(a, "-e") || !strcmp(a, "--epochs")) o->epochs = parse_count(a, i + 1 < argc ? argv[++i] : NULL, 1), o->have_epochs = 1;
-        else if (!strcmp(a, "--init")) { if (i + 1 >= argc) cli_usage_error("option '%s' needs a file", a); o->init = argv[++i]; }
-        else cli_usage_error("unknown option '%s'", a);
-    }
-    if (n_pos != 4) cli_usage_error("expected 4 arguments, got %s", n_pos < 4 ? "fewer" : "more");
+    cli_parse_args(argc, argv, "train", usage, pos, 4, take_option, o);
     o->config = pos[0], o->data = pos[1], o->labels = pos[2], o->out = pos[3];
 }
 
