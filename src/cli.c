@@ -75,12 +75,27 @@ struct Node *net_input(struct Graph *g, const struct Net *net, struct Tensor *ba
     return ag_reshape(x, 4, shape);
 }
 
+static uint64_t module_param_count(const struct Module *m)
+{
+    uint64_t n = 0;
+    for (uint32_t j = 0; j < m->n_params; j++) n += tensor_numel(m->params[j]);
+    return n;
+}
+
 uint64_t net_param_count(const struct Net *net)
 {
     uint64_t n = 0;
-    for (uint32_t i = 0; i < net->n_mods; i++)
-        for (uint32_t j = 0; j < net->mods[i]->n_params; j++) n += tensor_numel(net->mods[i]->params[j]);
+    for (uint32_t i = 0; i < net->n_mods; i++) n += module_param_count(net->mods[i]);
     return n;
+}
+
+/* A per-sample shape as "CxHxW" or "N". */
+static void sample_shape_str(char *buf, size_t cap, uint32_t ndim, const uint64_t *s)
+{
+    if (ndim == 3)
+        snprintf(buf, cap, "%llux%llux%llu", (unsigned long long)s[0], (unsigned long long)s[1], (unsigned long long)s[2]);
+    else
+        snprintf(buf, cap, "%llu", (unsigned long long)s[0]);
 }
 
 void net_print_summary(const struct Net *net, void *file)
@@ -89,11 +104,7 @@ void net_print_summary(const struct Net *net, void *file)
     const struct TrainConfig *c = &net->cfg;
     char shape[64];
     fprintf(f, "%-10s %-26s %-14s %10s\n", "layer", "type", "output", "params");
-    if (c->input_ndim == 3)
-        snprintf(shape, sizeof shape, "%llux%llux%llu", (unsigned long long)c->input_shape[0],
-                 (unsigned long long)c->input_shape[1], (unsigned long long)c->input_shape[2]);
-    else
-        snprintf(shape, sizeof shape, "%llu", (unsigned long long)c->input_dim);
+    sample_shape_str(shape, sizeof shape, c->input_ndim, c->input_shape);
     fprintf(f, "%-10s %-26s %-14s %10s\n", "input", "", shape, "0");
     for (uint32_t i = 0; i < net->n_mods; i++) {
         const struct LayerSpec *l = &c->layers[i];
@@ -108,14 +119,8 @@ void net_print_summary(const struct Net *net, void *file)
         else
             snprintf(type, sizeof type, "%s", m->kind == MOD_RELU ? "ReLU" : m->kind == MOD_SIGMOID ? "Sigmoid"
                                               : m->kind == MOD_TANH ? "Tanh" : "Softmax");
-        if (l->out_ndim == 3)
-            snprintf(shape, sizeof shape, "%llux%llux%llu", (unsigned long long)l->out_shape[0],
-                     (unsigned long long)l->out_shape[1], (unsigned long long)l->out_shape[2]);
-        else
-            snprintf(shape, sizeof shape, "%llu", (unsigned long long)l->out_shape[0]);
-        uint64_t np = 0;
-        for (uint32_t j = 0; j < m->n_params; j++) np += tensor_numel(m->params[j]);
-        fprintf(f, "%-10s %-26s %-14s %10llu\n", m->name, type, shape, (unsigned long long)np);
+        sample_shape_str(shape, sizeof shape, l->out_ndim, l->out_shape);
+        fprintf(f, "%-10s %-26s %-14s %10llu\n", m->name, type, shape, (unsigned long long)module_param_count(m));
     }
     fprintf(f, "total parameters: %llu (%s)\n", (unsigned long long)net_param_count(net), dtype_name(c->dtype));
 }
