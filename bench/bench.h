@@ -11,5 +11,8 @@ void bench_train(int quick) __attribute__((weak));
 void bench_dataset(int quick) __attribute__((weak));
 
 double bench_median(double *v, int n); /* sorts v */
+/* Where scripts/fmnist.sh put the Fashion-MNIST files: $MINIDL_FMNIST_DIR, else
+ * /tmp/minidl-fmnist (as scripts/compare_torch.sh uses). */
+const char *bench_fmnist_dir(void);
 
 #endif

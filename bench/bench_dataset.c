@@ -1,8 +1,8 @@
 /* bench dataset: loading Fashion-MNIST train (60000 x 784) from CSV and from the binary
  * format, float32, median of several loads in this process.
  *
- * The files come from scripts/fmnist.sh DIR; DIR is $MINIDL_FMNIST_DIR (default
- * /tmp/minidl-fmnist, as scripts/compare_torch.sh uses). Without them the part says how to make them and skips. */
+ * The files come from scripts/fmnist.sh DIR (bench_fmnist_dir); without them the part
+ * says how to make them and skips. */
 #include "bench.h"
 #include "dataset.h"
 #include "tensor.h"
@@ -36,8 +36,7 @@ static double time_load(const char *path, int reps, uint64_t *rows, uint64_t *co
 
 void bench_dataset(int quick)
 {
-    const char *dir = getenv("MINIDL_FMNIST_DIR");
-    if (!dir || !*dir) dir = "/tmp/minidl-fmnist";
+    const char *dir = bench_fmnist_dir();
     char csv[1024], bin[1024];
     snprintf(csv, sizeof csv, "%s/fmnist_train_x.csv", dir);
     snprintf(bin, sizeof bin, "%s/fmnist_train.bin", dir);

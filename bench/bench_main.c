@@ -20,6 +20,12 @@ double bench_median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+const char *bench_fmnist_dir(void)
+{
+    const char *dir = getenv("MINIDL_FMNIST_DIR");
+    return dir && *dir ? dir : "/tmp/minidl-fmnist";
+}
+
 int main(int argc, char **argv)
 {
     util_set_progname("bench");

@@ -3,8 +3,8 @@
  * (config, net_init, dataset_load, normalisation, Adam, shuffle, the step loop), so the
  * figure is the issue's "seconds per epoch with Adam and shuffling included".
  *
- * The data comes from scripts/fmnist.sh DIR: DIR is $MINIDL_FMNIST_DIR, else
- * /tmp/minidl-fmnist; without it the part says how to make it and skips. quick: 200 steps, extrapolated to the epoch. */
+ * The data comes from scripts/fmnist.sh DIR (bench_fmnist_dir); without it the part
+ * says how to make it and skips. quick: 200 steps, extrapolated to the epoch. */
 #include "bench.h"
 #include "cli.h"
 #include "dataset.h"
@@ -31,12 +31,11 @@ static double cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Path of fmnist_train.bin in the first data directory that has it; 0 if none. */
+/* Path of fmnist_train.bin in the data directory; 0 if it is not there. */
 static int find_data(char *path, size_t len)
 {
-    const char *env = getenv("MINIDL_FMNIST_DIR");
     struct stat st;
-    snprintf(path, len, "%s/fmnist_train.bin", env && *env ? env : "/tmp/minidl-fmnist");
+    snprintf(path, len, "%s/fmnist_train.bin", bench_fmnist_dir());
     return stat(path, &st) == 0;
 }
 
@@ -106,7 +105,7 @@ void bench_train(int quick)
     printf("[train] one epoch of Fashion-MNIST as train runs it (Adam, shuffled, f32), single thread, ISA %s\n",
            isa_name(kernels_isa()));
     if (!find_data(data, sizeof data)) {
-        printf("  skipped: no fmnist_train.bin (make; scripts/fmnist.sh /tmp/minidl-fmnist, or set MINIDL_FMNIST_DIR)\n");
+        printf("  skipped: no %s (make; scripts/fmnist.sh %s, or set MINIDL_FMNIST_DIR)\n", data, bench_fmnist_dir());
         return;
     }
     bench_config("MLP", "configs/fmnist_mlp.ini", data, quick, 0.15);
