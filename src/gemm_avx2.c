@@ -22,6 +22,16 @@ static inline double hsum_pd(__m256d v)
 #define MASK8(r) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define MASK4(r) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(r)), _mm256_setr_epi64x(0, 1, 2, 3))
 
+/* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
+ * MSTORE, HSUM* and DOT_ROWS below. */
+#define KERNELS(T, sfx, V, W, S, FMA)                                                        \
+    GEMM_UKR(ukr_##sfx, T, 6, 2, V, W, _mm256_, S, FMA)                                      \
+    GEMM_ROWS_5(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm256_, S, FMA)                            \
+    GEMM_UKR_RM(rm_##sfx, T, 6, 2, V, W, _mm256_, S, FMA)                                    \
+    GEMM_ROWS_5(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm256_, S, FMA)                          \
+    GEMM_UKR(alt_ukr_##sfx, T, 4, 3, V, W, _mm256_, S, FMA)                                  \
+    GEMM_DOT(dot_##sfx, T, 4, 2, V, W, _mm256_, S, FMA)
+
 #define DOT_ROWS(rows, s) 0
 #define MASK_T __m256i
 #define MASK_N(r) MASK8(r)
@@ -31,12 +41,7 @@ static inline double hsum_pd(__m256d v)
 #define HSUM(v) hsum_ps(v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 8)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-GEMM_UKR(ukr_f32, float, 6, 2, __m256, 8, _mm256_, _ps, FMA_PS)
-GEMM_ROWS_5(GEMM_UKR, ukr_f32, float, 2, __m256, 8, _mm256_, _ps, FMA_PS)
-GEMM_UKR_RM(rm_f32, float, 6, 2, __m256, 8, _mm256_, _ps, FMA_PS)
-GEMM_ROWS_5(GEMM_UKR_RM, rm_f32, float, 2, __m256, 8, _mm256_, _ps, FMA_PS)
-GEMM_UKR(alt_ukr_f32, float, 4, 3, __m256, 8, _mm256_, _ps, FMA_PS)
-GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
+KERNELS(float, f32, __m256, 8, _ps, FMA_PS)
 #undef HSUM
 #undef HSUM_W
 #undef HSUM_4
@@ -51,12 +56,7 @@ GEMM_DOT(dot_f32, float, 4, 2, __m256, 8, _mm256_, _ps, FMA_PS)
 #define HSUM(v) hsum_pd(v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 4)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-GEMM_UKR(ukr_f64, double, 6, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
-GEMM_ROWS_5(GEMM_UKR, ukr_f64, double, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
-GEMM_UKR_RM(rm_f64, double, 6, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
-GEMM_ROWS_5(GEMM_UKR_RM, rm_f64, double, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
-GEMM_UKR(alt_ukr_f64, double, 4, 3, __m256d, 4, _mm256_, _pd, FMA_PD)
-GEMM_DOT(dot_f64, double, 4, 2, __m256d, 4, _mm256_, _pd, FMA_PD)
+KERNELS(double, f64, __m256d, 4, _pd, FMA_PD)
 
 /* The transposing pack (struct GemmKernels, pack_t): W-row groups of the panel, each
  * transposed W x W at a time in registers; rows past w load as zeros, which pads. The

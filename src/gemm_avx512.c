@@ -100,6 +100,16 @@ static inline void hsum8_pd(double *out, const __m512d *v)
     _mm512_storeu_pd(out, _mm512_permutexvar_pd(idx, r));
 }
 
+/* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
+ * MSTORE, HSUM* and DOT_ROWS below. */
+#define KERNELS(T, sfx, V, W, S, FMA)                                                        \
+    GEMM_UKR(ukr_##sfx, T, 14, 2, V, W, _mm512_, S, FMA)                                     \
+    GEMM_ROWS_13(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm512_, S, FMA)                           \
+    GEMM_UKR_RM(rm_##sfx, T, 14, 2, V, W, _mm512_, S, FMA)                                   \
+    GEMM_ROWS_13(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm512_, S, FMA)                         \
+    GEMM_UKR(alt_ukr_##sfx, T, 8, 3, V, W, _mm512_, S, FMA)                                  \
+    GEMM_DOT(dot_##sfx, T, 4, 5, V, W, _mm512_, S, FMA)
+
 #define MASK_T __mmask16
 #define MASK_N(r) ((__mmask16)((1u << (r)) - 1))
 #define MLOAD(m, p) _mm512_maskz_loadu_ps(m, p)
@@ -109,12 +119,7 @@ static inline void hsum8_pd(double *out, const __m512d *v)
 #define HSUM_W(o, v) hsum16_ps(o, v)
 #define HSUM_4(o, v) hsum4_ps(o, v)
 #define DOT_ROWS(rows, s) dot_rows_4x5_ps(rows, s) /* dot_f32's tile is 4 x 5 */
-GEMM_UKR(ukr_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
-GEMM_ROWS_13(GEMM_UKR, ukr_f32, float, 2, __m512, 16, _mm512_, _ps, FMA_PS)
-GEMM_UKR_RM(rm_f32, float, 14, 2, __m512, 16, _mm512_, _ps, FMA_PS)
-GEMM_ROWS_13(GEMM_UKR_RM, rm_f32, float, 2, __m512, 16, _mm512_, _ps, FMA_PS)
-GEMM_UKR(alt_ukr_f32, float, 8, 3, __m512, 16, _mm512_, _ps, FMA_PS)
-GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
+KERNELS(float, f32, __m512, 16, _ps, FMA_PS)
 #undef HSUM
 #undef HSUM_W
 #undef HSUM_4
@@ -133,12 +138,7 @@ GEMM_DOT(dot_f32, float, 4, 5, __m512, 16, _mm512_, _ps, FMA_PS)
 #define HSUM_W(o, v) hsum8_pd(o, v)
 #define HSUM_4(o, v) hsum4_pd(o, v)
 #define DOT_ROWS(rows, s) 0
-GEMM_UKR(ukr_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
-GEMM_ROWS_13(GEMM_UKR, ukr_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
-GEMM_UKR_RM(rm_f64, double, 14, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
-GEMM_ROWS_13(GEMM_UKR_RM, rm_f64, double, 2, __m512d, 8, _mm512_, _pd, FMA_PD)
-GEMM_UKR(alt_ukr_f64, double, 8, 3, __m512d, 8, _mm512_, _pd, FMA_PD)
-GEMM_DOT(dot_f64, double, 4, 5, __m512d, 8, _mm512_, _pd, FMA_PD)
+KERNELS(double, f64, __m512d, 8, _pd, FMA_PD)
 
 /* The transposing pack (struct GemmKernels, pack_t): W-row groups of the panel, each
  * transposed W x W at a time in registers; rows past w load as zeros, which pads. */

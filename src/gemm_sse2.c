@@ -30,6 +30,14 @@ static inline float hsum_ps(__m128 v)
 
 static inline double hsum_pd(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v))); }
 
+/* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
+ * MSTORE, HSUM* and DOT_ROWS below. */
+#define KERNELS(T, sfx, V, W, S, FMA)                                                        \
+    GEMM_UKR(ukr_##sfx, T, 4, 2, V, W, _mm_, S, FMA)                                         \
+    GEMM_ROWS_3(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm_, S, FMA)                               \
+    GEMM_UKR(alt_ukr_##sfx, T, 2, 3, V, W, _mm_, S, FMA)                                     \
+    GEMM_DOT(dot_##sfx, T, 2, 2, V, W, _mm_, S, FMA)
+
 #define DOT_ROWS(rows, s) 0
 #define MASK_T size_t
 #define MASK_N(r) (r)
@@ -39,10 +47,7 @@ static inline double hsum_pd(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm
 #define HSUM(v) hsum_ps(v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 4)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-GEMM_UKR(ukr_f32, float, 4, 2, __m128, 4, _mm_, _ps, FMA_PS)
-GEMM_ROWS_3(GEMM_UKR, ukr_f32, float, 2, __m128, 4, _mm_, _ps, FMA_PS)
-GEMM_UKR(alt_ukr_f32, float, 2, 3, __m128, 4, _mm_, _ps, FMA_PS)
-GEMM_DOT(dot_f32, float, 2, 2, __m128, 4, _mm_, _ps, FMA_PS)
+KERNELS(float, f32, __m128, 4, _ps, FMA_PS)
 #undef HSUM
 #undef HSUM_W
 #undef HSUM_4
@@ -55,10 +60,7 @@ GEMM_DOT(dot_f32, float, 2, 2, __m128, 4, _mm_, _ps, FMA_PS)
 #define HSUM(v) hsum_pd(v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 2)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-GEMM_UKR(ukr_f64, double, 4, 2, __m128d, 2, _mm_, _pd, FMA_PD)
-GEMM_ROWS_3(GEMM_UKR, ukr_f64, double, 2, __m128d, 2, _mm_, _pd, FMA_PD)
-GEMM_UKR(alt_ukr_f64, double, 2, 3, __m128d, 2, _mm_, _pd, FMA_PD)
-GEMM_DOT(dot_f64, double, 2, 2, __m128d, 2, _mm_, _pd, FMA_PD)
+KERNELS(double, f64, __m128d, 2, _pd, FMA_PD)
 
 const struct GemmKernels gemm_kernels_sse2 = {
     .f32 = {.mr = 4, .nr = 8, .kc = 256, .mc = 128, .nc = 4096},
