@@ -140,20 +140,29 @@ GEN_BOTH(IM2COL)
     }
 GEN_BOTH(COL2IM)
 
-/* Between the gemm's (O x N*HW) layout and NCHW. to_nchw: y[n][o][i] = t[o][n*HW+i] + b[o];
- * else t[o][n*HW+i] = y[n][o][i]. */
+/* Between the gemm's (O x N*HW) layout t and NCHW y: y[n][o][i] = t[o][n*HW+i] + b[o];
+ * and back, t[o][n*HW+i] = y[n][o][i], where mask (NCHW, not NULL) > 0 and 0 elsewhere
+ * (a fused ReLU's backward in the same pass). */
 #define CONV_LAYOUT(T, sfx)                                                               \
-    static void conv_layout_##sfx(const struct ConvGeom *q, void *t_, void *y_, const void *b_, int to_nchw) \
+    static void conv_to_nchw_##sfx(const struct ConvGeom *q, const T *t, const T *b, T *y) \
     {                                                                                     \
-        T *t = t_, *y = y_;                                                               \
-        const T *b = b_;                                                                  \
         size_t HW = q->Ho * q->Wo, NHW = q->N * HW;                                       \
         for (uint64_t n = 0; n < q->N; n++)                                               \
             for (uint64_t o = 0; o < q->O; o++) {                                         \
-                T *yr = y + (n * q->O + o) * HW, *tr = t + o * NHW + n * HW;              \
-                if (!to_nchw) { memcpy(tr, yr, HW * sizeof(T)); continue; }               \
-                T bias = b ? b[o] : 0;                                                    \
+                T *yr = y + (n * q->O + o) * HW, bias = b ? b[o] : 0;                     \
+                const T *tr = t + o * NHW + n * HW;                                       \
                 for (size_t i = 0; i < HW; i++) yr[i] = tr[i] + bias;                     \
+            }                                                                             \
+    }                                                                                     \
+    static void conv_to_gemm_##sfx(const struct ConvGeom *q, const T *y, const T *mask, T *t) \
+    {                                                                                     \
+        size_t HW = q->Ho * q->Wo, NHW = q->N * HW;                                       \
+        for (uint64_t n = 0; n < q->N; n++)                                               \
+            for (uint64_t o = 0; o < q->O; o++) {                                         \
+                size_t at = (n * q->O + o) * HW;                                          \
+                T *tr = t + o * NHW + n * HW;                                             \
+                if (mask) kernels_get()->ew->relu_bwd_set_##sfx(HW, mask + at, y + at, tr); \
+                else memcpy(tr, y + at, HW * sizeof(T));                                  \
             }                                                                             \
     }
 GEN_BOTH(CONV_LAYOUT)
@@ -306,17 +315,25 @@ GEN_BOTH(CONV_REDUCE)
     }
 GEN_BOTH(CONV_DIRECT_BWD)
 
-/* The gradient of the convolution's output: self's, masked by the fused ReLU (a copy in
- * the arena) if there is one. The direct path masks sample by sample instead. */
-static const void *conv_out_grad(struct Node *self)
+/* The fused ReLU's mask for the output gradient (the output, > 0 where it passes), or
+ * NULL: no ReLU, or the consuming conv masked the gradient already. */
+static const void *conv_out_mask(const struct Node *self)
 {
     const struct ConvCtx *cx = self->ctx;
-    if (!cx->relu || cx->grad_masked) return self->grad->data;
+    return cx->relu && !cx->grad_masked ? self->value->data : NULL;
+}
+
+/* The masked output gradient whole (a copy in the arena), for the bias of frozen weights
+ * alone; the other backward paths mask on the way instead. */
+static const void *conv_out_grad(struct Node *self)
+{
+    const void *m = conv_out_mask(self);
+    if (!m) return self->grad->data;
     size_t n = tensor_numel(self->value);
     void *gm = arena_alloc(&self->graph->arena, n * dtype_size(self->value->dtype));
     const struct EwKernels *k = kernels_get()->ew;
-    if (self->value->dtype == DT_FLOAT32) k->relu_bwd_set_f32(n, tensor_f32(self->value), tensor_f32(self->grad), gm);
-    else k->relu_bwd_set_f64(n, tensor_f64(self->value), tensor_f64(self->grad), gm);
+    if (self->value->dtype == DT_FLOAT32) k->relu_bwd_set_f32(n, m, tensor_f32(self->grad), gm);
+    else k->relu_bwd_set_f64(n, m, tensor_f64(self->grad), gm);
     return gm;
 }
 
@@ -347,7 +364,7 @@ static void conv2d_backward_direct(struct Node *self)
     void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
     void *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
     const void *xmask = want_x ? conv_premask(x, overwrite) : NULL;
-    const void *ymask = cx->relu && !cx->grad_masked ? self->value->data : NULL;
+    const void *ymask = conv_out_mask(self);
     if (want_w || want_x)
         DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, ymask, gw, w_overwrite,
                 want_w ? gb : NULL, b_overwrite, gx, overwrite, xmask, scratch);
@@ -376,7 +393,7 @@ static void conv2d_backward_gemm(struct Node *self)
     int want_x = node_wants_grad(x);
     char *gt = graph_scratch(self->graph, (q->O + (want_x ? K : 0)) * NHW * es);
     void *gcol = gt + q->O * NHW * es;
-    DT_CALL(dt, conv_layout, q, gt, (void *)conv_out_grad(self), NULL, 0);
+    DT_CALL(dt, conv_to_gemm, q, self->grad->data, conv_out_mask(self), (void *)gt);
     if (node_wants_grad(w))   /* dW += g cols^T */
         DT_CALL(dt, gemm, 0, 1, q->O, K, NHW, 1, (void *)gt, NHW, cx->cols, NHW, 1, node_grad(w)->data, K);
     if (b && node_wants_grad(b)) {
@@ -454,7 +471,7 @@ static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, ui
         DT_CALL(dt, im2col, &q, (const char *)x->value->data + n * q.C * q.H * q.W * es,
                 (char *)cx->cols + n * HW * es, NHW);
     DT_CALL(dt, gemm, 0, 0, q.O, NHW, K, 1, w->value->data, K, cx->cols, NHW, 0, (void *)tmp, NHW);
-    DT_CALL(dt, conv_layout, &q, tmp, y->value->data, b ? b->value->data : NULL, 1);
+    DT_CALL(dt, conv_to_nchw, &q, (void *)tmp, b ? b->value->data : NULL, y->value->data);
     if (!relu) return y;
     if (dt == DT_FLOAT32) kernels_get()->ew->relu_f32(q.N * q.O * HW, tensor_f32(y->value), tensor_f32(y->value));
     else kernels_get()->ew->relu_f64(q.N * q.O * HW, tensor_f64(y->value), tensor_f64(y->value));
