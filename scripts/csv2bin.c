@@ -47,8 +47,8 @@ int main(int argc, char **argv)
     }
     int r = dataset_save_binary(&ds, out, err, sizeof err);
     if (r) log_err("%s", err);
-    else fprintf(stderr, "%s: %llu samples of %llu features%s to %s\n", util_progname(),
-                 (unsigned long long)ds.n, (unsigned long long)ds.dim, ds.y ? " with labels" : "", out);
+    else log_err("%llu samples of %llu features%s to %s", (unsigned long long)ds.n, (unsigned long long)ds.dim,
+                 ds.y ? " with labels" : "", out);
     dataset_free(&ds);
     return r ? 1 : 0;
 }
