@@ -181,7 +181,6 @@ struct ConvCtx {
     void *cols;
     const struct ConvKernels *ck;   /* NULL: im2col + gemm */
     struct ConvDims d;
-    size_t lanes;
     void *xs;                       /* the split input of every sample, for the weight gradient */
     const size_t *ig_tap;           /* the input gradient's tap order (see conv_direct_setup) */
     struct ConvDims dg;             /* d with the offsets in that order */
@@ -190,28 +189,29 @@ struct ConvCtx {
 };
 
 /* The direct kernels compute whole vectors of each output row: they pay when more than
- * half the lanes of a row do work (and the weight gradient's partial sums stay small). */
-static void conv_pick_path(struct ConvCtx *cx, uint32_t dt)
+ * half the lanes of a row do work (and the weight gradient's partial sums stay small).
+ * Returns their vector lanes, or 0 (cx->ck NULL): im2col + gemm. */
+static size_t conv_pick_path(struct ConvCtx *cx, uint32_t dt)
 {
     const struct ConvGeom *q = &cx->q;
     const struct ConvKernels *ck = kernels_get()->conv;
     cx->ck = NULL;
-    if (!ck) return;
+    if (!ck) return 0;
     size_t lanes = (size_t)(dt == DT_FLOAT32 ? ck->lanes_f32 : ck->lanes_f64);
     size_t vec_row = (q->Wo + lanes - 1) / lanes * lanes;
-    if (2 * q->Wo <= vec_row || q->O * q->C * q->kh * q->kw > CONV_DIRECT_MAX_WEIGHTS) return;
+    if (2 * q->Wo <= vec_row || q->O * q->C * q->kh * q->kw > CONV_DIRECT_MAX_WEIGHTS) return 0;
     cx->ck = ck;
-    cx->lanes = lanes;
+    return lanes;
 }
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
 /* The split layout of kernels.h: slots of whole vectors (aligned rows) long enough for a
  * phase's padded columns and for the leading padding of the next slot. */
-static void conv_direct_setup(struct ConvCtx *cx, struct Arena *a)
+static void conv_direct_setup(struct ConvCtx *cx, size_t lanes, struct Arena *a)
 {
     const struct ConvGeom *q = &cx->q;
-    size_t s = q->stride, p = q->pad, K = q->C * q->kh * q->kw, lanes = cx->lanes;
+    size_t s = q->stride, p = q->pad, K = q->C * q->kh * q->kw;
     size_t phase_len = (q->W + 2 * p + s - 1) / s, lead_max = (p + s - 1) / s, data = (q->W + s - 1) / s;
     size_t len = round_up(phase_len > data + lead_max ? phase_len : data + lead_max, lanes);
     size_t rows = q->H + 2 * p, lead = round_up(lead_max, lanes);
@@ -222,7 +222,8 @@ static void conv_direct_setup(struct ConvCtx *cx, struct Arena *a)
                 size_t r = kj % s, lp = r < p ? (p - r + s - 1) / s : 0;
                 off[t++] = lead + ((c * rows + ki) * s + r) * len + kj / s - lp;
             }
-    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * len, off, q->C, q->H, q->W, s, p, rows, len, lead, 2 * lanes, 0};
+    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * len, off, q->C, q->H, q->W, s, p, rows, len, lead, 2 * lanes,
+                              cx->relu};
     /* The input gradient adds each tap's tile into the split gradient by load-add-store.
      * Taps of one channel overlap there (one element or row apart), and a load that
      * overlaps a store just before it waits for that store; taken kernel position first,
@@ -453,10 +454,9 @@ static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, ui
     cx->relu = relu;
     cx->grad_masked = 0;
     y->ctx = cx;
-    conv_pick_path(cx, dt);
-    if (cx->ck) {
-        conv_direct_setup(cx, &g->arena);
-        cx->d.relu = relu;
+    size_t lanes = conv_pick_path(cx, dt);
+    if (lanes) {
+        conv_direct_setup(cx, lanes, &g->arena);
         size_t xsn = conv_split_size(cx);
         cx->xs = node_wants_grad(w) ? arena_alloc(&g->arena, q.N * xsn * es) : NULL;
         DT_CALL(dt, conv_direct_fwd, cx, x->value->data, w->value->data, b ? b->value->data : NULL, y->value->data,
