@@ -90,8 +90,7 @@
 
 /* The primary kernel once per row count r < MR (NAME##_r reads and computes only r rows):
  * an edge tile of m < MR rows (M = 10 against a 14-row tile, the 8 left of 64) then
- * costs m rows of work, not MR. GEMM_ROWS_TABLE(NAME, n) lists them for struct
- * GemmKernels, index r, up to r = n. */
+ * costs m rows of work, not MR. */
 #define GEMM_ROWS_3(UKR, NAME, T, NV, ...)                                                   \
     UKR(NAME##_1, T, 1, NV, __VA_ARGS__)                                                     \
     UKR(NAME##_2, T, 2, NV, __VA_ARGS__)                                                     \
@@ -110,17 +109,16 @@
     UKR(NAME##_11, T, 11, NV, __VA_ARGS__)                                                   \
     UKR(NAME##_12, T, 12, NV, __VA_ARGS__)                                                   \
     UKR(NAME##_13, T, 13, NV, __VA_ARGS__)
-/* The kernel per row count 1 <= r <= MR on a row-major A (GEMM_UKR_RM): index MR is the
- * full kernel NAME itself. */
-#define GEMM_RM_TABLE_5(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME}
-#define GEMM_RM_TABLE_13(NAME)                                                               \
-    {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8,   \
-     NAME##_9, NAME##_10, NAME##_11, NAME##_12, NAME##_13, NAME}
-#define GEMM_ROWS_TABLE_3(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3}
-#define GEMM_ROWS_TABLE_5(NAME) {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5}
-#define GEMM_ROWS_TABLE_13(NAME)                                                             \
-    {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8,   \
-     NAME##_9, NAME##_10, NAME##_11, NAME##_12, NAME##_13}
+/* The tables of struct GemmKernels from those kernels: GEMM_ROWS_TABLE(NAME, n) holds
+ * NAME##_r at index r <= n; GEMM_RM_TABLE(NAME, n), for the row-major-A kernels
+ * (GEMM_UKR_RM), adds the full kernel NAME itself at index MR = n + 1. */
+#define GEMM_ROWS_LIST_3(NAME) NULL, NAME##_1, NAME##_2, NAME##_3
+#define GEMM_ROWS_LIST_5(NAME) GEMM_ROWS_LIST_3(NAME), NAME##_4, NAME##_5
+#define GEMM_ROWS_LIST_13(NAME)                                                              \
+    GEMM_ROWS_LIST_5(NAME), NAME##_6, NAME##_7, NAME##_8, NAME##_9, NAME##_10, NAME##_11,    \
+        NAME##_12, NAME##_13
+#define GEMM_ROWS_TABLE(NAME, n) {GEMM_ROWS_LIST_##n(NAME)}
+#define GEMM_RM_TABLE(NAME, n) {GEMM_ROWS_LIST_##n(NAME), NAME}
 
 /* The dot-product kernel for op(A) op(B)^T with both operands K-contiguous (A row i at
  * a + i*lda, B row j at b + j*ldb): an MR x NR tile of C kept as MR*NR vector partial
