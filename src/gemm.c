@@ -90,11 +90,10 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
             }                                                                                \
     }                                                                                        \
                                                                                              \
-    static void scale_c_##sfx(size_t M, size_t N, T beta, T *C, size_t rsc, size_t csc)      \
+    static void scale_c_##sfx(size_t M, size_t N, T beta, T *C, size_t ldc)                  \
     {                                                                                        \
         for (size_t i = 0; i < M; i++)                                                       \
-            for (size_t j = 0; j < N; j++)                                                   \
-                C[i * rsc + j * csc] = beta == 0 ? 0 : beta * C[i * rsc + j * csc];          \
+            for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j]; \
     }                                                                                        \
                                                                                              \
     /* One register tile of the ISA (primary or alternative) and its blocking. */            \
@@ -292,7 +291,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
     {                                                                                        \
         if (M == 0 || N == 0) return;                                                        \
         if (K == 0 || alpha == 0) {                                                          \
-            scale_c_##sfx(M, N, beta, C, ldc, 1);                                            \
+            scale_c_##sfx(M, N, beta, C, ldc);                                               \
             return;                                                                          \
         }                                                                                    \
         const struct GemmKernels *gk = kernels_get()->gemm;                                  \

@@ -165,10 +165,10 @@
                 GEMM_UNROLL for (int j = 0; j < NR; j++) P##storeu##S(acc + (i * NR + j) * W, s[i][j]); \
             return;                                                                          \
         }                                                                                    \
-        /* W sums at a time through HSUM_W (one transposing tree), then 4 (HSUM_4), the rest \
-         * one by one. */                                                                    \
         /* The tile's rows as vectors (row i's sums in lanes j < NR <= W): straight from     \
-         * registers where the ISA has DOT_ROWS for this tile, else through sum[]. */        \
+         * registers where the ISA has DOT_ROWS for this tile, else through sum[], filled W  \
+         * sums at a time by HSUM_W (one transposing tree), then 4 by HSUM_4, the rest one   \
+         * by one. */                                                                        \
         MASK_T mn = MASK_N(n);                                                               \
         V rows[MR];                                                                          \
         if (!DOT_ROWS(rows, &s[0][0])) {                                                     \
