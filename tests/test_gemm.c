@@ -219,6 +219,15 @@ UKR_CHECK(double, f64, 2.3e-16)
             ok &= i / ldc < m && i % ldc < n ? fabs((double)c[i] - (double)want[i]) <= 64 * EPS \
                                              : memcmp(&c[i], &want[i], sizeof(T)) == 0;      \
         return ok;                                                                           \
+    }                                                                                        \
+                                                                                             \
+    /* The ISA's rows_rm_##sfx for every row count up to mr, every column edge. */           \
+    static void check_rm_##sfx(const struct GemmKernels *g, struct Rng *r)                   \
+    {                                                                                        \
+        for (size_t m = 1; m <= (size_t)g->sfx.mr; m++)                                      \
+            for (size_t n = 1; n <= (size_t)g->sfx.nr; n++)                                  \
+                EXPECT_MSG(rm_tile_ok_##sfx(g->rows_rm_##sfx[m], (size_t)g->sfx.nr, m, n, (T)(n % 2), r), \
+                           #sfx " rows_rm[%zu] %zux%zu", m, m, n);                          \
     }
 RM_CHECK(float, f32, 1.2e-7)
 RM_CHECK(double, f64, 2.3e-16)
@@ -247,14 +256,8 @@ TEST_ISA(gemm_row_major_a_kernels_on_every_edge)
     if (!g || !g->rows_rm_f32[g->f32.mr]) return;
     struct Rng r;
     rng_seed(&r, 29);
-    for (size_t m = 1; m <= (size_t)g->f32.mr; m++)
-        for (size_t n = 1; n <= (size_t)g->f32.nr; n++)
-            EXPECT_MSG(rm_tile_ok_f32(g->rows_rm_f32[m], (size_t)g->f32.nr, m, n, (float)(n % 2), &r),
-                       "f32 rows_rm[%zu] %zux%zu", m, m, n);
-    for (size_t m = 1; m <= (size_t)g->f64.mr; m++)
-        for (size_t n = 1; n <= (size_t)g->f64.nr; n++)
-            EXPECT_MSG(rm_tile_ok_f64(g->rows_rm_f64[m], (size_t)g->f64.nr, m, n, (double)(n % 2), &r),
-                       "f64 rows_rm[%zu] %zux%zu", m, m, n);
+    check_rm_f32(g, &r);
+    check_rm_f64(g, &r);
 }
 
 #define DOT_KERNEL_CHECK(T, sfx, EPS)                                                          \
@@ -279,6 +282,17 @@ TEST_ISA(gemm_row_major_a_kernels_on_every_edge)
                                      : memcmp(&d, &w, sizeof d) == 0;                        \
             }                                                                                \
         return ok;                                                                           \
+    }                                                                                        \
+                                                                                             \
+    /* Every tile edge of dot_##sfx, K with a tail, in one chunk or two. */                  \
+    static void check_dot_##sfx(const struct GemmKernels *g, struct Rng *r)                  \
+    {                                                                                        \
+        size_t w = (size_t)g->dotsz_##sfx.w;                                                 \
+        for (size_t m = 1; m <= (size_t)g->dotsz_##sfx.mr; m++)                              \
+            for (size_t n = 1; n <= (size_t)g->dotsz_##sfx.nr; n++)                          \
+                for (size_t k = 1; k <= 100; k += 33)                                        \
+                    EXPECT_MSG(dot_tile_ok_##sfx(g, m, n, k / w / 2 * w, k, (T)(k % 2), r),  \
+                               #sfx " %zux%zux%zu", m, n, k);                                \
     }
 DOT_KERNEL_CHECK(float, f32, 1.2e-7)
 DOT_KERNEL_CHECK(double, f64, 2.3e-16)
@@ -331,18 +345,8 @@ TEST_ISA(gemm_dot_kernel_on_every_tile_edge)
     if (!g) return;
     struct Rng r;
     rng_seed(&r, 19);
-    for (size_t m = 1; m <= (size_t)g->dotsz_f32.mr; m++)
-        for (size_t n = 1; n <= (size_t)g->dotsz_f32.nr; n++)
-            for (size_t k = 1; k <= 100; k += 33) {
-                size_t w = (size_t)g->dotsz_f32.w, k1 = k / w / 2 * w;
-                EXPECT_MSG(dot_tile_ok_f32(g, m, n, k1, k, (float)(k % 2), &r), "f32 %zux%zux%zu", m, n, k);
-            }
-    for (size_t m = 1; m <= (size_t)g->dotsz_f64.mr; m++)
-        for (size_t n = 1; n <= (size_t)g->dotsz_f64.nr; n++)
-            for (size_t k = 1; k <= 100; k += 33) {
-                size_t w = (size_t)g->dotsz_f64.w, k1 = k / w / 2 * w;
-                EXPECT_MSG(dot_tile_ok_f64(g, m, n, k1, k, (double)(k % 2), &r), "f64 %zux%zux%zu", m, n, k);
-            }
+    check_dot_f32(g, &r);
+    check_dot_f64(g, &r);
 }
 
 TEST_ISA(gemm_edge_cases_zero_k_and_zero_alpha)
@@ -402,29 +406,25 @@ TEST(gemm_shape_mismatch_panics_naming_both_shapes)
     EXPECT_STR_CONTAINS(err, "4x5");
 }
 
-/* Every ISA's blocking must fit the fixed thread-local pack buffers of gemm.c. */
+/* One tile's blocking (elements of `size` bytes) fits the fixed thread-local pack buffers
+ * of gemm.c and the register tile test's 16 x 64 arrays, and mc is whole row panels. */
+static int blocking_ok(int mr, int nr, int kc, int mc, int nc, size_t size)
+{
+    return (size_t)mc * (size_t)kc * size <= GEMM_PACK_A_BYTES &&
+           (size_t)kc * (size_t)nc * size <= GEMM_PACK_B_BYTES && mr * nr <= GEMM_MAX_TILE &&
+           mc % mr == 0 && mr <= 16 && nr <= 64;
+}
+#define BLOCKING(b) (b).mr, (b).nr, (b).kc, (b).mc, (b).nc
+
 TEST(gemm_blocking_fits_pack_buffers)
 {
     const struct GemmKernels *sets[] = {&gemm_kernels_sse2, &gemm_kernels_avx2, &gemm_kernels_avx512};
     for (int s = 0; s < 3; s++) {
         const struct GemmKernels *g = sets[s];
-        EXPECT((size_t)g->f32.mc * g->f32.kc * sizeof(float) <= GEMM_PACK_A_BYTES);
-        EXPECT((size_t)g->f32.kc * g->f32.nc * sizeof(float) <= GEMM_PACK_B_BYTES);
-        EXPECT((size_t)g->f32.mr * g->f32.nr <= GEMM_MAX_TILE);
-        EXPECT((size_t)g->f64.mc * g->f64.kc * sizeof(double) <= GEMM_PACK_A_BYTES);
-        EXPECT((size_t)g->f64.kc * g->f64.nc * sizeof(double) <= GEMM_PACK_B_BYTES);
-        EXPECT((size_t)g->f64.mr * g->f64.nr <= GEMM_MAX_TILE);
-        EXPECT(g->f32.mc % g->f32.mr == 0 && g->f64.mc % g->f64.mr == 0);
-        EXPECT((size_t)g->alt_f32.mc * g->alt_f32.kc * sizeof(float) <= GEMM_PACK_A_BYTES);
-        EXPECT((size_t)g->alt_f32.kc * g->alt_f32.nc * sizeof(float) <= GEMM_PACK_B_BYTES);
-        EXPECT((size_t)g->alt_f32.mr * g->alt_f32.nr <= GEMM_MAX_TILE);
-        EXPECT((size_t)g->alt_f64.mc * g->alt_f64.kc * sizeof(double) <= GEMM_PACK_A_BYTES);
-        EXPECT((size_t)g->alt_f64.kc * g->alt_f64.nc * sizeof(double) <= GEMM_PACK_B_BYTES);
-        EXPECT((size_t)g->alt_f64.mr * g->alt_f64.nr <= GEMM_MAX_TILE);
-        EXPECT(g->alt_f32.mc % g->alt_f32.mr == 0 && g->alt_f64.mc % g->alt_f64.mr == 0);
-        /* The register tile test's fixed arrays hold 16 x 64 tiles. */
-        EXPECT(g->f32.mr <= 16 && g->f32.nr <= 64 && g->alt_f32.mr <= 16 && g->alt_f32.nr <= 64);
-        EXPECT(g->f64.mr <= 16 && g->f64.nr <= 64 && g->alt_f64.mr <= 16 && g->alt_f64.nr <= 64);
+        EXPECT_MSG(blocking_ok(BLOCKING(g->f32), sizeof(float)), "set %d f32", s);
+        EXPECT_MSG(blocking_ok(BLOCKING(g->f64), sizeof(double)), "set %d f64", s);
+        EXPECT_MSG(blocking_ok(BLOCKING(g->alt_f32), sizeof(float)), "set %d alt_f32", s);
+        EXPECT_MSG(blocking_ok(BLOCKING(g->alt_f64), sizeof(double)), "set %d alt_f64", s);
         /* The dot kernel test's fixed arrays hold an 8 x 8 tile of 16-lane sums. */
         EXPECT(g->dotsz_f32.mr <= 8 && g->dotsz_f32.nr <= 8 && g->dotsz_f32.w <= 16);
         EXPECT(g->dotsz_f64.mr <= 8 && g->dotsz_f64.nr <= 8 && g->dotsz_f64.w <= 16);
