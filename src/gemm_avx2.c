@@ -18,49 +18,7 @@ static inline double hsum_pd(__m256d v)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-/* The first r lanes of 8 (f32) or 4 (f64), for vmaskmov. */
-#define MASK8(r) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define MASK4(r) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(r)), _mm256_setr_epi64x(0, 1, 2, 3))
-
-/* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
- * MSTORE, HSUM* and DOT_ROWS below. */
-#define KERNELS(T, sfx, V, W, S, FMA)                                                        \
-    GEMM_UKR(ukr_##sfx, T, 6, 2, V, W, _mm256_, S, FMA)                                      \
-    GEMM_ROWS_5(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm256_, S, FMA)                            \
-    GEMM_UKR_RM(rm_##sfx, T, 6, 2, V, W, _mm256_, S, FMA)                                    \
-    GEMM_ROWS_5(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm256_, S, FMA)                          \
-    GEMM_UKR(alt_ukr_##sfx, T, 4, 3, V, W, _mm256_, S, FMA)                                  \
-    GEMM_DOT(dot_##sfx, T, 4, 2, V, W, _mm256_, S, FMA)
-
-#define DOT_ROWS(rows, s) 0
-#define MASK_T __m256i
-#define MASK_N(r) MASK8(r)
-#define MLOAD(m, p) _mm256_maskload_ps(p, m)
-#define MSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
-#define FMA_PS(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define HSUM(v) hsum_ps(v)
-#define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 8)
-#define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-KERNELS(float, f32, __m256, 8, _ps, FMA_PS)
-#undef HSUM
-#undef HSUM_W
-#undef HSUM_4
-#undef MASK_N
-#undef MLOAD
-#undef MSTORE
-
-#define MASK_N(r) MASK4(r)
-#define MLOAD(m, p) _mm256_maskload_pd(p, m)
-#define MSTORE(p, m, v) _mm256_maskstore_pd(p, m, v)
-#define FMA_PD(a, b, c) _mm256_fmadd_pd(a, b, c)
-#define HSUM(v) hsum_pd(v)
-#define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 4)
-#define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-KERNELS(double, f64, __m256d, 4, _pd, FMA_PD)
-
-/* The transposing pack (struct GemmKernels, pack_t): W-row groups of the panel, each
- * transposed W x W at a time in registers; rows past w load as zeros, which pads. The
- * scalar transpose took a fifth of an A B^T call (b64 fwd1). */
+/* The in-register W x W transposes of the transposing pack (GEMM_PACK_T). */
 static inline void transpose8_ps(__m256 r[8])
 {
     __m256 a[8], b[8];
@@ -93,32 +51,42 @@ static inline void transpose4_pd(__m256d r[4])
     r[3] = _mm256_permute2f128_pd(a1, a3, 0x31);
 }
 
-#define PACK_T(NAME, T, V, W, MASKN, S, TRANSPOSE)                                           \
-    static void NAME(T *dst, const T *src, size_t ld, size_t w, size_t w_pad, size_t k)      \
-    {                                                                                        \
-        for (size_t i0 = 0; i0 < w_pad; i0 += W) {                                           \
-            size_t g = w > i0 ? (w - i0 < W ? w - i0 : W) : 0;                               \
-            size_t sw = w_pad - i0 < W ? w_pad - i0 : W;                                     \
-            __m256i sm = MASKN(sw);                                                          \
-            for (size_t p0 = 0; p0 < k; p0 += W) {                                           \
-                size_t kk = k - p0 < W ? k - p0 : W;                                         \
-                __m256i lm = MASKN(kk);                                                      \
-                V r[W];                                                                      \
-                GEMM_UNROLL for (size_t i = 0; i < W; i++)                                   \
-                    r[i] = i >= g ? _mm256_setzero_##S()                                     \
-                         : kk == W ? _mm256_loadu_##S(src + (i0 + i) * ld + p0)              \
-                                   : _mm256_maskload_##S(src + (i0 + i) * ld + p0, lm);      \
-                TRANSPOSE(r);                                                                \
-                GEMM_UNROLL for (size_t p = 0; p < W; p++) {                                 \
-                    if (p >= kk) break;                                                      \
-                    if (sw == W) _mm256_storeu_##S(dst + (p0 + p) * w_pad + i0, r[p]);       \
-                    else _mm256_maskstore_##S(dst + (p0 + p) * w_pad + i0, sm, r[p]);        \
-                }                                                                            \
-            }                                                                                \
-        }                                                                                    \
-    }
-PACK_T(pack_t_f32, float, __m256, 8, MASK8, ps, transpose8_ps)
-PACK_T(pack_t_f64, double, __m256d, 4, MASK4, pd, transpose4_pd)
+/* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
+ * MSTORE, HSUM* and DOT_ROWS below. */
+#define KERNELS(T, sfx, V, W, S, FMA, TR)                                                    \
+    GEMM_UKR(ukr_##sfx, T, 6, 2, V, W, _mm256_, S, FMA)                                      \
+    GEMM_ROWS_5(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm256_, S, FMA)                            \
+    GEMM_UKR_RM(rm_##sfx, T, 6, 2, V, W, _mm256_, S, FMA)                                    \
+    GEMM_ROWS_5(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm256_, S, FMA)                          \
+    GEMM_UKR(alt_ukr_##sfx, T, 4, 3, V, W, _mm256_, S, FMA)                                  \
+    GEMM_DOT(dot_##sfx, T, 4, 2, V, W, _mm256_, S, FMA)                                      \
+    GEMM_PACK_T(pack_t_##sfx, T, V, W, _mm256_, S, TR)
+
+#define DOT_ROWS(rows, s) 0
+#define MASK_T __m256i
+#define MASK_N(r) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define MLOAD(m, p) _mm256_maskload_ps(p, m)
+#define MSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define FMA_PS(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define HSUM(v) hsum_ps(v)
+#define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 8)
+#define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
+KERNELS(float, f32, __m256, 8, _ps, FMA_PS, transpose8_ps)
+#undef HSUM
+#undef HSUM_W
+#undef HSUM_4
+#undef MASK_N
+#undef MLOAD
+#undef MSTORE
+
+#define MASK_N(r) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(r)), _mm256_setr_epi64x(0, 1, 2, 3))
+#define MLOAD(m, p) _mm256_maskload_pd(p, m)
+#define MSTORE(p, m, v) _mm256_maskstore_pd(p, m, v)
+#define FMA_PD(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define HSUM(v) hsum_pd(v)
+#define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 4)
+#define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
+KERNELS(double, f64, __m256d, 4, _pd, FMA_PD, transpose4_pd)
 
 const struct GemmKernels gemm_kernels_avx2 = {
     .f32 = {.mr = 6, .nr = 16, .kc = 256, .mc = 144, .nc = 4096},

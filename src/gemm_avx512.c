@@ -100,48 +100,7 @@ static inline void hsum8_pd(double *out, const __m512d *v)
     _mm512_storeu_pd(out, _mm512_permutexvar_pd(idx, r));
 }
 
-/* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
- * MSTORE, HSUM* and DOT_ROWS below. */
-#define KERNELS(T, sfx, V, W, S, FMA)                                                        \
-    GEMM_UKR(ukr_##sfx, T, 14, 2, V, W, _mm512_, S, FMA)                                     \
-    GEMM_ROWS_13(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm512_, S, FMA)                           \
-    GEMM_UKR_RM(rm_##sfx, T, 14, 2, V, W, _mm512_, S, FMA)                                   \
-    GEMM_ROWS_13(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm512_, S, FMA)                         \
-    GEMM_UKR(alt_ukr_##sfx, T, 8, 3, V, W, _mm512_, S, FMA)                                  \
-    GEMM_DOT(dot_##sfx, T, 4, 5, V, W, _mm512_, S, FMA)
-
-#define MASK_T __mmask16
-#define MASK_N(r) ((__mmask16)((1u << (r)) - 1))
-#define MLOAD(m, p) _mm512_maskz_loadu_ps(m, p)
-#define MSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
-#define FMA_PS(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define HSUM(v) _mm512_reduce_add_ps(v)
-#define HSUM_W(o, v) hsum16_ps(o, v)
-#define HSUM_4(o, v) hsum4_ps(o, v)
-#define DOT_ROWS(rows, s) dot_rows_4x5_ps(rows, s) /* dot_f32's tile is 4 x 5 */
-KERNELS(float, f32, __m512, 16, _ps, FMA_PS)
-#undef HSUM
-#undef HSUM_W
-#undef HSUM_4
-#undef DOT_ROWS
-#undef MASK_T
-#undef MASK_N
-#undef MLOAD
-#undef MSTORE
-
-#define MASK_T __mmask8
-#define MASK_N(r) ((__mmask8)((1u << (r)) - 1))
-#define MLOAD(m, p) _mm512_maskz_loadu_pd(m, p)
-#define MSTORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
-#define FMA_PD(a, b, c) _mm512_fmadd_pd(a, b, c)
-#define HSUM(v) _mm512_reduce_add_pd(v)
-#define HSUM_W(o, v) hsum8_pd(o, v)
-#define HSUM_4(o, v) hsum4_pd(o, v)
-#define DOT_ROWS(rows, s) 0
-KERNELS(double, f64, __m512d, 8, _pd, FMA_PD)
-
-/* The transposing pack (struct GemmKernels, pack_t): W-row groups of the panel, each
- * transposed W x W at a time in registers; rows past w load as zeros, which pads. */
+/* The in-register W x W transposes of the transposing pack (GEMM_PACK_T). */
 static inline void transpose16_ps(__m512 r[16])
 {
     __m512 a[16], b[16];
@@ -187,26 +146,46 @@ static inline void transpose8_pd(__m512d r[8])
     }
 }
 
-#define PACK_T(NAME, T, V, W, MASK_T, P, S, TRANSPOSE)                                       \
-    static void NAME(T *dst, const T *src, size_t ld, size_t w, size_t w_pad, size_t k)      \
-    {                                                                                        \
-        for (size_t i0 = 0; i0 < w_pad; i0 += W) {                                           \
-            size_t g = w > i0 ? (w - i0 < W ? w - i0 : W) : 0;                                \
-            MASK_T sm = (MASK_T)(w_pad - i0 < W ? (1u << (w_pad - i0)) - 1 : (1u << W) - 1); \
-            for (size_t p0 = 0; p0 < k; p0 += W) {                                           \
-                size_t kk = k - p0 < W ? k - p0 : W;                                         \
-                MASK_T lm = (MASK_T)((1u << kk) - 1);                                        \
-                V r[W];                                                                      \
-                GEMM_UNROLL for (size_t i = 0; i < W; i++)                                   \
-                    r[i] = i < g ? P##maskz_loadu##S(lm, src + (i0 + i) * ld + p0) : P##setzero##S(); \
-                TRANSPOSE(r);                                                                \
-                GEMM_UNROLL for (size_t p = 0; p < W; p++)                                   \
-                    if (p < kk) P##mask_storeu##S(dst + (p0 + p) * w_pad + i0, sm, r[p]);    \
-            }                                                                                \
-        }                                                                                    \
-    }
-PACK_T(pack_t_f32, float, __m512, 16, __mmask16, _mm512_, _ps, transpose16_ps)
-PACK_T(pack_t_f64, double, __m512d, 8, __mmask8, _mm512_, _pd, transpose8_pd)
+/* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
+ * MSTORE, HSUM* and DOT_ROWS below. */
+#define KERNELS(T, sfx, V, W, S, FMA, TR)                                                    \
+    GEMM_UKR(ukr_##sfx, T, 14, 2, V, W, _mm512_, S, FMA)                                     \
+    GEMM_ROWS_13(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm512_, S, FMA)                           \
+    GEMM_UKR_RM(rm_##sfx, T, 14, 2, V, W, _mm512_, S, FMA)                                   \
+    GEMM_ROWS_13(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm512_, S, FMA)                         \
+    GEMM_UKR(alt_ukr_##sfx, T, 8, 3, V, W, _mm512_, S, FMA)                                  \
+    GEMM_DOT(dot_##sfx, T, 4, 5, V, W, _mm512_, S, FMA)                                      \
+    GEMM_PACK_T(pack_t_##sfx, T, V, W, _mm512_, S, TR)
+
+#define MASK_T __mmask16
+#define MASK_N(r) ((__mmask16)((1u << (r)) - 1))
+#define MLOAD(m, p) _mm512_maskz_loadu_ps(m, p)
+#define MSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define FMA_PS(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define HSUM(v) _mm512_reduce_add_ps(v)
+#define HSUM_W(o, v) hsum16_ps(o, v)
+#define HSUM_4(o, v) hsum4_ps(o, v)
+#define DOT_ROWS(rows, s) dot_rows_4x5_ps(rows, s) /* dot_f32's tile is 4 x 5 */
+KERNELS(float, f32, __m512, 16, _ps, FMA_PS, transpose16_ps)
+#undef HSUM
+#undef HSUM_W
+#undef HSUM_4
+#undef DOT_ROWS
+#undef MASK_T
+#undef MASK_N
+#undef MLOAD
+#undef MSTORE
+
+#define MASK_T __mmask8
+#define MASK_N(r) ((__mmask8)((1u << (r)) - 1))
+#define MLOAD(m, p) _mm512_maskz_loadu_pd(m, p)
+#define MSTORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
+#define FMA_PD(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define HSUM(v) _mm512_reduce_add_pd(v)
+#define HSUM_W(o, v) hsum8_pd(o, v)
+#define HSUM_4(o, v) hsum4_pd(o, v)
+#define DOT_ROWS(rows, s) 0
+KERNELS(double, f64, __m512d, 8, _pd, FMA_PD, transpose8_pd)
 
 const struct GemmKernels gemm_kernels_avx512 = {
     .f32 = {.mr = 14, .nr = 32, .kc = 384, .mc = 168, .nc = 2048},

@@ -189,6 +189,35 @@
         }                                                                                    \
     }
 
+/* The transposing pack (struct GemmKernels, pack_t) by an ISA's in-register W x W
+ * transpose TRANSPOSE(V r[W]): W-row groups of the panel, W columns at a time; rows past
+ * w load as zeros, which pads. Full vectors load and store unmasked (AVX2's masked store
+ * is slow). The scalar transpose took a fifth of an A B^T call (AVX2, b64 fwd1). */
+#define GEMM_PACK_T(NAME, T, V, W, P, S, TRANSPOSE)                                          \
+    static void NAME(T *dst, const T *src, size_t ld, size_t w, size_t w_pad, size_t k)      \
+    {                                                                                        \
+        for (size_t i0 = 0; i0 < w_pad; i0 += W) {                                           \
+            size_t g = w > i0 ? (w - i0 < W ? w - i0 : W) : 0;                               \
+            size_t sw = w_pad - i0 < W ? w_pad - i0 : W;                                     \
+            MASK_T sm = MASK_N(sw);                                                          \
+            for (size_t p0 = 0; p0 < k; p0 += W) {                                           \
+                size_t kk = k - p0 < W ? k - p0 : W;                                         \
+                MASK_T lm = MASK_N(kk);                                                      \
+                V r[W];                                                                      \
+                GEMM_UNROLL for (size_t i = 0; i < W; i++)                                   \
+                    r[i] = i >= g ? P##setzero##S()                                          \
+                         : kk == W ? P##loadu##S(src + (i0 + i) * ld + p0)                   \
+                                   : MLOAD(lm, src + (i0 + i) * ld + p0);                    \
+                TRANSPOSE(r);                                                                \
+                GEMM_UNROLL for (size_t p = 0; p < W; p++) {                                 \
+                    if (p >= kk) break;                                                      \
+                    if (sw == W) P##storeu##S(dst + (p0 + p) * w_pad + i0, r[p]);            \
+                    else MSTORE(dst + (p0 + p) * w_pad + i0, sm, r[p]);                      \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+
 /* HSUM_W for an ISA without a transposing tree: out[q] = HSUM(v[q]), q < W. */
 #define GEMM_HSUM_EACH(out, v, W)                                                            \
     do {                                                                                     \
