@@ -125,8 +125,9 @@ extern const struct GemmKernels gemm_kernels_sse2, gemm_kernels_avx2, gemm_kerne
  * off[t] = lead + ((c*rows + ki)*s + kj%s)*len + kj/s - lp(kj%s)). Kernels read whole
  * vectors, up to 2*lanes past the end of a run: the slack after the last slot and lead
  * (>= every lp) before the first keep those reads inside the buffer. Weights are
- * w[o][t] (PyTorch's layout); y and g are one sample's NCHW output and its gradient
- * (O x Ho x Wo). */
+ * w[o][t] (PyTorch's layout); y is one sample's NCHW output (O x Ho x Wo). Its gradient
+ * g comes in rows of whole vectors, gw = ceil(Wo/lanes)*lanes elements each (O x Ho x gw,
+ * zero past Wo; pad_grad makes it): the backward kernels load it aligned and unmasked. */
 struct ConvDims {
     size_t O, K, Ho, Wo, row_step;
     const size_t *off;
@@ -163,6 +164,10 @@ struct ConvKernels {
      * ReLU's output, is; its padding is never copied out */
     void (*unsplit_smask_f32)(const struct ConvDims *d, const float *gxs, const float *xs, float *gx);
     void (*unsplit_smask_f64)(const struct ConvDims *d, const double *gxs, const double *xs, double *gx);
+    /* gp (O x Ho x gw) = the NCHW gradient g in rows of whole vectors; where mask (NCHW like
+     * g, or NULL) is not > 0, zero: a ReLU's backward on the way */
+    void (*pad_grad_f32)(const struct ConvDims *d, const float *g, const float *mask, float *gp);
+    void (*pad_grad_f64)(const struct ConvDims *d, const double *g, const double *mask, double *gp);
 };
 extern const struct ConvKernels conv_kernels_sse2, conv_kernels_avx2, conv_kernels_avx512;
 

@@ -34,7 +34,8 @@
 #define CV_TABLE_DTYPE(sfx)                                                                 \
     .lanes_##sfx = conv_lanes_##sfx, .fwd_##sfx = conv_fwd_##sfx, .wgrad_##sfx = conv_wgrad_##sfx, \
     .igrad_##sfx = conv_igrad_##sfx, .split_##sfx = conv_split_##sfx, .unsplit_##sfx = conv_unsplit_##sfx, \
-    .unsplit_mask_##sfx = conv_unsplit_mask_##sfx, .unsplit_smask_##sfx = conv_unsplit_smask_##sfx
+    .unsplit_mask_##sfx = conv_unsplit_mask_##sfx, .unsplit_smask_##sfx = conv_unsplit_smask_##sfx, \
+    .pad_grad_##sfx = conv_pad_grad_##sfx
 #define CONV_DEFINE_TABLE(isa) \
     const struct ConvKernels conv_kernels_##isa = {CV_TABLE_DTYPE(f32), CV_TABLE_DTYPE(f64)}
 /* The largest power of two <= n and <= cap (cap a power of two, n >= 1). */
@@ -68,11 +69,27 @@ static inline size_t cv_pow2_tile(size_t n, size_t cap)
     case 8: CALL(8); break;                                                                  \
     case 16: CALL(16); break;                                                                \
     }
+/* Every data row (c, ih) of one sample: at, its offset in x (NCHW); sat, the offset of
+ * its slot row (c, ih + pad) in xs. A column block at a time walks all rows (the
+ * block's lane counts are the same for each), so the per-row work is a few vector
+ * operations. The dims are read into locals first: a vector store may alias anything. */
+#define CV_EACH_ROW(d, ...)                                                                  \
+    for (size_t c_ = 0, C_ = (d)->C, H_ = (d)->H, W_ = (d)->W, row_ = (d)->stride * (d)->len,  \
+                plane_ = (d)->rows * row_, sat0_ = (d)->lead + (d)->pad * row_;               \
+         c_ < C_; c_++)                                                                      \
+        for (size_t ih_ = 0, at = c_ * H_ * W_, sat = sat0_ + c_ * plane_; ih_ < H_;          \
+             ih_++, at += W_, sat += row_) {                                                 \
+            __VA_ARGS__                                                                      \
+        }
 #endif
 
 #define FN(name) CV_CAT(name, SFX)
 #define PL (CONV_PART_BYTES / sizeof(T))
 enum { FN(conv_lanes) = EPR };
+
+/* The first n lanes from p (0 <= n <= EPR), the others zero */
+CV_INLINE V FN(load_n)(const T *p, size_t n) { return n == EPR ? VLOAD(p) : n ? VLOAD_PART(p, n) : VZERO(); }
+
 
 /* ---- forward: y[o][oh][col..] = b[o] + sum_t wt[t][o] xs(oh, t)[col..] ----
  * A tile is OB output channels x R rows x NV vectors (R*NV <= 2): each loaded input
@@ -131,6 +148,23 @@ static void FN(conv_fwd)(const struct ConvDims *d, const T *xs, const T *wt, con
     }
 }
 
+/* ---- the output gradient in rows of whole vectors (kernels.h): aligned loads, no tails ---- */
+
+static inline size_t FN(grad_vecs)(const struct ConvDims *d) { return (d->Wo + EPR - 1) / EPR; }
+
+static void FN(conv_pad_grad)(const struct ConvDims *d, const T *g, const T *mask, T *gp)
+{
+    size_t Wo = d->Wo, Wp = FN(grad_vecs)(d) * EPR, n = d->O * d->Ho;
+    for (size_t i = 0; i < Wo; i += EPR) {
+        size_t k = Wo - i < EPR ? Wo - i : EPR;
+        for (size_t r = 0; r < n; r++) {
+            V v = FN(load_n)(g + r * Wo + i, k);
+            if (mask) v = VSEL_GT0(FN(load_n)(mask + r * Wo + i, k), v);
+            VSTORE(gp + r * Wp + i, v);
+        }
+    }
+}
+
 /* ---- weight gradient: part[o][t][0..PL) += folded lanes of sum_oh,ow g[o][oh][ow] xs(oh, t)[ow] ---- */
 
 CV_INLINE void FN(wg_step)(const V *gv, const T *const *xp, size_t i, V acc[][CONV_WG_TB], const int OB,
@@ -157,8 +191,8 @@ CV_INLINE void FN(wg_fold)(T *p, const V *v, const int n)
 CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T *part, T *partb,
                            const size_t *off, const int OB, const int TB)
 {
-    const size_t HW = d->Ho * d->Wo, Wo = d->Wo, Ho = d->Ho, K = d->K, step = d->row_step;
-    const size_t nfull = Wo / EPR, tail = Wo % EPR;
+    const size_t nvec = FN(grad_vecs)(d), Wp = nvec * EPR, HW = d->Ho * Wp, Ho = d->Ho, K = d->K;
+    const size_t step = d->row_step;
     const T *xp[CONV_WG_TB], *gp[CONV_WG_OB];
     CV_UNROLL for (int t = 0; t < TB; t++) xp[t] = xs + off[t];
     CV_UNROLL for (int o = 0; o < OB; o++) gp[o] = g + o * HW;
@@ -168,18 +202,13 @@ CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T 
         CV_UNROLL for (int t = 0; t < TB; t++) acc[o][t] = VZERO();
     }
     for (size_t oh = 0; oh < Ho; oh++) {
-        for (size_t v = 0; v < nfull; v++) {
+        for (size_t v = 0; v < nvec; v++) {
             CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD(gp[o] + v * EPR);
             FN(wg_step)(gv, xp, v * EPR, acc, OB, TB);
             if (partb) CV_UNROLL for (int o = 0; o < OB; o++) accb[o] = VADD(accb[o], gv[o]);
         }
-        if (tail) {
-            CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD_PART(gp[o] + nfull * EPR, tail);
-            FN(wg_step)(gv, xp, nfull * EPR, acc, OB, TB);
-            if (partb) CV_UNROLL for (int o = 0; o < OB; o++) accb[o] = VADD(accb[o], gv[o]);
-        }
         CV_UNROLL for (int t = 0; t < TB; t++) xp[t] += step;
-        CV_UNROLL for (int o = 0; o < OB; o++) gp[o] += Wo;
+        CV_UNROLL for (int o = 0; o < OB; o++) gp[o] += Wp;
     }
     CV_UNROLL for (int o = 0; o < OB; o++) FN(wg_fold)(part + o * K * PL, acc[o], TB);
     if (partb) FN(wg_fold)(partb, accb, OB);
@@ -203,7 +232,7 @@ static void FN(wg_block)(const struct ConvDims *d, const T *xs, const T *g, T *p
  * load every row of g anyway. */
 static void FN(conv_wgrad)(const struct ConvDims *d, const T *xs, const T *g, T *part, T *partb)
 {
-    size_t HW = d->Ho * d->Wo;
+    size_t HW = d->Ho * FN(grad_vecs)(d) * EPR;
     for (size_t o = 0, ob; o < d->O; o += ob) {
         ob = cv_pow2_tile(d->O - o, CONV_WG_OB);
         for (size_t t = 0, tb; t < d->K; t += tb) {
@@ -220,18 +249,16 @@ static void FN(conv_wgrad)(const struct ConvDims *d, const T *xs, const T *g, T 
 CV_INLINE void FN(ig_tile)(const struct ConvDims *d, const T *w, const T *g, T *gxs, size_t oh0, size_t oh1,
                            size_t col, size_t tail, const int TB, const int R, const int NV)
 {
-    const size_t K = d->K, O = d->O, HW = d->Ho * d->Wo, Wo = d->Wo, step = d->row_step;
+    const size_t K = d->K, O = d->O, Wp = FN(grad_vecs)(d) * EPR, HW = d->Ho * Wp, step = d->row_step;
     const size_t *off = d->off;
     for (size_t oh = oh0; oh < oh1; oh += R) {
         V acc[CONV_IG_ACC][2];
         CV_UNROLL for (int t = 0; t < TB; t++) CV_UNROLL for (int p = 0; p < R * NV; p++) acc[t][p] = VZERO();
-        const T *gr = g + oh * Wo + col, *wr = w;
+        const T *gr = g + oh * Wp + col, *wr = w;
+        (void)tail; /* g's rows are whole vectors */
         for (size_t o = 0; o < O; o++, gr += HW, wr += K) {
             V gv[2];
-            CV_UNROLL for (int p = 0; p < R * NV; p++) {
-                const T *src = gr + (p / NV) * Wo + (p % NV) * EPR;
-                gv[p] = p % NV == NV - 1 ? VLOAD_PART(src, tail) : VLOAD(src);
-            }
+            CV_UNROLL for (int p = 0; p < R * NV; p++) gv[p] = VLOAD(gr + (p / NV) * Wp + (p % NV) * EPR);
             CV_UNROLL for (int t = 0; t < TB; t++) {
                 V wv = VSET1(wr[t]);
                 CV_UNROLL for (int p = 0; p < R * NV; p++) acc[t][p] = VFMA(wv, gv[p], acc[t][p]);
@@ -276,132 +303,88 @@ static void FN(conv_igrad)(const struct ConvDims *d, const T *w, const T *g, T *
 /* Padded columns of phase r before the first data column. */
 static inline size_t FN(lead_cols)(size_t r, size_t s, size_t p) { return r < p ? (p - r + s - 1) / s : 0; }
 
-/* dst[0..len) = src[0..n), zeros after (len a multiple of EPR) */
-CV_INLINE void FN(copy_slot)(const T *src, size_t n, T *dst, size_t len)
-{
-    for (size_t i = 0; i < len; i += EPR) {
-        size_t r = i < n ? n - i : 0;
-        VSTORE(dst + i, r >= EPR ? VLOAD(src + i) : VLOAD_PART(src + i, r));
-    }
-}
-
-/* ev[0..len) = src[0, 2, 4, ..), od[0..len) = src[1, 3, ..] from src[0..n), zeros after */
-CV_INLINE void FN(deint_slots)(const T *src, size_t n, T *ev, T *od, size_t len)
-{
-    V e, o;
-    for (size_t j = 0; j < len; j += EPR) {
-        size_t r = 2 * j < n ? n - 2 * j : 0;
-        V a = r >= EPR ? VLOAD(src + 2 * j) : VLOAD_PART(src + 2 * j, r);
-        V b = r >= 2 * EPR ? VLOAD(src + 2 * j + EPR) : VLOAD_PART(src + 2 * j + EPR, r > EPR ? r - EPR : 0);
-        VDEINT2(a, b, e, o);
-        VSTORE(ev + j, e);
-        VSTORE(od + j, o);
-    }
-}
-
 static void FN(zero)(T *p, size_t n)
 {
     for (size_t i = 0; i < n; i += EPR) VSTORE(p + i, VZERO());
 }
 
+/* Every position of xs is written (data, or zeros), so the buffer needs no clearing. */
 static void FN(conv_split)(const struct ConvDims *d, const T *x, T *xs)
 {
-    size_t s = d->stride, p = d->pad, L = d->len, row = s * L;
+    size_t s = d->stride, p = d->pad, L = d->len, W = d->W, row = s * L;
     FN(zero)(xs, d->lead);
     for (size_t c = 0; c < d->C; c++) {
         T *xc = xs + d->lead + c * d->rows * row;
         FN(zero)(xc, p * row);
-        for (size_t ih = 0; ih < d->H; ih++) {
-            const T *src = x + (c * d->H + ih) * d->W;
-            T *dst = xc + (ih + p) * row;
-            if (s == 1) FN(copy_slot)(src, d->W, dst, L);
-            else if (s == 2) FN(deint_slots)(src, d->W, dst + (p % 2) * L, dst + ((p + 1) % 2) * L, L);
-            else
-                for (size_t r = 0; r < s; r++)
-                    for (size_t i = 0, lp = FN(lead_cols)(r, s, p); i < L; i++) {
-                        size_t col = (i + lp) * s + r; /* padded column */
-                        dst[r * L + i] = col >= p && col - p < d->W ? src[col - p] : 0;
-                    }
-        }
         FN(zero)(xc + (d->H + p) * row, (d->rows - d->H - p) * row);
     }
     FN(zero)(xs + d->lead + d->C * d->rows * row, d->slack);
+    if (s == 1) {
+        for (size_t i = 0; i < L; i += EPR) {
+            size_t n = i < W ? (W - i < EPR ? W - i : EPR) : 0;
+            CV_EACH_ROW(d, VSTORE(xs + sat + i, FN(load_n)(x + at + i, n));)
+        }
+    } else if (s == 2) { /* even padded columns to slot p % 2, odd ones to the other */
+        size_t ev = (p % 2) * L, od = ((p + 1) % 2) * L;
+        for (size_t j = 0; j < L; j += EPR) {
+            size_t r = 2 * j < W ? W - 2 * j : 0, na = r < EPR ? r : EPR, nb = r - na < EPR ? r - na : EPR;
+            CV_EACH_ROW(d, V a = FN(load_n)(x + at + 2 * j, na); V b = FN(load_n)(x + at + 2 * j + EPR, nb);
+                        V e; V o; VDEINT2(a, b, e, o); VSTORE(xs + sat + ev + j, e);
+                        VSTORE(xs + sat + od + j, o);)
+        }
+    } else {
+        CV_EACH_ROW(d, for (size_t r = 0; r < s; r++) for (size_t i = 0, lp = FN(lead_cols)(r, s, p); i < L; i++) {
+            size_t col = (i + lp) * s + r; /* padded column */
+            xs[sat + r * L + i] = col >= p && col - p < W ? x[at + col - p] : 0;
+        })
+    }
 }
 
 /* v, or (m not NULL) v where m > 0 and 0 elsewhere: a ReLU's mask applied on the way */
 #define CV_MASK(m, i, v) ((m) ? VSEL_GT0(VLOAD((m) + (i)), v) : (v))
-#define CV_MASK_PART(m, i, v, n) ((m) ? VSEL_GT0(VLOAD_PART((m) + (i), n), v) : (v))
 
-/* dst[0..n) (+)= src[0..n), masked by m (m: overwrite only) */
-CV_INLINE void FN(add_row)(const T *src, size_t n, T *dst, int overwrite, const T *m)
+/* dst[0..n) (+)= v's first n lanes (0 < n <= EPR), masked by m (NCHW) */
+CV_INLINE void FN(put_n)(T *dst, V v, size_t n, int overwrite, const T *m)
 {
-    size_t i = 0;
-    for (; i + EPR <= n; i += EPR) {
-        V v = CV_MASK(m, i, VLOAD(src + i));
-        VSTORE(dst + i, overwrite ? v : VADD(v, VLOAD(dst + i)));
+    if (n == EPR) {
+        v = CV_MASK(m, 0, v);
+        VSTORE(dst, overwrite ? v : VADD(v, VLOAD(dst)));
+    } else {
+        if (m) v = VSEL_GT0(VLOAD_PART(m, n), v);
+        VSTORE_PART(dst, overwrite ? v : VADD(v, VLOAD_PART(dst, n)), n);
     }
-    if (i == n) return;
-    V v = CV_MASK_PART(m, i, VLOAD(src + i), n - i);
-    VSTORE_PART(dst + i, overwrite ? v : VADD(v, VLOAD_PART(dst + i, n - i)), n - i);
 }
 
-/* a, b = ev[j..], od[j..] interleaved; each half masked first by the split mask me, mo
- * (not NULL) where that is kept: the same selection, element for element */
-CV_INLINE void FN(int_pair)(const T *ev, const T *od, const T *me, const T *mo, size_t j, V *a, V *b)
-{
-    V e = VLOAD(ev + j), o = VLOAD(od + j);
-    if (me) e = VSEL_GT0(VLOAD(me + j), e), o = VSEL_GT0(VLOAD(mo + j), o);
-    VINT2(e, o, *a, *b);
-}
-
-/* dst[2j] (+)= ev[j], dst[2j+1] (+)= od[j] for 2j (+1) < n, masked by m (NCHW) or by me,
- * mo (split, like ev, od) */
-CV_INLINE void FN(int_row)(const T *ev, const T *od, size_t n, T *dst, int overwrite, const T *m, const T *me,
-                           const T *mo)
-{
-    size_t j = 0;
-    V a, b;
-    for (; 2 * j + 2 * EPR <= n; j += EPR) {
-        FN(int_pair)(ev, od, me, mo, j, &a, &b);
-        a = CV_MASK(m, 2 * j, a), b = CV_MASK(m, 2 * j + EPR, b);
-        if (!overwrite) a = VADD(a, VLOAD(dst + 2 * j)), b = VADD(b, VLOAD(dst + 2 * j + EPR));
-        VSTORE(dst + 2 * j, a);
-        VSTORE(dst + 2 * j + EPR, b);
-    }
-    size_t r = n - 2 * j, ra = r < EPR ? r : EPR;
-    if (!r) return;
-    FN(int_pair)(ev, od, me, mo, j, &a, &b);
-    a = CV_MASK_PART(m, 2 * j, a, ra);
-    if (!overwrite) a = VADD(a, VLOAD_PART(dst + 2 * j, ra));
-    VSTORE_PART(dst + 2 * j, a, ra);
-    if (r <= EPR) return;
-    b = CV_MASK_PART(m, 2 * j + EPR, b, r - EPR);
-    if (!overwrite) b = VADD(b, VLOAD_PART(dst + 2 * j + EPR, r - EPR));
-    VSTORE_PART(dst + 2 * j + EPR, b, r - EPR);
-}
-
-/* mask: NCHW like gx; smask: split like gxs (at most one not NULL) */
+/* mask: NCHW like gx; smask: split like gxs (at most one not NULL). Column blocks and
+ * the row walk as in the split. */
 CV_INLINE void FN(unsplit_impl)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite, const T *mask,
                                 const T *smask)
 {
-    size_t s = d->stride, p = d->pad, L = d->len, row = s * L;
-    for (size_t c = 0; c < d->C; c++)
-        for (size_t ih = 0; ih < d->H; ih++) {
-            size_t at = (c * d->H + ih) * d->W, sat = d->lead + (c * d->rows + ih + p) * row;
-            T *dst = gx + at;
-            const T *src = gxs + sat, *m = mask ? mask + at : NULL, *sm = smask ? smask + sat : NULL;
-            if (s == 1) FN(add_row)(src, d->W, dst, overwrite, m ? m : sm);
-            else if (s == 2)
-                FN(int_row)(src + (p % 2) * L, src + ((p + 1) % 2) * L, d->W, dst, overwrite, m,
-                            sm ? sm + (p % 2) * L : NULL, sm ? sm + ((p + 1) % 2) * L : NULL);
-            else
-                for (size_t iw = 0; iw < d->W; iw++) {
-                    size_t r = (iw + p) % s, k = r * L + (iw + p) / s - FN(lead_cols)(r, s, p);
-                    T v = src[k];
-                    if ((m && !(m[iw] > 0)) || (sm && !(sm[k] > 0))) v = 0;
-                    dst[iw] = overwrite ? v : dst[iw] + v;
-                }
+    size_t s = d->stride, p = d->pad, L = d->len, W = d->W;
+    if (s == 1) {
+        for (size_t i = 0; i < W; i += EPR) {
+            size_t n = W - i < EPR ? W - i : EPR;
+            CV_EACH_ROW(d, V v = CV_MASK(smask, sat + i, VLOAD(gxs + sat + i));
+                        FN(put_n)(gx + at + i, v, n, overwrite, mask ? mask + at + i : NULL);)
         }
+    } else if (s == 2) {
+        size_t ev = (p % 2) * L, od = ((p + 1) % 2) * L;
+        for (size_t j = 0; 2 * j < W; j += EPR) {
+            size_t r = W - 2 * j, na = r < EPR ? r : EPR, nb = r - na < EPR ? r - na : EPR;
+            CV_EACH_ROW(d, V e = CV_MASK(smask, sat + ev + j, VLOAD(gxs + sat + ev + j));
+                        V o = CV_MASK(smask, sat + od + j, VLOAD(gxs + sat + od + j)); V a; V b;
+                        VINT2(e, o, a, b); T *dst = gx + at + 2 * j; const T *m = mask ? mask + at + 2 * j : NULL;
+                        FN(put_n)(dst, a, na, overwrite, m);
+                        if (nb) FN(put_n)(dst + EPR, b, nb, overwrite, m ? m + EPR : NULL);)
+        }
+    } else {
+        CV_EACH_ROW(d, for (size_t iw = 0; iw < W; iw++) {
+            size_t r = (iw + p) % s, k = sat + r * L + (iw + p) / s - FN(lead_cols)(r, s, p);
+            T v = gxs[k];
+            if ((mask && !(mask[at + iw] > 0)) || (smask && !(smask[k] > 0))) v = 0;
+            gx[at + iw] = overwrite ? v : gx[at + iw] + v;
+        })
+    }
 }
 
 static void FN(conv_unsplit)(const struct ConvDims *d, const T *gxs, T *gx, int overwrite)
@@ -432,4 +415,3 @@ static void FN(conv_unsplit_smask)(const struct ConvDims *d, const T *gxs, const
 #undef VFOLD_ADD
 #undef VFOLD4_ADD
 #undef CV_MASK
-#undef CV_MASK_PART

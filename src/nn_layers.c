@@ -246,6 +246,13 @@ static size_t conv_split_size(const struct ConvCtx *cx)
     return cx->d.lead + cx->q.C * cx->d.rows * cx->q.stride * cx->d.len + cx->d.slack;
 }
 
+/* Elements of one sample's output gradient in rows of whole vectors (kernels.h) */
+static size_t conv_grad_rows_size(const struct ConvCtx *cx, size_t es)
+{
+    size_t lanes = (size_t)(es == sizeof(float) ? cx->ck->lanes_f32 : cx->ck->lanes_f64);
+    return cx->q.O * cx->q.Ho * round_up(cx->q.Wo, lanes);
+}
+
 /* xs_all holds every sample's split input (kept for the weight gradient), or is NULL:
  * then one sample's at a time in the scratch. */
 #define CONV_DIRECT_FWD(T, sfx)                                                                \
@@ -292,20 +299,17 @@ GEN_BOTH(CONV_REDUCE)
         size_t xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T), gn = q->O * q->Ho * q->Wo; \
         size_t npart = (q->O * cx->d.K + q->O) * pl;                                           \
         T *gxs = scratch, *part = gxs + (gx ? xsn : 0), *partb = gb ? part + q->O * cx->d.K * pl : NULL; \
-        T *gm = part + (gw ? npart : 0), *wp = gm + (y ? gn : 0);                              \
+        T *gp = part + (gw ? npart : 0), *wp = gp + conv_grad_rows_size(cx, sizeof(T));        \
         if (gw) memset(part, 0, npart * sizeof(T));                                            \
         for (size_t i = 0; gx && i < q->O * cx->d.K; i++) /* weights in igrad's tap order */  \
             wp[i] = ((const T *)w)[i - i % cx->d.K + cx->ig_tap[i % cx->d.K]];                \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            const T *gs = g + n * gn;                                                          \
-            if (y) { /* the ReLU's mask, while the sample's gradient is in cache */            \
-                kernels_get()->ew->relu_bwd_set_##sfx(gn, y + n * gn, gs, gm);                 \
-                gs = gm;                                                                       \
-            }                                                                                  \
-            if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, gs, part, partb);                \
+            /* in whole-vector rows, the ReLU's mask applied on the way */                     \
+            cx->ck->pad_grad_##sfx(&cx->d, g + n * gn, y ? y + n * gn : NULL, gp);             \
+            if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, gp, part, partb);                \
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
-            cx->ck->igrad_##sfx(&cx->dg, wp, gs, gxs);                                         \
+            cx->ck->igrad_##sfx(&cx->dg, wp, gp, gxs);                                         \
             /* the kept xs is the fused input's ReLU output, just read by wgrad: in cache */ \
             if (xmask && xs) cx->ck->unsplit_smask_##sfx(&cx->d, gxs, xs + n * xsn, gx + n * xn); \
             else if (xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, xmask + n * xn, gx + n * xn); \
@@ -359,7 +363,7 @@ static void conv2d_backward_direct(struct Node *self)
     int overwrite = 0, w_overwrite = 0, b_overwrite = 0;
     size_t es = dtype_size(dt), HW = q->Ho * q->Wo;
     size_t need = (want_w ? (q->O * cx->d.K + q->O) * CONV_PART_BYTES / es : 0) +
-                  (want_x ? conv_split_size(cx) + q->O * cx->d.K : 0) + (cx->relu ? q->O * HW : 0);
+                  (want_x ? conv_split_size(cx) + q->O * cx->d.K : 0) + conv_grad_rows_size(cx, es);
     void *scratch = graph_scratch(self->graph, need * es);
     void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
     void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
