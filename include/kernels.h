@@ -126,13 +126,16 @@ extern const struct GemmKernels gemm_kernels_sse2, gemm_kernels_avx2, gemm_kerne
  * vectors, up to 2*lanes past the end of a run: the slack after the last slot and lead
  * (>= every lp) before the first keep those reads inside the buffer. Weights are
  * w[o][t] (PyTorch's layout); y is one sample's NCHW output (O x Ho x Wo). Its gradient
- * g comes in rows of whole vectors, gw = ceil(Wo/lanes)*lanes elements each (O x Ho x gw,
- * zero past Wo; pad_grad makes it): the backward kernels load it aligned and unmasked. */
+ * g comes to igrad in rows of whole vectors, gw = ceil(Wo/lanes)*lanes elements each
+ * (O x Ho x gw, zero past Wo; pad_grad makes it), loaded aligned and unmasked; to wgrad
+ * either so or NCHW (rows of Wo, d->g_row says which): the copy pays for itself only
+ * when it is made anyway (a ReLU's mask) or feeds both. */
 struct ConvDims {
     size_t O, K, Ho, Wo, row_step;
     const size_t *off;
     size_t C, H, W, stride, pad, rows, len, lead, slack;   /* the input and its split layout */
     int relu;   /* fwd stores max(0, y): a ReLU fused into the convolution */
+    size_t g_row;   /* wgrad: elements between rows of g, Wo (NCHW) or gw (whole vectors) */
 };
 /* The weight gradient's partial sums per weight, in bytes: few enough to stay in L1. */
 #define CONV_PART_BYTES 16

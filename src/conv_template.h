@@ -191,8 +191,8 @@ CV_INLINE void FN(wg_fold)(T *p, const V *v, const int n)
 CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T *part, T *partb,
                            const size_t *off, const int OB, const int TB)
 {
-    const size_t nvec = FN(grad_vecs)(d), Wp = nvec * EPR, HW = d->Ho * Wp, Ho = d->Ho, K = d->K;
-    const size_t step = d->row_step;
+    const size_t Wp = d->g_row, HW = d->Ho * Wp, Ho = d->Ho, K = d->K, step = d->row_step;
+    const size_t nfull = Wp == d->Wo ? d->Wo / EPR : FN(grad_vecs)(d), tail = Wp == d->Wo ? d->Wo % EPR : 0;
     const T *xp[CONV_WG_TB], *gp[CONV_WG_OB];
     CV_UNROLL for (int t = 0; t < TB; t++) xp[t] = xs + off[t];
     CV_UNROLL for (int o = 0; o < OB; o++) gp[o] = g + o * HW;
@@ -202,9 +202,14 @@ CV_INLINE void FN(wg_tile)(const struct ConvDims *d, const T *xs, const T *g, T 
         CV_UNROLL for (int t = 0; t < TB; t++) acc[o][t] = VZERO();
     }
     for (size_t oh = 0; oh < Ho; oh++) {
-        for (size_t v = 0; v < nvec; v++) {
+        for (size_t v = 0; v < nfull; v++) {
             CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD(gp[o] + v * EPR);
             FN(wg_step)(gv, xp, v * EPR, acc, OB, TB);
+            if (partb) CV_UNROLL for (int o = 0; o < OB; o++) accb[o] = VADD(accb[o], gv[o]);
+        }
+        if (tail) {
+            CV_UNROLL for (int o = 0; o < OB; o++) gv[o] = VLOAD_PART(gp[o] + nfull * EPR, tail);
+            FN(wg_step)(gv, xp, nfull * EPR, acc, OB, TB);
             if (partb) CV_UNROLL for (int o = 0; o < OB; o++) accb[o] = VADD(accb[o], gv[o]);
         }
         CV_UNROLL for (int t = 0; t < TB; t++) xp[t] += step;
@@ -232,7 +237,7 @@ static void FN(wg_block)(const struct ConvDims *d, const T *xs, const T *g, T *p
  * load every row of g anyway. */
 static void FN(conv_wgrad)(const struct ConvDims *d, const T *xs, const T *g, T *part, T *partb)
 {
-    size_t HW = d->Ho * FN(grad_vecs)(d) * EPR;
+    size_t HW = d->Ho * d->g_row;
     for (size_t o = 0, ob; o < d->O; o += ob) {
         ob = cv_pow2_tile(d->O - o, CONV_WG_OB);
         for (size_t t = 0, tb; t < d->K; t += tb) {

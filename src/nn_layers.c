@@ -223,7 +223,7 @@ static void conv_direct_setup(struct ConvCtx *cx, size_t lanes, struct Arena *a)
                 off[t++] = lead + ((c * rows + ki) * s + r) * len + kj / s - lp;
             }
     cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * len, off, q->C, q->H, q->W, s, p, rows, len, lead, 2 * lanes,
-                              cx->relu};
+                              cx->relu, q->Wo};
     /* The input gradient adds each tap's tile into the split gradient by load-add-store.
      * Taps of one channel overlap there (one element or row apart), and a load that
      * overlaps a store just before it waits for that store; taken kernel position first,
@@ -300,16 +300,22 @@ GEN_BOTH(CONV_REDUCE)
         size_t npart = (q->O * cx->d.K + q->O) * pl;                                           \
         T *gxs = scratch, *part = gxs + (gx ? xsn : 0), *partb = gb ? part + q->O * cx->d.K * pl : NULL; \
         T *gp = part + (gw ? npart : 0), *wp = gp + conv_grad_rows_size(cx, sizeof(T));        \
+        int pad = y || gx;                                                                     \
+        struct ConvDims dw = cx->d;                                                            \
+        dw.g_row = pad ? conv_grad_rows_size(cx, sizeof(T)) / (q->O * q->Ho) : q->Wo;           \
         if (gw) memset(part, 0, npart * sizeof(T));                                            \
         for (size_t i = 0; gx && i < q->O * cx->d.K; i++) /* weights in igrad's tap order */  \
             wp[i] = ((const T *)w)[i - i % cx->d.K + cx->ig_tap[i % cx->d.K]];                \
         for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            /* in whole-vector rows, the ReLU's mask applied on the way */                     \
-            cx->ck->pad_grad_##sfx(&cx->d, g + n * gn, y ? y + n * gn : NULL, gp);             \
-            if (gw) cx->ck->wgrad_##sfx(&cx->d, xs + n * xsn, gp, part, partb);                \
+            const T *gs = g + n * gn;                                                          \
+            if (pad) { /* in whole-vector rows, the ReLU's mask applied on the way */          \
+                cx->ck->pad_grad_##sfx(&cx->d, gs, y ? y + n * gn : NULL, gp);                  \
+                gs = gp;                                                                       \
+            }                                                                                  \
+            if (gw) cx->ck->wgrad_##sfx(&dw, xs + n * xsn, gs, part, partb);                    \
             if (!gx) continue;                                                                 \
             memset(gxs, 0, xsn * sizeof(T));                                                   \
-            cx->ck->igrad_##sfx(&cx->dg, wp, gp, gxs);                                         \
+            cx->ck->igrad_##sfx(&cx->dg, wp, gs, gxs);                                         \
             /* the kept xs is the fused input's ReLU output, just read by wgrad: in cache */ \
             if (xmask && xs) cx->ck->unsplit_smask_##sfx(&cx->d, gxs, xs + n * xsn, gx + n * xn); \
             else if (xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, xmask + n * xn, gx + n * xn); \

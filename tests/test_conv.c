@@ -118,9 +118,12 @@ TEST_ISA(conv_direct_and_gemm_paths_match_naive_loops)
             check_case(&cases[i], dt, 1000 + 10 * i, 1, i % 2);
 }
 
+/* Also the weight gradient's NCHW path: without an input gradient or a mask to make, the
+ * direct path reads the output gradient in place (kernels.h) */
 TEST_ISA(conv_first_layer_makes_no_input_gradient)
 {
-    for (uint32_t dt = 0; dt < DT_COUNT; dt++) check_case(&cases[0], dt, 77, 0, 0);
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i], dt, 77 + 10 * i, 0, i % 2);
 }
 
 /* Frozen weights: the bias gradient alone (the direct path sums it beside the weight
