@@ -5,7 +5,8 @@
  *   input_dim=784                     activation=ReLU|Sigmoid|Tanh|Softmax, dtype=float32|float64
  *   layer=Linear,784,64             [train] keys: optimizer=Adam|SGD, lr, epochs, batch_size,
  *   activation=ReLU                   loss=CrossEntropy|MSE, momentum, beta1, beta2, eps, seed,
- *   [train]                           shuffle=0|1, normalize=none|minmax|standard
+ *   [train]                           shuffle=0|1, normalize=none|minmax|standard,
+ *                                     lr_schedule=constant|cosine (beyond SPEC's keys)
  *   lr=0.001
  * CRLF, a UTF-8 BOM, spaces around '=' and inline '#' comments are accepted. Errors
  * are "file:line: message" (with a "did you mean" hint for misspelt names). Each
@@ -14,6 +15,7 @@
 #define MINIDL_CONFIG_PARSER_H
 
 #include "nn_layers.h"
+#include "optimizers.h"   /* enum LrSchedule */
 
 #define CONFIG_MAX_LAYERS 64
 
@@ -36,6 +38,7 @@ struct TrainConfig {
     uint64_t seed;
     int shuffle;
     int normalize;             /* enum NormKind */
+    int lr_schedule;           /* enum LrSchedule, over all steps of all epochs */
     uint32_t dtype;            /* DT_FLOAT32 or DT_FLOAT64 */
     uint32_t input_ndim;       /* 1 (input_dim) or 3 (input_shape) */
     uint64_t input_shape[3];
@@ -47,7 +50,8 @@ struct TrainConfig {
 };
 
 /* Defaults: Adam, lr 0.001, epochs 10, batch_size 64, CrossEntropy, momentum 0,
- * beta1 0.9, beta2 0.999, eps 1e-8, seed 42, shuffle 1, normalize none, float32. */
+ * beta1 0.9, beta2 0.999, eps 1e-8, seed 42, shuffle 1, normalize none, lr_schedule
+ * constant, float32. */
 void config_defaults(struct TrainConfig *cfg);
 int config_parse_text(const char *text, size_t len, const char *filename,
                       struct TrainConfig *cfg, char *err, size_t errlen);

@@ -1,4 +1,5 @@
-/* optimizers: SGD with momentum and Adam, exactly PyTorch's formulas.
+/* optimizers: SGD with momentum and Adam, exactly PyTorch's formulas, and the
+ * learning-rate schedules (cosine as PyTorch's CosineAnnealingLR with eta_min 0, per step).
  *
  * SGD:  v = momentum*v + g;  p -= lr*v          (momentum 0: p -= lr*g; no state)
  * Adam: m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
@@ -24,5 +25,13 @@ struct Optimizer *optim_sgd_create(struct Tensor **params, struct Tensor **grads
 struct Optimizer *optim_adam_create(struct Tensor **params, struct Tensor **grads, uint32_t n,
                                     double lr, double beta1, double beta2, double eps);
 void optim_free(struct Optimizer *opt);
+/* The learning rate of the next steps (a schedule sets it step by step), and reading it. */
+void optim_set_lr(struct Optimizer *opt, double lr);
+double optim_lr(const struct Optimizer *opt);
+
+/* Learning-rate schedules over a run of `total` steps: constant, or cosine decay from lr
+ * at step 0 towards 0 at step total (lr * (1 + cos(pi * step / total)) / 2). */
+enum LrSchedule { LR_CONSTANT = 0, LR_COSINE = 1 };
+double optim_lr_at(int schedule, double lr, uint64_t step, uint64_t total);
 
 #endif

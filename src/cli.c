@@ -168,6 +168,7 @@ int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, 
 {
     const struct TrainConfig *c = &net->cfg;
     uint64_t nb = dataset_num_batches(ds, c->batch_size), hits = 0, seen = 0;
+    uint64_t first = (epoch - 1) * nb, total = c->epochs * nb; /* the schedule's steps */
     if (max_steps && max_steps < nb) nb = max_steps;
     double sum = 0;
     memset(st, 0, sizeof *st);
@@ -193,6 +194,7 @@ int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, 
         net_params_apply(net, node_grad_invalidate);
         backward(loss);
         net_params_apply(net, node_grad_settle);
+        optim_set_lr(opt, optim_lr_at(c->lr_schedule, c->lr, first + b, total));
         opt->step(opt);
         graph_reset(g);
         if (progress) progress(ctx, b + 1, nb, sum / (double)seen);

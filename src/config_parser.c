@@ -110,6 +110,7 @@ static const struct Name optimizers[] = {{"Adam", 0}, {"SGD", 1}};
 static const struct Name losses[] = {{"CrossEntropy", LOSS_CROSS_ENTROPY}, {"MSE", LOSS_MSE}};
 static const struct Name dtypes[] = {{"float32", DT_FLOAT32}, {"float64", DT_FLOAT64}};
 static const struct Name norms[] = {{"none", NORM_NONE}, {"minmax", NORM_MINMAX}, {"standard", NORM_STANDARD}};
+static const struct Name schedules[] = {{"constant", LR_CONSTANT}, {"cosine", LR_COSINE}};
 
 /* ---- numbers ---- */
 
@@ -264,6 +265,11 @@ static int key_normalize(struct Parser *p, int line, char *v)
     return LOOKUP(p, line, "normalize value", v, norms, &p->cfg->normalize);
 }
 
+static int key_lr_schedule(struct Parser *p, int line, char *v)
+{
+    return LOOKUP(p, line, "lr_schedule", v, schedules, &p->cfg->lr_schedule);
+}
+
 static int key_shuffle(struct Parser *p, int line, char *v)
 {
     if (str_cmp(v, "0") && str_cmp(v, "1")) return fail(p, line, "shuffle must be 0 or 1, got '%s'", v);
@@ -308,7 +314,7 @@ static const struct KeyDef keys[] = {
     {"momentum", SEC_TRAIN, 0, key_momentum},     {"beta1", SEC_TRAIN, 0, key_beta1},
     {"beta2", SEC_TRAIN, 0, key_beta2},           {"eps", SEC_TRAIN, 0, key_eps},
     {"seed", SEC_TRAIN, 0, key_seed},             {"shuffle", SEC_TRAIN, 0, key_shuffle},
-    {"normalize", SEC_TRAIN, 0, key_normalize},
+    {"normalize", SEC_TRAIN, 0, key_normalize},   {"lr_schedule", SEC_TRAIN, 0, key_lr_schedule},
 };
 #define N_KEYS (sizeof keys / sizeof *keys)
 _Static_assert(N_KEYS <= sizeof ((struct Parser *)0)->key_line / sizeof(int), "key_line too small");
@@ -539,6 +545,7 @@ void config_defaults(struct TrainConfig *cfg)
     cfg->seed = 42;
     cfg->shuffle = 1;
     cfg->normalize = NORM_NONE;
+    cfg->lr_schedule = LR_CONSTANT;
     cfg->dtype = DT_FLOAT32;
 }
 

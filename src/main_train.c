@@ -166,12 +166,14 @@ int main(int argc, char **argv)
                   (unsigned long long)e, (unsigned long long)st.steps,
                   (unsigned long long)dataset_num_batches(&ds, cfg.batch_size), cfg.lr);
         if (o.quiet) continue;
+        char lr[48] = ""; /* where a schedule moves it: the last step's */
+        if (cfg.lr_schedule != LR_CONSTANT) snprintf(lr, sizeof lr, "  lr %.3g", optim_lr(opt));
         if (cfg.loss == LOSS_CROSS_ENTROPY)
-            log_err("epoch %llu/%llu  loss %.6f  accuracy %.4f  %.3f s  %.0f samples/s", (unsigned long long)e,
-                    (unsigned long long)cfg.epochs, st.loss, st.accuracy, dt, (double)ds.n / dt);
+            log_err("epoch %llu/%llu  loss %.6f  accuracy %.4f  %.3f s  %.0f samples/s%s", (unsigned long long)e,
+                    (unsigned long long)cfg.epochs, st.loss, st.accuracy, dt, (double)ds.n / dt, lr);
         else
-            log_err("epoch %llu/%llu  loss %.6g  %.3f s  %.0f samples/s", (unsigned long long)e,
-                    (unsigned long long)cfg.epochs, st.loss, dt, (double)ds.n / dt);
+            log_err("epoch %llu/%llu  loss %.6g  %.3f s  %.0f samples/s%s", (unsigned long long)e,
+                    (unsigned long long)cfg.epochs, st.loss, dt, (double)ds.n / dt, lr);
     }
     if (model_save(o.out, net.named, net.n_named, cfg_text, err, sizeof err)) fatal("%s", err);
     if (!o.quiet) log_err("saved %s (%.2f s of training)", o.out, time_now() - t_all);

@@ -23,6 +23,15 @@ struct OptState {
 
 static size_t round_up(size_t n) { return (n + OPT_ALIGN - 1) & ~(size_t)(OPT_ALIGN - 1); }
 
+void optim_set_lr(struct Optimizer *opt, double lr) { ((struct OptState *)opt->state)->lr = lr; }
+double optim_lr(const struct Optimizer *opt) { return ((const struct OptState *)opt->state)->lr; }
+
+double optim_lr_at(int schedule, double lr, uint64_t step, uint64_t total)
+{
+    if (schedule != LR_COSINE || total == 0) return lr;
+    return lr * 0.5 * (1 + cos(M_PI * (double)step / (double)total));
+}
+
 static size_t param_bytes(const struct Tensor *t) { return tensor_numel(t) * dtype_size(t->dtype); }
 
 /* Checks the pairs once, so the steps can trust them. */

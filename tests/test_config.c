@@ -64,6 +64,7 @@ TEST(config_defaults_documented)
     EXPECT_EQ_INT(c.seed, 42);
     EXPECT_EQ_INT(c.shuffle, 1);
     EXPECT_EQ_INT(c.normalize, NORM_NONE);
+    EXPECT_EQ_INT(c.lr_schedule, LR_CONSTANT);
     EXPECT_EQ_INT(c.dtype, DT_FLOAT32);
     EXPECT_EQ_INT(c.n_layers, 0);
 }
@@ -178,7 +179,8 @@ TEST(config_every_key_lands)
         "eps=1e-6\n"
         "seed=123\n"
         "shuffle=0\n"
-        "normalize=minmax\n";
+        "normalize=minmax\n"
+        "lr_schedule=cosine\n";
     struct TrainConfig c;
     char err[256];
     EXPECT_MSG(parse(text, &c, err, sizeof err) == 0, "%s", err);
@@ -202,6 +204,7 @@ TEST(config_every_key_lands)
     EXPECT_EQ_INT(c.seed, 123);
     EXPECT_EQ_INT(c.shuffle, 0);
     EXPECT_EQ_INT(c.normalize, NORM_MINMAX);
+    EXPECT_EQ_INT(c.lr_schedule, LR_COSINE);
 }
 
 /* A valid [model] to which a bad [train] line is appended (that line is line 5). */
@@ -233,6 +236,8 @@ static const struct { const char *text, *msg; } bad[] = {
     {MODEL "loss=mse\n", "t.ini:5: unknown loss 'mse' (did you mean 'MSE'?)"},
     {MODEL "loss=NLL\n", "t.ini:5: unknown loss 'NLL' (expected CrossEntropy or MSE)"},
     {MODEL "normalize=zscore\n", "t.ini:5: unknown normalize value 'zscore' (expected none, minmax or standard)"},
+    {MODEL "lr_schedule=step\n", "t.ini:5: unknown lr_schedule 'step' (expected constant or cosine)"},
+    {MODEL "lr_schedule=cosin\n", "t.ini:5: unknown lr_schedule 'cosin' (did you mean 'cosine'?)"},
     {MODEL "lr=abc\n", "t.ini:5: lr: 'abc' is not a number"},
     {MODEL "lr=0.1x\n", "t.ini:5: lr: '0.1x': trailing characters after the number"},
     {MODEL "lr=nan\n", "t.ini:5: lr: 'nan': NaN or Inf is not allowed"},

@@ -167,6 +167,36 @@ TEST_ISA(optim_hand_computed_step)
     hand_case(DT_FLOAT64);
 }
 
+/* Cosine decay (PyTorch's CosineAnnealingLR, eta_min 0): lr (1 + cos(pi k / T)) / 2 */
+TEST(optim_lr_schedules)
+{
+    EXPECT_NEAR(optim_lr_at(LR_COSINE, 0.004, 0, 100), 0.004, 1e-18);
+    EXPECT_NEAR(optim_lr_at(LR_COSINE, 0.004, 25, 100), 0.002 * (1 + sqrt(0.5)), 1e-18);
+    EXPECT_NEAR(optim_lr_at(LR_COSINE, 0.004, 50, 100), 0.002, 1e-18);
+    EXPECT_NEAR(optim_lr_at(LR_COSINE, 0.004, 99, 100), 0.002 * (1 - cos(M_PI / 100)), 1e-18);
+    EXPECT_NEAR(optim_lr_at(LR_COSINE, 0.004, 100, 100), 0, 1e-18);
+    for (uint64_t k = 0; k < 300; k += 37) EXPECT_NEAR(optim_lr_at(LR_CONSTANT, 0.004, k, 100), 0.004, 0);
+
+    /* the rate set is the one a step uses: SGD 0.5 - 0.05*0.2, Adam 0.5 - 0.02*0.2/(0.2 + 1e-8) */
+    uint64_t one[1] = {1};
+    struct Tensor *p = tensor_create(1, one, DT_FLOAT64), *g = tensor_create(1, one, DT_FLOAT64);
+    set(p, 0, 0.5), set(g, 0, 0.2);
+    struct Optimizer *o = optim_sgd_create(&p, &g, 1, 0.1, 0);
+    optim_set_lr(o, 0.05);
+    EXPECT_NEAR(optim_lr(o), 0.05, 0);
+    o->step(o);
+    EXPECT_NEAR(tensor_at(p, 0), 0.49, 1e-15);
+    optim_free(o);
+    set(p, 0, 0.5);
+    o = optim_adam_create(&p, &g, 1, 0.01, 0.9, 0.999, 1e-8);
+    optim_set_lr(o, 0.02);
+    o->step(o);
+    EXPECT_NEAR(tensor_at(p, 0), 0.480000001, 1e-15);
+    optim_free(o);
+    tensor_free(p);
+    tensor_free(g);
+}
+
 TEST(optim_zero_grad)
 {
     for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
