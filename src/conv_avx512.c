@@ -20,7 +20,7 @@ static const int64_t lo64[8] = {0, 8, 1, 9, 2, 10, 3, 11}, hi64[8] = {4, 12, 5, 
 #define VSTORE_PART(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
 #define CONV_FWD_ACC 16
 #define CONV_WG_OB 4
-#define CONV_WG_TB 4
+#define CONV_WG_TB 5
 #define CONV_IG_ACC 16
 #define VDEINT2(a, b, ev, od) do { __m512 a_ = (a), b_ = (b);                                   \
     ev = _mm512_permutex2var_ps(a_, IDX(even32), b_), od = _mm512_permutex2var_ps(a_, IDX(odd32), b_); } while (0)
@@ -45,7 +45,7 @@ static const int64_t lo64[8] = {0, 8, 1, 9, 2, 10, 3, 11}, hi64[8] = {4, 12, 5, 
 #define VSTORE_PART(p, v, n) _mm512_mask_storeu_pd(p, (__mmask8)((1u << (n)) - 1), v)
 #define CONV_FWD_ACC 16
 #define CONV_WG_OB 4
-#define CONV_WG_TB 4
+#define CONV_WG_TB 5
 #define CONV_IG_ACC 16
 #define VDEINT2(a, b, ev, od) do { __m512d a_ = (a), b_ = (b);                                  \
     ev = _mm512_permutex2var_pd(a_, IDX(even64), b_), od = _mm512_permutex2var_pd(a_, IDX(odd64), b_); } while (0)

@@ -10,7 +10,8 @@
  *   VLOAD_PART(p, n)       the first n lanes from p, the others zero (1 <= n <= EPR)
  *   VSTORE_PART(p, v, n)   stores the first n lanes of v to p
  *   CONV_FWD_ACC     accumulator registers of a forward tile (out channels x vectors)
- *   CONV_WG_OB, CONV_WG_TB   weight-gradient tile: out channels x taps
+ *   CONV_WG_OB, CONV_WG_TB   weight-gradient tile: out channels (a power of two) x taps (any
+ *                            count; the last taps of a row in powers of two up to 4)
  *   CONV_IG_ACC      accumulator registers of an input-gradient tile (taps x vectors)
  *   VDEINT2(a, b, ev, od)  ev, od = the even and odd elements of the 2*EPR in a, b
  *   VINT2(ev, od, a, b)    its inverse
@@ -227,7 +228,7 @@ static void FN(wg_block)(const struct ConvDims *d, const T *xs, const T *g, T *p
         FN(wg_tile)(d, xs, g, part, partb, off, OB_ <= CONV_WG_OB ? OB_ : 1, TB_ <= CONV_WG_TB ? TB_ : 1); \
         return;                                                                               \
     }
-#define CV_WG_ROW(OB_) CV_WG(OB_, 1) CV_WG(OB_, 2) CV_WG(OB_, 4) CV_WG(OB_, 8)
+#define CV_WG_ROW(OB_) CV_WG(OB_, 1) CV_WG(OB_, 2) CV_WG(OB_, 4) CV_WG(OB_, CONV_WG_TB)
     CV_WG_ROW(1) CV_WG_ROW(2) CV_WG_ROW(4)
 #undef CV_WG_ROW
 #undef CV_WG
@@ -241,7 +242,7 @@ static void FN(conv_wgrad)(const struct ConvDims *d, const T *xs, const T *g, T 
     for (size_t o = 0, ob; o < d->O; o += ob) {
         ob = cv_pow2_tile(d->O - o, CONV_WG_OB);
         for (size_t t = 0, tb; t < d->K; t += tb) {
-            tb = cv_pow2_tile(d->K - t, CONV_WG_TB);
+            tb = d->K - t >= CONV_WG_TB ? CONV_WG_TB : cv_pow2_tile(d->K - t, 4);
             FN(wg_block)(d, xs, g + o * HW, part + (o * d->K + t) * PL, t || !partb ? NULL : partb + o * PL,
                          d->off + t, ob, tb);
         }
