@@ -8,32 +8,48 @@
 #include <math.h>
 #include <string.h>
 
+/* A net from a config, trained on the bundled digits, as train sets it up. */
+struct Rig {
+    struct TrainConfig cfg;
+    struct Net net;
+    struct Dataset ds;
+    struct Optimizer *opt;
+    struct Graph g;
+};
+
+static void rig_init(struct Rig *r, const char *cfg_text, const char *what)
+{
+    char err[512];
+    EXPECT_MSG(config_parse_text(cfg_text, strlen(cfg_text), what, &r->cfg, err, sizeof err) == 0, "%s", err);
+    net_init(&r->net, &r->cfg, r->cfg.seed);
+    EXPECT_MSG(dataset_load(&r->ds, "data/digits_train_x.csv", "data/digits_train_y.csv", r->cfg.dtype, 10, err,
+                            sizeof err) == 0, "%s", err);
+    r->opt = net_optimizer_create(&r->net);
+    graph_init(&r->g);
+}
+
+static void rig_free(struct Rig *r)
+{
+    graph_free(&r->g);
+    optim_free(r->opt);
+    dataset_free(&r->ds);
+    net_free(&r->net);
+}
+
 static void check_epochs_without_heap(const char *cfg_text, const char *what)
 {
-    struct TrainConfig cfg;
-    char err[512];
-    EXPECT_MSG(config_parse_text(cfg_text, strlen(cfg_text), what, &cfg, err, sizeof err) == 0, "%s", err);
-    struct Net net;
-    net_init(&net, &cfg, cfg.seed);
-    struct Dataset ds;
-    EXPECT_MSG(dataset_load(&ds, "data/digits_train_x.csv", "data/digits_train_y.csv", cfg.dtype, 10, err,
-                            sizeof err) == 0, "%s", err);
-    struct Optimizer *opt = net_optimizer_create(&net);
-    struct Graph g;
-    graph_init(&g);
+    struct Rig r;
+    rig_init(&r, cfg_text, what);
     struct EpochStats st;
-    EXPECT(net_train_epoch(&net, &ds, opt, &g, 1, 0, NULL, NULL, &st) == 0);
+    EXPECT(net_train_epoch(&r.net, &r.ds, r.opt, &r.g, 1, 0, NULL, NULL, &st) == 0);
     double first = st.loss;
     uint64_t calls = mem_alloc_calls();
-    EXPECT(net_train_epoch(&net, &ds, opt, &g, 2, 0, NULL, NULL, &st) == 0);
+    EXPECT(net_train_epoch(&r.net, &r.ds, r.opt, &r.g, 2, 0, NULL, NULL, &st) == 0);
     EXPECT_MSG(mem_alloc_calls() == calls, "%s: %llu heap allocations in epoch 2", what,
                (unsigned long long)(mem_alloc_calls() - calls));
     EXPECT_MSG(st.loss < first, "%s: loss %g -> %g", what, first, st.loss);
     EXPECT_EQ_INT(st.steps, 45); /* 1437 rows in batches of 32, the last partial */
-    graph_free(&g);
-    optim_free(opt);
-    dataset_free(&ds);
-    net_free(&net);
+    rig_free(&r);
 }
 
 TEST(train_loop_makes_no_heap_allocation_after_the_first_epoch)
@@ -57,30 +73,17 @@ static void spy_step(struct Optimizer *o)
 
 TEST(train_loop_follows_the_lr_schedule)
 {
-    const char *text = "[model]\ninput_dim=64\nlayer=Linear,64,10\n[train]\nbatch_size=32\nlr=0.004\n"
-                       "epochs=2\nlr_schedule=cosine\n";
-    struct TrainConfig cfg;
-    char err[512];
-    EXPECT_MSG(config_parse_text(text, strlen(text), "cos.ini", &cfg, err, sizeof err) == 0, "%s", err);
-    struct Net net;
-    net_init(&net, &cfg, cfg.seed);
-    struct Dataset ds;
-    EXPECT_MSG(dataset_load(&ds, "data/digits_train_x.csv", "data/digits_train_y.csv", cfg.dtype, 10, err,
-                            sizeof err) == 0, "%s", err);
-    struct Optimizer *opt = net_optimizer_create(&net);
-    spy.step = opt->step, spy.n = 0;
-    opt->step = spy_step;
-    struct Graph g;
-    graph_init(&g);
+    struct Rig r;
+    rig_init(&r, "[model]\ninput_dim=64\nlayer=Linear,64,10\n[train]\nbatch_size=32\nlr=0.004\nepochs=2\n"
+                 "lr_schedule=cosine\n", "cos.ini");
+    spy.step = r.opt->step, spy.n = 0;
+    r.opt->step = spy_step;
     struct EpochStats st;
-    EXPECT(net_train_epoch(&net, &ds, opt, &g, 1, 0, NULL, NULL, &st) == 0);
-    EXPECT(net_train_epoch(&net, &ds, opt, &g, 2, 0, NULL, NULL, &st) == 0);
+    EXPECT(net_train_epoch(&r.net, &r.ds, r.opt, &r.g, 1, 0, NULL, NULL, &st) == 0);
+    EXPECT(net_train_epoch(&r.net, &r.ds, r.opt, &r.g, 2, 0, NULL, NULL, &st) == 0);
     EXPECT_EQ_INT(spy.n, 90); /* 2 epochs of 45 batches */
     for (uint64_t k = 0; k < spy.n && k < 90; k++)
         EXPECT_NEAR(spy.lr[k], 0.002 * (1 + cos(M_PI * (double)k / 90)), 1e-18);
     EXPECT(spy.lr[89] < 0.004 * 0.001);
-    graph_free(&g);
-    optim_free(opt);
-    dataset_free(&ds);
-    net_free(&net);
+    rig_free(&r);
 }
