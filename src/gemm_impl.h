@@ -25,6 +25,12 @@
 #define GEMM_MAX_TILE 512 /* mr * nr elements, for the edge-tile temporary */
 
 #define GEMM_UNROLL _Pragma("GCC unroll 32")
+/* A kernel with a long k loop on a C whose rows are a page or more apart (a large C, out
+ * of cache, whose tile rows also map to the same cache sets) asks for its C tile before
+ * the loop, so the update at the end finds it in L1: 1024^3 f32 +3%, f64 +5%. Smaller C
+ * stays in cache, and short k loops leave no time to hide the fetch. */
+#define GEMM_PREFETCH_C_K 128
+#define GEMM_PREFETCH_C_ROW 4096
 
 /* The ISA file also gives MASK_T, MASK_N(r) (the first r lanes, 0 <= r <= W), MLOAD(m, p)
  * and MSTORE(p, m, v) for the partial columns of an edge tile.
@@ -42,6 +48,10 @@
         V acc[MR][NV];                                                                       \
         GEMM_UNROLL for (int i = 0; i < MR; i++)                                             \
             GEMM_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = P##setzero##S();            \
+        if (k >= GEMM_PREFETCH_C_K && ldc * sizeof(T) >= GEMM_PREFETCH_C_ROW) /* see above */ \
+            GEMM_UNROLL for (int i = 0; i < MR; i++)                                         \
+                GEMM_UNROLL for (int v = 0; v < NV; v++)                                     \
+                    __builtin_prefetch(c + i * ldc + v * W, 1, 3);                           \
         for (size_t p = 0; p < k; p++) {                                                     \
             V bv[NV];                                                                        \
             GEMM_UNROLL for (int v = 0; v < NV; v++) bv[v] = P##loadu##S(b + v * W);         \
