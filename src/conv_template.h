@@ -91,7 +91,6 @@ enum { FN(conv_lanes) = EPR };
 /* The first n lanes from p (0 <= n <= EPR), the others zero */
 CV_INLINE V FN(load_n)(const T *p, size_t n) { return n == EPR ? VLOAD(p) : n ? VLOAD_PART(p, n) : VZERO(); }
 
-
 /* ---- forward: y[o][oh][col..] = b[o] + sum_t wt[t][o] xs(oh, t)[col..] ----
  * A tile is OB output channels x R rows x NV vectors (R*NV <= 2): each loaded input
  * vector feeds OB FMAs and each broadcast weight R*NV, so loads stay below the FMAs. */
