@@ -24,6 +24,10 @@
 #define VFMA _mm512_fmadd_ps
 #define VSQRT _mm512_sqrt_ps
 #define VSEL_GT0(x, g) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ), g)
+#define VLOAD_MASK(m, p) _mm512_maskz_loadu_ps((__mmask16)(m), p)
+#define VSTORE_MASK(p, m, v) _mm512_mask_storeu_ps(p, (__mmask16)(m), v)
+#define VPERM2(a, idx, b) _mm512_permutex2var_ps(a, idx, b)
+#define VSHUF128(a, b, imm) _mm512_shuffle_f32x4(a, b, imm)
 #define SSQRT sqrtf
 #else
 #define T double
@@ -43,6 +47,10 @@
 #define VFMA _mm512_fmadd_pd
 #define VSQRT _mm512_sqrt_pd
 #define VSEL_GT0(x, g) _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ), g)
+#define VLOAD_MASK(m, p) _mm512_maskz_loadu_pd((__mmask8)(m), p)
+#define VSTORE_MASK(p, m, v) _mm512_mask_storeu_pd(p, (__mmask8)(m), v)
+#define VPERM2(a, idx, b) _mm512_permutex2var_pd(a, idx, b)
+#define VSHUF128(a, b, imm) _mm512_shuffle_f64x2(a, b, imm)
 #define SSQRT sqrt
 #endif
 #undef SIMD_F64

@@ -17,4 +17,8 @@
 #undef VFMA
 #undef VSQRT
 #undef VSEL_GT0
+#undef VLOAD_MASK
+#undef VSTORE_MASK
+#undef VPERM2
+#undef VSHUF128
 #undef SSQRT
