@@ -100,6 +100,18 @@ static inline void hsum8_pd(double *out, const __m512d *v)
     _mm512_storeu_pd(out, _mm512_permutexvar_pd(idx, r));
 }
 
+/* A 4 x 4 transpose of 128-bit blocks: block L of out[c + k*step] = block k of in_L
+ * (k, L < 4). Blocks move whole, so it serves both dtypes. */
+static inline void transpose_blocks(__m512 i0, __m512 i1, __m512 i2, __m512 i3, __m512 *out, int c, int step)
+{
+    __m512 x0 = _mm512_shuffle_f32x4(i0, i1, 0x44), x1 = _mm512_shuffle_f32x4(i2, i3, 0x44);
+    __m512 x2 = _mm512_shuffle_f32x4(i0, i1, 0xEE), x3 = _mm512_shuffle_f32x4(i2, i3, 0xEE);
+    out[c] = _mm512_shuffle_f32x4(x0, x1, 0x88);
+    out[c + step] = _mm512_shuffle_f32x4(x0, x1, 0xDD);
+    out[c + 2 * step] = _mm512_shuffle_f32x4(x2, x3, 0x88);
+    out[c + 3 * step] = _mm512_shuffle_f32x4(x2, x3, 0xDD);
+}
+
 /* The in-register W x W transposes of the transposing pack (GEMM_PACK_T). */
 static inline void transpose16_ps(__m512 r[16])
 {
@@ -117,15 +129,7 @@ static inline void transpose16_ps(__m512 r[16])
         b[4 * j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi, hi2));
         b[4 * j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi, hi2));
     }
-    /* A 4 x 4 transpose of 128-bit blocks across b[c], b[4+c], b[8+c], b[12+c]. */
-    GEMM_UNROLL for (int c = 0; c < 4; c++) {
-        __m512 x0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44), x1 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44);
-        __m512 x2 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE), x3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
-        r[c] = _mm512_shuffle_f32x4(x0, x1, 0x88);
-        r[4 + c] = _mm512_shuffle_f32x4(x0, x1, 0xDD);
-        r[8 + c] = _mm512_shuffle_f32x4(x2, x3, 0x88);
-        r[12 + c] = _mm512_shuffle_f32x4(x2, x3, 0xDD);
-    }
+    GEMM_UNROLL for (int c = 0; c < 4; c++) transpose_blocks(b[c], b[4 + c], b[8 + c], b[12 + c], r, c, 4);
 }
 
 static inline void transpose8_pd(__m512d r[8])
@@ -137,12 +141,10 @@ static inline void transpose8_pd(__m512d r[8])
     }
     /* a[2j + c], 128-bit block L: rows 2j, 2j+1 at column 2L + c. */
     GEMM_UNROLL for (int c = 0; c < 2; c++) {
-        __m512d x0 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0x44), x1 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0x44);
-        __m512d x2 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0xEE), x3 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0xEE);
-        r[c] = _mm512_shuffle_f64x2(x0, x1, 0x88);
-        r[2 + c] = _mm512_shuffle_f64x2(x0, x1, 0xDD);
-        r[4 + c] = _mm512_shuffle_f64x2(x2, x3, 0x88);
-        r[6 + c] = _mm512_shuffle_f64x2(x2, x3, 0xDD);
+        __m512 t[4];
+        transpose_blocks(_mm512_castpd_ps(a[c]), _mm512_castpd_ps(a[2 + c]), _mm512_castpd_ps(a[4 + c]),
+                         _mm512_castpd_ps(a[6 + c]), t, 0, 1);
+        GEMM_UNROLL for (int i = 0; i < 4; i++) r[2 * i + c] = _mm512_castps_pd(t[i]);
     }
 }
 
