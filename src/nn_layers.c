@@ -246,11 +246,15 @@ static size_t conv_split_size(const struct ConvCtx *cx)
     return cx->d.lead + cx->q.C * cx->d.rows * cx->q.stride * cx->d.len + cx->d.slack;
 }
 
-/* Elements of one sample's output gradient in rows of whole vectors (kernels.h) */
+/* A row of the output gradient in whole vectors (kernels.h), and one sample's worth */
+static size_t conv_grad_row(const struct ConvCtx *cx, size_t es)
+{
+    return round_up(cx->q.Wo, (size_t)(es == sizeof(float) ? cx->ck->lanes_f32 : cx->ck->lanes_f64));
+}
+
 static size_t conv_grad_rows_size(const struct ConvCtx *cx, size_t es)
 {
-    size_t lanes = (size_t)(es == sizeof(float) ? cx->ck->lanes_f32 : cx->ck->lanes_f64);
-    return cx->q.O * cx->q.Ho * round_up(cx->q.Wo, lanes);
+    return cx->q.O * cx->q.Ho * conv_grad_row(cx, es);
 }
 
 /* xs_all holds every sample's split input (kept for the weight gradient), or is NULL:
@@ -302,7 +306,7 @@ GEN_BOTH(CONV_REDUCE)
         T *gp = part + (gw ? npart : 0), *wp = gp + conv_grad_rows_size(cx, sizeof(T));        \
         int pad = y || gx;                                                                     \
         struct ConvDims dw = cx->d;                                                            \
-        dw.g_row = pad ? conv_grad_rows_size(cx, sizeof(T)) / (q->O * q->Ho) : q->Wo;           \
+        dw.g_row = pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                                 \
         if (gw) memset(part, 0, npart * sizeof(T));                                            \
         for (size_t i = 0; gx && i < q->O * cx->d.K; i++) /* weights in igrad's tap order */  \
             wp[i] = ((const T *)w)[i - i % cx->d.K + cx->ig_tap[i % cx->d.K]];                \
