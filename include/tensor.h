@@ -9,6 +9,7 @@
 #ifndef MINIDL_TENSOR_H
 #define MINIDL_TENSOR_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,16 @@ static inline double *tensor_f64(const struct Tensor *t) { return (double *)t->d
 static inline double tensor_at(const struct Tensor *t, uint64_t i)
 {
     return t->dtype == DT_FLOAT32 ? tensor_f32(t)[i] : tensor_f64(t)[i];
+}
+/* The column of row r's largest value in a rows x cols matrix (the first of equals; NaNs
+ * never win): a classifier's predicted class. */
+static inline uint64_t tensor_row_argmax(const struct Tensor *t, uint64_t r, uint64_t cols)
+{
+    uint64_t best = 0;
+    double m = -INFINITY;
+    for (uint64_t c = 0; c < cols; c++)
+        if (tensor_at(t, r * cols + c) > m) m = tensor_at(t, r * cols + c), best = c;
+    return best;
 }
 
 #endif

@@ -145,12 +145,7 @@ struct Optimizer *net_optimizer_create(const struct Net *net)
 static uint64_t count_correct(const struct Tensor *out, const struct Tensor *y)
 {
     uint64_t rows = out->shape[0], C = out->shape[1], hits = 0;
-    for (uint64_t r = 0; r < rows; r++) {
-        uint64_t best = 0;
-        for (uint64_t c = 1; c < C; c++)
-            if (tensor_at(out, r * C + c) > tensor_at(out, r * C + best)) best = c;
-        hits += (double)best == tensor_at(y, r);
-    }
+    for (uint64_t r = 0; r < rows; r++) hits += (double)tensor_row_argmax(out, r, C) == tensor_at(y, r);
     return hits;
 }
 

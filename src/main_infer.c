@@ -101,10 +101,8 @@ static void print_rows(const struct Net *net, const struct Tensor *out, const st
         const uint64_t base = r * C;
         if (classify) {
             /* softmax of the pre-softmax values, stable; the argmax is the class */
-            double m = -INFINITY, s = 0;
-            uint64_t best = 0;
-            for (uint64_t c = 0; c < C; c++)
-                if (tensor_at(out, base + c) > m) m = tensor_at(out, base + c), best = c;
+            uint64_t best = tensor_row_argmax(out, r, C);
+            double m = tensor_at(out, base + best), s = 0;
             if (probs) {
                 for (uint64_t c = 0; c < C; c++) s += exp(tensor_at(out, base + c) - m);
                 for (uint64_t c = 0; c < C; c++) {
