@@ -42,7 +42,6 @@ static _Thread_local union {
     double f64[GEMM_MAX_TILE];
 } tile;
 
-
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
 /* The dot-product path's K chunk: the outer loop's tile rows stay in L1 while the inner
