@@ -83,15 +83,23 @@ struct GemmKernels {
     struct { int mr, nr, kc, mc, nc; } alt_f32, alt_f64;
     gemm_ukr_f32_fn *alt_ukr_f32;
     gemm_ukr_f64_fn *alt_ukr_f64;
-    /* The dot-product kernel for A B^T with both operands K-contiguous (gemm_impl.h,
-     * GEMM_DOT): an mr x nr tile of w-lane partial sums, kept in acc between K chunks. */
-    struct { int mr, nr, w; } dotsz_f32, dotsz_f64;
-    void (*dot_f32)(size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                    float *acc, int first, int last, float *C, size_t ldc, size_t m, size_t n,
-                    float alpha, float beta);
-    void (*dot_f64)(size_t k, const double *a, size_t lda, const double *b, size_t ldb,
-                    double *acc, int first, int last, double *C, size_t ldc, size_t m,
-                    size_t n, double alpha, double beta);
+    /* The dot-product kernel for A B^T with both operands K-contiguous, an mr x nr tile
+     * of C from a k-deep slice of A's rows (a + i*lda) and B's (b + j*ldb), under the
+     * micro-kernel contract: C = alpha * sum + beta * C for i < m, j < n (gemm.c runs K
+     * in chunks, beta 1 after the first). */
+    struct { int mr, nr; } dotsz_f32, dotsz_f64;
+    gemm_ukr_f32_fn *dot_f32;
+    gemm_ukr_f64_fn *dot_f64;
+    /* Where an ISA has dot_pack_*, it lays out n <= dotpk.nr rows of B, k deep, as
+     * (n + 1)/2 pairs at a 64-byte aligned dst for dot_packed_*[(n + 1)/2], which takes
+     * that panel as b (ldb unused) and any number m of rows (dotpk.mr at a time): worth
+     * it when many row tiles reread a panel. */
+#define GEMM_MAX_DOT_PAIRS 8
+    struct { int mr, nr; } dotpk_f32, dotpk_f64;
+    gemm_ukr_f32_fn *dot_packed_f32[GEMM_MAX_DOT_PAIRS + 1];
+    gemm_ukr_f64_fn *dot_packed_f64[GEMM_MAX_DOT_PAIRS + 1];
+    void (*dot_pack_f32)(float *dst, const float *b, size_t ldb, size_t n, size_t k);
+    void (*dot_pack_f64)(double *dst, const double *b, size_t ldb, size_t n, size_t k);
     /* The transposing pack of a K-contiguous panel: dst[p*w_pad + i] = src[i*ld + p] for
      * i < w, p < k, and 0 for w <= i < w_pad; NULL where gemm.c's scalar loop serves. */
     void (*pack_t_f32)(float *dst, const float *src, size_t ld, size_t w, size_t w_pad, size_t k);

@@ -46,10 +46,16 @@ static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
 /* The dot-product path's K chunk: the outer loop's tile rows stay in L1 while the inner
  * loop runs over all of the other operand's rows, which stay in L2. A long chunk pays:
- * the partial sums go through memory only between chunks. */
+ * each chunk ends in a reduction of the tiles' sums into C. */
 #define DOT_L1_BYTES ((size_t)24 << 10)
 #define DOT_L2_BYTES ((size_t)512 << 10)
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+/* The packed dot kernel when at least this many row tiles reread each panel of B (its
+ * pack pass cost 20% at 2, 8 x 9 x 50176, and 10% at 4, 16 x 72 x 12544) and B makes
+ * at most this many panels: measured at 16 row tiles, it gains 16% on 64 x 10 x 3136
+ * and 5% on 64 x 10 x 128, and loses 3% on 64 x 128 x 784 (13 panels). */
+#define DOT_PACK_ROW_TILES 8
+#define DOT_PACK_PANELS 2
 
 #define GEMM_GENERIC(T, sfx)                                                                 \
     struct view_##sfx { const T *p; size_t rs, cs; };                                        \
@@ -204,42 +210,55 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         }                                                                                    \
     }                                                                                        \
                                                                                              \
-    /* A B^T with both operands K-contiguous, by the dot-product kernel: K in chunks of      \
-     * kc, so that a chunk of the rows reread by the inner loop (the smaller operand)        \
-     * stays in L1; the tiles' partial sums wait in the B pack buffer between chunks. */     \
+    /* A B^T with both operands K-contiguous, by the dot-product kernels: K in chunks of      \
+     * kc, so that a chunk of the rows reread by the inner loop (a packed panel of B, else   \
+     * the smaller operand's) stays in L1; each chunk's sums go into C. */                   \
     static void dot_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K,        \
                           T alpha, const T *A, size_t lda, const T *B, size_t ldb, T beta,   \
                           T *C, size_t ldc)                                                  \
     {                                                                                        \
-        size_t mr = (size_t)gk->dotsz_##sfx.mr, nr = (size_t)gk->dotsz_##sfx.nr;             \
-        size_t tsz = mr * nr * (size_t)gk->dotsz_##sfx.w, nt = (N + nr - 1) / nr;            \
-        size_t kc = min_sz(DOT_L1_BYTES / (mr > nr ? mr : nr), DOT_L2_BYTES / min_sz(M, N)); \
-        kc = kc / sizeof(T) / 64 * 64;                                                       \
-        kc = kc < 256 ? 256 : kc;                                                            \
+        int packed = gk->dot_pack_##sfx && M >= DOT_PACK_ROW_TILES * (size_t)gk->dotpk_##sfx.mr && \
+                     N <= DOT_PACK_PANELS * (size_t)gk->dotpk_##sfx.nr;                      \
+        size_t mr = (size_t)(packed ? gk->dotpk_##sfx.mr : gk->dotsz_##sfx.mr);              \
+        size_t nr = (size_t)(packed ? gk->dotpk_##sfx.nr : gk->dotsz_##sfx.nr);              \
+        size_t kc = K; /* K <= 256: one chunk, no divisions */                               \
+        if (K > 256) {                                                                       \
+            kc = min_sz(DOT_L1_BYTES / (mr > nr ? mr : nr), DOT_L2_BYTES / min_sz(M, N));    \
+            kc = kc / sizeof(T) / 64 * 64;                                                   \
+            kc = kc < 256 ? 256 : kc;                                                        \
+            size_t chunks = (K + kc - 1) / kc;                                               \
+            kc = round_up((K + chunks - 1) / chunks, 16); /* even chunks */                  \
+        }                                                                                    \
         for (size_t pc = 0; pc < K; pc += kc) {                                              \
             size_t kb = min_sz(kc, K - pc);                                                  \
-            int first = pc == 0, last = pc + kb == K;                                        \
-            /* The smaller operand's tiles vary fastest (no division per tile). */           \
-            size_t mt = (M + mr - 1) / mr, no = M <= N ? nt : mt, nq = M <= N ? mt : nt;     \
+            T beta_k = pc == 0 ? beta : 1;                                                   \
+            if (packed) { /* a panel of B, then all rows on it in one call */                \
+                for (size_t j = 0; j < N; j += nr) {                                         \
+                    size_t n = min_sz(nr, N - j);                                            \
+                    gk->dot_pack_##sfx(pack_b.sfx, B + j * ldb + pc, ldb, n, kb);            \
+                    gk->dot_packed_##sfx[(n + 1) / 2](kb, A + pc, lda, pack_b.sfx, 0, C + j, ldc, M, \
+                                                      n, alpha, beta_k);                     \
+                }                                                                            \
+                continue;                                                                    \
+            }                                                                                \
+            /* The smaller operand's tiles vary fastest. */                                  \
+            size_t mt = (M + mr - 1) / mr, nt = (N + nr - 1) / nr;                           \
+            size_t no = M <= N ? nt : mt, nq = M <= N ? mt : nt;                             \
             for (size_t o = 0; o < no; o++)                                                  \
                 for (size_t q = 0; q < nq; q++) {                                            \
-                    size_t it = M <= N ? q : o, jt = M <= N ? o : q, i = it * mr, j = jt * nr; \
-                    gk->dot_##sfx(kb, A + i * lda + pc, lda, B + j * ldb + pc, ldb,          \
-                                  pack_b.sfx + (it * nt + jt) * tsz, first, last, C + i * ldc + j, \
-                                  ldc, min_sz(mr, M - i), min_sz(nr, N - j), alpha, beta);   \
+                    size_t i = (M <= N ? q : o) * mr, j = (M <= N ? o : q) * nr;             \
+                    gk->dot_##sfx(kb, A + i * lda + pc, lda, B + j * ldb + pc, ldb, C + i * ldc + j, \
+                                  ldc, min_sz(mr, M - i), min_sz(nr, N - j), alpha, beta_k); \
                 }                                                                            \
         }                                                                                    \
     }                                                                                        \
                                                                                              \
-    /* Whether dot_ suits an NT call. It packs nothing (the blocked path transposes both     \
-     * operands while packing), so it wins while the output is narrow; measured on           \
-     * AVX-512, the blocked path takes over from min(M, N) ~ 100, or at short K. */          \
+    /* Whether dot_ suits an NT call. It packs at most a panel of B (the blocked path        \
+     * transposes both operands while packing), so it wins while the output is narrow;      \
+     * measured on AVX-512, the blocked path takes over from min(M, N) ~ 100, or at short K. */ \
     static int use_dot_##sfx(const struct GemmKernels *gk, size_t M, size_t N, size_t K)     \
     {                                                                                        \
         size_t mr = (size_t)gk->dotsz_##sfx.mr, nr = (size_t)gk->dotsz_##sfx.nr;             \
-        size_t tiles = (M + mr - 1) / mr * ((N + nr - 1) / nr);                              \
-        if (tiles * mr * nr * (size_t)gk->dotsz_##sfx.w * sizeof(T) > GEMM_PACK_B_BYTES)     \
-            return 0;                                                                        \
         /* With a tile of fewer than 16 sums (AVX2's 4 x 2) the blocked path and its         \
          * transposing pack win from min(M, N) = 16 on (AVX2 b64 fwd1: 97 -> 124 GFLOP/s). */ \
         size_t mn = min_sz(M, N);                                                            \

@@ -132,18 +132,16 @@
 
 /* The dot-product kernel for op(A) op(B)^T with both operands K-contiguous (A row i at
  * a + i*lda, B row j at b + j*ldb): an MR x NR tile of C kept as MR*NR vector partial
- * sums along K, no packing. gemm.c calls it once per kc-deep chunk of K; between chunks
- * the sums live in acc (MR*NR*W elements per tile), and the last chunk reduces them and
- * stores C[i*ldc + j] = alpha * sum + beta * C[i*ldc + j] for i < m, j < n (C not read
- * when beta == 0). Rows past m (columns past n) repeat the last valid one, so the loads
- * stay inside the operands; their sums are dropped. The ISA file gives HSUM(v) and
+ * sums along K, no packing, reduced at the end: C[i*ldc + j] = alpha * sum + beta *
+ * C[i*ldc + j] for i < m, j < n (C not read when beta == 0); gemm.c calls it once per
+ * K chunk, beta 1 after the first. Rows past m (columns past n) repeat the last valid
+ * one, so the loads stay inside the operands; their sums are dropped. The ISA file gives HSUM(v) and
  * HSUM_W(out, v): out[q] = HSUM(v[q]) for the W vectors v[0..W-1], and HSUM_4 the
  * same for 4 vectors; and DOT_ROWS(rows, s): 0, or 1 after setting rows[i] lane j to
  * the sum of s[i*NR + j] (a tile it has a register-only reduction for). */
 #define GEMM_DOT(NAME, T, MR, NR, V, W, P, S, FMA)                                           \
-    static void NAME(size_t k, const T *a, size_t lda, const T *b, size_t ldb, T *acc,       \
-                     int first, int last, T *c, size_t ldc, size_t m, size_t n, T alpha,     \
-                     T beta)                                                                 \
+    static void NAME(size_t k, const T *a, size_t lda, const T *b, size_t ldb, T *c,         \
+                     size_t ldc, size_t m, size_t n, T alpha, T beta)                        \
     {                                                                                        \
         const T *ar[MR], *br[NR];                                                            \
         V s[MR][NR];                                                                         \
@@ -151,7 +149,7 @@
         GEMM_UNROLL for (int j = 0; j < NR; j++) br[j] = b + ((size_t)j < n ? (size_t)j : n - 1) * ldb; \
         GEMM_UNROLL for (int i = 0; i < MR; i++)                                             \
             GEMM_UNROLL for (int j = 0; j < NR; j++)                                         \
-                s[i][j] = first ? P##setzero##S() : P##loadu##S(acc + (i * NR + j) * W);     \
+                s[i][j] = P##setzero##S();                                                   \
         size_t p = 0;                                                                        \
         for (; p + W <= k; p += W) {                                                         \
             V bv[NR];                                                                        \
@@ -169,11 +167,6 @@
                 V av = MLOAD(mk, ar[i] + p);                                                 \
                 GEMM_UNROLL for (int j = 0; j < NR; j++) s[i][j] = FMA(av, bv[j], s[i][j]);  \
             }                                                                                \
-        }                                                                                    \
-        if (!last) {                                                                         \
-            GEMM_UNROLL for (int i = 0; i < MR; i++)                                         \
-                GEMM_UNROLL for (int j = 0; j < NR; j++) P##storeu##S(acc + (i * NR + j) * W, s[i][j]); \
-            return;                                                                          \
         }                                                                                    \
         /* The tile's rows as vectors (row i's sums in lanes j < NR <= W): straight from     \
          * registers where the ISA has DOT_ROWS for this tile, else through sum[], filled W  \

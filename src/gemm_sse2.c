@@ -73,8 +73,8 @@ const struct GemmKernels gemm_kernels_sse2 = {
     .alt_f64 = {.mr = 2, .nr = 6, .kc = 256, .mc = 128, .nc = 2046},
     .alt_ukr_f32 = alt_ukr_f32,
     .alt_ukr_f64 = alt_ukr_f64,
-    .dotsz_f32 = {.mr = 2, .nr = 2, .w = 4},
-    .dotsz_f64 = {.mr = 2, .nr = 2, .w = 2},
+    .dotsz_f32 = {.mr = 2, .nr = 2},
+    .dotsz_f64 = {.mr = 2, .nr = 2},
     .dot_f32 = dot_f32,
     .dot_f64 = dot_f64,
 };

@@ -261,38 +261,52 @@ TEST_ISA(gemm_row_major_a_kernels_on_every_edge)
 }
 
 #define DOT_KERNEL_CHECK(T, sfx, EPS)                                                          \
-    /* One tile of m x n (m <= mr, n <= nr) by the ISA's dot kernel, K split into two      \
-     * chunks at k1 (a multiple of w) so the partial sums go through acc. */               \
-    static int dot_tile_ok_##sfx(const struct GemmKernels *g, size_t m, size_t n, size_t k1, \
-                                 size_t k, T beta, struct Rng *r)                           \
+    /* One tile of m x n (m <= mr, n <= nr) by the ISA's dot kernel, in place or (packed)   \
+     * through its pack into a NaN-filled panel (pads left unwritten would show), K split   \
+     * at k1 into two calls as gemm.c chunks it: beta, then 1. */                           \
+    static int dot_tile_ok_##sfx(const struct GemmKernels *g, int packed, size_t m, size_t n, \
+                                 size_t k1, size_t k, T beta, struct Rng *r)                 \
     {                                                                                        \
-        enum { LD = 101 };                                                                   \
-        T a[8 * LD], b[8 * LD], c[8 * 8], want[8 * 8], acc[8 * 8 * 16];                      \
-        for (size_t i = 0; i < 8 * LD; i++)                                                  \
+        enum { LD = 101, TM = 16 };                                                          \
+        T a[TM * LD], b[TM * LD], c[TM * TM], want[TM * TM];                                 \
+        T *pk = mem_alloc_aligned(TM * (LD + 16) * sizeof(T), 64);                           \
+        for (size_t i = 0; i < TM * LD; i++)                                                 \
             a[i] = (T)(2 * rng_uniform(r) - 1), b[i] = (T)(2 * rng_uniform(r) - 1);          \
-        for (size_t i = 0; i < 64; i++) c[i] = want[i] = beta == 0 ? (T)NAN : (T)i;          \
-        gemm_ref_##sfx(0, 1, m, n, k, 2, a + 1, LD, b + 1, LD, beta, want, 8);               \
-        if (k1 > 0) g->dot_##sfx(k1, a + 1, LD, b + 1, LD, acc, 1, 0, c, 8, m, n, 2, beta);  \
-        g->dot_##sfx(k - k1, a + 1 + k1, LD, b + 1 + k1, LD, acc, k1 == 0, 1, c, 8, m, n, 2, beta); \
+        for (size_t i = 0; i < TM * TM; i++) c[i] = want[i] = beta == 0 ? (T)NAN : (T)i;     \
+        gemm_ref_##sfx(0, 1, m, n, k, 2, a + 1, LD, b + 1, LD, beta, want, TM);              \
+        for (size_t p0 = 0; p0 < k; p0 = k1 > p0 ? k1 : k) {                                 \
+            size_t kb = (k1 > p0 ? k1 : k) - p0;                                             \
+            T bk = p0 == 0 ? beta : 1;                                                       \
+            if (packed) {                                                                    \
+                for (size_t i = 0; i < TM * (LD + 16); i++) pk[i] = (T)NAN;                  \
+                g->dot_pack_##sfx(pk, b + 1 + p0, LD, n, kb);                                \
+                g->dot_packed_##sfx[(n + 1) / 2](kb, a + 1 + p0, LD, pk, 0, c, TM, m, n, 2, bk); \
+            } else {                                                                         \
+                g->dot_##sfx(kb, a + 1 + p0, LD, b + 1 + p0, LD, c, TM, m, n, 2, bk);        \
+            }                                                                                \
+        }                                                                                    \
+        mem_free(pk);                                                                        \
         int ok = 1;                                                                          \
-        for (size_t i = 0; i < 8; i++)                                                       \
-            for (size_t j = 0; j < 8; j++) {                                                 \
-                T d = c[i * 8 + j], w = want[i * 8 + j];                                     \
+        for (size_t i = 0; i < TM; i++)                                                      \
+            for (size_t j = 0; j < TM; j++) {                                                \
+                T d = c[i * TM + j], w = want[i * TM + j];                                   \
                 ok &= i < m && j < n ? fabs((double)d - (double)w) <= 16 * (double)k * EPS    \
                                      : memcmp(&d, &w, sizeof d) == 0;                        \
             }                                                                                \
         return ok;                                                                           \
     }                                                                                        \
                                                                                              \
-    /* Every tile edge of dot_##sfx, K with a tail, in one chunk or two. */                  \
+    /* Every tile edge of dot_##sfx (and of dot_packed_##sfx, on up to 3 row tiles and a   \
+     * ragged one), K with tails of every length up to a 16-lane vector's, in one call or   \
+     * two. */                                                                               \
     static void check_dot_##sfx(const struct GemmKernels *g, struct Rng *r)                  \
     {                                                                                        \
-        size_t w = (size_t)g->dotsz_##sfx.w;                                                 \
-        for (size_t m = 1; m <= (size_t)g->dotsz_##sfx.mr; m++)                              \
-            for (size_t n = 1; n <= (size_t)g->dotsz_##sfx.nr; n++)                          \
-                for (size_t k = 1; k <= 100; k += 33)                                        \
-                    EXPECT_MSG(dot_tile_ok_##sfx(g, m, n, k / w / 2 * w, k, (T)(k % 2), r),  \
-                               #sfx " %zux%zux%zu", m, n, k);                                \
+        for (int packed = 0; packed <= (g->dot_pack_##sfx != NULL); packed++)                \
+            for (size_t m = 1; m <= (size_t)(packed ? 3 * g->dotpk_##sfx.mr + 1 : g->dotsz_##sfx.mr); m++) \
+                for (size_t n = 1; n <= (size_t)(packed ? g->dotpk_##sfx.nr : g->dotsz_##sfx.nr); n++) \
+                    for (size_t k = 1; k <= 100; k += m == 1 && n == 1 ? 1 : 11)             \
+                        EXPECT_MSG(dot_tile_ok_##sfx(g, packed, m, n, k / 32 * 16, k, (T)(k % 2), r), \
+                                   #sfx "%s %zux%zux%zu", packed ? " packed" : "", m, n, k); \
     }
 DOT_KERNEL_CHECK(float, f32, 1.2e-7)
 DOT_KERNEL_CHECK(double, f64, 2.3e-16)
@@ -425,8 +439,13 @@ TEST(gemm_blocking_fits_pack_buffers)
         EXPECT_MSG(blocking_ok(BLOCKING(g->f64), sizeof(double)), "set %d f64", s);
         EXPECT_MSG(blocking_ok(BLOCKING(g->alt_f32), sizeof(float)), "set %d alt_f32", s);
         EXPECT_MSG(blocking_ok(BLOCKING(g->alt_f64), sizeof(double)), "set %d alt_f64", s);
-        /* The dot kernel test's fixed arrays hold an 8 x 8 tile of 16-lane sums. */
-        EXPECT(g->dotsz_f32.mr <= 8 && g->dotsz_f32.nr <= 8 && g->dotsz_f32.w <= 16);
-        EXPECT(g->dotsz_f64.mr <= 8 && g->dotsz_f64.nr <= 8 && g->dotsz_f64.w <= 16);
+        /* The dot kernel test's fixed arrays hold 16 x 16 (3 row tiles and a row); a
+         * packed kernel for every pair count. */
+        EXPECT(g->dotsz_f32.mr <= 16 && g->dotsz_f32.nr <= 16);
+        EXPECT(g->dotsz_f64.mr <= 16 && g->dotsz_f64.nr <= 16);
+        EXPECT(3 * g->dotpk_f32.mr + 1 <= 16 && g->dotpk_f32.nr <= 16 && g->dotpk_f32.nr <= 2 * GEMM_MAX_DOT_PAIRS);
+        EXPECT(3 * g->dotpk_f64.mr + 1 <= 16 && g->dotpk_f64.nr <= 16 && g->dotpk_f64.nr <= 2 * GEMM_MAX_DOT_PAIRS);
+        for (int q = 1; g->dot_pack_f32 && q <= (g->dotpk_f32.nr + 1) / 2; q++) EXPECT(g->dot_packed_f32[q] != NULL);
+        for (int q = 1; g->dot_pack_f64 && q <= (g->dotpk_f64.nr + 1) / 2; q++) EXPECT(g->dot_packed_f64[q] != NULL);
     }
 }
