@@ -213,14 +213,31 @@ static int run_openblas(const char *coretype, int quick, size_t only, double rat
 static const int isas[] = {ISA_SSE2, ISA_AVX2, ISA_AVX512};
 #define N_ISAS 3
 
-static void print_table(int f64, double ours[][N_ISAS][2], int have_ob, double ob[2][N_SHAPES][2],
-                        const char *core[2])
+/* The widest path's FMA peak, measured just before that path's run of a shape (the host's
+ * clock drifts over a run), and that path's percentage of it. */
+static int peak_isa(void)
 {
-    printf("\n%s GFLOP/s (median)   [OpenBLAS: Haswell = forced AVX2 kernels, auto = %s]\n",
-           f64 ? "float64" : "float32", core[1]);
-    printf("| %-32s | %7s | %7s | %7s | %8s | %8s | %9s | %9s |\n", "shape (M x N x K)", "sse2", "avx2",
-           "avx512", "OB hsw", "OB auto", "best/OB", "avx2/hsw");
-    printf("|----------------------------------|---------|---------|---------|----------|----------|-----------|-----------|\n");
+    if (kernels_isa_supported(ISA_AVX512) && selected("MINIDL_BENCH_ISAS", "avx512")) return ISA_AVX512;
+    if (kernels_isa_supported(ISA_AVX2) && selected("MINIDL_BENCH_ISAS", "avx2")) return ISA_AVX2;
+    return -1;
+}
+
+static double shape_peak(int isa, int f64)
+{
+    double r[3];
+    for (int k = 0; k < 3; k++) r[k] = isa == ISA_AVX512 ? bench_fma_avx512(f64, 0.02) : bench_fma_avx2(f64, 0.02);
+    return bench_median(r, 3);
+}
+
+static void print_table(int f64, double ours[][N_ISAS][2], double peak[][2], int have_ob,
+                        double ob[2][N_SHAPES][2], const char *core[2])
+{
+    int pi = peak_isa(), pk = pi == ISA_AVX512 ? 2 : 1;
+    printf("\n%s GFLOP/s (median)   [OpenBLAS: Haswell = forced AVX2 kernels, auto = %s; %%peak: %s]\n",
+           f64 ? "float64" : "float32", core[1], pi < 0 ? "-" : isa_name(pi));
+    printf("| %-32s | %7s | %7s | %7s | %6s | %8s | %8s | %9s | %9s |\n", "shape (M x N x K)", "sse2", "avx2",
+           "avx512", "%peak", "OB hsw", "OB auto", "best/OB", "avx2/hsw");
+    printf("|----------------------------------|---------|---------|---------|--------|----------|----------|-----------|-----------|\n");
     for (size_t i = 0; i < N_SHAPES; i++) {
         const struct Shape *s = &shapes[i];
         if (!selected("MINIDL_BENCH_SHAPES", s->name)) continue;
@@ -233,6 +250,8 @@ static void print_table(int f64, double ours[][N_ISAS][2], int have_ob, double o
             else printf(" %7s |", "-");
             if (ours[i][k][f64] > best) best = ours[i][k][f64];
         }
+        if (pi >= 0 && peak[i][f64] > 0) printf(" %5.1f%% |", 100 * ours[i][pk][f64] / peak[i][f64]);
+        else printf(" %6s |", "-");
         if (have_ob) {
             double h = ob[0][i][f64], a = ob[1][i][f64], obb = h > a ? h : a;
             printf(" %8.1f | %8.1f | %8.2fx | %8.2fx |\n", h, a, best / obb,
@@ -245,7 +264,7 @@ static void print_table(int f64, double ours[][N_ISAS][2], int have_ob, double o
 
 void bench_gemm(int quick)
 {
-    static double ours[N_SHAPES][N_ISAS][2], ob[2][N_SHAPES][2];
+    static double ours[N_SHAPES][N_ISAS][2], ob[2][N_SHAPES][2], peak[N_SHAPES][2];
     char cores[2][64] = {"", ""};
     const char *core[2] = {cores[0], cores[1]};
     int saved = kernels_isa(), have_ob = 1;
@@ -259,14 +278,17 @@ void bench_gemm(int quick)
         for (int k = 0; k < N_ISAS; k++) {
             if (!kernels_isa_supported(isas[k]) || !selected("MINIDL_BENCH_ISAS", isa_name(isas[k]))) continue;
             kernels_select(isas[k]);
-            for (int d = 0; d < 2; d++) ours[i][k][d] = measure(call_ours, &shapes[i], d, m, quick);
+            for (int d = 0; d < 2; d++) {
+                if (isas[k] == peak_isa()) peak[i][d] = shape_peak(isas[k], d);
+                ours[i][k][d] = measure(call_ours, &shapes[i], d, m, quick);
+            }
         }
     }
     free_mats(m);
     if (!have_ob) printf("OpenBLAS (libopenblas.so.0) not found: no yardstick\n");
     kernels_select(saved);
-    print_table(0, ours, have_ob, ob, core);
-    print_table(1, ours, have_ob, ob, core);
+    print_table(0, ours, peak, have_ob, ob, core);
+    print_table(1, ours, peak, have_ob, ob, core);
 }
 
 void bench_peak(int quick)
