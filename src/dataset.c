@@ -34,8 +34,8 @@ struct Text {
     size_t map_len; /* > 0: buf is mapped */
 };
 
-/* Through a read loop: pipes, and files whose size is a multiple of the page size
- * (their mapping has no zero byte after the end). */
+/* Through a read loop: pipes, devices, and files whose size is a multiple of the page
+ * size (their mapping has no zero byte after the end). */
 static int text_read(struct Text *t, int fd, const char *path, char *err, size_t errlen)
 {
     size_t cap = t->len ? t->len + 2 : 1 << 16, n = 0;
@@ -48,6 +48,18 @@ static int text_read(struct Text *t, int fd, const char *path, char *err, size_t
             return err_set(err, errlen, "%s: read error: %s", path, strerror(errno));
         }
         if (got == 0) break;
+        /* Text has no NUL bytes: stop at one (/dev/zero would fill the memory). */
+        const char *z = memchr(buf + n, 0, (size_t)got);
+        if (z) {
+            unsigned long long line = 1;
+            const char *bol = buf;
+            for (const char *q = buf; q < z; q++)
+                if (*q == '\n') line++, bol = q + 1;
+            int r = err_set(err, errlen, "%s:%llu:%llu: a NUL byte: not a text file", path, line,
+                            (unsigned long long)(z - bol + 1));
+            mem_free(buf);
+            return r;
+        }
         n += (size_t)got;
         if (n == cap - 1) buf = mem_realloc(buf, cap *= 2);
     }

@@ -243,6 +243,21 @@ static void expect_label_reject(const char *y, uint64_t n_classes, const char *w
     EXPECT(ds.x == NULL && ds.y == NULL && ds.order == NULL);
 }
 
+/* A NUL byte ends a read (pipes, devices, files of whole pages) with its place, so that
+ * /dev/zero is refused at once instead of filling the memory. */
+TEST(dataset_load_stops_at_a_nul_byte)
+{
+    struct Dataset ds;
+    char err[512] = "", path[512], text[4096];
+    EXPECT_EQ_INT(dataset_load(&ds, "/dev/zero", NULL, DT_FLOAT32, 0, err, sizeof err), -1);
+    EXPECT_STR_CONTAINS(err, "/dev/zero:1:1: a NUL byte: not a text file");
+    for (size_t i = 0; i < sizeof text; i += 4) memcpy(text + i, "1,2\n", 4); /* 4096 bytes: read, not mapped */
+    text[6] = 0;
+    write_bytes(path, sizeof path, "nul.csv", text, sizeof text);
+    EXPECT_EQ_INT(dataset_load(&ds, path, NULL, DT_FLOAT32, 0, err, sizeof err), -1);
+    EXPECT_STR_CONTAINS(err, "nul.csv:2:3: a NUL byte");
+}
+
 TEST(dataset_load_classes)
 {
     struct Dataset ds;
