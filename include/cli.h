@@ -50,9 +50,6 @@ typedef void (*epoch_progress_fn)(void *ctx, uint64_t done, uint64_t total, doub
 int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, struct Graph *g, uint64_t epoch,
                     uint64_t max_steps, epoch_progress_fn progress, void *ctx, struct EpochStats *st);
 
-/* The whole file as a NUL-terminated heap string (length in *len); exits 1 with the
- * path and the reason if it cannot be read. */
-char *cli_read_file(const char *path, size_t *len);
 /* "prog: <fmt with arg>" and a --help hint on stderr, exit 2. */
 _Noreturn void cli_usage_error(const char *fmt, const char *arg);
 /* Handles option argv[*i] (and any value after it, advancing *i): 1 if taken, 0 if unknown. */

@@ -55,6 +55,9 @@ struct TrainConfig {
 void config_defaults(struct TrainConfig *cfg);
 int config_parse_text(const char *text, size_t len, const char *filename,
                       struct TrainConfig *cfg, char *err, size_t errlen);
+/* A config file's text, NUL-terminated (length in *len; free with mem_free), or NULL
+ * and the path and reason in err: it cannot be read, or it is over 1 MiB (/dev/zero). */
+char *config_read_file(const char *path, size_t *len, char *err, size_t errlen);
 int config_parse_file(const char *path, struct TrainConfig *cfg, char *err, size_t errlen);
 /* Builds the modules in config order, parameters drawn from rng and named linear1,
  * conv2d1, ... Returns a heap array of n_layers modules; free with config_free_modules. */

@@ -200,23 +200,6 @@ int net_train_epoch(struct Net *net, struct Dataset *ds, struct Optimizer *opt, 
     return 0;
 }
 
-char *cli_read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fatal("%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0, got;
-    char *buf = mem_alloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) buf = mem_realloc(buf, cap *= 2);
-    }
-    if (ferror(f)) fatal("%s: %s", path, strerror(errno));
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 void cli_usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "%s: ", util_progname());

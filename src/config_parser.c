@@ -563,20 +563,35 @@ int config_parse_text(const char *text, size_t len, const char *filename, struct
     return rc;
 }
 
+char *config_read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_set(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = mem_alloc(CFG_MAX_FILE + 2);
+    size_t n = fread(buf, 1, CFG_MAX_FILE + 1, f);
+    int bad = ferror(f) ? errno : 0;
+    fclose(f);
+    if (bad || n > CFG_MAX_FILE) {
+        if (bad) err_set(err, errlen, "%s: read error: %s", path, strerror(bad));
+        else err_set(err, errlen, "%s:1: file is larger than %d bytes: is this a config?", path, CFG_MAX_FILE);
+        mem_free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
 int config_parse_file(const char *path, struct TrainConfig *cfg, char *err, size_t errlen)
 {
-    struct Parser p = {.file = path, .err = err, .errlen = errlen};
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(err, errlen, "%s: %s", path, strerror(errno));
-    char *buf = mem_alloc(CFG_MAX_FILE + 1);
-    size_t n = fread(buf, 1, CFG_MAX_FILE + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    int rc;
-    if (bad) rc = err_set(err, errlen, "%s: read error", path);
-    else if (n > CFG_MAX_FILE) rc = fail(&p, 1, "file is larger than %d bytes: is this a config?", CFG_MAX_FILE);
-    else rc = config_parse_text(buf, n, path, cfg, err, errlen);
-    mem_free(buf);
+    size_t len;
+    char *text = config_read_file(path, &len, err, errlen);
+    if (!text) return -1;
+    int rc = config_parse_text(text, len, path, cfg, err, errlen);
+    mem_free(text);
     return rc;
 }
 

@@ -59,7 +59,8 @@ static void load_net(const struct Options *o, struct Net *net)
     int bad;
     if (o->config) {
         size_t len;
-        char *text = cli_read_file(o->config, &len);
+        char *text = config_read_file(o->config, &len, err, sizeof err);
+        if (!text) fatal("%s", err);
         bad = config_parse_text(text, len, o->config, &cfg, err, sizeof err);
         mem_free(text);
     } else if (mf.config_text) {

@@ -115,7 +115,8 @@ int main(int argc, char **argv)
     struct TrainConfig cfg;
     char err[1024];
     size_t cfg_len;
-    char *cfg_text = cli_read_file(o.config, &cfg_len);
+    char *cfg_text = config_read_file(o.config, &cfg_len, err, sizeof err);
+    if (!cfg_text) fatal("%s", err);
     if (config_parse_text(cfg_text, cfg_len, o.config, &cfg, err, sizeof err)) fatal("%s", err);
     if (o.have_seed) cfg.seed = o.seed;
     if (o.have_epochs) cfg.epochs = o.epochs;

@@ -373,6 +373,23 @@ TEST(config_parse_file_errors)
     EXPECT_MSG(!strcmp(err, want), "got \"%s\"", err);
 }
 
+/* The config reader train and infer use: the text, or a reason; an endless file stops at
+ * 1 MiB instead of filling the memory. */
+TEST(config_read_file_bounds_and_errors)
+{
+    char err[512], path[512];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/ok.ini", test_tmpdir());
+    test_write_file(path, "[model]\ninput_dim=4\n");
+    char *text = config_read_file(path, &len, err, sizeof err);
+    EXPECT(text && len == 20 && !strcmp(text, "[model]\ninput_dim=4\n"));
+    mem_free(text);
+    EXPECT(config_read_file("/dev/zero", &len, err, sizeof err) == NULL);
+    EXPECT_MSG(!strcmp(err, "/dev/zero:1: file is larger than 1048576 bytes: is this a config?"), "got \"%s\"", err);
+    EXPECT(config_read_file(test_tmpdir(), &len, err, sizeof err) == NULL);
+    EXPECT_STR_CONTAINS(err, ": read error: Is a directory");
+}
+
 static int same_weights(struct Module **a, struct Module **b, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
