@@ -104,6 +104,11 @@ struct GemmKernels {
      * i < w, p < k, and 0 for w <= i < w_pad; NULL where gemm.c's scalar loop serves. */
     void (*pack_t_f32)(float *dst, const float *src, size_t ld, size_t w, size_t w_pad, size_t k);
     void (*pack_t_f64)(double *dst, const double *src, size_t ld, size_t w, size_t w_pad, size_t k);
+    /* The copying pack of a panel whose w elements are contiguous, rows ld apart:
+     * dst[p*w_pad + i] = src[p*ld + i] for i < w, p < k, and 0 for w <= i < w_pad; NULL
+     * where gemm.c's scalar loop serves. */
+    void (*pack_n_f32)(float *dst, const float *src, size_t ld, size_t w, size_t w_pad, size_t k);
+    void (*pack_n_f64)(double *dst, const double *src, size_t ld, size_t w, size_t w_pad, size_t k);
 };
 
 struct ConvKernels;

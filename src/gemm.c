@@ -109,6 +109,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         const ukr_fn_##sfx *rows; /* the kernel per edge row count, or NULL */               \
         const ukr_fn_##sfx *rows_rm; /* per row count on a row-major A in place, or NULL */  \
         void (*pack_t)(T *, const T *, size_t, size_t, size_t, size_t); /* or NULL */        \
+        void (*pack_n)(T *, const T *, size_t, size_t, size_t, size_t); /* or NULL */        \
     };                                                                                       \
                                                                                              \
     static struct tiling_##sfx tiling_##sfx(const struct GemmKernels *gk, int alt)           \
@@ -116,10 +117,11 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         if (alt)                                                                             \
             return (struct tiling_##sfx){(size_t)gk->alt_##sfx.mr, (size_t)gk->alt_##sfx.nr, \
                 (size_t)gk->alt_##sfx.kc, (size_t)gk->alt_##sfx.mc, (size_t)gk->alt_##sfx.nc, \
-                gk->alt_ukr_##sfx, NULL, NULL, gk->pack_t_##sfx};                            \
+                gk->alt_ukr_##sfx, NULL, NULL, gk->pack_t_##sfx, gk->pack_n_##sfx};          \
         return (struct tiling_##sfx){(size_t)gk->sfx.mr, (size_t)gk->sfx.nr, (size_t)gk->sfx.kc, \
             (size_t)gk->sfx.mc, (size_t)gk->sfx.nc, gk->ukr_##sfx, gk->rows_##sfx,           \
-            gk->rows_rm_##sfx[gk->sfx.mr] ? gk->rows_rm_##sfx : NULL, gk->pack_t_##sfx};     \
+            gk->rows_rm_##sfx[gk->sfx.mr] ? gk->rows_rm_##sfx : NULL, gk->pack_t_##sfx,      \
+            gk->pack_n_##sfx};                                                               \
     }                                                                                        \
                                                                                              \
     /* Where the micro-panels of a block come from: read in place (d != NULL, panel r at     \
@@ -145,6 +147,8 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         for (size_t r = direct ? (direct >= 2 ? wb : wb / wr * wr) : 0; r < wb; r += wr) {   \
             if (X.cs == 1 && X.rs != 1 && tl->pack_t)                                        \
                 tl->pack_t(buf + r * kb, X.p + r * X.rs, X.rs, min_sz(wr, wb - r), wr, kb);  \
+            else if (X.rs == 1 && tl->pack_n)                                                \
+                tl->pack_n(buf + r * kb, X.p + r, X.cs, min_sz(wr, wb - r), wr, kb);         \
             else                                                                             \
                 pack_panel_##sfx(buf + r * kb, X.p + r * X.rs, X.rs, X.cs, min_sz(wr, wb - r), wr, kb); \
         }                                                                                    \

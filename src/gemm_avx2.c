@@ -60,6 +60,7 @@ static inline void transpose4_pd(__m256d r[4])
     GEMM_ROWS_5(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm256_, S, FMA)                          \
     GEMM_UKR(alt_ukr_##sfx, T, 4, 3, V, W, _mm256_, S, FMA)                                  \
     GEMM_DOT(dot_##sfx, T, 4, 2, V, W, _mm256_, S, FMA)                                      \
+    GEMM_PACK_N(pack_n_##sfx, T, V, W, _mm256_, S)                                           \
     GEMM_PACK_T(pack_t_##sfx, T, V, W, _mm256_, S, TR)
 
 #define DOT_ROWS(rows, s) 0
@@ -104,6 +105,8 @@ const struct GemmKernels gemm_kernels_avx2 = {
     .dotsz_f32 = {.mr = 4, .nr = 2},
     .dotsz_f64 = {.mr = 4, .nr = 2},
     .dot_f32 = dot_f32,
+    .pack_n_f32 = pack_n_f32,
+    .pack_n_f64 = pack_n_f64,
     .dot_f64 = dot_f64,
     .pack_t_f32 = pack_t_f32,
     .pack_t_f64 = pack_t_f64,

@@ -268,6 +268,7 @@ static inline void transpose8_pd(__m512d r[8])
     GEMM_ROWS_13(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm512_, S, FMA)                         \
     GEMM_UKR(alt_ukr_##sfx, T, 8, 3, V, W, _mm512_, S, FMA)                                  \
     GEMM_DOT(dot_##sfx, T, 4, 5, V, W, _mm512_, S, FMA)                                      \
+    GEMM_PACK_N(pack_n_##sfx, T, V, W, _mm512_, S)                                           \
     DOT_PAIRS(dot_packed_##sfx##_1, T, 4, 1, V, W, S, FMA)                                   \
     DOT_PAIRS(dot_packed_##sfx##_2, T, 4, 2, V, W, S, FMA)                                   \
     DOT_PAIRS(dot_packed_##sfx##_3, T, 4, 3, V, W, S, FMA)                                   \
@@ -352,6 +353,8 @@ const struct GemmKernels gemm_kernels_avx512 = {
     .dotsz_f32 = {.mr = 4, .nr = 5},
     .dotsz_f64 = {.mr = 4, .nr = 5},
     .dot_f32 = dot_f32,
+    .pack_n_f32 = pack_n_f32,
+    .pack_n_f64 = pack_n_f64,
     .dot_f64 = dot_f64,
     /* 4 x 10: the MLP's 10-wide layer in one tile. */
     .dotpk_f32 = {.mr = 4, .nr = 10},

@@ -192,6 +192,24 @@
         }                                                                                    \
     }
 
+/* The copying pack (struct GemmKernels, pack_n): W elements at a time, the row's last
+ * vector by a masked load, the padding's last by a masked store. gemm.c's scalar loop
+ * became a memmove call per row: the A^T panels of the 10-wide layer's weight gradient
+ * (64x10)^T 64x128 packed that way ran 12% slower on AVX2 (f32), 7% on AVX-512 (f64). */
+#define GEMM_PACK_N(NAME, T, V, W, P, S)                                                     \
+    static void NAME(T *dst, const T *src, size_t ld, size_t w, size_t w_pad, size_t k)      \
+    {                                                                                        \
+        for (size_t p = 0; p < k; p++, dst += w_pad, src += ld) {                            \
+            size_t i = 0;                                                                    \
+            for (; i + W <= w; i += W) P##storeu##S(dst + i, P##loadu##S(src + i));          \
+            for (; i < w_pad; i += W) {                                                      \
+                V v = i < w ? MLOAD(MASK_N(w - i), src + i) : P##setzero##S();               \
+                if (i + W <= w_pad) P##storeu##S(dst + i, v);                                \
+                else MSTORE(dst + i, MASK_N(w_pad - i), v);                                  \
+            }                                                                                \
+        }                                                                                    \
+    }
+
 /* The transposing pack (struct GemmKernels, pack_t) by an ISA's in-register W x W
  * transpose TRANSPOSE(V r[W]): W-row groups of the panel, W columns at a time; rows past
  * w load as zeros, which pads. Full vectors load and store unmasked (AVX2's masked store

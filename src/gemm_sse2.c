@@ -36,7 +36,8 @@ static inline double hsum_pd(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm
     GEMM_UKR(ukr_##sfx, T, 4, 2, V, W, _mm_, S, FMA)                                         \
     GEMM_ROWS_3(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm_, S, FMA)                               \
     GEMM_UKR(alt_ukr_##sfx, T, 2, 3, V, W, _mm_, S, FMA)                                     \
-    GEMM_DOT(dot_##sfx, T, 2, 2, V, W, _mm_, S, FMA)
+    GEMM_DOT(dot_##sfx, T, 2, 2, V, W, _mm_, S, FMA)                                         \
+    GEMM_PACK_N(pack_n_##sfx, T, V, W, _mm_, S)
 
 #define DOT_ROWS(rows, s) 0
 #define MASK_T size_t
@@ -76,5 +77,7 @@ const struct GemmKernels gemm_kernels_sse2 = {
     .dotsz_f32 = {.mr = 2, .nr = 2},
     .dotsz_f64 = {.mr = 2, .nr = 2},
     .dot_f32 = dot_f32,
+    .pack_n_f32 = pack_n_f32,
+    .pack_n_f64 = pack_n_f64,
     .dot_f64 = dot_f64,
 };

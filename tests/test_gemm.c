@@ -311,45 +311,51 @@ TEST_ISA(gemm_row_major_a_kernels_on_every_edge)
 DOT_KERNEL_CHECK(float, f32, 1.2e-7)
 DOT_KERNEL_CHECK(double, f64, 2.3e-16)
 
-#define PACK_T_CHECK(T, sfx)                                                                   \
-    /* The ISA's transposing pack on a w x k panel (row stride ld = k + 3, unaligned     \
-     * source and destination): the exact values, zeros up to w_pad, nothing past it.   */ \
-    static int pack_t_ok_##sfx(void (*pack)(T *, const T *, size_t, size_t, size_t, size_t), \
-                               size_t w, size_t w_pad, size_t k)                             \
+#define PACK_CHECK(T, sfx)                                                                     \
+    /* The ISA's transposing (tr) or copying pack on a w x k panel (rows ld = k + 3 or       \
+     * w + 3 apart, unaligned source and destination): the exact values, zeros up to        \
+     * w_pad, nothing past it. */                                                            \
+    static int pack_ok_##sfx(void (*pack)(T *, const T *, size_t, size_t, size_t, size_t),  \
+                             int tr, size_t w, size_t w_pad, size_t k)                       \
     {                                                                                        \
-        size_t ld = k + 3, n = k * w_pad;                                                    \
-        T *src = mem_alloc((w * ld + 1) * sizeof(T)), *dst = mem_alloc((n + 2) * sizeof(T)); \
-        for (size_t i = 0; i < w * ld + 1; i++) src[i] = (T)i + (T)0.5;                     \
+        size_t ld = (tr ? k : w) + 3, len = (tr ? w : k) * ld + 1, n = k * w_pad;           \
+        T *src = mem_alloc(len * sizeof(T)), *dst = mem_alloc((n + 2) * sizeof(T));          \
+        for (size_t i = 0; i < len; i++) src[i] = (T)i + (T)0.5;                             \
         for (size_t i = 0; i < n + 2; i++) dst[i] = (T)NAN;                                  \
         pack(dst + 1, src + 1, ld, w, w_pad, k);                                             \
         int ok = isnan(dst[0]) && isnan(dst[n + 1]);                                         \
         for (size_t p = 0; p < k; p++)                                                       \
             for (size_t i = 0; i < w_pad; i++)                                               \
-                ok &= dst[1 + p * w_pad + i] == (i < w ? src[1 + i * ld + p] : 0);           \
+                ok &= dst[1 + p * w_pad + i] == (i < w ? src[1 + (tr ? i * ld + p : p * ld + i)] : 0); \
         mem_free(src);                                                                       \
         mem_free(dst);                                                                       \
         return ok;                                                                           \
     }
-PACK_T_CHECK(float, f32)
-PACK_T_CHECK(double, f64)
+PACK_CHECK(float, f32)
+PACK_CHECK(double, f64)
 
-/* The transposing pack of the ISA in use (if it has one) at every panel width of both
- * tiles and K around the vector width. */
-TEST_ISA(gemm_transposing_pack_matches_definition)
+/* The transposing and copying packs of the ISA in use (where it has them) at every
+ * panel width of both tiles and K around the vector width. */
+TEST_ISA(gemm_packs_match_definition)
 {
     const struct GemmKernels *g = kernels_get()->gemm;
-    if (!g || !g->pack_t_f32) return;
+    if (!g) return;
     static const size_t ks[] = {1, 7, 8, 9, 15, 16, 17, 33, 100};
     const int pads[2][2] = {{g->f32.mr, g->f32.nr}, {g->alt_f32.mr, g->alt_f32.nr}};
     const int pads64[2][2] = {{g->f64.mr, g->f64.nr}, {g->alt_f64.mr, g->alt_f64.nr}};
-    for (int t = 0; t < 4; t++)
-        for (size_t kx = 0; kx < sizeof ks / sizeof ks[0]; kx++) {
-            size_t wp = (size_t)pads[t / 2][t % 2], wp64 = (size_t)pads64[t / 2][t % 2];
-            for (size_t w = 1; w <= wp; w++)
-                EXPECT_MSG(pack_t_ok_f32(g->pack_t_f32, w, wp, ks[kx]), "f32 w=%zu of %zu k=%zu", w, wp, ks[kx]);
-            for (size_t w = 1; w <= wp64; w++)
-                EXPECT_MSG(pack_t_ok_f64(g->pack_t_f64, w, wp64, ks[kx]), "f64 w=%zu of %zu k=%zu", w, wp64, ks[kx]);
-        }
+    for (int tr = 0; tr < 2; tr++) {
+        void (*p32)(float *, const float *, size_t, size_t, size_t, size_t) = tr ? g->pack_t_f32 : g->pack_n_f32;
+        void (*p64)(double *, const double *, size_t, size_t, size_t, size_t) = tr ? g->pack_t_f64 : g->pack_n_f64;
+        if (!p32 || !p64) continue;
+        for (int t = 0; t < 4; t++)
+            for (size_t kx = 0; kx < sizeof ks / sizeof ks[0]; kx++) {
+                size_t wp = (size_t)pads[t / 2][t % 2], wp64 = (size_t)pads64[t / 2][t % 2];
+                for (size_t w = 1; w <= wp; w++)
+                    EXPECT_MSG(pack_ok_f32(p32, tr, w, wp, ks[kx]), "f32 tr=%d w=%zu of %zu k=%zu", tr, w, wp, ks[kx]);
+                for (size_t w = 1; w <= wp64; w++)
+                    EXPECT_MSG(pack_ok_f64(p64, tr, w, wp64, ks[kx]), "f64 tr=%d w=%zu of %zu k=%zu", tr, w, wp64, ks[kx]);
+            }
+    }
 }
 
 /* The dot kernel of the ISA in use on every tile edge, K tail and chunking. */
