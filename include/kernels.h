@@ -3,7 +3,7 @@
  * One table per ISA, each filled from one generic source compiled with that ISA's
  * -m flags; kernels_get() returns the table in use. Raw kernels assume valid input:
  * callers (math_kernels.c, autograd, optimizers) check shapes first. Pointers need only
- * element alignment. Maps whose output is at least EW_STREAM_BYTES long write it with
+ * element alignment (but for the dot_packed_* panel: 64 bytes). Maps whose output is at least EW_STREAM_BYTES long write it with
  * non-temporal stores (it would not stay in cache anyway), so large ops run at memory
  * bandwidth; results are the same either way. */
 #ifndef MINIDL_KERNELS_H
@@ -93,7 +93,8 @@ struct GemmKernels {
     /* Where an ISA has dot_pack_*, it lays out n <= dotpk.nr rows of B, k deep, as
      * (n + 1)/2 pairs at a 64-byte aligned dst for dot_packed_*[(n + 1)/2], which takes
      * that panel as b (ldb unused) and any number m of rows (dotpk.mr at a time): worth
-     * it when many row tiles reread a panel. */
+     * it when many row tiles reread a panel. The panel holds (n + 1)/2 vectors per
+     * half-vector of k, at most (nr + 1)/2 * (k + W) elements for W-lane vectors. */
 #define GEMM_MAX_DOT_PAIRS 8
     struct { int mr, nr; } dotpk_f32, dotpk_f64;
     gemm_ukr_f32_fn *dot_packed_f32[GEMM_MAX_DOT_PAIRS + 1];
@@ -105,8 +106,7 @@ struct GemmKernels {
     void (*pack_t_f32)(float *dst, const float *src, size_t ld, size_t w, size_t w_pad, size_t k);
     void (*pack_t_f64)(double *dst, const double *src, size_t ld, size_t w, size_t w_pad, size_t k);
     /* The copying pack of a panel whose w elements are contiguous, rows ld apart:
-     * dst[p*w_pad + i] = src[p*ld + i] for i < w, p < k, and 0 for w <= i < w_pad; NULL
-     * where gemm.c's scalar loop serves. */
+     * dst[p*w_pad + i] = src[p*ld + i] for i < w, p < k, and 0 for w <= i < w_pad. */
     void (*pack_n_f32)(float *dst, const float *src, size_t ld, size_t w, size_t w_pad, size_t k);
     void (*pack_n_f64)(double *dst, const double *src, size_t ld, size_t w, size_t w_pad, size_t k);
 };

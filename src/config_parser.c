@@ -570,12 +570,12 @@ char *config_read_file(const char *path, size_t *len, char *err, size_t errlen)
         err_set(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = mem_alloc(CFG_MAX_FILE + 2);
+    char *buf = mem_alloc(CFG_MAX_FILE + 1);
     size_t n = fread(buf, 1, CFG_MAX_FILE + 1, f);
-    int bad = ferror(f) ? errno : 0;
+    int bad = ferror(f), e = errno;
     fclose(f);
     if (bad || n > CFG_MAX_FILE) {
-        if (bad) err_set(err, errlen, "%s: read error: %s", path, strerror(bad));
+        if (bad) err_set(err, errlen, "%s: read error: %s", path, strerror(e));
         else err_set(err, errlen, "%s:1: file is larger than %d bytes: is this a config?", path, CFG_MAX_FILE);
         mem_free(buf);
         return NULL;

@@ -60,18 +60,12 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 #define GEMM_GENERIC(T, sfx)                                                                 \
     struct view_##sfx { const T *p; size_t rs, cs; };                                        \
                                                                                              \
-    /* dst[p*w_pad + i] = src[i*ws + p*ks] for i < w, zero up to w_pad, p < k. */            \
+    /* dst[p*w_pad + i] = src[i*ws + p*ks] for i < w, zero up to w_pad, p < k: a             \
+     * transpose (the ISA's pack_n copies panels with ws = 1), walking k in short runs so    \
+     * the w source rows stay in L1. */                                                      \
     static void pack_panel_##sfx(T *restrict dst, const T *restrict src, size_t ws,          \
                                  size_t ks, size_t w, size_t w_pad, size_t k)                \
     {                                                                                        \
-        if (ws == 1) {                                                                       \
-            for (size_t p = 0; p < k; p++, dst += w_pad, src += ks) {                        \
-                for (size_t i = 0; i < w; i++) dst[i] = src[i];                              \
-                for (size_t i = w; i < w_pad; i++) dst[i] = 0;                               \
-            }                                                                                \
-            return;                                                                          \
-        }                                                                                    \
-        /* A transpose: walk k in short runs so the w source rows stay in L1. */             \
         for (size_t p0 = 0; p0 < k; p0 += 16) {                                              \
             size_t kk = min_sz(16, k - p0);                                                  \
             T *d = dst + p0 * w_pad;                                                         \
@@ -109,7 +103,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         const ukr_fn_##sfx *rows; /* the kernel per edge row count, or NULL */               \
         const ukr_fn_##sfx *rows_rm; /* per row count on a row-major A in place, or NULL */  \
         void (*pack_t)(T *, const T *, size_t, size_t, size_t, size_t); /* or NULL */        \
-        void (*pack_n)(T *, const T *, size_t, size_t, size_t, size_t); /* or NULL */        \
+        void (*pack_n)(T *, const T *, size_t, size_t, size_t, size_t);                      \
     };                                                                                       \
                                                                                              \
     static struct tiling_##sfx tiling_##sfx(const struct GemmKernels *gk, int alt)           \
@@ -147,7 +141,7 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
         for (size_t r = direct ? (direct >= 2 ? wb : wb / wr * wr) : 0; r < wb; r += wr) {   \
             if (X.cs == 1 && X.rs != 1 && tl->pack_t)                                        \
                 tl->pack_t(buf + r * kb, X.p + r * X.rs, X.rs, min_sz(wr, wb - r), wr, kb);  \
-            else if (X.rs == 1 && tl->pack_n)                                                \
+            else if (X.rs == 1)                                                              \
                 tl->pack_n(buf + r * kb, X.p + r, X.cs, min_sz(wr, wb - r), wr, kb);         \
             else                                                                             \
                 pack_panel_##sfx(buf + r * kb, X.p + r * X.rs, X.rs, X.cs, min_sz(wr, wb - r), wr, kb); \
@@ -233,6 +227,8 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
             size_t chunks = (K + kc - 1) / kc;                                               \
             kc = round_up((K + chunks - 1) / chunks, 16); /* even chunks */                  \
         }                                                                                    \
+        CHECK(!packed || (nr + 1) / 2 * 2 * (kc + 16) * sizeof(T) <= GEMM_PACK_B_BYTES,      \
+              "a dot panel of %zu x %zu does not fit the pack buffer", nr, kc);              \
         for (size_t pc = 0; pc < K; pc += kc) {                                              \
             size_t kb = min_sz(kc, K - pc);                                                  \
             T beta_k = pc == 0 ? beta : 1;                                                   \

@@ -105,9 +105,9 @@ const struct GemmKernels gemm_kernels_avx2 = {
     .dotsz_f32 = {.mr = 4, .nr = 2},
     .dotsz_f64 = {.mr = 4, .nr = 2},
     .dot_f32 = dot_f32,
-    .pack_n_f32 = pack_n_f32,
-    .pack_n_f64 = pack_n_f64,
     .dot_f64 = dot_f64,
     .pack_t_f32 = pack_t_f32,
     .pack_t_f64 = pack_t_f64,
+    .pack_n_f32 = pack_n_f32,
+    .pack_n_f64 = pack_n_f64,
 };

@@ -120,8 +120,8 @@ static inline void hsum8_pd(double *out, const __m512d *v)
  * of B rows: a vector of the panel (dot_pack_*) holds H = W/2 elements of B's rows 2q
  * and 2q+1 side by side, and the FMA with H elements of A's row i broadcast to both
  * halves (one load) adds to the partial sums of C(i, 2q) and C(i, 2q + 1). A tile's sums
- * then need a 3-level tree (f32), not GEMM_DOT's 4 levels, and row i's 2*NP sums come
- * out of two trees' vectors by one permute: at short K, where the reduction weighs,
+ * then need a 3-level tree (f32), not GEMM_DOT's 4 levels, and each W of row i's 2*NP
+ * sums come out of two trees' vectors by one permute: at short K, where the reduction weighs,
  * 64 x 10 x 128 runs 1.05x what the 4 x 5 GEMM_DOT tile did. With in-place pairs (a
  * shuffle each) it lost to GEMM_DOT, hence the panel. */
 #define DOT_PAIRS(NAME, T, MR, NP, V, W, S, FMA)                                             \
@@ -259,8 +259,10 @@ static inline void transpose8_pd(__m512d r[8])
 }
 
 /* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
- * MSTORE, HSUM* and DOT_ROWS (GEMM_DOT), and HALF_*, HALVES, BCAST, TREE and PERM2
- * (DOT_PAIRS) below. */
+ * MSTORE, HSUM* and DOT_ROWS (GEMM_DOT), and HALF_*, HALVES, BCAST, TREE, IDX_T and
+ * PERM2 (DOT_PAIRS) below. A half vector has at most 8 lanes in either dtype. */
+#define HALF_MASK_T __mmask8
+#define HALF_MASK(r) ((__mmask8)((1u << (r)) - 1))
 #define KERNELS(T, sfx, V, W, S, FMA, TR)                                                    \
     GEMM_UKR(ukr_##sfx, T, 14, 2, V, W, _mm512_, S, FMA)                                     \
     GEMM_ROWS_13(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm512_, S, FMA)                           \
@@ -283,8 +285,6 @@ static inline void transpose8_pd(__m512d r[8])
 #define MSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define FMA_PS(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define HALF_T __m256
-#define HALF_MASK_T __mmask8
-#define HALF_MASK(r) ((__mmask8)((1u << (r)) - 1))
 #define HALF_LOAD(p) _mm256_loadu_ps(p)
 #define HALF_LOAD_M(m, p) _mm256_maskz_loadu_ps(m, p)
 #define HALF_ZERO() _mm256_setzero_ps()
@@ -353,8 +353,6 @@ const struct GemmKernels gemm_kernels_avx512 = {
     .dotsz_f32 = {.mr = 4, .nr = 5},
     .dotsz_f64 = {.mr = 4, .nr = 5},
     .dot_f32 = dot_f32,
-    .pack_n_f32 = pack_n_f32,
-    .pack_n_f64 = pack_n_f64,
     .dot_f64 = dot_f64,
     /* 4 x 10: the MLP's 10-wide layer in one tile. */
     .dotpk_f32 = {.mr = 4, .nr = 10},
@@ -365,4 +363,6 @@ const struct GemmKernels gemm_kernels_avx512 = {
     .dot_pack_f64 = dot_pack_f64,
     .pack_t_f32 = pack_t_f32,
     .pack_t_f64 = pack_t_f64,
+    .pack_n_f32 = pack_n_f32,
+    .pack_n_f64 = pack_n_f64,
 };

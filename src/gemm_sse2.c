@@ -77,7 +77,7 @@ const struct GemmKernels gemm_kernels_sse2 = {
     .dotsz_f32 = {.mr = 2, .nr = 2},
     .dotsz_f64 = {.mr = 2, .nr = 2},
     .dot_f32 = dot_f32,
+    .dot_f64 = dot_f64,
     .pack_n_f32 = pack_n_f32,
     .pack_n_f64 = pack_n_f64,
-    .dot_f64 = dot_f64,
 };

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *tmp_path(char *buf, size_t cap, const char *name)
 {
@@ -248,12 +249,15 @@ static void expect_label_reject(const char *y, uint64_t n_classes, const char *w
 TEST(dataset_load_stops_at_a_nul_byte)
 {
     struct Dataset ds;
-    char err[512] = "", path[512], text[4096];
+    char err[512] = "", path[512];
     EXPECT_EQ_INT(dataset_load(&ds, "/dev/zero", NULL, DT_FLOAT32, 0, err, sizeof err), -1);
     EXPECT_STR_CONTAINS(err, "/dev/zero:1:1: a NUL byte: not a text file");
-    for (size_t i = 0; i < sizeof text; i += 4) memcpy(text + i, "1,2\n", 4); /* 4096 bytes: read, not mapped */
+    size_t len = (size_t)sysconf(_SC_PAGESIZE); /* a whole page: read, not mapped */
+    char *text = mem_alloc(len);
+    for (size_t i = 0; i < len; i += 4) memcpy(text + i, "1,2\n", 4);
     text[6] = 0;
-    write_bytes(path, sizeof path, "nul.csv", text, sizeof text);
+    write_bytes(path, sizeof path, "nul.csv", text, len);
+    mem_free(text);
     EXPECT_EQ_INT(dataset_load(&ds, path, NULL, DT_FLOAT32, 0, err, sizeof err), -1);
     EXPECT_STR_CONTAINS(err, "nul.csv:2:3: a NUL byte");
 }
