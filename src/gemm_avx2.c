@@ -54,14 +54,7 @@ static inline void transpose4_pd(__m256d r[4])
 /* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
  * MSTORE, HSUM* and DOT_ROWS below. */
 #define KERNELS(T, sfx, V, W, S, FMA, TR)                                                    \
-    GEMM_UKR(ukr_##sfx, T, 6, 2, V, W, _mm256_, S, FMA)                                      \
-    GEMM_ROWS_5(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm256_, S, FMA)                            \
-    GEMM_UKR_RM(rm_##sfx, T, 6, 2, V, W, _mm256_, S, FMA)                                    \
-    GEMM_ROWS_5(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm256_, S, FMA)                          \
-    GEMM_UKR(alt_ukr_##sfx, T, 4, 3, V, W, _mm256_, S, FMA)                                  \
-    GEMM_DOT(dot_##sfx, T, 4, 2, V, W, _mm256_, S, FMA)                                      \
-    GEMM_PACK_N(pack_n_##sfx, T, V, W, _mm256_, S)                                           \
-    GEMM_PACK_T(pack_t_##sfx, T, V, W, _mm256_, S, TR)
+    GEMM_KERNEL_SET(T, sfx, V, W, _mm256_, S, FMA, TR, 6, 5, 4, 4, 2)
 
 #define DOT_ROWS(rows, s) 0
 #define MASK_T __m256i

@@ -264,20 +264,13 @@ static inline void transpose8_pd(__m512d r[8])
 #define HALF_MASK_T __mmask8
 #define HALF_MASK(r) ((__mmask8)((1u << (r)) - 1))
 #define KERNELS(T, sfx, V, W, S, FMA, TR)                                                    \
-    GEMM_UKR(ukr_##sfx, T, 14, 2, V, W, _mm512_, S, FMA)                                     \
-    GEMM_ROWS_13(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm512_, S, FMA)                           \
-    GEMM_UKR_RM(rm_##sfx, T, 14, 2, V, W, _mm512_, S, FMA)                                   \
-    GEMM_ROWS_13(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, _mm512_, S, FMA)                         \
-    GEMM_UKR(alt_ukr_##sfx, T, 8, 3, V, W, _mm512_, S, FMA)                                  \
-    GEMM_DOT(dot_##sfx, T, 4, 5, V, W, _mm512_, S, FMA)                                      \
-    GEMM_PACK_N(pack_n_##sfx, T, V, W, _mm512_, S)                                           \
+    GEMM_KERNEL_SET(T, sfx, V, W, _mm512_, S, FMA, TR, 14, 13, 8, 4, 5)                      \
     DOT_PAIRS(dot_packed_##sfx##_1, T, 4, 1, V, W, S, FMA)                                   \
     DOT_PAIRS(dot_packed_##sfx##_2, T, 4, 2, V, W, S, FMA)                                   \
     DOT_PAIRS(dot_packed_##sfx##_3, T, 4, 3, V, W, S, FMA)                                   \
     DOT_PAIRS(dot_packed_##sfx##_4, T, 4, 4, V, W, S, FMA)                                   \
     DOT_PAIRS(dot_packed_##sfx##_5, T, 4, 5, V, W, S, FMA)                                   \
-    DOT_PAIRS_PACK(dot_pack_##sfx, T, W, S)                                                  \
-    GEMM_PACK_T(pack_t_##sfx, T, V, W, _mm512_, S, TR)
+    DOT_PAIRS_PACK(dot_pack_##sfx, T, W, S)
 
 #define MASK_T __mmask16
 #define MASK_N(r) ((__mmask16)((1u << (r)) - 1))

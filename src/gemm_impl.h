@@ -130,6 +130,20 @@
 #define GEMM_ROWS_TABLE(NAME, n) {GEMM_ROWS_LIST_##n(NAME)}
 #define GEMM_RM_TABLE(NAME, n) {GEMM_ROWS_LIST_##n(NAME), NAME}
 
+/* The kernel set of an ISA file with row-major-A kernels and a transposing pack, for one
+ * dtype (P and S the intrinsic prefix and suffix, TR the W x W transpose): the primary
+ * MR x 2W tile with a kernel per row count (NROWS = MR - 1, a literal) on packed and on
+ * row-major A, the alternative ALT_MR x 3W tile, the DOT_MR x DOT_NR dot tile, both packs. */
+#define GEMM_KERNEL_SET(T, sfx, V, W, P, S, FMA, TR, MR, NROWS, ALT_MR, DOT_MR, DOT_NR)      \
+    GEMM_UKR(ukr_##sfx, T, MR, 2, V, W, P, S, FMA)                                           \
+    GEMM_ROWS_##NROWS(GEMM_UKR, ukr_##sfx, T, 2, V, W, P, S, FMA)                            \
+    GEMM_UKR_RM(rm_##sfx, T, MR, 2, V, W, P, S, FMA)                                         \
+    GEMM_ROWS_##NROWS(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, P, S, FMA)                          \
+    GEMM_UKR(alt_ukr_##sfx, T, ALT_MR, 3, V, W, P, S, FMA)                                   \
+    GEMM_DOT(dot_##sfx, T, DOT_MR, DOT_NR, V, W, P, S, FMA)                                  \
+    GEMM_PACK_N(pack_n_##sfx, T, V, W, P, S)                                                 \
+    GEMM_PACK_T(pack_t_##sfx, T, V, W, P, S, TR)
+
 /* The dot-product kernel for op(A) op(B)^T with both operands K-contiguous (A row i at
  * a + i*lda, B row j at b + j*ldb): an MR x NR tile of C kept as MR*NR vector partial
  * sums along K, no packing, reduced at the end: C[i*ldc + j] = alpha * sum + beta *
