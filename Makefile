@@ -18,7 +18,7 @@ ISA_avx512 := -mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma
 isa_flags = $(foreach i,sse2 avx2 avx512,$(if $(filter %_$(i),$(basename $(notdir $1))),$(ISA_$(i))))
 
 B        ?= build
-LIB_SRC  := $(filter-out src/main_train.c src/main_infer.c,$(wildcard src/*.c))
+LIB_SRC  := $(filter-out src/main_train.c src/main_infer.c,$(wildcard src/*.c src/layers/*.c))
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(B)/src/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(B)/tests/%.o)
@@ -35,7 +35,8 @@ infer: $(B)/infer
 	@ln -sf $(B)/infer infer
 
 $(B)/src/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(B)/src
-	$(CC) $(ALL_CFLAGS) $(call isa_flags,$<) -c $< -o $@
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc $(call isa_flags,$<) -c $< -o $@
 $(B)/tests/%.o: tests/%.c $(wildcard include/*.h tests/*.h) | $(B)/tests
 	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
 $(B)/bench/%.o: bench/%.c $(wildcard include/*.h bench/*.h) | $(B)/bench

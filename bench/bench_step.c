@@ -4,6 +4,7 @@
 #include "bench.h"
 #include "activations.h"
 #include "losses.h"
+#include "train.h"
 #include "math_kernels.h"
 
 #include <stdio.h>
@@ -33,7 +34,7 @@ static void time_net(struct StepNet *net, uint64_t batch, int reps)
         double tf = 0, tb = 0;
         for (int k = 0; k < inner; k++) {
             double t0 = time_now();
-            struct Node *l = loss_build_graph(net->m, net->n, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
+            struct Node *l = train_loss_modules(net->m, net->n, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
             double t1 = time_now();
             zero_grad(l);
             backward(l);

@@ -1,12 +1,12 @@
 /* bench train: whole training epochs of configs/fmnist_mlp.ini and fmnist_cnn.ini on
  * Fashion-MNIST, in process, through the same library calls as the train program
- * (config, net_init, dataset_load, normalisation, Adam, shuffle, the step loop), so the
+ * (config, model_init, dataset_load, normalisation, Adam, shuffle, the step loop), so the
  * figure is the issue's "seconds per epoch with Adam and shuffling included".
  *
  * The data comes from scripts/fmnist.sh DIR (bench_fmnist_dir); without it the part
  * says how to make it and skips. quick: 200 steps, extrapolated to the epoch. */
 #include "bench.h"
-#include "cli.h"
+#include "train.h"
 #include "dataset.h"
 #include "losses.h"
 #include "math_kernels.h"
@@ -40,7 +40,7 @@ static int find_data(char *path, size_t len)
 }
 
 /* Loads the data for cfg and normalises it as train does. Returns 0, or -1 after a message. */
-static int load_data(struct Dataset *ds, struct Net *net, const char *path)
+static int load_data(struct Dataset *ds, struct Model *net, const char *path)
 {
     char err[1024];
     if (dataset_load(ds, path, path, net->cfg.dtype, net->cfg.output_dim, err, sizeof err)) {
@@ -51,24 +51,23 @@ static int load_data(struct Dataset *ds, struct Net *net, const char *path)
         struct Tensor *shift, *scale;
         dataset_norm_stats(ds, net->cfg.normalize, &shift, &scale);
         dataset_normalize(ds, shift, scale);
-        net_set_norm(net, shift, scale);
+        model_set_norm(net, shift, scale);
     }
     return 0;
 }
 
 /* The first `steps` steps of epoch 1 through the same function as train; returns wall
  * seconds, with CPU seconds in *cpu and the mean loss in *loss. */
-static double run_steps(struct Net *net, struct Dataset *ds, struct Optimizer *opt, uint64_t steps, double *cpu,
-                        double *loss)
+static double run_steps(struct Model *net, struct Dataset *ds, uint64_t steps, double *cpu, double *loss)
 {
-    struct Graph g;
+    struct Trainer tr;
     struct EpochStats st;
-    graph_init(&g);
+    train_init(&tr, net);
     double t0 = time_now(), c0 = cpu_now();
-    if (net_train_epoch(net, ds, opt, &g, 1, steps, NULL, NULL, &st)) printf("  the loss diverged\n");
+    if (train_epoch(&tr, ds, 1, steps, NULL, NULL, &st)) printf("  the loss diverged\n");
     double dt = time_now() - t0;
     *cpu = cpu_now() - c0;
-    graph_free(&g);
+    train_free(&tr);
     *loss = st.loss;
     return dt;
 }
@@ -81,22 +80,20 @@ static void bench_config(const char *name, const char *config, const char *data,
         printf("  %s (run from the repository root)\n", err);
         return;
     }
-    struct Net net;
+    struct Model net;
     struct Dataset ds;
-    net_init(&net, &cfg, cfg.seed);
+    model_init(&net, &cfg, cfg.seed);
     if (load_data(&ds, &net, data) == 0) {
-        struct Optimizer *opt = net_optimizer_create(&net);
         uint64_t nb = dataset_num_batches(&ds, cfg.batch_size), steps = quick && nb > QUICK_STEPS ? QUICK_STEPS : nb;
         double cpu, loss, scale = (double)nb / (double)steps;
-        double dt = run_steps(&net, &ds, opt, steps, &cpu, &loss) * scale;
+        double dt = run_steps(&net, &ds, steps, &cpu, &loss) * scale;
         printf("  %-4s %6.3f s/epoch (cpu %.3f s)  %7.0f samples/s  %4llu steps of %llu, batch %llu%s  "
                "mean loss %.4f  (target <= %.2f s)\n", name, dt, cpu * scale, (double)ds.n / dt,
                (unsigned long long)steps, (unsigned long long)nb,
                (unsigned long long)cfg.batch_size, steps < nb ? ", extrapolated" : "", loss, target);
-        optim_free(opt);
         dataset_free(&ds);
     }
-    net_free(&net);
+    model_free(&net);
 }
 
 void bench_train(int quick)

@@ -73,8 +73,9 @@ struct Graph *node_graph(struct Node *a, struct Node *b);   /* the graph of a or
 /* The gradient of n, allocated zeroed in the arena on first use. */
 struct Tensor *node_grad(struct Node *n);
 /* Marks a persistent node's gradient as zero without touching it: the next
- * node_grad_begin overwrites it, node_grad zeroes it first. Cheaper than zeroing when
- * backward will write it anyway (the weight gradient of every layer). */
+ * node_grad_begin overwrites it, node_grad zeroes it first, and backward() zeroes it if
+ * nothing it ran wrote it. Cheaper than zeroing when backward will write it anyway (the
+ * weight gradient of every layer): model_zero_grad is this over every parameter. */
 void node_grad_invalidate(struct Node *n);
 /* Zeroes the gradient if it is still marked stale (nothing wrote it). */
 void node_grad_settle(struct Node *n);
@@ -99,7 +100,8 @@ struct Node *ag_flatten(struct Node *x);
 /* Zero the gradients of every node reachable from root. */
 void zero_grad(struct Node *root);
 /* Seed d(loss)/d(loss) = 1 (loss must have one element), sort the reachable graph
- * topologically without recursion, and run the backward functions in reverse. */
+ * topologically without recursion, run the backward functions in reverse, and settle
+ * (node_grad_settle) every persistent node it reached. */
 void backward(struct Node *loss);
 /* The vector-Jacobian product: backward from out seeded with d(L)/d(out) = seed
  * (same shape as out), as if L = sum(out * seed). backward(loss) is the seed 1. */

@@ -10,26 +10,28 @@
  *   lr=0.001
  * CRLF, a UTF-8 BOM, spaces around '=' and inline '#' comments are accepted. Errors
  * are "file:line: message" (with a "did you mean" hint for misspelt names). Each
- * layer's input is checked against the previous layer's output. */
+ * layer's input is checked against the previous layer's output by its shape rule.
+ *
+ * The result is plain data: enums, numbers and a list of layer specs (layers.h); the
+ * model module builds the network from it. */
 #ifndef MINIDL_CONFIG_PARSER_H
 #define MINIDL_CONFIG_PARSER_H
 
-#include "nn_layers.h"
-#include "optimizers.h"   /* enum LrSchedule */
+#include "layers.h"
+#include "tensor.h"
 
 #define CONFIG_MAX_LAYERS 64
 
-struct LayerSpec {
-    uint32_t kind;          /* enum ModuleKind */
-    uint64_t args[6];       /* Linear: in, out; Conv2d: in_ch, out_ch, kh, kw, stride, padding */
-    uint64_t out_shape[3];  /* output per sample: (C,H,W) or (features) */
-    uint32_t out_ndim;      /* 1 or 3 */
-    uint64_t n_params;
-    int line;
-};
+enum OptimKind { OPT_ADAM, OPT_SGD };
+enum LossKind { LOSS_MSE, LOSS_CROSS_ENTROPY };
+/* Input normalisation: the network sees (x - shift) * scale, statistics of the training data. */
+enum NormKind { NORM_NONE, NORM_MINMAX, NORM_STANDARD };
+/* Learning-rate schedules over all steps of all epochs (optimizers.h optim_lr_at). */
+enum LrSchedule { LR_CONSTANT = 0, LR_COSINE = 1 };
 
 struct TrainConfig {
     char optimizer_name[16];   /* "Adam" or "SGD" */
+    int optimizer;             /* enum OptimKind */
     double lr;
     uint64_t epochs;
     uint64_t batch_size;
@@ -59,9 +61,5 @@ int config_parse_text(const char *text, size_t len, const char *filename,
  * and the path and reason in err: it cannot be read, or it is over 1 MiB (/dev/zero). */
 char *config_read_file(const char *path, size_t *len, char *err, size_t errlen);
 int config_parse_file(const char *path, struct TrainConfig *cfg, char *err, size_t errlen);
-/* Builds the modules in config order, parameters drawn from rng and named linear1,
- * conv2d1, ... Returns a heap array of n_layers modules; free with config_free_modules. */
-struct Module **config_build_modules(const struct TrainConfig *cfg, struct Rng *rng);
-void config_free_modules(struct Module **mods, uint32_t n);
 
 #endif

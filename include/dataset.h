@@ -13,8 +13,6 @@
 #include "tensor.h"
 #include "utils.h"
 
-enum NormKind { NORM_NONE, NORM_MINMAX, NORM_STANDARD };
-
 struct Dataset {
     struct Tensor *x;       /* N x D, the dataset's dtype */
     struct Tensor *y;       /* N x L, or NULL (inference without labels) */
@@ -38,7 +36,7 @@ int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uin
                  uint64_t n_classes, char *err, size_t errlen);
 void dataset_free(struct Dataset *ds);
 
-/* Per-feature statistics from ds->x: the network sees (x - shift) * scale.
+/* Per-feature statistics (kind: config_parser.h enum NormKind) from ds->x: the network sees (x - shift) * scale.
  * minmax: shift = min, scale = 1/(max-min); standard: shift = mean, scale = 1/std
  * (population std); a constant feature gets scale 1. New tensors of shape (D). */
 void dataset_norm_stats(const struct Dataset *ds, int kind, struct Tensor **shift, struct Tensor **scale);

@@ -1,4 +1,4 @@
-/* nn_layers: Module, Linear and Conv2d.
+/* nn_layers: Module, the layer table's rows, and the graph ops of Linear and Conv2d.
  *
  * Linear(in, out): weight (out x in), bias (out); y = x W^T + b for x (B x in).
  *   An input of more than two dimensions (a conv output, B x C x H x W) is read
@@ -8,29 +8,49 @@
  *   convention); H_out = (H + 2*padding - kh) / stride + 1. The bias is broadcast over
  *   the batch and the spatial positions (the only broadcast in minidl).
  * Initialisation as PyTorch's default: weight and bias uniform in +-1/sqrt(fan_in),
- * fan_in = in (Linear) or in_ch*kh*kw (Conv2d), drawn from the caller's generator. */
+ * fan_in = in (Linear) or in_ch*kh*kw (Conv2d), drawn from the caller's generator.
+ *
+ * Each layer kind lives in its own file under src/layers/ (see layers.h). */
 #ifndef MINIDL_NN_LAYERS_H
 #define MINIDL_NN_LAYERS_H
 
 #include "autograd.h"
+#include "layers.h"
 #include "utils.h"
 
-enum ModuleKind { MOD_LINEAR, MOD_CONV2D, MOD_RELU, MOD_SIGMOID, MOD_TANH, MOD_SOFTMAX, MOD_COUNT };
+#define MODULE_MAX_PARAMS 4
 
 struct Module {
     uint32_t n_params;
-    struct Tensor **params;         /* weight, bias */
+    struct Tensor **params;         /* in the order of the row's param_names */
     struct Node **param_nodes;      /* persistent nodes with gradients */
     void (*forward)(struct Module *, struct Node *input, struct Node **output);
     uint32_t kind;                  /* enum ModuleKind */
-    char name[32];                  /* "linear1", "conv2d1", "relu" */
-    uint64_t cfg[6];                /* Linear: in, out; Conv2d: in_ch, out_ch, kh, kw, stride, padding */
+    char name[32];                  /* "linear1", "conv2d1", "relu1" (the model numbers them) */
+    struct LayerSpec spec;          /* what it was built from */
 };
 
+/* Builds the module of a spec through its table row. */
+struct Module *module_create(const struct LayerSpec *l, uint32_t dtype, struct Rng *rng);
+void module_free(struct Module *m);   /* any kind, NULL ok */
+uint64_t module_param_count(const struct Module *m);
+
+/* For the layer files: a module of l's kind, named by its prefix, with the row's
+ * parameter slots and forward. */
+struct Module *module_new(const struct LayerSpec *l);
+/* Sets parameter i of m to t (taken over), uniform in +-bound from rng, with its node. */
+void module_set_param(struct Module *m, uint32_t i, struct Tensor *t, double bound, struct Rng *rng);
+/* The shape rule of the layers that keep their input's shape. */
+int layer_shape_same(const struct LayerSpec *l, const struct LayerShape *in, int first, struct LayerShape *out,
+                     uint64_t *n_params, char *err, size_t errlen);
+
+/* The rows, one per file under src/layers/. */
+extern const struct LayerType layer_linear, layer_conv2d, layer_relu, layer_sigmoid, layer_tanh, layer_softmax;
+
+/* Shorthands for tests and benchmarks: the module of one Linear or Conv2d spec. */
 struct Module *nn_linear_create(uint64_t in, uint64_t out, uint32_t dtype, struct Rng *rng);
 struct Module *nn_conv2d_create(uint64_t in_ch, uint64_t out_ch, uint64_t kh, uint64_t kw,
                                 uint64_t stride, uint64_t padding, uint32_t dtype, struct Rng *rng);
-void module_free(struct Module *m);   /* any kind, NULL ok */
 
 /* The graph ops behind the layers (also usable directly). */
 struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b);

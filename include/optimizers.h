@@ -29,9 +29,9 @@ void optim_free(struct Optimizer *opt);
 void optim_set_lr(struct Optimizer *opt, double lr);
 double optim_lr(const struct Optimizer *opt);
 
-/* Learning-rate schedules over a run of `total` steps: constant, or cosine decay from lr
- * at step 0 towards 0 at step total (lr * (1 + cos(pi * step / total)) / 2). */
-enum LrSchedule { LR_CONSTANT = 0, LR_COSINE = 1 };
+/* The rate at step `step` of a run of `total` under a schedule (config_parser.h enum
+ * LrSchedule): constant, or cosine decay from lr at step 0 towards 0 at step total
+ * (lr * (1 + cos(pi * step / total)) / 2). */
 double optim_lr_at(int schedule, double lr, uint64_t step, uint64_t total);
 
 #endif

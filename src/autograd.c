@@ -200,6 +200,9 @@ static void run_backward(struct Node *out, const struct Tensor *seed)
     else tensor_fill(node_grad(out), 1.0);
     for (uint64_t i = n; i-- > 0;)
         if (order[i]->backward_fn) order[i]->backward_fn(order[i]);
+    /* A persistent gradient marked zero that no backward function wrote is zero now. */
+    for (uint64_t i = 0; i < n; i++)
+        if (!order[i]->graph) node_grad_settle(order[i]);
 }
 
 void backward(struct Node *loss)

@@ -6,10 +6,8 @@
  * input_dim may come after them; the shapes are walked once the whole text is read,
  * and every message still names the line of the layer at fault. */
 #include "config_parser.h"
-#include "activations.h"
-#include "dataset.h"
-#include "losses.h"
 #include "mem.h"
+#include "utils.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,9 +15,10 @@
 #include <string.h>
 
 /* Caps that keep every size product far from uint64 overflow and refuse configs that
- * could never be allocated: each number, each per-sample output, each layer's params. */
+ * could never be allocated: each number, and the input (the layers cap their own sizes,
+ * layers.h). */
 #define CFG_MAX_NUMBER 1000000000LL
-#define CFG_MAX_ELEMS (1ULL << 32)
+#define CFG_MAX_ELEMS LAYER_MAX_ELEMS
 #define CFG_MAX_FILE (1 << 20)
 
 enum { SEC_NONE, SEC_MODEL, SEC_TRAIN, SEC_COUNT };
@@ -103,10 +102,7 @@ static int lookup(struct Parser *p, int line, const char *what, const char *word
 
 #define LOOKUP(p, line, what, word, tab, out) lookup(p, line, what, word, tab, sizeof tab / sizeof *tab, out)
 
-static const struct Name layer_types[] = {{"Linear", MOD_LINEAR}, {"Conv2d", MOD_CONV2D}};
-static const struct Name activations[] = {
-    {"ReLU", MOD_RELU}, {"Sigmoid", MOD_SIGMOID}, {"Tanh", MOD_TANH}, {"Softmax", MOD_SOFTMAX}};
-static const struct Name optimizers[] = {{"Adam", 0}, {"SGD", 1}};
+static const struct Name optimizers[] = {{"Adam", OPT_ADAM}, {"SGD", OPT_SGD}};
 static const struct Name losses[] = {{"CrossEntropy", LOSS_CROSS_ENTROPY}, {"MSE", LOSS_MSE}};
 static const struct Name dtypes[] = {{"float32", DT_FLOAT32}, {"float64", DT_FLOAT64}};
 static const struct Name norms[] = {{"none", NORM_NONE}, {"minmax", NORM_MINMAX}, {"standard", NORM_STANDARD}};
@@ -205,40 +201,60 @@ static struct LayerSpec *new_layer(struct Parser *p, int line, uint32_t kind)
     return l;
 }
 
+/* The kind named word among the rows given as `activation=` (act) or `layer=`. */
+static int find_kind(struct Parser *p, int line, const char *what, const char *word, int act, uint32_t *kind)
+{
+    const char *names[MOD_COUNT];
+    size_t n = 0;
+    for (uint32_t k = 0; k < MOD_COUNT; k++) {
+        const struct LayerType *lt = layer_type(k);
+        if (lt->activation != act) continue;
+        if (!str_cmp(word, lt->name)) {
+            *kind = k;
+            return 0;
+        }
+        names[n++] = lt->name;
+    }
+    char h[256];
+    hint(h, sizeof h, word, names, n);
+    return fail(p, line, "unknown %s '%s'%s", what, word, h);
+}
+
+/* layer=Name,args...: the arguments as the row lists them, each at least its minimum. */
 static int key_layer(struct Parser *p, int line, char *v)
 {
-    static const char *const linear_args[] = {"in", "out"};
-    static const char *const conv_args[] = {"in_ch", "out_ch", "kh", "kw", "stride", "padding"};
-    char *f[8];
-    int n = split_commas(v, f, 7), kind;
-    if (LOOKUP(p, line, "layer type", f[0], layer_types, &kind)) return -1;
-    int want = kind == MOD_LINEAR ? 2 : 6;
-    const char *const *names = kind == MOD_LINEAR ? linear_args : conv_args;
-    if (n - 1 != want) {
-        if (kind == MOD_LINEAR) return fail(p, line, "Linear takes 2 numbers: in,out");
-        return fail(p, line, "Conv2d takes 6 numbers: in_ch,out_ch,kh,kw,stride,padding");
+    char *f[LAYER_MAX_ARGS + 2];
+    int n = split_commas(v, f, LAYER_MAX_ARGS + 1);
+    uint32_t kind;
+    if (find_kind(p, line, "layer type", f[0], 0, &kind)) return -1;
+    const struct LayerType *lt = layer_type(kind);
+    if (n - 1 != (int)lt->n_args) {
+        char names[128];
+        size_t k = 0;
+        for (uint32_t i = 0; i < lt->n_args && k < sizeof names; i++)
+            k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? "," : "", lt->args[i].name);
+        return fail(p, line, "%s takes %u number%s: %s", lt->name, lt->n_args, lt->n_args == 1 ? "" : "s", names);
     }
-    struct LayerSpec *l = new_layer(p, line, (uint32_t)kind);
+    struct LayerSpec *l = new_layer(p, line, kind);
     if (!l) return -1;
-    for (int i = 0; i < want; i++) {
-        char what[32];
-        snprintf(what, sizeof what, "%s %s", f[0], names[i]);
-        int min = kind == MOD_CONV2D && i == 5 ? 0 : 1; /* padding may be 0 */
-        if (parse_count(p, line, what, f[i + 1], min, CFG_MAX_NUMBER, &l->args[i])) return -1;
+    for (uint32_t i = 0; i < lt->n_args; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "%s %s", lt->name, lt->args[i].name);
+        if (parse_count(p, line, what, f[i + 1], (int64_t)lt->args[i].min, CFG_MAX_NUMBER, &l->args.v[i])) return -1;
     }
     return 0;
 }
 
 static int key_activation(struct Parser *p, int line, char *v)
 {
-    int kind;
-    if (LOOKUP(p, line, "activation", v, activations, &kind)) return -1;
-    return new_layer(p, line, (uint32_t)kind) ? 0 : -1;
+    uint32_t kind;
+    if (find_kind(p, line, "activation", v, 1, &kind)) return -1;
+    return new_layer(p, line, kind) ? 0 : -1;
 }
 
 static int key_dtype(struct Parser *p, int line, char *v)
 {
-    int d;
+    int d = 0;
     if (LOOKUP(p, line, "dtype", v, dtypes, &d)) return -1;
     p->cfg->dtype = (uint32_t)d;
     return 0;
@@ -246,8 +262,7 @@ static int key_dtype(struct Parser *p, int line, char *v)
 
 static int key_optimizer(struct Parser *p, int line, char *v)
 {
-    int o;
-    if (LOOKUP(p, line, "optimizer", v, optimizers, &o)) return -1;
+    if (LOOKUP(p, line, "optimizer", v, optimizers, &p->cfg->optimizer)) return -1;
     str_copy(p->cfg->optimizer_name, v, sizeof p->cfg->optimizer_name);
     return 0;
 }
@@ -413,92 +428,17 @@ static int parse_lines(struct Parser *p, char *s, size_t len)
 
 /* ---- shapes ---- */
 
-static void shape_str(char *buf, size_t cap, const uint64_t *shape, uint32_t ndim)
-{
-    if (ndim == 3)
-        snprintf(buf, cap, " (%llux%llux%llu)", (unsigned long long)shape[0], (unsigned long long)shape[1],
-                 (unsigned long long)shape[2]);
-    else
-        buf[0] = 0;
-}
-
-static uint64_t numel(const uint64_t *shape, uint32_t ndim)
-{
-    return ndim == 3 ? shape[0] * shape[1] * shape[2] : shape[0];
-}
-
-/* What feeds layer i: "the previous layer outputs" or "the input has". */
-static const char *source(uint32_t i) { return i ? "the previous layer outputs" : "the input has"; }
-
-static int linear_shape(struct Parser *p, uint32_t i, struct LayerSpec *l, const uint64_t *in, uint32_t in_nd)
-{
-    char sh[80];
-    uint64_t n_in = numel(in, in_nd);
-    if (l->args[0] != n_in) {
-        shape_str(sh, sizeof sh, in, in_nd);
-        return fail(p, l->line, "Linear expects %llu inputs but %s %llu%s", (unsigned long long)l->args[0],
-                    source(i), (unsigned long long)n_in, sh);
-    }
-    uint64_t w;
-    if (__builtin_mul_overflow(l->args[0], l->args[1], &w) || w > CFG_MAX_ELEMS)
-        return fail(p, l->line, "Linear %llux%llu is too large (more than %llu weights)", (unsigned long long)l->args[0],
-                    (unsigned long long)l->args[1], CFG_MAX_ELEMS);
-    l->n_params = w + l->args[1];
-    l->out_shape[0] = l->args[1];
-    l->out_ndim = 1;
-    return 0;
-}
-
-static int conv_shape(struct Parser *p, uint32_t i, struct LayerSpec *l, const uint64_t *in, uint32_t in_nd)
-{
-    char sh[80];
-    const uint64_t *a = l->args; /* in_ch, out_ch, kh, kw, stride, padding */
-    if (in_nd != 3) {
-        if (!i) return fail(p, l->line, "Conv2d needs a C,H,W input: give input_shape=C,H,W instead of input_dim");
-        return fail(p, l->line, "Conv2d cannot follow a Linear layer: its output is flat (%llu values)",
-                    (unsigned long long)in[0]);
-    }
-    shape_str(sh, sizeof sh, in, in_nd);
-    if (a[0] != in[0])
-        return fail(p, l->line, "Conv2d expects %llu input channels but %s %llu%s", (unsigned long long)a[0], source(i),
-                    (unsigned long long)in[0], sh);
-    uint64_t ph = in[1] + 2 * a[5], pw = in[2] + 2 * a[5];
-    if (a[2] > ph || a[3] > pw)
-        return fail(p, l->line,
-                    "Conv2d kernel %llux%llu is larger than its padded input %llux%llu (%llux%llu plus padding %llu)",
-                    (unsigned long long)a[2], (unsigned long long)a[3], (unsigned long long)ph, (unsigned long long)pw,
-                    (unsigned long long)in[1], (unsigned long long)in[2], (unsigned long long)a[5]);
-    l->out_shape[0] = a[1];
-    l->out_shape[1] = (ph - a[2]) / a[4] + 1;
-    l->out_shape[2] = (pw - a[3]) / a[4] + 1;
-    l->out_ndim = 3;
-    uint64_t w, o;
-    if (__builtin_mul_overflow(a[0] * a[1], a[2] * a[3], &w) || w > CFG_MAX_ELEMS ||
-        __builtin_mul_overflow(a[1], l->out_shape[1] * l->out_shape[2], &o) || o > CFG_MAX_ELEMS)
-        return fail(p, l->line, "Conv2d is too large (more than %llu weights or output values)", CFG_MAX_ELEMS);
-    l->n_params = w + a[1];
-    return 0;
-}
-
+/* Each layer's shape rule (its table row) on what the layer before it outputs. */
 static int walk_shapes(struct Parser *p)
 {
     struct TrainConfig *c = p->cfg;
-    const uint64_t *in = c->input_shape;
-    uint32_t in_nd = c->input_ndim;
+    struct LayerShape in = {c->input_ndim, {c->input_shape[0], c->input_shape[1], c->input_shape[2]}};
     for (uint32_t i = 0; i < c->n_layers; i++) {
         struct LayerSpec *l = &c->layers[i];
-        int rc = 0;
-        if (l->kind == MOD_LINEAR) rc = linear_shape(p, i, l, in, in_nd);
-        else if (l->kind == MOD_CONV2D) rc = conv_shape(p, i, l, in, in_nd);
-        else if (l->kind == MOD_SOFTMAX && in_nd == 3)
-            rc = fail(p, l->line, "Softmax needs a flat input (after a Linear layer), not a C,H,W one");
-        else {
-            memcpy(l->out_shape, in, sizeof l->out_shape);
-            l->out_ndim = in_nd;
-        }
-        if (rc) return rc;
-        in = l->out_shape;
-        in_nd = l->out_ndim;
+        char msg[512];
+        if (layer_type(l->kind)->shape(l, &in, i == 0, &l->out, &l->n_params, msg, sizeof msg))
+            return fail(p, l->line, "%s", msg);
+        in = l->out;
     }
     return 0;
 }
@@ -510,17 +450,17 @@ static int finish(struct Parser *p)
     int model_line = p->section_line[SEC_MODEL];
     if (!model_line) return fail(p, 1, "no [model] section");
     if (!c->input_ndim) return fail(p, model_line, "[model] needs input_dim=N or input_shape=C,H,W");
-    uint32_t weighted = 0;
-    for (uint32_t i = 0; i < c->n_layers; i++) weighted += c->layers[i].kind <= MOD_CONV2D;
-    if (!weighted) return fail(p, model_line, "[model] has no layers (add layer=Linear,in,out)");
+    uint32_t layers = 0;
+    for (uint32_t i = 0; i < c->n_layers; i++) layers += !layer_type(c->layers[i].kind)->activation;
+    if (!layers) return fail(p, model_line, "[model] has no layers (add layer=Linear,in,out)");
     if (walk_shapes(p)) return -1;
     const struct LayerSpec *last = &c->layers[c->n_layers - 1];
-    if (last->out_ndim == 3) {
+    if (last->out.ndim == 3) {
         char sh[80];
-        shape_str(sh, sizeof sh, last->out_shape, 3);
+        layer_shape_note(sh, sizeof sh, &last->out);
         return fail(p, last->line, "the network ends with a C,H,W output%s: end it with a Linear layer", sh);
     }
-    c->output_dim = last->out_shape[0];
+    c->output_dim = last->out.d[0];
     if (c->loss == LOSS_CROSS_ENTROPY && c->output_dim < 2)
         return fail(p, p->loss_line ? p->loss_line : last->line,
                     "loss=CrossEntropy needs at least 2 outputs but the network has %llu (use loss=MSE for regression)",
@@ -534,6 +474,7 @@ void config_defaults(struct TrainConfig *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     str_copy(cfg->optimizer_name, "Adam", sizeof cfg->optimizer_name);
+    cfg->optimizer = OPT_ADAM;
     cfg->lr = 0.001;
     cfg->epochs = 10;
     cfg->batch_size = 64;
@@ -593,29 +534,4 @@ int config_parse_file(const char *path, struct TrainConfig *cfg, char *err, size
     int rc = config_parse_text(text, len, path, cfg, err, errlen);
     mem_free(text);
     return rc;
-}
-
-/* Module names number each kind from 1 in config order: linear1, relu1, linear2, ... */
-struct Module **config_build_modules(const struct TrainConfig *cfg, struct Rng *rng)
-{
-    static const char *const base[MOD_COUNT] = {"linear", "conv2d", "relu", "sigmoid", "tanh", "softmax"};
-    struct Module **mods = mem_alloc_zeroed((cfg->n_layers ? cfg->n_layers : 1) * sizeof *mods);
-    uint32_t count[MOD_COUNT] = {0};
-    for (uint32_t i = 0; i < cfg->n_layers; i++) {
-        const struct LayerSpec *l = &cfg->layers[i];
-        const uint64_t *a = l->args;
-        CHECK(l->kind < MOD_COUNT, "bad layer kind %u", l->kind);
-        if (l->kind == MOD_LINEAR) mods[i] = nn_linear_create(a[0], a[1], cfg->dtype, rng);
-        else if (l->kind == MOD_CONV2D) mods[i] = nn_conv2d_create(a[0], a[1], a[2], a[3], a[4], a[5], cfg->dtype, rng);
-        else mods[i] = act_module_create(l->kind);
-        snprintf(mods[i]->name, sizeof mods[i]->name, "%s%u", base[l->kind], ++count[l->kind]);
-    }
-    return mods;
-}
-
-void config_free_modules(struct Module **mods, uint32_t n)
-{
-    if (!mods) return;
-    for (uint32_t i = 0; i < n; i++) module_free(mods[i]);
-    mem_free(mods);
 }

@@ -7,6 +7,7 @@
  * one exact multiplication or division gives the correctly rounded result; anything
  * else goes to strtod/strtof. Only the error paths look back at the text. */
 #include "dataset.h"
+#include "config_parser.h"
 #include "generic.h"
 #include "mem.h"
 #include "model_io.h"

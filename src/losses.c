@@ -1,8 +1,7 @@
-/* losses: MSE and CrossEntropy (fused, max-subtracted log-softmax), and the one place
- * that decides how a training graph is built from the modules and the loss. */
+/* losses: MSE and CrossEntropy (fused, max-subtracted log-softmax). */
 #include "losses.h"
-#include "activations.h"
 #include "generic.h"
+#include "utils.h"
 
 #include <math.h>
 
@@ -129,35 +128,4 @@ struct Node *loss_cross_entropy(struct Node *logits, const struct Tensor *target
     l->ctx = c;
     set_scalar(l->value, DT_CALL(X->dtype, ce_fwd, B, C, X->data, cls, c->probs));
     return l;
-}
-
-/* ---- building the graph ---- */
-
-/* The one place that fuses modules: a Conv2d followed by a ReLU becomes one
- * nn_conv2d_relu node (same values, no separate ReLU pass or tensors). */
-struct Node *net_forward(struct Module **mods, uint32_t n_mods, struct Node *x, int skip_final_softmax)
-{
-    struct Node *h = x;
-    for (uint32_t i = 0; i < n_mods; i++) {
-        struct Module *m = mods[i];
-        if (i == n_mods - 1 && skip_final_softmax && m->kind == MOD_SOFTMAX) break;
-        if (m->kind == MOD_CONV2D && i + 1 < n_mods && mods[i + 1]->kind == MOD_RELU) {
-            h = nn_conv2d_relu(h, m->param_nodes[0], m->param_nodes[1], m->cfg[4], m->cfg[5]);
-            i++;
-            continue;
-        }
-        m->forward(m, h, &h);
-    }
-    return h;
-}
-
-struct Node *loss_build_graph(struct Module **mods, uint32_t n_mods, struct Node *x, const struct Tensor *y,
-                              int loss_kind, struct Node **out)
-{
-    /* CrossEntropy applies log-softmax itself: a final Softmax must not run twice. */
-    struct Node *h = net_forward(mods, n_mods, x, loss_kind == LOSS_CROSS_ENTROPY);
-    if (out) *out = h;
-    if (loss_kind == LOSS_CROSS_ENTROPY) return loss_cross_entropy(h, y);
-    struct Node *t = graph_input(h->graph, (struct Tensor *)y, 0);
-    return loss_mse(h, t);
 }

@@ -2,8 +2,8 @@
  * Exit status: 0 success, 1 error, 2 usage error. */
 #include "cli.h"
 #include "dataset.h"
-#include "losses.h"
 #include "math_kernels.h"
+#include "model.h"
 
 #include <errno.h>
 #include <math.h>
@@ -49,55 +49,13 @@ static void parse_args(int argc, char **argv, struct Options *o)
     o->model = pos[0], o->data = pos[1];
 }
 
-/* The network of the model file, with its weights and normalisation. */
-static void load_net(const struct Options *o, struct Net *net)
-{
-    struct ModelFile mf;
-    char err[1024], name[4200];
-    if (model_load(o->model, &mf, err, sizeof err)) fatal("%s", err);
-    struct TrainConfig cfg;
-    int bad;
-    if (o->config) {
-        size_t len;
-        char *text = config_read_file(o->config, &len, err, sizeof err);
-        if (!text) fatal("%s", err);
-        bad = config_parse_text(text, len, o->config, &cfg, err, sizeof err);
-        mem_free(text);
-    } else if (mf.config_text) {
-        snprintf(name, sizeof name, "%s (embedded config)", o->model);
-        bad = config_parse_text(mf.config_text, mf.config_len, name, &cfg, err, sizeof err);
-    } else {
-        fatal("%s has no embedded config: give the one it was trained with, with --config FILE", o->model);
-    }
-    if (bad) fatal("%s", err);
-    /* The config must describe the weights the file holds before anything is built: a
-     * config asking for gigabytes of weights must not allocate them first. */
-    uint64_t want = 0, have = 0;
-    for (uint32_t i = 0; i < cfg.n_layers; i++) want += cfg.layers[i].n_params;
-    for (uint32_t i = 0; i < mf.n; i++)
-        if (strncmp(mf.tensors[i].name, "input.", 6)) have += tensor_numel(mf.tensors[i].t);
-    if (want != have)
-        fatal("%s: the config describes %llu weights but the file holds %llu: wrong --config, or a damaged file",
-              o->model, (unsigned long long)want, (unsigned long long)have);
-    net_init(net, &cfg, cfg.seed);
-    if (cfg.normalize != NORM_NONE) {
-        const struct Tensor *s = model_file_find(&mf, "input.shift"), *c = model_file_find(&mf, "input.scale");
-        if (!s || !c) fatal("%s: the config asks for normalisation but input.shift/input.scale are missing", o->model);
-        uint64_t d = cfg.input_dim;
-        net_set_norm(net, tensor_zeros(1, &d, cfg.dtype), tensor_zeros(1, &d, cfg.dtype));
-    }
-    bad = model_assign(&mf, net->named, net->n_named, o->model, err, sizeof err);
-    model_file_free(&mf);
-    if (bad) fatal("%s", err);
-}
-
 struct Tally { uint64_t n, hits, *confusion; double sq; };
 
-static void print_rows(const struct Net *net, const struct Tensor *out, const struct Tensor *y, int probs, struct Tally *t)
+static void print_rows(const struct Model *model, const struct Tensor *out, const struct Tensor *y, int probs, struct Tally *t)
 {
     const char *fmt = out->dtype == DT_FLOAT32 ? "%.9g" : "%.17g";
     uint64_t rows = out->shape[0], C = out->shape[1];
-    int classify = net->cfg.loss == LOSS_CROSS_ENTROPY;
+    int classify = model->cfg.loss == LOSS_CROSS_ENTROPY;
     for (uint64_t r = 0; r < rows; r++) {
         const uint64_t base = r * C;
         if (classify) {
@@ -132,10 +90,10 @@ static void print_rows(const struct Net *net, const struct Tensor *out, const st
     }
 }
 
-static void print_report(const struct Net *net, const struct Tally *t)
+static void print_report(const struct Model *m, const struct Tally *t)
 {
-    uint64_t C = net->cfg.output_dim;
-    if (net->cfg.loss != LOSS_CROSS_ENTROPY) {
+    uint64_t C = m->cfg.output_dim;
+    if (m->cfg.loss != LOSS_CROSS_ENTROPY) {
         fprintf(stderr, "MSE %.6g over %llu samples (%llu outputs each)\n", t->sq / (double)(t->n * C),
                 (unsigned long long)t->n, (unsigned long long)C);
         return;
@@ -158,24 +116,24 @@ int main(int argc, char **argv)
     struct Options o;
     parse_args(argc, argv, &o);
     kernels_isa();
-    struct Net net;
-    load_net(&o, &net);
-
+    struct Model m;
     char err[1024];
+    if (model_from_file(&m, o.model, o.config, err, sizeof err)) fatal("%s", err);
+
     struct Dataset ds;
-    int classify = net.cfg.loss == LOSS_CROSS_ENTROPY;
-    if (dataset_load(&ds, o.data, o.labels, net.cfg.dtype, classify ? net.cfg.output_dim : 0, err, sizeof err))
+    int classify = m.cfg.loss == LOSS_CROSS_ENTROPY;
+    if (dataset_load(&ds, o.data, o.labels, m.cfg.dtype, classify ? m.cfg.output_dim : 0, err, sizeof err))
         fatal("%s", err);
-    if (ds.dim != net.cfg.input_dim)
+    if (ds.dim != m.cfg.input_dim)
         fatal("%s: rows have %llu values but the model's input is %llu", o.data, (unsigned long long)ds.dim,
-              (unsigned long long)net.cfg.input_dim);
-    if (ds.y && !classify && ds.label_dim != net.cfg.output_dim)
+              (unsigned long long)m.cfg.input_dim);
+    if (ds.y && !classify && ds.label_dim != m.cfg.output_dim)
         fatal("%s: rows have %llu targets but the model outputs %llu", o.labels, (unsigned long long)ds.label_dim,
-              (unsigned long long)net.cfg.output_dim);
-    if (net.shift) dataset_normalize(&ds, net.shift, net.scale);
+              (unsigned long long)m.cfg.output_dim);
+    if (m.shift) dataset_normalize(&ds, m.shift, m.scale);
 
     struct Tally tally = {0};
-    if (ds.y && classify) tally.confusion = mem_alloc_zeroed(net.cfg.output_dim * net.cfg.output_dim * sizeof(uint64_t));
+    if (ds.y && classify) tally.confusion = mem_alloc_zeroed(m.cfg.output_dim * m.cfg.output_dim * sizeof(uint64_t));
     struct Graph g;
     graph_init(&g);
     const uint64_t bs = 256;
@@ -183,16 +141,16 @@ int main(int argc, char **argv)
         struct Tensor *x, *y;
         dataset_get_batch(&ds, b, bs, &x, &y);
         /* classifiers: the pre-softmax values, from which both argmax and --probs follow */
-        struct Node *out = net_forward(net.mods, net.n_mods, net_input(&g, &net, x), classify);
-        print_rows(&net, out->value, y, o.probs, &tally);
+        struct Node *out = model_forward(&m, model_input(&g, &m, x), classify);
+        print_rows(&m, out->value, y, o.probs, &tally);
         graph_reset(&g);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) fatal("error writing the results: %s", strerror(errno));
-    if (ds.y) print_report(&net, &tally);
+    if (ds.y) print_report(&m, &tally);
 
     graph_free(&g);
     mem_free(tally.confusion);
     dataset_free(&ds);
-    net_free(&net);
+    model_free(&m);
     return 0;
 }

@@ -2,9 +2,9 @@
  * Exit status: 0 success, 1 error (bad input, I/O, diverged), 2 usage error. */
 #include "cli.h"
 #include "dataset.h"
-#include "losses.h"
 #include "math_kernels.h"
-#include "optimizers.h"
+#include "model.h"
+#include "train.h"
 
 #include <errno.h>
 #include <math.h>
@@ -122,9 +122,9 @@ int main(int argc, char **argv)
     if (o.have_epochs) cfg.epochs = o.epochs;
     check_output_path(o.out);
 
-    struct Net net;
-    net_init(&net, &cfg, cfg.seed);
-    if (!o.quiet) net_print_summary(&net, stderr);
+    struct Model model;
+    model_init(&model, &cfg, cfg.seed);
+    if (!o.quiet) model_print_summary(&model, stderr);
 
     struct Dataset ds;
     uint64_t n_classes = cfg.loss == LOSS_CROSS_ENTROPY ? cfg.output_dim : 0;
@@ -138,27 +138,26 @@ int main(int argc, char **argv)
         struct Tensor *shift, *scale;
         dataset_norm_stats(&ds, cfg.normalize, &shift, &scale);
         dataset_normalize(&ds, shift, scale);
-        net_set_norm(&net, shift, scale);
+        model_set_norm(&model, shift, scale);
     }
     if (o.init) {
         struct ModelFile mf;
         if (model_load(o.init, &mf, err, sizeof err)) fatal("%s", err);
         /* the weights only: the normalisation comes from this run's data */
-        uint32_t n_w = net.n_named - (net.shift ? 2 : 0);
-        int bad = model_assign(&mf, net.named, n_w, o.init, err, sizeof err);
+        uint32_t n_w = model.n_named - (model.shift ? 2 : 0);
+        int bad = model_assign(&mf, model.named, n_w, o.init, err, sizeof err);
         model_file_free(&mf);
         if (bad) fatal("%s", err);
     }
 
-    struct Optimizer *opt = net_optimizer_create(&net);
-    struct Graph g;
-    graph_init(&g);
+    struct Trainer tr;
+    train_init(&tr, &model);
     int live = !o.quiet && isatty(2);
     double t_all = time_now();
     for (uint64_t e = 1; e <= cfg.epochs; e++) {
         struct EpochStats st;
         struct Progress pr = {e, cfg.epochs, time_now(), 0};
-        int bad = net_train_epoch(&net, &ds, opt, &g, e, 0, live ? progress : NULL, &pr, &st);
+        int bad = train_epoch(&tr, &ds, e, 0, live ? progress : NULL, &pr, &st);
         double dt = time_now() - pr.t0;
         if (live) fputs("\r\033[K", stderr);
         if (bad)
@@ -168,7 +167,7 @@ int main(int argc, char **argv)
                   (unsigned long long)dataset_num_batches(&ds, cfg.batch_size), cfg.lr);
         if (o.quiet) continue;
         char lr[48] = ""; /* where a schedule moves it: the last step's */
-        if (cfg.lr_schedule != LR_CONSTANT) snprintf(lr, sizeof lr, "  lr %.3g", optim_lr(opt));
+        if (cfg.lr_schedule != LR_CONSTANT) snprintf(lr, sizeof lr, "  lr %.3g", optim_lr(tr.opt));
         if (cfg.loss == LOSS_CROSS_ENTROPY)
             log_err("epoch %llu/%llu  loss %.6f  accuracy %.4f  %.3f s  %.0f samples/s%s", (unsigned long long)e,
                     (unsigned long long)cfg.epochs, st.loss, st.accuracy, dt, (double)ds.n / dt, lr);
@@ -176,13 +175,12 @@ int main(int argc, char **argv)
             log_err("epoch %llu/%llu  loss %.6g  %.3f s  %.0f samples/s%s", (unsigned long long)e,
                     (unsigned long long)cfg.epochs, st.loss, dt, (double)ds.n / dt, lr);
     }
-    if (model_save(o.out, net.named, net.n_named, cfg_text, err, sizeof err)) fatal("%s", err);
+    if (model_save(o.out, model.named, model.n_named, cfg_text, err, sizeof err)) fatal("%s", err);
     if (!o.quiet) log_err("saved %s (%.2f s of training)", o.out, time_now() - t_all);
 
-    graph_free(&g);
-    optim_free(opt);
+    train_free(&tr);
     dataset_free(&ds);
-    net_free(&net);
+    model_free(&model);
     mem_free(cfg_text);
     return 0;
 }

@@ -1,612 +1,97 @@
-/* nn_layers: Linear and Conv2d as graph ops (forward and backward side by side) and
- * as modules holding their parameters. */
+/* nn_layers: the layer table, and what every module shares (its parameter slots,
+ * PyTorch's default initialisation, freeing). The layers themselves are the files
+ * under src/layers/. */
 #include "nn_layers.h"
-#include "activations.h"
-#include "generic.h"
-#include "kernels.h"
-#include "math_kernels.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-/* ---- Linear: y = x W^T + b ---- */
-
-/* Every row of y (rows x n) starts as b (n), so one gemm with beta = 1 adds x W^T. */
-#define BIAS_ROWS(T, sfx)                                                       \
-    static void bias_rows_##sfx(size_t rows, size_t n, const void *b_, void *y_) \
-    {                                                                           \
-        const T *b = b_;                                                        \
-        T *y = y_;                                                              \
-        for (size_t r = 0; r < rows; r++) memcpy(y + r * n, b, n * sizeof(T));  \
-    }
-GEN_BOTH(BIAS_ROWS)
-
-/* gb[j] += sum over rows of g[r][j] (= when overwrite: gb holds garbage then) */
-static void grad_bias_rows(const struct Tensor *g, size_t rows, size_t n, struct Tensor *gb, int overwrite)
-{
-    const struct EwKernels *k = kernels_get()->ew;
-    if (overwrite && rows) memcpy(gb->data, g->data, n * dtype_size(g->dtype));
-    for (size_t r = overwrite ? 1 : 0; r < rows; r++) {
-        if (g->dtype == DT_FLOAT32) k->axpy_f32(n, 1.0f, tensor_f32(g) + r * n, gb->data);
-        else k->axpy_f64(n, 1.0, tensor_f64(g) + r * n, gb->data);
-    }
-}
-
-static void linear_backward(struct Node *self)
-{
-    struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
-    const struct Tensor *g = self->grad;
-    size_t B = g->shape[0], out = g->shape[1], in = w->value->shape[1];
-    uint32_t dt = g->dtype;
-    if (node_wants_grad(x)) { /* dx += g W (dx = g W for a sole consumer: nothing to zero) */
-        int overwrite;
-        struct Tensor *gx = node_grad_begin(x, &overwrite);
-        DT_CALL(dt, gemm, 0, 0, B, in, out, 1, g->data, out, w->value->data, in, overwrite ? 0 : 1, gx->data, in);
-    }
-    if (node_wants_grad(w)) { /* dW += g^T x (=, after node_grad_invalidate) */
-        int ow;
-        struct Tensor *gw = node_grad_begin(w, &ow);
-        DT_CALL(dt, gemm, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, ow ? 0 : 1, gw->data, in);
-    }
-    if (b && node_wants_grad(b)) {
-        int ow;
-        struct Tensor *gb = node_grad_begin(b, &ow);
-        grad_bias_rows(g, B, out, gb, ow);
-    }
-}
-
-struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b)
-{
-    char sx[96], sw[96];
-    struct Tensor *X = x->value, *W = w->value;
-    uint64_t B = X->ndim ? X->shape[0] : 0, in = B ? tensor_numel(X) / B : 0;
-    if (X->ndim < 2 || W->ndim != 2 || W->shape[1] != in || X->dtype != W->dtype ||
-        (b && (b->value->ndim != 1 || b->value->shape[0] != W->shape[0] || b->value->dtype != W->dtype)))
-        panic("linear: input %s (%llu features per sample) does not fit weight %s",
-              tensor_shape_str(X, sx, sizeof sx), (unsigned long long)in, tensor_shape_str(W, sw, sizeof sw));
-    CHECK(tensor_is_contiguous(X), "linear input must be contiguous");
-    uint64_t out = W->shape[0], shape[2] = {B, out};
-    struct Node *parents[3] = {x, w, b};
-    struct Node *y = node_new(node_graph(x, w), OP_LINEAR, 2, shape, X->dtype, b ? 3 : 2, parents, linear_backward);
-    if (b) DT_CALL(X->dtype, bias_rows, B, out, b->value->data, y->value->data);
-    DT_CALL(X->dtype, gemm, 0, 1, B, out, in, 1, X->data, in, W->data, in, b ? 1 : 0, y->value->data, out);
-    return y;
-}
-
-/* ---- Conv2d: im2col + gemm per sample ---- */
-
-struct ConvGeom { uint64_t N, C, H, W, O, kh, kw, stride, pad, Ho, Wo; };
-
-/* Output columns [lo, hi) of a kernel tap at offset k read inside a row of n inputs:
- * 0 <= o*stride + k - pad < n. */
-static void tap_range(uint64_t k, uint64_t pad, uint64_t stride, uint64_t n, uint64_t n_out, uint64_t *lo, uint64_t *hi)
-{
-    uint64_t l = k >= pad ? 0 : (pad - k + stride - 1) / stride;
-    uint64_t h = n + pad > k ? (n + pad - k - 1) / stride + 1 : 0;
-    *lo = l < n_out ? l : n_out;
-    *hi = h < n_out ? h : n_out;
-    if (*hi < *lo) *hi = *lo;
-}
-
-/* One sample's columns: row (c,ki,kj) of col, of row stride ld, holds the Ho*Wo input
- * pixels that kernel tap meets (zero where it falls on the padding). The valid span of
- * each output row is found once, so the inner loop has no bounds checks. */
-#define IM2COL(T, sfx)                                                                    \
-    static void im2col_##sfx(const struct ConvGeom *q, const void *x_, void *col_, size_t ld) \
-    {                                                                                     \
-        const T *x = x_;                                                                  \
-        T *col = col_;                                                                    \
-        for (uint64_t c = 0; c < q->C; c++)                                               \
-            for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
-                for (uint64_t kj = 0; kj < q->kw; kj++, col += ld) {                      \
-                    uint64_t hlo, hhi, wlo, whi;                                          \
-                    tap_range(ki, q->pad, q->stride, q->H, q->Ho, &hlo, &hhi);            \
-                    tap_range(kj, q->pad, q->stride, q->W, q->Wo, &wlo, &whi);            \
-                    memset(col, 0, hlo * q->Wo * sizeof(T));                              \
-                    for (uint64_t oh = hlo; oh < hhi; oh++) {                             \
-                        T *dst = col + oh * q->Wo;                                        \
-                        const T *src = x + (c * q->H + oh * q->stride + ki - q->pad) * q->W \
-                                       + wlo * q->stride + kj - q->pad; /* first valid tap */ \
-                        memset(dst, 0, wlo * sizeof(T));                                  \
-                        if (q->stride == 1) memcpy(dst + wlo, src, (whi - wlo) * sizeof(T)); \
-                        else for (uint64_t ow = wlo; ow < whi; ow++) dst[ow] = src[(ow - wlo) * q->stride]; \
-                        memset(dst + whi, 0, (q->Wo - whi) * sizeof(T));                  \
-                    }                                                                     \
-                    memset(col + hhi * q->Wo, 0, (q->Ho - hhi) * q->Wo * sizeof(T));     \
-                }                                                                         \
-    }
-GEN_BOTH(IM2COL)
-
-/* The adjoint of im2col: gx += scatter of gcol. */
-#define COL2IM(T, sfx)                                                                    \
-    static void col2im_##sfx(const struct ConvGeom *q, const void *col_, size_t ld, void *gx_) \
-    {                                                                                     \
-        T *gx = gx_;                                                                      \
-        const T *col = col_;                                                              \
-        for (uint64_t c = 0; c < q->C; c++)                                               \
-            for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
-                for (uint64_t kj = 0; kj < q->kw; kj++, col += ld) {                      \
-                    uint64_t hlo, hhi, wlo, whi;                                          \
-                    tap_range(ki, q->pad, q->stride, q->H, q->Ho, &hlo, &hhi);            \
-                    tap_range(kj, q->pad, q->stride, q->W, q->Wo, &wlo, &whi);            \
-                    for (uint64_t oh = hlo; oh < hhi; oh++) {                             \
-                        const T *src = col + oh * q->Wo;                                  \
-                        T *dst = gx + (c * q->H + oh * q->stride + ki - q->pad) * q->W    \
-                                 + wlo * q->stride + kj - q->pad;                         \
-                        for (uint64_t ow = wlo; ow < whi; ow++) dst[(ow - wlo) * q->stride] += src[ow]; \
-                    }                                                                     \
-                }                                                                         \
-    }
-GEN_BOTH(COL2IM)
-
-/* Between the gemm's (O x N*HW) layout t and NCHW y: y[n][o][i] = t[o][n*HW+i] + b[o];
- * and back, t[o][n*HW+i] = y[n][o][i], where mask (NCHW, not NULL) > 0 and 0 elsewhere
- * (a fused ReLU's backward in the same pass). */
-#define CONV_LAYOUT(T, sfx)                                                               \
-    static void conv_to_nchw_##sfx(const struct ConvGeom *q, const T *t, const T *b, T *y) \
-    {                                                                                     \
-        size_t HW = q->Ho * q->Wo, NHW = q->N * HW;                                       \
-        for (uint64_t n = 0; n < q->N; n++)                                               \
-            for (uint64_t o = 0; o < q->O; o++) {                                         \
-                T *yr = y + (n * q->O + o) * HW, bias = b ? b[o] : 0;                     \
-                const T *tr = t + o * NHW + n * HW;                                       \
-                for (size_t i = 0; i < HW; i++) yr[i] = tr[i] + bias;                     \
-            }                                                                             \
-    }                                                                                     \
-    static void conv_to_gemm_##sfx(const struct ConvGeom *q, const T *y, const T *mask, T *t) \
-    {                                                                                     \
-        size_t HW = q->Ho * q->Wo, NHW = q->N * HW;                                       \
-        for (uint64_t n = 0; n < q->N; n++)                                               \
-            for (uint64_t o = 0; o < q->O; o++) {                                         \
-                size_t at = (n * q->O + o) * HW;                                          \
-                T *tr = t + o * NHW + n * HW;                                             \
-                if (mask) kernels_get()->ew->relu_bwd_set_##sfx(HW, mask + at, y + at, tr); \
-                else memcpy(tr, y + at, HW * sizeof(T));                                  \
-            }                                                                             \
-    }
-GEN_BOTH(CONV_LAYOUT)
-
-/* ---- the direct path: a phase-split padded input and the SIMD kernels of kernels.h,
- * one sample at a time (its buffers stay in cache), no im2col, NCHW in and out ---- */
-
-/* Above this many weights (O*K) the weight gradient's partial sums would crowd the cache
- * the direct kernels rely on: im2col + gemm instead. */
-#define CONV_DIRECT_MAX_WEIGHTS ((size_t)1 << 16)
-
-/* The columns of the whole batch, (C*kh*kw) x (N*Ho*Wo), kept for the weight gradient
- * (gemm path); or the direct kernels, the split layout (kernels.h) and its tap offsets. */
-struct ConvCtx {
-    struct ConvGeom q;
-    void *cols;
-    const struct ConvKernels *ck;   /* NULL: im2col + gemm */
-    struct ConvDims d;
-    void *xs;                       /* the split input of every sample, for the weight gradient */
-    const size_t *ig_tap;           /* the input gradient's tap order (see conv_direct_setup) */
-    struct ConvDims dg;             /* d with the offsets in that order */
-    int relu;                       /* fused ReLU: y = max(0, conv), g masked by y > 0 */
-    int grad_masked;                /* ... unless the consuming conv masked it already */
+static const struct LayerType *const table[] = {
+    [MOD_LINEAR] = &layer_linear, [MOD_CONV2D] = &layer_conv2d,   [MOD_RELU] = &layer_relu,
+    [MOD_SIGMOID] = &layer_sigmoid, [MOD_TANH] = &layer_tanh, [MOD_SOFTMAX] = &layer_softmax,
 };
+_Static_assert(sizeof table / sizeof *table == MOD_COUNT, "one table row per layer kind");
 
-/* The direct kernels compute whole vectors of each output row: they pay when more than
- * half the lanes of a row do work (and the weight gradient's partial sums stay small).
- * Returns their vector lanes, or 0 (cx->ck NULL): im2col + gemm. */
-static size_t conv_pick_path(struct ConvCtx *cx, uint32_t dt)
+const struct LayerType *layer_type(uint32_t kind)
 {
-    const struct ConvGeom *q = &cx->q;
-    const struct ConvKernels *ck = kernels_get()->conv;
-    cx->ck = NULL;
-    if (!ck) return 0;
-    size_t lanes = (size_t)(dt == DT_FLOAT32 ? ck->lanes_f32 : ck->lanes_f64);
-    size_t vec_row = (q->Wo + lanes - 1) / lanes * lanes;
-    if (2 * q->Wo <= vec_row || q->O * q->C * q->kh * q->kw > CONV_DIRECT_MAX_WEIGHTS) return 0;
-    cx->ck = ck;
-    return lanes;
+    CHECK(kind < MOD_COUNT, "bad layer kind %u", kind);
+    return table[kind];
 }
 
-static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
-
-/* The split layout of kernels.h: slots of whole vectors (aligned rows) long enough for a
- * phase's padded columns and for the leading padding of the next slot. */
-static void conv_direct_setup(struct ConvCtx *cx, size_t lanes, struct Arena *a)
+uint64_t layer_shape_numel(const struct LayerShape *s)
 {
-    const struct ConvGeom *q = &cx->q;
-    size_t s = q->stride, p = q->pad, K = q->C * q->kh * q->kw;
-    size_t phase_len = (q->W + 2 * p + s - 1) / s, lead_max = (p + s - 1) / s, data = (q->W + s - 1) / s;
-    size_t len = round_up(phase_len > data + lead_max ? phase_len : data + lead_max, lanes);
-    size_t rows = q->H + 2 * p, lead = round_up(lead_max, lanes);
-    size_t *off = arena_alloc(a, K * sizeof *off), t = 0;
-    for (uint64_t c = 0; c < q->C; c++)
-        for (uint64_t ki = 0; ki < q->kh; ki++)
-            for (uint64_t kj = 0; kj < q->kw; kj++) {
-                size_t r = kj % s, lp = r < p ? (p - r + s - 1) / s : 0;
-                off[t++] = lead + ((c * rows + ki) * s + r) * len + kj / s - lp;
-            }
-    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * len, off, q->C, q->H, q->W, s, p, rows, len, lead, 2 * lanes,
-                              cx->relu, q->Wo};
-    /* The input gradient adds each tap's tile into the split gradient by load-add-store.
-     * Taps of one channel overlap there (one element or row apart), and a load that
-     * overlaps a store just before it waits for that store; taken kernel position first,
-     * channel last, a block of taps lands in different channels' planes instead. */
-    size_t *tap = arena_alloc(a, K * sizeof *tap), *ig_off = arena_alloc(a, K * sizeof *ig_off);
-    t = 0;
-    for (uint64_t ki = 0; ki < q->kh; ki++)
-        for (uint64_t kj = 0; kj < q->kw; kj++)
-            for (uint64_t c = 0; c < q->C; c++, t++) {
-                tap[t] = (c * q->kh + ki) * q->kw + kj;
-                ig_off[t] = off[tap[t]];
-            }
-    cx->ig_tap = tap;
-    cx->dg = cx->d;
-    cx->dg.off = ig_off;
+    return s->ndim == 3 ? s->d[0] * s->d[1] * s->d[2] : s->d[0];
 }
 
-static size_t conv_split_size(const struct ConvCtx *cx)
+void layer_shape_note(char *buf, size_t cap, const struct LayerShape *s)
 {
-    return cx->d.lead + cx->q.C * cx->d.rows * cx->q.stride * cx->d.len + cx->d.slack;
+    if (s->ndim == 3)
+        snprintf(buf, cap, " (%llux%llux%llu)", (unsigned long long)s->d[0], (unsigned long long)s->d[1],
+                 (unsigned long long)s->d[2]);
+    else if (cap)
+        buf[0] = 0;
 }
 
-/* A row of the output gradient in whole vectors (kernels.h), and one sample's worth */
-static size_t conv_grad_row(const struct ConvCtx *cx, size_t es)
+void layer_shape_str(char *buf, size_t cap, const struct LayerShape *s)
 {
-    return round_up(cx->q.Wo, (size_t)(es == sizeof(float) ? cx->ck->lanes_f32 : cx->ck->lanes_f64));
+    if (s->ndim == 3)
+        snprintf(buf, cap, "%llux%llux%llu", (unsigned long long)s->d[0], (unsigned long long)s->d[1],
+                 (unsigned long long)s->d[2]);
+    else
+        snprintf(buf, cap, "%llu", (unsigned long long)s->d[0]);
 }
 
-static size_t conv_grad_rows_size(const struct ConvCtx *cx, size_t es)
+const char *layer_source(int first) { return first ? "the input has" : "the previous layer outputs"; }
+
+int layer_shape_same(const struct LayerSpec *l, const struct LayerShape *in, int first, struct LayerShape *out,
+                     uint64_t *n_params, char *err, size_t errlen)
 {
-    return cx->q.O * cx->q.Ho * conv_grad_row(cx, es);
+    (void)l, (void)first, (void)err, (void)errlen;
+    *out = *in;
+    *n_params = 0;
+    return 0;
 }
 
-/* xs_all holds every sample's split input (kept for the weight gradient), or is NULL:
- * then one sample's at a time in the scratch. */
-#define CONV_DIRECT_FWD(T, sfx)                                                                \
-    static void conv_direct_fwd_##sfx(const struct ConvCtx *cx, const void *x_, const void *w_, \
-                                      const void *b, void *y_, T *xs_all, void *scratch)       \
-    {                                                                                          \
-        const struct ConvGeom *q = &cx->q;                                                     \
-        const T *x = x_, *w = w_;                                                              \
-        size_t xsn = conv_split_size(cx), yn = q->O * q->Ho * q->Wo;                           \
-        T *y = y_, *xs = scratch, *wt = xs + xsn;                                              \
-        for (size_t o = 0; o < q->O; o++)                                                      \
-            for (size_t t = 0; t < cx->d.K; t++) wt[t * q->O + o] = w[o * cx->d.K + t];        \
-        for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            if (xs_all) xs = xs_all + n * xsn;                                                 \
-            cx->ck->split_##sfx(&cx->d, x + n * q->C * q->H * q->W, xs);                        \
-            cx->ck->fwd_##sfx(&cx->d, xs, wt, b, y + n * yn);                                   \
-        }                                                                                      \
-    }
-GEN_BOTH(CONV_DIRECT_FWD)
-
-/* The lane partial sums of gw (and of gb) summed into them, = when overwrite. */
-#define CONV_REDUCE(T, sfx)                                                                    \
-    static void conv_reduce_##sfx(size_t n, size_t lanes, const T *part, T *out, int overwrite) \
-    {                                                                                          \
-        for (size_t i = 0; i < n; i++) {                                                       \
-            T sum = 0;                                                                         \
-            for (size_t l = 0; l < lanes; l++) sum += part[i * lanes + l];                     \
-            out[i] = overwrite ? sum : out[i] + sum;                                           \
-        }                                                                                      \
-    }
-GEN_BOTH(CONV_REDUCE)
-
-/* Per sample: the weight (and bias) gradient's lane partial sums from the split input
- * the forward kept, and the input gradient through a split buffer (gw, gb or gx NULL:
- * not wanted; gb only with gw). scratch holds the partial sums and the gradient buffer. */
-#define CONV_DIRECT_BWD(T, sfx)                                                                \
-    static void conv_direct_bwd_##sfx(const struct ConvCtx *cx, const void *w, const void *g_, \
-                                      const void *y_, T *gw, int w_overwrite, T *gb, int b_overwrite, \
-                                      T *gx, int overwrite, const T *xmask, T *scratch)        \
-    {                                                                                          \
-        const struct ConvGeom *q = &cx->q;                                                     \
-        const T *g = g_, *y = y_, *xs = cx->xs;                                                \
-        size_t xn = q->C * q->H * q->W;                                                        \
-        size_t xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T), gn = q->O * q->Ho * q->Wo; \
-        size_t npart = (q->O * cx->d.K + q->O) * pl;                                           \
-        T *gxs = scratch, *part = gxs + (gx ? xsn : 0), *partb = gb ? part + q->O * cx->d.K * pl : NULL; \
-        T *gp = part + (gw ? npart : 0), *wp = gp + conv_grad_rows_size(cx, sizeof(T));        \
-        int pad = y || gx;                                                                     \
-        struct ConvDims dw = cx->d;                                                            \
-        dw.g_row = pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                                 \
-        if (gw) memset(part, 0, npart * sizeof(T));                                            \
-        for (size_t i = 0; gx && i < q->O * cx->d.K; i++) /* weights in igrad's tap order */  \
-            wp[i] = ((const T *)w)[i - i % cx->d.K + cx->ig_tap[i % cx->d.K]];                \
-        for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            const T *gs = g + n * gn;                                                          \
-            if (pad) { /* in whole-vector rows, the ReLU's mask applied on the way */          \
-                cx->ck->pad_grad_##sfx(&cx->d, gs, y ? y + n * gn : NULL, gp);                  \
-                gs = gp;                                                                       \
-            }                                                                                  \
-            if (gw) cx->ck->wgrad_##sfx(&dw, xs + n * xsn, gs, part, partb);                    \
-            if (!gx) continue;                                                                 \
-            memset(gxs, 0, xsn * sizeof(T));                                                   \
-            cx->ck->igrad_##sfx(&cx->dg, wp, gs, gxs);                                         \
-            /* the kept xs is the fused input's ReLU output, just read by wgrad: in cache */ \
-            if (xmask && xs) cx->ck->unsplit_smask_##sfx(&cx->d, gxs, xs + n * xsn, gx + n * xn); \
-            else if (xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, xmask + n * xn, gx + n * xn); \
-            else cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * xn, overwrite);                    \
-        }                                                                                      \
-        if (gw) conv_reduce_##sfx(q->O * cx->d.K, pl, part, gw, w_overwrite);                  \
-        if (gb) conv_reduce_##sfx(q->O, pl, partb, gb, b_overwrite);                           \
-    }
-GEN_BOTH(CONV_DIRECT_BWD)
-
-/* The fused ReLU's mask for the output gradient (the output, > 0 where it passes), or
- * NULL: no ReLU, or the consuming conv masked the gradient already. */
-static const void *conv_out_mask(const struct Node *self)
+struct Module *module_new(const struct LayerSpec *l)
 {
-    const struct ConvCtx *cx = self->ctx;
-    return cx->relu && !cx->grad_masked ? self->value->data : NULL;
-}
-
-/* The masked output gradient whole (a copy in the arena), for the bias of frozen weights
- * alone; the other backward paths mask on the way instead. */
-static const void *conv_out_grad(struct Node *self)
-{
-    const void *m = conv_out_mask(self);
-    if (!m) return self->grad->data;
-    size_t n = tensor_numel(self->value);
-    void *gm = arena_alloc(&self->graph->arena, n * dtype_size(self->value->dtype));
-    const struct EwKernels *k = kernels_get()->ew;
-    if (self->value->dtype == DT_FLOAT32) k->relu_bwd_set_f32(n, m, tensor_f32(self->grad), gm);
-    else k->relu_bwd_set_f64(n, m, tensor_f64(self->grad), gm);
-    return gm;
-}
-
-/* When the input x is a fused Conv2d + ReLU whose gradient this backward writes whole
- * (overwrite), its mask is applied here, sample by sample while the gradient is in
- * cache, and x's backward told so: returns x's output (the mask) or NULL. */
-static const void *conv_premask(struct Node *x, int overwrite)
-{
-    if (x->op != OP_CONV2D_RELU) return NULL;
-    struct ConvCtx *xc = x->ctx;
-    xc->grad_masked = overwrite;
-    return overwrite ? x->value->data : NULL;
-}
-
-static void conv2d_backward_direct(struct Node *self)
-{
-    struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
-    const struct ConvCtx *cx = self->ctx;
-    const struct ConvGeom *q = &cx->q;
-    uint32_t dt = self->grad->dtype;
-    int want_w = node_wants_grad(w), want_x = node_wants_grad(x), want_b = b && node_wants_grad(b);
-    int overwrite = 0, w_overwrite = 0, b_overwrite = 0;
-    size_t es = dtype_size(dt), HW = q->Ho * q->Wo;
-    size_t need = (want_w ? (q->O * cx->d.K + q->O) * CONV_PART_BYTES / es : 0) +
-                  (want_x ? conv_split_size(cx) + q->O * cx->d.K : 0) + conv_grad_rows_size(cx, es);
-    void *scratch = graph_scratch(self->graph, need * es);
-    void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
-    void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
-    void *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
-    const void *xmask = want_x ? conv_premask(x, overwrite) : NULL;
-    const void *ymask = conv_out_mask(self);
-    if (want_w || want_x)
-        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, ymask, gw, w_overwrite,
-                want_w ? gb : NULL, b_overwrite, gx, overwrite, xmask, scratch);
-    if (!want_b || want_w) return;
-    /* a bias without its weight's gradient (frozen weights): sums of g alone */
-    const struct EwKernels *k = kernels_get()->ew;
-    const char *g = conv_out_grad(self);
-    if (b_overwrite) memset(gb, 0, q->O * es);
-    for (uint64_t n = 0; n < q->N; n++)
-        for (uint64_t o = 0; o < q->O; o++) {
-            const char *gp = g + (n * q->O + o) * HW * es;
-            if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(HW, (const float *)(const void *)gp);
-            else ((double *)gb)[o] += k->sum_f64(HW, (const double *)(const void *)gp);
-        }
-}
-
-/* ---- the gemm path ---- */
-
-static void conv2d_backward_gemm(struct Node *self)
-{
-    struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
-    struct ConvCtx *cx = self->ctx;
-    const struct ConvGeom *q = &cx->q;
-    uint32_t dt = self->grad->dtype;
-    size_t es = dtype_size(dt), K = q->C * q->kh * q->kw, HW = q->Ho * q->Wo, NHW = q->N * HW;
-    int want_x = node_wants_grad(x);
-    char *gt = graph_scratch(self->graph, (q->O + (want_x ? K : 0)) * NHW * es);
-    void *gcol = gt + q->O * NHW * es;
-    DT_CALL(dt, conv_to_gemm, q, self->grad->data, conv_out_mask(self), (void *)gt);
-    if (node_wants_grad(w))   /* dW += g cols^T */
-        DT_CALL(dt, gemm, 0, 1, q->O, K, NHW, 1, (void *)gt, NHW, cx->cols, NHW, 1, node_grad(w)->data, K);
-    if (b && node_wants_grad(b)) {
-        const struct EwKernels *k = kernels_get()->ew;
-        char *gb = node_grad(b)->data;
-        for (uint64_t o = 0; o < q->O; o++) {
-            if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(NHW, (const float *)(void *)gt + o * NHW);
-            else ((double *)gb)[o] += k->sum_f64(NHW, (const double *)(void *)gt + o * NHW);
-        }
-    }
-    if (!want_x) return;
-    /* dcols = W^T g, scattered back into dx sample by sample */
-    DT_CALL(dt, gemm, 1, 0, K, NHW, q->O, 1, w->value->data, K, (void *)gt, NHW, 0, gcol, NHW);
-    char *gx = node_grad(x)->data;
-    for (uint64_t n = 0; n < q->N; n++)
-        DT_CALL(dt, col2im, q, (char *)gcol + n * HW * es, NHW, gx + n * q->C * q->H * q->W * es);
-}
-
-static void conv2d_backward(struct Node *self)
-{
-    const struct ConvCtx *cx = self->ctx;
-    if (cx->ck) conv2d_backward_direct(self);
-    else conv2d_backward_gemm(self);
-}
-
-static void conv_geometry(const struct Tensor *X, const struct Tensor *W, uint64_t stride, uint64_t pad,
-                          struct ConvGeom *q)
-{
-    char sx[96], sw[96];
-    if (X->ndim != 4 || W->ndim != 4 || X->shape[1] != W->shape[1] || X->dtype != W->dtype || stride == 0)
-        panic("conv2d: input %s does not fit weight %s (expected N x %llu x H x W)", tensor_shape_str(X, sx, sizeof sx),
-              tensor_shape_str(W, sw, sizeof sw), (unsigned long long)(W->ndim == 4 ? W->shape[1] : 0));
-    *q = (struct ConvGeom){X->shape[0], X->shape[1], X->shape[2], X->shape[3], W->shape[0], W->shape[2],
-                           W->shape[3], stride, pad, 0, 0};
-    if (q->H + 2 * pad < q->kh || q->W + 2 * pad < q->kw)
-        panic("conv2d: kernel %llux%llu larger than the padded input %llux%llu", (unsigned long long)q->kh,
-              (unsigned long long)q->kw, (unsigned long long)(q->H + 2 * pad), (unsigned long long)(q->W + 2 * pad));
-    q->Ho = (q->H + 2 * pad - q->kh) / stride + 1;
-    q->Wo = (q->W + 2 * pad - q->kw) / stride + 1;
-}
-
-static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding,
-                              int relu)
-{
-    struct ConvGeom q;
-    conv_geometry(x->value, w->value, stride, padding, &q);
-    CHECK(!b || (b->value->ndim == 1 && b->value->shape[0] == q.O), "conv2d bias must have out_ch elements");
-    CHECK(tensor_is_contiguous(x->value), "conv2d input must be contiguous");
-    struct Graph *g = node_graph(x, w);
-    uint64_t shape[4] = {q.N, q.O, q.Ho, q.Wo};
-    struct Node *parents[3] = {x, w, b};
-    uint32_t dt = x->value->dtype;
-    struct Node *y = node_new(g, relu ? OP_CONV2D_RELU : OP_CONV2D, 4, shape, dt, b ? 3 : 2, parents, conv2d_backward);
-    size_t es = dtype_size(dt), K = q.C * q.kh * q.kw, HW = q.Ho * q.Wo, NHW = q.N * HW;
-    struct ConvCtx *cx = arena_alloc(&g->arena, sizeof *cx);
-    cx->q = q;
-    cx->relu = relu;
-    cx->grad_masked = 0;
-    y->ctx = cx;
-    size_t lanes = conv_pick_path(cx, dt);
-    if (lanes) {
-        conv_direct_setup(cx, lanes, &g->arena);
-        size_t xsn = conv_split_size(cx);
-        cx->xs = node_wants_grad(w) ? arena_alloc(&g->arena, q.N * xsn * es) : NULL;
-        DT_CALL(dt, conv_direct_fwd, cx, x->value->data, w->value->data, b ? b->value->data : NULL, y->value->data,
-                cx->xs, graph_scratch(g, (q.O * cx->d.K + xsn) * es));
-        return y;
-    }
-    /* One gemm for the whole batch: out (O x N*HW) = W (O x K) cols (K x N*HW). The
-     * columns stay in the arena when a weight gradient will need them. */
-    char *tmp = graph_scratch(g, (q.O + (y->requires_grad ? 0 : K)) * NHW * es);
-    cx->cols = y->requires_grad ? arena_alloc(&g->arena, K * NHW * es) : tmp + q.O * NHW * es;
-    for (uint64_t n = 0; n < q.N; n++)
-        DT_CALL(dt, im2col, &q, (const char *)x->value->data + n * q.C * q.H * q.W * es,
-                (char *)cx->cols + n * HW * es, NHW);
-    DT_CALL(dt, gemm, 0, 0, q.O, NHW, K, 1, w->value->data, K, cx->cols, NHW, 0, (void *)tmp, NHW);
-    DT_CALL(dt, conv_to_nchw, &q, (void *)tmp, b ? b->value->data : NULL, y->value->data);
-    if (!relu) return y;
-    if (dt == DT_FLOAT32) kernels_get()->ew->relu_f32(q.N * q.O * HW, tensor_f32(y->value), tensor_f32(y->value));
-    else kernels_get()->ew->relu_f64(q.N * q.O * HW, tensor_f64(y->value), tensor_f64(y->value));
-    return y;
-}
-
-struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding)
-{
-    return conv2d_op(x, w, b, stride, padding, 0);
-}
-
-struct Node *nn_conv2d_relu(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding)
-{
-    return conv2d_op(x, w, b, stride, padding, 1);
-}
-
-#define CONV_NAIVE(T, sfx)                                                                     \
-    static void conv_naive_##sfx(const struct ConvGeom *q, const void *x_, const void *w_,     \
-                                 const void *b_, void *y_)                                     \
-    {                                                                                          \
-        const T *x = x_, *w = w_, *b = b_;                                                     \
-        T *y = y_;                                                                             \
-        for (uint64_t n = 0; n < q->N; n++)                                                    \
-            for (uint64_t o = 0; o < q->O; o++)                                                \
-                for (uint64_t oh = 0; oh < q->Ho; oh++)                                        \
-                    for (uint64_t ow = 0; ow < q->Wo; ow++) {                                  \
-                        T s = b ? b[o] : 0;                                                    \
-                        for (uint64_t c = 0; c < q->C; c++)                                    \
-                            for (uint64_t ki = 0; ki < q->kh; ki++)                            \
-                                for (uint64_t kj = 0; kj < q->kw; kj++) {                      \
-                                    int64_t ih = (int64_t)(oh * q->stride + ki) - (int64_t)q->pad; \
-                                    int64_t iw = (int64_t)(ow * q->stride + kj) - (int64_t)q->pad; \
-                                    if (ih < 0 || iw < 0 || ih >= (int64_t)q->H || iw >= (int64_t)q->W) continue; \
-                                    s += x[((n * q->C + c) * q->H + (uint64_t)ih) * q->W + (uint64_t)iw] * \
-                                         w[((o * q->C + c) * q->kh + ki) * q->kw + kj];          \
-                                }                                                              \
-                        y[((n * q->O + o) * q->Ho + oh) * q->Wo + ow] = s;                     \
-                    }                                                                          \
-    }
-GEN_BOTH(CONV_NAIVE)
-
-void conv2d_forward_naive(const struct Tensor *x, const struct Tensor *w, const struct Tensor *b,
-                          uint64_t stride, uint64_t padding, struct Tensor *out)
-{
-    struct ConvGeom q;
-    conv_geometry(x, w, stride, padding, &q);
-    CHECK(out->ndim == 4 && out->shape[0] == q.N && out->shape[1] == q.O && out->shape[2] == q.Ho &&
-          out->shape[3] == q.Wo, "conv2d_forward_naive: wrong output shape");
-    DT_CALL(x->dtype, conv_naive, &q, x->data, w->data, b ? b->data : NULL, out->data);
-}
-
-/* ---- modules ---- */
-
-static struct Module *module_alloc(uint32_t kind, uint32_t n_params, const char *name)
-{
+    const struct LayerType *lt = layer_type(l->kind);
     struct Module *m = mem_alloc_zeroed(sizeof *m);
-    m->kind = kind;
-    m->n_params = n_params;
-    if (n_params) {
-        m->params = mem_alloc_zeroed(n_params * sizeof *m->params);
-        m->param_nodes = mem_alloc_zeroed(n_params * sizeof *m->param_nodes);
+    m->kind = l->kind;
+    m->spec = *l;
+    m->forward = lt->forward;
+    m->n_params = lt->n_params;
+    CHECK(m->n_params <= MODULE_MAX_PARAMS, "%s has too many parameters", lt->name);
+    if (m->n_params) {
+        m->params = mem_alloc_zeroed(m->n_params * sizeof *m->params);
+        m->param_nodes = mem_alloc_zeroed(m->n_params * sizeof *m->param_nodes);
     }
-    str_copy(m->name, name, sizeof m->name);
+    str_copy(m->name, lt->prefix, sizeof m->name);
     return m;
 }
 
-/* PyTorch's default: uniform in +-1/sqrt(fan_in) for weight, then bias. */
-static void init_uniform(struct Tensor *t, double bound, struct Rng *rng)
+/* PyTorch's default: uniform in +-1/sqrt(fan_in), weight first, then bias. */
+void module_set_param(struct Module *m, uint32_t i, struct Tensor *t, double bound, struct Rng *rng)
 {
     uint64_t n = tensor_numel(t);
-    for (uint64_t i = 0; i < n; i++) {
+    for (uint64_t k = 0; k < n; k++) {
         double v = (2.0 * rng_uniform(rng) - 1.0) * bound;
-        if (t->dtype == DT_FLOAT32) tensor_f32(t)[i] = (float)v;
-        else tensor_f64(t)[i] = v;
+        if (t->dtype == DT_FLOAT32) tensor_f32(t)[k] = (float)v;
+        else tensor_f64(t)[k] = v;
     }
+    m->params[i] = t;
+    m->param_nodes[i] = node_from_tensor(t, 1);
 }
 
-static void module_add_params(struct Module *m, struct Tensor *w, struct Tensor *b, double fan_in, struct Rng *rng)
+struct Module *module_create(const struct LayerSpec *l, uint32_t dtype, struct Rng *rng)
 {
-    double bound = 1.0 / sqrt(fan_in);
-    init_uniform(w, bound, rng);
-    init_uniform(b, bound, rng);
-    m->params[0] = w;
-    m->params[1] = b;
-    m->param_nodes[0] = node_from_tensor(w, 1);
-    m->param_nodes[1] = node_from_tensor(b, 1);
+    return layer_type(l->kind)->create(l, dtype, rng);
 }
 
-static void linear_module_forward(struct Module *m, struct Node *input, struct Node **output)
+uint64_t module_param_count(const struct Module *m)
 {
-    *output = nn_linear(input, m->param_nodes[0], m->param_nodes[1]);
-}
-
-struct Module *nn_linear_create(uint64_t in, uint64_t out, uint32_t dtype, struct Rng *rng)
-{
-    CHECK(in > 0 && out > 0, "Linear sizes must be positive");
-    struct Module *m = module_alloc(MOD_LINEAR, 2, "linear");
-    m->cfg[0] = in;
-    m->cfg[1] = out;
-    uint64_t ws[2] = {out, in}, bs[1] = {out};
-    module_add_params(m, tensor_create(2, ws, dtype), tensor_create(1, bs, dtype), (double)in, rng);
-    m->forward = linear_module_forward;
-    return m;
-}
-
-static void conv2d_module_forward(struct Module *m, struct Node *input, struct Node **output)
-{
-    *output = nn_conv2d(input, m->param_nodes[0], m->param_nodes[1], m->cfg[4], m->cfg[5]);
-}
-
-struct Module *nn_conv2d_create(uint64_t in_ch, uint64_t out_ch, uint64_t kh, uint64_t kw,
-                                uint64_t stride, uint64_t padding, uint32_t dtype, struct Rng *rng)
-{
-    CHECK(in_ch && out_ch && kh && kw && stride, "Conv2d sizes must be positive");
-    struct Module *m = module_alloc(MOD_CONV2D, 2, "conv2d");
-    uint64_t cfg[6] = {in_ch, out_ch, kh, kw, stride, padding};
-    memcpy(m->cfg, cfg, sizeof cfg);
-    uint64_t ws[4] = {out_ch, in_ch, kh, kw}, bs[1] = {out_ch};
-    module_add_params(m, tensor_create(4, ws, dtype), tensor_create(1, bs, dtype), (double)(in_ch * kh * kw), rng);
-    m->forward = conv2d_module_forward;
-    return m;
+    uint64_t n = 0;
+    for (uint32_t j = 0; j < m->n_params; j++) n += tensor_numel(m->params[j]);
+    return n;
 }
 
 void module_free(struct Module *m)

@@ -4,6 +4,7 @@
  * creation; a step only walks them, never allocates. The inner loops are the dispatched
  * SIMD kernels of kernels.h (axpy, scalar multiply, adam), so each ISA path is used. */
 #include "optimizers.h"
+#include "config_parser.h"
 #include "generic.h"
 #include "kernels.h"
 #include "mem.h"

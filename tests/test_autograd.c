@@ -4,6 +4,7 @@
 #include "gradcheck.h"
 #include "activations.h"
 #include "losses.h"
+#include "train.h"
 #include "math_kernels.h"
 #include "mem.h"
 

@@ -2,9 +2,8 @@
  * every rejected input with its exact message, shape checking, and building modules. */
 #include "test.h"
 #include "config_parser.h"
-#include "dataset.h"
-#include "losses.h"
 #include "mem.h"
+#include "model.h"
 #include "tensor.h"
 
 #include <stdio.h>
@@ -37,11 +36,11 @@ static void expect_layer(const struct LayerSpec *l, uint32_t kind, uint32_t ndim
                          uint64_t d2, uint64_t n_params, int line)
 {
     EXPECT_EQ_INT(l->kind, kind);
-    EXPECT_EQ_INT(l->out_ndim, ndim);
-    EXPECT_EQ_INT(l->out_shape[0], d0);
+    EXPECT_EQ_INT(l->out.ndim, ndim);
+    EXPECT_EQ_INT(l->out.d[0], d0);
     if (ndim == 3) {
-        EXPECT_EQ_INT(l->out_shape[1], d1);
-        EXPECT_EQ_INT(l->out_shape[2], d2);
+        EXPECT_EQ_INT(l->out.d[1], d1);
+        EXPECT_EQ_INT(l->out.d[2], d2);
     }
     EXPECT_EQ_INT(l->n_params, n_params);
     EXPECT_EQ_INT(l->line, line);
@@ -82,8 +81,8 @@ TEST(config_spec_example)
     expect_layer(&c.layers[1], MOD_RELU, 1, 64, 0, 0, 0, 5);
     expect_layer(&c.layers[2], MOD_LINEAR, 1, 10, 0, 0, 64 * 10 + 10, 6);
     expect_layer(&c.layers[3], MOD_SOFTMAX, 1, 10, 0, 0, 0, 7);
-    EXPECT_EQ_INT(c.layers[0].args[0], 784);
-    EXPECT_EQ_INT(c.layers[0].args[1], 64);
+    EXPECT_EQ_INT(c.layers[0].args.v[0], 784);
+    EXPECT_EQ_INT(c.layers[0].args.v[1], 64);
     // Defaults survive for the keys the example leaves out.
     EXPECT_EQ_INT(c.seed, 42);
     EXPECT_EQ_INT(c.dtype, DT_FLOAT32);
@@ -126,7 +125,7 @@ TEST(config_cnn_shapes)
     expect_layer(&c.layers[2], MOD_CONV2D, 3, 16, 14, 14, 16 * 8 * 9 + 16, c.layers[2].line);
     expect_layer(&c.layers[4], MOD_LINEAR, 1, 10, 0, 0, 3136 * 10 + 10, c.layers[4].line);
     uint64_t want[6] = {8, 16, 3, 3, 2, 1};
-    for (int i = 0; i < 6; i++) EXPECT_EQ_INT(c.layers[2].args[i], want[i]);
+    for (int i = 0; i < 6; i++) EXPECT_EQ_INT(c.layers[2].args.v[i], want[i]);
 }
 
 TEST(config_forgiving_syntax)
@@ -150,7 +149,7 @@ TEST(config_forgiving_syntax)
     EXPECT_MSG(parse(text, &c, err, sizeof err) == 0, "%s", err);
     EXPECT_EQ_INT(c.input_dim, 4);
     EXPECT_EQ_INT(c.n_layers, 3);
-    EXPECT_EQ_INT(c.layers[0].args[1], 3);
+    EXPECT_EQ_INT(c.layers[0].args.v[1], 3);
     EXPECT_EQ_INT(c.layers[0].line, 6);
     EXPECT_EQ_INT(c.layers[1].kind, MOD_TANH);
     EXPECT_EQ_INT(c.output_dim, 2);
@@ -400,18 +399,17 @@ static int same_weights(struct Module **a, struct Module **b, uint32_t n)
     return 1;
 }
 
-TEST(config_build_digits_modules)
+TEST(model_build_digits_modules)
 {
     struct TrainConfig c;
     char err[256] = "";
     EXPECT_MSG(config_parse_file("configs/digits_mlp.ini", &c, err, sizeof err) == 0, "%s", err);
     if (c.n_layers != 4) return;
-    struct Rng r1, r2, r3;
-    rng_seed(&r1, c.seed);
-    rng_seed(&r2, c.seed);
-    rng_seed(&r3, c.seed + 1);
-    struct Module **m = config_build_modules(&c, &r1), **m2 = config_build_modules(&c, &r2),
-                  **m3 = config_build_modules(&c, &r3);
+    struct Model md1, md2, md3;
+    model_init(&md1, &c, c.seed);
+    model_init(&md2, &c, c.seed);
+    model_init(&md3, &c, c.seed + 1);
+    struct Module **m = md1.mods, **m2 = md2.mods, **m3 = md3.mods;
     static const char *const names[] = {"linear1", "relu1", "linear2", "softmax1"};
     static const uint32_t kinds[] = {MOD_LINEAR, MOD_RELU, MOD_LINEAR, MOD_SOFTMAX};
     static const uint32_t n_params[] = {2, 0, 2, 0};
@@ -439,12 +437,12 @@ TEST(config_build_digits_modules)
     EXPECT(amax <= 0.125 && amax > 0.1);
     EXPECT(same_weights(m, m2, 4));
     EXPECT(!same_weights(m, m3, 4));
-    config_free_modules(m, c.n_layers);
-    config_free_modules(m2, c.n_layers);
-    config_free_modules(m3, c.n_layers);
+    model_free(&md1);
+    model_free(&md2);
+    model_free(&md3);
 }
 
-TEST(config_build_cnn_modules)
+TEST(model_build_cnn_modules)
 {
     static const char text[] =
         "[model]\ninput_shape=1,6,6\ndtype=float64\n"
@@ -453,9 +451,9 @@ TEST(config_build_cnn_modules)
     struct TrainConfig c;
     char err[256];
     EXPECT_MSG(parse(text, &c, err, sizeof err) == 0, "%s", err);
-    struct Rng r;
-    rng_seed(&r, 7);
-    struct Module **m = config_build_modules(&c, &r);
+    struct Model md;
+    model_init(&md, &c, 7);
+    struct Module **m = md.mods;
     static const char *const names[] = {"conv2d1", "tanh1", "conv2d2", "tanh2", "linear1", "sigmoid1", "linear2"};
     for (uint32_t i = 0; i < c.n_layers; i++) EXPECT_MSG(!strcmp(m[i]->name, names[i]), "%s", m[i]->name);
     const struct Tensor *w = m[2]->params[0];
@@ -465,7 +463,7 @@ TEST(config_build_cnn_modules)
     EXPECT_EQ_INT(w->shape[2], 3);
     EXPECT_EQ_INT(w->shape[3], 3);
     EXPECT_EQ_INT(w->dtype, DT_FLOAT64);
-    EXPECT_EQ_INT(m[2]->cfg[4], 2);
+    EXPECT_EQ_INT(m[2]->spec.args.conv2d.stride, 2);
     EXPECT_EQ_INT(m[4]->params[0]->shape[1], 8);
-    config_free_modules(m, c.n_layers);
+    model_free(&md);
 }

@@ -1,6 +1,7 @@
 /* Tests of the dataset module: the CSV reader's accepted and rejected inputs, labels,
  * normalisation, shuffling and batching. */
 #include "test.h"
+#include "config_parser.h"
 #include "dataset.h"
 #include "mem.h"
 #include "model_io.h"

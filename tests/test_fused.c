@@ -5,6 +5,7 @@
 #include "gradcheck.h"
 #include "activations.h"
 #include "losses.h"
+#include "train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,7 +154,7 @@ static struct Tensor **run_net(struct Module **mods, int n, struct Tensor *x, co
     struct Graph g;
     graph_init(&g);
     struct Node *h = graph_input(&g, x, 0);
-    if (fused) h = net_forward(mods, (uint32_t)n, h, 0);
+    if (fused) h = model_forward_modules(mods, (uint32_t)n, h, 0);
     else for (int i = 0; i < n; i++) mods[i]->forward(mods[i], h, &h);
     for (int i = 0; i < n; i++)
         for (uint32_t p = 0; p < mods[i]->n_params; p++) tensor_fill(mods[i]->param_nodes[p]->grad, 0);
@@ -173,7 +174,7 @@ static void check_net_fused_equals_unfused(struct Module **mods, int n, struct T
 {
     struct Graph g;
     graph_init(&g);
-    struct Node *y = net_forward(mods, (uint32_t)n, graph_input(&g, x, 0), 0);
+    struct Node *y = model_forward_modules(mods, (uint32_t)n, graph_input(&g, x, 0), 0);
     struct Tensor *seed = tensor_create(y->value->ndim, y->value->shape, y->value->dtype);
     fill_uniform(seed, -1, 1, 10);
     graph_free(&g);
@@ -201,7 +202,7 @@ TEST_ISA(net_forward_fuses_conv_then_relu)
     fill_uniform(x, -1, 1, 9);
     struct Graph g;
     graph_init(&g);
-    struct Node *out = net_forward(mods, 6, graph_input(&g, x, 0), 0);
+    struct Node *out = model_forward_modules(mods, 6, graph_input(&g, x, 0), 0);
     EXPECT_EQ_INT(out->op, OP_CONV2D_RELU);
     struct Node *mid = out->parents[0];
     EXPECT_EQ_INT(mid->op, OP_SIGMOID);

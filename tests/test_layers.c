@@ -5,6 +5,7 @@
 #include "activations.h"
 #include "kernels.h"
 #include "losses.h"
+#include "train.h"
 #include "math_kernels.h"
 #include "mem.h"
 
@@ -228,13 +229,13 @@ TEST(mlp_learns_xor)
         double loss = 0;
         for (int step = 0; step < 2000; step++) {
             struct Node *out;
-            struct Node *l = loss_build_graph(mods, 4, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, &out);
+            struct Node *l = train_loss_modules(mods, 4, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, &out);
             loss = tensor_at(l->value, 0);
             backward(l);
             sgd_step(mods, 4, 0.5);
             graph_reset(&g);
         }
-        struct Node *p = net_forward(mods, 4, graph_input(&g, x, 0), 0);
+        struct Node *p = model_forward_modules(mods, 4, graph_input(&g, x, 0), 0);
         int correct = 0;
         for (int r = 0; r < 4; r++) {
             int pred = tensor_at(p->value, r * 2 + 1) > tensor_at(p->value, r * 2);
@@ -289,7 +290,7 @@ static void check_no_heap_after_first_step(struct Module **mods, int n, struct T
     graph_init(&g);
     uint64_t calls_after_first = 0;
     for (int step = 0; step < 10; step++) {
-        struct Node *l = loss_build_graph(mods, (uint32_t)n, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
+        struct Node *l = train_loss_modules(mods, (uint32_t)n, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
         zero_grad(l);
         backward(l);
         sgd_step(mods, n, 0.01);
@@ -333,7 +334,7 @@ TEST(invalidated_gradients_equal_zeroed_ones)
     struct Tensor *y = vec(4, 1, DT_FLOAT64, (const double[]){0, 2, 1, 1});
     struct Graph g;
     graph_init(&g);
-    struct Node *l = loss_build_graph(&lin, 1, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
+    struct Node *l = train_loss_modules(&lin, 1, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
     zero_grad(l);
     backward(l);
     struct Tensor *want_w = tensor_copy(lin->param_nodes[0]->grad), *want_b = tensor_copy(lin->param_nodes[1]->grad);
@@ -365,7 +366,7 @@ TEST(graph_print_names_ops_and_shapes)
     struct Tensor *y = vec(4, 1, DT_FLOAT32, (const double[]){0, 1, 2, 1});
     struct Graph g;
     graph_init(&g);
-    struct Node *l = loss_build_graph(mods, 2, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
+    struct Node *l = train_loss_modules(mods, 2, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
     FILE *f = tmpfile();
     EXPECT(f != NULL);
     if (f) {

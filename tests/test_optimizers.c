@@ -3,6 +3,7 @@
  * number worked out by hand, both dtypes, every ISA path; zero_grad; no heap in a step. */
 #include "test.h"
 #include "mem.h"
+#include "config_parser.h"
 #include "optimizers.h"
 #include "tensor.h"
 

@@ -4,6 +4,7 @@
 #include "test.h"
 #include "activations.h"
 #include "losses.h"
+#include "train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,12 +122,12 @@ static void check_case(struct Fixture *f)
     struct Graph g;
     graph_init(&g);
     struct Node *out;
-    struct Node *loss = loss_build_graph(mods, n, graph_attach(&g, x), fx_get(f, "y"), loss_kind, &out);
+    struct Node *loss = train_loss_modules(mods, n, graph_attach(&g, x), fx_get(f, "y"), loss_kind, &out);
     zero_grad(loss);
     backward(loss);
     expect_close(f, "loss", loss->value, "loss");
     /* infer's output: the whole network, final Softmax included */
-    struct Node *full = net_forward(mods, n, graph_attach(&g, x), 0);
+    struct Node *full = model_forward_modules(mods, n, graph_attach(&g, x), 0);
     expect_close(f, "output", full->value, "out");
     expect_close(f, "grad of x", x->grad, "grad.x");
     for (uint32_t i = 0; i < n; i++)

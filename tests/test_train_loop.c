@@ -1,8 +1,8 @@
-/* The real training loop (cli.h net_train_epoch: batching, shuffling, forward, loss,
+/* The real training loop (train.h train_epoch: batching, shuffling, forward, loss,
  * backward, optimizer) makes no heap allocation after its first epoch, and gives each
  * step the learning rate of the config's schedule. */
 #include "test.h"
-#include "cli.h"
+#include "train.h"
 #include "mem.h"
 
 #include <math.h>
@@ -11,29 +11,26 @@
 /* A net from a config, trained on the bundled digits, as train sets it up. */
 struct Rig {
     struct TrainConfig cfg;
-    struct Net net;
+    struct Model model;
     struct Dataset ds;
-    struct Optimizer *opt;
-    struct Graph g;
+    struct Trainer tr;
 };
 
 static void rig_init(struct Rig *r, const char *cfg_text, const char *what)
 {
     char err[512];
     EXPECT_MSG(config_parse_text(cfg_text, strlen(cfg_text), what, &r->cfg, err, sizeof err) == 0, "%s", err);
-    net_init(&r->net, &r->cfg, r->cfg.seed);
+    model_init(&r->model, &r->cfg, r->cfg.seed);
     EXPECT_MSG(dataset_load(&r->ds, "data/digits_train_x.csv", "data/digits_train_y.csv", r->cfg.dtype, 10, err,
                             sizeof err) == 0, "%s", err);
-    r->opt = net_optimizer_create(&r->net);
-    graph_init(&r->g);
+    train_init(&r->tr, &r->model);
 }
 
 static void rig_free(struct Rig *r)
 {
-    graph_free(&r->g);
-    optim_free(r->opt);
+    train_free(&r->tr);
     dataset_free(&r->ds);
-    net_free(&r->net);
+    model_free(&r->model);
 }
 
 static void check_epochs_without_heap(const char *cfg_text, const char *what)
@@ -41,10 +38,10 @@ static void check_epochs_without_heap(const char *cfg_text, const char *what)
     struct Rig r;
     rig_init(&r, cfg_text, what);
     struct EpochStats st;
-    EXPECT(net_train_epoch(&r.net, &r.ds, r.opt, &r.g, 1, 0, NULL, NULL, &st) == 0);
+    EXPECT(train_epoch(&r.tr, &r.ds, 1, 0, NULL, NULL, &st) == 0);
     double first = st.loss;
     uint64_t calls = mem_alloc_calls();
-    EXPECT(net_train_epoch(&r.net, &r.ds, r.opt, &r.g, 2, 0, NULL, NULL, &st) == 0);
+    EXPECT(train_epoch(&r.tr, &r.ds, 2, 0, NULL, NULL, &st) == 0);
     EXPECT_MSG(mem_alloc_calls() == calls, "%s: %llu heap allocations in epoch 2", what,
                (unsigned long long)(mem_alloc_calls() - calls));
     EXPECT_MSG(st.loss < first, "%s: loss %g -> %g", what, first, st.loss);
@@ -76,11 +73,11 @@ TEST(train_loop_follows_the_lr_schedule)
     struct Rig r;
     rig_init(&r, "[model]\ninput_dim=64\nlayer=Linear,64,10\n[train]\nbatch_size=32\nlr=0.004\nepochs=2\n"
                  "lr_schedule=cosine\n", "cos.ini");
-    spy.step = r.opt->step, spy.n = 0;
-    r.opt->step = spy_step;
+    spy.step = r.tr.opt->step, spy.n = 0;
+    r.tr.opt->step = spy_step;
     struct EpochStats st;
-    EXPECT(net_train_epoch(&r.net, &r.ds, r.opt, &r.g, 1, 0, NULL, NULL, &st) == 0);
-    EXPECT(net_train_epoch(&r.net, &r.ds, r.opt, &r.g, 2, 0, NULL, NULL, &st) == 0);
+    EXPECT(train_epoch(&r.tr, &r.ds, 1, 0, NULL, NULL, &st) == 0);
+    EXPECT(train_epoch(&r.tr, &r.ds, 2, 0, NULL, NULL, &st) == 0);
     EXPECT_EQ_INT(spy.n, 90); /* 2 epochs of 45 batches */
     for (uint64_t k = 0; k < spy.n && k < 90; k++)
         EXPECT_NEAR(spy.lr[k], 0.002 * (1 + cos(M_PI * (double)k / 90)), 1e-18);

@@ -125,26 +125,39 @@ struct Node *act_softmax(struct Node *x)
     return y;
 }
 
-/* ---- modules ---- */
+/* ---- the layers ---- */
 
-static void act_module_forward(struct Module *m, struct Node *input, struct Node **output)
+static void relu_forward(struct Module *m, struct Node *x, struct Node **y) { (void)m; *y = act_relu(x); }
+static void sigmoid_forward(struct Module *m, struct Node *x, struct Node **y) { (void)m; *y = act_sigmoid(x); }
+static void tanh_forward(struct Module *m, struct Node *x, struct Node **y) { (void)m; *y = act_tanh(x); }
+static void softmax_forward(struct Module *m, struct Node *x, struct Node **y) { (void)m; *y = act_softmax(x); }
+
+static int softmax_shape(const struct LayerSpec *l, const struct LayerShape *in, int first, struct LayerShape *out,
+                         uint64_t *n_params, char *err, size_t errlen)
 {
-    switch (m->kind) {
-    case MOD_RELU: *output = act_relu(input); break;
-    case MOD_SIGMOID: *output = act_sigmoid(input); break;
-    case MOD_TANH: *output = act_tanh(input); break;
-    default: *output = act_softmax(input); break;
-    }
+    if (in->ndim == 3) return err_set(err, errlen, "Softmax needs a flat input (after a Linear layer), not a C,H,W one");
+    return layer_shape_same(l, in, first, out, n_params, err, errlen);
+}
+
+static struct Module *act_create(const struct LayerSpec *l, uint32_t dtype, struct Rng *rng)
+{
+    (void)dtype, (void)rng;
+    return module_new(l);
 }
 
 struct Module *act_module_create(uint32_t kind)
 {
-    static const char *const names[MOD_COUNT] = {
-        [MOD_RELU] = "relu", [MOD_SIGMOID] = "sigmoid", [MOD_TANH] = "tanh", [MOD_SOFTMAX] = "softmax"};
-    CHECK(kind >= MOD_RELU && kind <= MOD_SOFTMAX, "not an activation kind: %u", kind);
-    struct Module *m = mem_alloc_zeroed(sizeof *m);
-    m->kind = kind;
-    str_copy(m->name, names[kind], sizeof m->name);
-    m->forward = act_module_forward;
-    return m;
+    CHECK(kind < MOD_COUNT && layer_type(kind)->activation, "not an activation kind: %u", kind);
+    struct LayerSpec l = {.kind = kind};
+    return module_new(&l);
 }
+
+#define ACTIVATION_ROW(NAME, PREFIX, SHAPE, FWD, BWD)                                               \
+    {.name = NAME, .activation = 1, .prefix = PREFIX, .shape = SHAPE, .create = act_create, .forward = FWD, \
+     .backward = BWD}
+const struct LayerType layer_relu = ACTIVATION_ROW("ReLU", "relu", layer_shape_same, relu_forward, unary_backward);
+const struct LayerType layer_sigmoid =
+    ACTIVATION_ROW("Sigmoid", "sigmoid", layer_shape_same, sigmoid_forward, unary_backward);
+const struct LayerType layer_tanh = ACTIVATION_ROW("Tanh", "tanh", layer_shape_same, tanh_forward, unary_backward);
+const struct LayerType layer_softmax =
+    ACTIVATION_ROW("Softmax", "softmax", softmax_shape, softmax_forward, softmax_backward);

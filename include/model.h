@@ -1,0 +1,61 @@
+/* model: the network of a config. Builds its modules through the layer table (layers.h),
+ * names their parameters for the model file, holds the input normalisation, runs the
+ * forward pass (the one place that fuses layers), and prints the summary.
+ *
+ *   struct Model m;  model_init(&m, &cfg, seed);
+ *   out = model_forward(&m, model_input(g, &m, batch), skip_final_softmax);
+ *
+ * Training (train.h) adds the loss, model_zero_grad, backward and the optimizer;
+ * inference runs the same forward in a graph without gradients (graph_set_no_grad),
+ * which saves nothing for a backward pass. */
+#ifndef MINIDL_MODEL_H
+#define MINIDL_MODEL_H
+
+#include "config_parser.h"
+#include "model_io.h"
+#include "nn_layers.h"
+
+struct Model {
+    struct TrainConfig cfg;
+    struct Module **mods;           /* one per config layer, in order */
+    uint32_t n_mods;
+    struct Tensor *shift, *scale;   /* input normalisation (D), or NULL */
+    uint32_t n_params;              /* every parameter tensor, module by module */
+    struct Node **param_nodes;
+    uint32_t n_named;
+    struct NamedTensor *named;      /* every parameter, then input.shift/scale */
+    char (*names)[64];
+};
+
+/* Builds the modules of cfg with weights drawn from seed (cfg->seed unless overridden),
+ * named linear1, conv2d1, relu1, ... (numbered per kind from 1 in config order). */
+void model_init(struct Model *m, const struct TrainConfig *cfg, uint64_t seed);
+/* Adds the normalisation tensors (taken over by m) and refreshes the name list. */
+void model_set_norm(struct Model *m, struct Tensor *shift, struct Tensor *scale);
+void model_free(struct Model *m);
+
+/* The model saved in path: built from its embedded config (or the one at config_path,
+ * when not NULL), with its weights and normalisation. Checks before building that the
+ * config describes as many weights as the file holds. Returns 0, or -1 with the
+ * message in err. */
+int model_from_file(struct Model *m, const char *path, const char *config_path, char *err, size_t errlen);
+
+/* The network's input node for a batch (rows x D): reshaped to (rows, C, H, W) for
+ * convolutional models. */
+struct Node *model_input(struct Graph *g, const struct Model *m, struct Tensor *batch);
+/* Runs the modules over x. With skip_final_softmax a final Softmax is left out (the
+ * CrossEntropy loss takes the pre-softmax values). Returns the network output. */
+struct Node *model_forward(const struct Model *m, struct Node *x, int skip_final_softmax);
+/* The same over any list of modules: the fusion rule (a Conv2d followed by a ReLU runs
+ * as one nn_conv2d_relu op) lives here and nowhere else. */
+struct Node *model_forward_modules(struct Module *const *mods, uint32_t n, struct Node *x, int skip_final_softmax);
+
+/* Marks every parameter gradient as zero without touching it: the first backward write
+ * overwrites it, and backward zeroes whatever it reached but did not write (autograd.h). */
+void model_zero_grad(struct Model *m);
+
+uint64_t model_param_count(const struct Model *m);
+/* Prints the layer table (layer, output shape, parameters) on f. */
+void model_print_summary(const struct Model *m, void *file);
+
+#endif

@@ -1,0 +1,550 @@
+/* Conv2d: NCHW cross-correlation with zero padding, as PyTorch's; weight (out_ch, in_ch,
+ * kh, kw), bias (out_ch). Two paths: the direct SIMD kernels on a phase-split input
+ * (kernels.h) where whole vectors of each output row do work, else im2col + gemm. The
+ * naive loop stays as the reference both are tested against. */
+#include "nn_layers.h"
+#include "generic.h"
+#include "kernels.h"
+#include "math_kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- Conv2d: im2col + gemm per sample ---- */
+
+struct ConvGeom { uint64_t N, C, H, W, O, kh, kw, stride, pad, Ho, Wo; };
+
+/* Output columns [lo, hi) of a kernel tap at offset k read inside a row of n inputs:
+ * 0 <= o*stride + k - pad < n. */
+static void tap_range(uint64_t k, uint64_t pad, uint64_t stride, uint64_t n, uint64_t n_out, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t l = k >= pad ? 0 : (pad - k + stride - 1) / stride;
+    uint64_t h = n + pad > k ? (n + pad - k - 1) / stride + 1 : 0;
+    *lo = l < n_out ? l : n_out;
+    *hi = h < n_out ? h : n_out;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* One sample's columns: row (c,ki,kj) of col, of row stride ld, holds the Ho*Wo input
+ * pixels that kernel tap meets (zero where it falls on the padding). The valid span of
+ * each output row is found once, so the inner loop has no bounds checks. */
+#define IM2COL(T, sfx)                                                                    \
+    static void im2col_##sfx(const struct ConvGeom *q, const void *x_, void *col_, size_t ld) \
+    {                                                                                     \
+        const T *x = x_;                                                                  \
+        T *col = col_;                                                                    \
+        for (uint64_t c = 0; c < q->C; c++)                                               \
+            for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
+                for (uint64_t kj = 0; kj < q->kw; kj++, col += ld) {                      \
+                    uint64_t hlo, hhi, wlo, whi;                                          \
+                    tap_range(ki, q->pad, q->stride, q->H, q->Ho, &hlo, &hhi);            \
+                    tap_range(kj, q->pad, q->stride, q->W, q->Wo, &wlo, &whi);            \
+                    memset(col, 0, hlo * q->Wo * sizeof(T));                              \
+                    for (uint64_t oh = hlo; oh < hhi; oh++) {                             \
+                        T *dst = col + oh * q->Wo;                                        \
+                        const T *src = x + (c * q->H + oh * q->stride + ki - q->pad) * q->W \
+                                       + wlo * q->stride + kj - q->pad; /* first valid tap */ \
+                        memset(dst, 0, wlo * sizeof(T));                                  \
+                        if (q->stride == 1) memcpy(dst + wlo, src, (whi - wlo) * sizeof(T)); \
+                        else for (uint64_t ow = wlo; ow < whi; ow++) dst[ow] = src[(ow - wlo) * q->stride]; \
+                        memset(dst + whi, 0, (q->Wo - whi) * sizeof(T));                  \
+                    }                                                                     \
+                    memset(col + hhi * q->Wo, 0, (q->Ho - hhi) * q->Wo * sizeof(T));     \
+                }                                                                         \
+    }
+GEN_BOTH(IM2COL)
+
+/* The adjoint of im2col: gx += scatter of gcol. */
+#define COL2IM(T, sfx)                                                                    \
+    static void col2im_##sfx(const struct ConvGeom *q, const void *col_, size_t ld, void *gx_) \
+    {                                                                                     \
+        T *gx = gx_;                                                                      \
+        const T *col = col_;                                                              \
+        for (uint64_t c = 0; c < q->C; c++)                                               \
+            for (uint64_t ki = 0; ki < q->kh; ki++)                                       \
+                for (uint64_t kj = 0; kj < q->kw; kj++, col += ld) {                      \
+                    uint64_t hlo, hhi, wlo, whi;                                          \
+                    tap_range(ki, q->pad, q->stride, q->H, q->Ho, &hlo, &hhi);            \
+                    tap_range(kj, q->pad, q->stride, q->W, q->Wo, &wlo, &whi);            \
+                    for (uint64_t oh = hlo; oh < hhi; oh++) {                             \
+                        const T *src = col + oh * q->Wo;                                  \
+                        T *dst = gx + (c * q->H + oh * q->stride + ki - q->pad) * q->W    \
+                                 + wlo * q->stride + kj - q->pad;                         \
+                        for (uint64_t ow = wlo; ow < whi; ow++) dst[(ow - wlo) * q->stride] += src[ow]; \
+                    }                                                                     \
+                }                                                                         \
+    }
+GEN_BOTH(COL2IM)
+
+/* Between the gemm's (O x N*HW) layout t and NCHW y: y[n][o][i] = t[o][n*HW+i] + b[o];
+ * and back, t[o][n*HW+i] = y[n][o][i], where mask (NCHW, not NULL) > 0 and 0 elsewhere
+ * (a fused ReLU's backward in the same pass). */
+#define CONV_LAYOUT(T, sfx)                                                               \
+    static void conv_to_nchw_##sfx(const struct ConvGeom *q, const T *t, const T *b, T *y) \
+    {                                                                                     \
+        size_t HW = q->Ho * q->Wo, NHW = q->N * HW;                                       \
+        for (uint64_t n = 0; n < q->N; n++)                                               \
+            for (uint64_t o = 0; o < q->O; o++) {                                         \
+                T *yr = y + (n * q->O + o) * HW, bias = b ? b[o] : 0;                     \
+                const T *tr = t + o * NHW + n * HW;                                       \
+                for (size_t i = 0; i < HW; i++) yr[i] = tr[i] + bias;                     \
+            }                                                                             \
+    }                                                                                     \
+    static void conv_to_gemm_##sfx(const struct ConvGeom *q, const T *y, const T *mask, T *t) \
+    {                                                                                     \
+        size_t HW = q->Ho * q->Wo, NHW = q->N * HW;                                       \
+        for (uint64_t n = 0; n < q->N; n++)                                               \
+            for (uint64_t o = 0; o < q->O; o++) {                                         \
+                size_t at = (n * q->O + o) * HW;                                          \
+                T *tr = t + o * NHW + n * HW;                                             \
+                if (mask) kernels_get()->ew->relu_bwd_set_##sfx(HW, mask + at, y + at, tr); \
+                else memcpy(tr, y + at, HW * sizeof(T));                                  \
+            }                                                                             \
+    }
+GEN_BOTH(CONV_LAYOUT)
+
+/* ---- the direct path: a phase-split padded input and the SIMD kernels of kernels.h,
+ * one sample at a time (its buffers stay in cache), no im2col, NCHW in and out ---- */
+
+/* Above this many weights (O*K) the weight gradient's partial sums would crowd the cache
+ * the direct kernels rely on: im2col + gemm instead. */
+#define CONV_DIRECT_MAX_WEIGHTS ((size_t)1 << 16)
+
+/* The columns of the whole batch, (C*kh*kw) x (N*Ho*Wo), kept for the weight gradient
+ * (gemm path); or the direct kernels, the split layout (kernels.h) and its tap offsets. */
+struct ConvCtx {
+    struct ConvGeom q;
+    void *cols;
+    const struct ConvKernels *ck;   /* NULL: im2col + gemm */
+    struct ConvDims d;
+    void *xs;                       /* the split input of every sample, for the weight gradient */
+    const size_t *ig_tap;           /* the input gradient's tap order (see conv_direct_setup) */
+    struct ConvDims dg;             /* d with the offsets in that order */
+    int relu;                       /* fused ReLU: y = max(0, conv), g masked by y > 0 */
+    int grad_masked;                /* ... unless the consuming conv masked it already */
+};
+
+/* The direct kernels compute whole vectors of each output row: they pay when more than
+ * half the lanes of a row do work (and the weight gradient's partial sums stay small).
+ * Returns their vector lanes, or 0 (cx->ck NULL): im2col + gemm. */
+static size_t conv_pick_path(struct ConvCtx *cx, uint32_t dt)
+{
+    const struct ConvGeom *q = &cx->q;
+    const struct ConvKernels *ck = kernels_get()->conv;
+    cx->ck = NULL;
+    if (!ck) return 0;
+    size_t lanes = (size_t)(dt == DT_FLOAT32 ? ck->lanes_f32 : ck->lanes_f64);
+    size_t vec_row = (q->Wo + lanes - 1) / lanes * lanes;
+    if (2 * q->Wo <= vec_row || q->O * q->C * q->kh * q->kw > CONV_DIRECT_MAX_WEIGHTS) return 0;
+    cx->ck = ck;
+    return lanes;
+}
+
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+/* The split layout of kernels.h: slots of whole vectors (aligned rows) long enough for a
+ * phase's padded columns and for the leading padding of the next slot. */
+static void conv_direct_setup(struct ConvCtx *cx, size_t lanes, struct Arena *a)
+{
+    const struct ConvGeom *q = &cx->q;
+    size_t s = q->stride, p = q->pad, K = q->C * q->kh * q->kw;
+    size_t phase_len = (q->W + 2 * p + s - 1) / s, lead_max = (p + s - 1) / s, data = (q->W + s - 1) / s;
+    size_t len = round_up(phase_len > data + lead_max ? phase_len : data + lead_max, lanes);
+    size_t rows = q->H + 2 * p, lead = round_up(lead_max, lanes);
+    size_t *off = arena_alloc(a, K * sizeof *off), t = 0;
+    for (uint64_t c = 0; c < q->C; c++)
+        for (uint64_t ki = 0; ki < q->kh; ki++)
+            for (uint64_t kj = 0; kj < q->kw; kj++) {
+                size_t r = kj % s, lp = r < p ? (p - r + s - 1) / s : 0;
+                off[t++] = lead + ((c * rows + ki) * s + r) * len + kj / s - lp;
+            }
+    cx->d = (struct ConvDims){q->O, K, q->Ho, q->Wo, s * s * len, off, q->C, q->H, q->W, s, p, rows, len, lead, 2 * lanes,
+                              cx->relu, q->Wo};
+    /* The input gradient adds each tap's tile into the split gradient by load-add-store.
+     * Taps of one channel overlap there (one element or row apart), and a load that
+     * overlaps a store just before it waits for that store; taken kernel position first,
+     * channel last, a block of taps lands in different channels' planes instead. */
+    size_t *tap = arena_alloc(a, K * sizeof *tap), *ig_off = arena_alloc(a, K * sizeof *ig_off);
+    t = 0;
+    for (uint64_t ki = 0; ki < q->kh; ki++)
+        for (uint64_t kj = 0; kj < q->kw; kj++)
+            for (uint64_t c = 0; c < q->C; c++, t++) {
+                tap[t] = (c * q->kh + ki) * q->kw + kj;
+                ig_off[t] = off[tap[t]];
+            }
+    cx->ig_tap = tap;
+    cx->dg = cx->d;
+    cx->dg.off = ig_off;
+}
+
+static size_t conv_split_size(const struct ConvCtx *cx)
+{
+    return cx->d.lead + cx->q.C * cx->d.rows * cx->q.stride * cx->d.len + cx->d.slack;
+}
+
+/* A row of the output gradient in whole vectors (kernels.h), and one sample's worth */
+static size_t conv_grad_row(const struct ConvCtx *cx, size_t es)
+{
+    return round_up(cx->q.Wo, (size_t)(es == sizeof(float) ? cx->ck->lanes_f32 : cx->ck->lanes_f64));
+}
+
+static size_t conv_grad_rows_size(const struct ConvCtx *cx, size_t es)
+{
+    return cx->q.O * cx->q.Ho * conv_grad_row(cx, es);
+}
+
+/* xs_all holds every sample's split input (kept for the weight gradient), or is NULL:
+ * then one sample's at a time in the scratch. */
+#define CONV_DIRECT_FWD(T, sfx)                                                                \
+    static void conv_direct_fwd_##sfx(const struct ConvCtx *cx, const void *x_, const void *w_, \
+                                      const void *b, void *y_, T *xs_all, void *scratch)       \
+    {                                                                                          \
+        const struct ConvGeom *q = &cx->q;                                                     \
+        const T *x = x_, *w = w_;                                                              \
+        size_t xsn = conv_split_size(cx), yn = q->O * q->Ho * q->Wo;                           \
+        T *y = y_, *xs = scratch, *wt = xs + xsn;                                              \
+        for (size_t o = 0; o < q->O; o++)                                                      \
+            for (size_t t = 0; t < cx->d.K; t++) wt[t * q->O + o] = w[o * cx->d.K + t];        \
+        for (uint64_t n = 0; n < q->N; n++) {                                                  \
+            if (xs_all) xs = xs_all + n * xsn;                                                 \
+            cx->ck->split_##sfx(&cx->d, x + n * q->C * q->H * q->W, xs);                        \
+            cx->ck->fwd_##sfx(&cx->d, xs, wt, b, y + n * yn);                                   \
+        }                                                                                      \
+    }
+GEN_BOTH(CONV_DIRECT_FWD)
+
+/* The lane partial sums of gw (and of gb) summed into them, = when overwrite. */
+#define CONV_REDUCE(T, sfx)                                                                    \
+    static void conv_reduce_##sfx(size_t n, size_t lanes, const T *part, T *out, int overwrite) \
+    {                                                                                          \
+        for (size_t i = 0; i < n; i++) {                                                       \
+            T sum = 0;                                                                         \
+            for (size_t l = 0; l < lanes; l++) sum += part[i * lanes + l];                     \
+            out[i] = overwrite ? sum : out[i] + sum;                                           \
+        }                                                                                      \
+    }
+GEN_BOTH(CONV_REDUCE)
+
+/* Per sample: the weight (and bias) gradient's lane partial sums from the split input
+ * the forward kept, and the input gradient through a split buffer (gw, gb or gx NULL:
+ * not wanted; gb only with gw). scratch holds the partial sums and the gradient buffer. */
+#define CONV_DIRECT_BWD(T, sfx)                                                                \
+    static void conv_direct_bwd_##sfx(const struct ConvCtx *cx, const void *w, const void *g_, \
+                                      const void *y_, T *gw, int w_overwrite, T *gb, int b_overwrite, \
+                                      T *gx, int overwrite, const T *xmask, T *scratch)        \
+    {                                                                                          \
+        const struct ConvGeom *q = &cx->q;                                                     \
+        const T *g = g_, *y = y_, *xs = cx->xs;                                                \
+        size_t xn = q->C * q->H * q->W;                                                        \
+        size_t xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T), gn = q->O * q->Ho * q->Wo; \
+        size_t npart = (q->O * cx->d.K + q->O) * pl;                                           \
+        T *gxs = scratch, *part = gxs + (gx ? xsn : 0), *partb = gb ? part + q->O * cx->d.K * pl : NULL; \
+        T *gp = part + (gw ? npart : 0), *wp = gp + conv_grad_rows_size(cx, sizeof(T));        \
+        int pad = y || gx;                                                                     \
+        struct ConvDims dw = cx->d;                                                            \
+        dw.g_row = pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                                 \
+        if (gw) memset(part, 0, npart * sizeof(T));                                            \
+        for (size_t i = 0; gx && i < q->O * cx->d.K; i++) /* weights in igrad's tap order */  \
+            wp[i] = ((const T *)w)[i - i % cx->d.K + cx->ig_tap[i % cx->d.K]];                \
+        for (uint64_t n = 0; n < q->N; n++) {                                                  \
+            const T *gs = g + n * gn;                                                          \
+            if (pad) { /* in whole-vector rows, the ReLU's mask applied on the way */          \
+                cx->ck->pad_grad_##sfx(&cx->d, gs, y ? y + n * gn : NULL, gp);                  \
+                gs = gp;                                                                       \
+            }                                                                                  \
+            if (gw) cx->ck->wgrad_##sfx(&dw, xs + n * xsn, gs, part, partb);                    \
+            if (!gx) continue;                                                                 \
+            memset(gxs, 0, xsn * sizeof(T));                                                   \
+            cx->ck->igrad_##sfx(&cx->dg, wp, gs, gxs);                                         \
+            /* the kept xs is the fused input's ReLU output, just read by wgrad: in cache */ \
+            if (xmask && xs) cx->ck->unsplit_smask_##sfx(&cx->d, gxs, xs + n * xsn, gx + n * xn); \
+            else if (xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, xmask + n * xn, gx + n * xn); \
+            else cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * xn, overwrite);                    \
+        }                                                                                      \
+        if (gw) conv_reduce_##sfx(q->O * cx->d.K, pl, part, gw, w_overwrite);                  \
+        if (gb) conv_reduce_##sfx(q->O, pl, partb, gb, b_overwrite);                           \
+    }
+GEN_BOTH(CONV_DIRECT_BWD)
+
+/* The fused ReLU's mask for the output gradient (the output, > 0 where it passes), or
+ * NULL: no ReLU, or the consuming conv masked the gradient already. */
+static const void *conv_out_mask(const struct Node *self)
+{
+    const struct ConvCtx *cx = self->ctx;
+    return cx->relu && !cx->grad_masked ? self->value->data : NULL;
+}
+
+/* The masked output gradient whole (a copy in the arena), for the bias of frozen weights
+ * alone; the other backward paths mask on the way instead. */
+static const void *conv_out_grad(struct Node *self)
+{
+    const void *m = conv_out_mask(self);
+    if (!m) return self->grad->data;
+    size_t n = tensor_numel(self->value);
+    void *gm = arena_alloc(&self->graph->arena, n * dtype_size(self->value->dtype));
+    const struct EwKernels *k = kernels_get()->ew;
+    if (self->value->dtype == DT_FLOAT32) k->relu_bwd_set_f32(n, m, tensor_f32(self->grad), gm);
+    else k->relu_bwd_set_f64(n, m, tensor_f64(self->grad), gm);
+    return gm;
+}
+
+/* When the input x is a fused Conv2d + ReLU whose gradient this backward writes whole
+ * (overwrite), its mask is applied here, sample by sample while the gradient is in
+ * cache, and x's backward told so: returns x's output (the mask) or NULL. */
+static const void *conv_premask(struct Node *x, int overwrite)
+{
+    if (x->op != OP_CONV2D_RELU) return NULL;
+    struct ConvCtx *xc = x->ctx;
+    xc->grad_masked = overwrite;
+    return overwrite ? x->value->data : NULL;
+}
+
+static void conv2d_backward_direct(struct Node *self)
+{
+    struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
+    const struct ConvCtx *cx = self->ctx;
+    const struct ConvGeom *q = &cx->q;
+    uint32_t dt = self->grad->dtype;
+    int want_w = node_wants_grad(w), want_x = node_wants_grad(x), want_b = b && node_wants_grad(b);
+    int overwrite = 0, w_overwrite = 0, b_overwrite = 0;
+    size_t es = dtype_size(dt), HW = q->Ho * q->Wo;
+    size_t need = (want_w ? (q->O * cx->d.K + q->O) * CONV_PART_BYTES / es : 0) +
+                  (want_x ? conv_split_size(cx) + q->O * cx->d.K : 0) + conv_grad_rows_size(cx, es);
+    void *scratch = graph_scratch(self->graph, need * es);
+    void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
+    void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
+    void *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
+    const void *xmask = want_x ? conv_premask(x, overwrite) : NULL;
+    const void *ymask = conv_out_mask(self);
+    if (want_w || want_x)
+        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, ymask, gw, w_overwrite,
+                want_w ? gb : NULL, b_overwrite, gx, overwrite, xmask, scratch);
+    if (!want_b || want_w) return;
+    /* a bias without its weight's gradient (frozen weights): sums of g alone */
+    const struct EwKernels *k = kernels_get()->ew;
+    const char *g = conv_out_grad(self);
+    if (b_overwrite) memset(gb, 0, q->O * es);
+    for (uint64_t n = 0; n < q->N; n++)
+        for (uint64_t o = 0; o < q->O; o++) {
+            const char *gp = g + (n * q->O + o) * HW * es;
+            if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(HW, (const float *)(const void *)gp);
+            else ((double *)gb)[o] += k->sum_f64(HW, (const double *)(const void *)gp);
+        }
+}
+
+/* ---- the gemm path ---- */
+
+static void conv2d_backward_gemm(struct Node *self)
+{
+    struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
+    struct ConvCtx *cx = self->ctx;
+    const struct ConvGeom *q = &cx->q;
+    uint32_t dt = self->grad->dtype;
+    size_t es = dtype_size(dt), K = q->C * q->kh * q->kw, HW = q->Ho * q->Wo, NHW = q->N * HW;
+    int want_x = node_wants_grad(x);
+    char *gt = graph_scratch(self->graph, (q->O + (want_x ? K : 0)) * NHW * es);
+    void *gcol = gt + q->O * NHW * es;
+    DT_CALL(dt, conv_to_gemm, q, self->grad->data, conv_out_mask(self), (void *)gt);
+    if (node_wants_grad(w))   /* dW += g cols^T */
+        DT_CALL(dt, gemm, 0, 1, q->O, K, NHW, 1, (void *)gt, NHW, cx->cols, NHW, 1, node_grad(w)->data, K);
+    if (b && node_wants_grad(b)) {
+        const struct EwKernels *k = kernels_get()->ew;
+        char *gb = node_grad(b)->data;
+        for (uint64_t o = 0; o < q->O; o++) {
+            if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(NHW, (const float *)(void *)gt + o * NHW);
+            else ((double *)gb)[o] += k->sum_f64(NHW, (const double *)(void *)gt + o * NHW);
+        }
+    }
+    if (!want_x) return;
+    /* dcols = W^T g, scattered back into dx sample by sample */
+    DT_CALL(dt, gemm, 1, 0, K, NHW, q->O, 1, w->value->data, K, (void *)gt, NHW, 0, gcol, NHW);
+    char *gx = node_grad(x)->data;
+    for (uint64_t n = 0; n < q->N; n++)
+        DT_CALL(dt, col2im, q, (char *)gcol + n * HW * es, NHW, gx + n * q->C * q->H * q->W * es);
+}
+
+static void conv2d_backward(struct Node *self)
+{
+    const struct ConvCtx *cx = self->ctx;
+    if (cx->ck) conv2d_backward_direct(self);
+    else conv2d_backward_gemm(self);
+}
+
+/* The one place a convolution's output size is computed: n inputs (padded by pad on both
+ * sides) under a kernel of k at stride s; the caller checks k <= n + 2*pad first. */
+static uint64_t conv_out_size(uint64_t n, uint64_t k, uint64_t stride, uint64_t pad)
+{
+    return (n + 2 * pad - k) / stride + 1;
+}
+
+static void conv_geometry(const struct Tensor *X, const struct Tensor *W, uint64_t stride, uint64_t pad,
+                          struct ConvGeom *q)
+{
+    char sx[96], sw[96];
+    if (X->ndim != 4 || W->ndim != 4 || X->shape[1] != W->shape[1] || X->dtype != W->dtype || stride == 0)
+        panic("conv2d: input %s does not fit weight %s (expected N x %llu x H x W)", tensor_shape_str(X, sx, sizeof sx),
+              tensor_shape_str(W, sw, sizeof sw), (unsigned long long)(W->ndim == 4 ? W->shape[1] : 0));
+    *q = (struct ConvGeom){X->shape[0], X->shape[1], X->shape[2], X->shape[3], W->shape[0], W->shape[2],
+                           W->shape[3], stride, pad, 0, 0};
+    if (q->H + 2 * pad < q->kh || q->W + 2 * pad < q->kw)
+        panic("conv2d: kernel %llux%llu larger than the padded input %llux%llu", (unsigned long long)q->kh,
+              (unsigned long long)q->kw, (unsigned long long)(q->H + 2 * pad), (unsigned long long)(q->W + 2 * pad));
+    q->Ho = conv_out_size(q->H, q->kh, stride, pad);
+    q->Wo = conv_out_size(q->W, q->kw, stride, pad);
+}
+
+static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding,
+                              int relu)
+{
+    struct ConvGeom q;
+    conv_geometry(x->value, w->value, stride, padding, &q);
+    CHECK(!b || (b->value->ndim == 1 && b->value->shape[0] == q.O), "conv2d bias must have out_ch elements");
+    CHECK(tensor_is_contiguous(x->value), "conv2d input must be contiguous");
+    struct Graph *g = node_graph(x, w);
+    uint64_t shape[4] = {q.N, q.O, q.Ho, q.Wo};
+    struct Node *parents[3] = {x, w, b};
+    uint32_t dt = x->value->dtype;
+    struct Node *y = node_new(g, relu ? OP_CONV2D_RELU : OP_CONV2D, 4, shape, dt, b ? 3 : 2, parents, conv2d_backward);
+    size_t es = dtype_size(dt), K = q.C * q.kh * q.kw, HW = q.Ho * q.Wo, NHW = q.N * HW;
+    struct ConvCtx *cx = arena_alloc(&g->arena, sizeof *cx);
+    cx->q = q;
+    cx->relu = relu;
+    cx->grad_masked = 0;
+    y->ctx = cx;
+    size_t lanes = conv_pick_path(cx, dt);
+    if (lanes) {
+        conv_direct_setup(cx, lanes, &g->arena);
+        size_t xsn = conv_split_size(cx);
+        cx->xs = node_wants_grad(w) ? arena_alloc(&g->arena, q.N * xsn * es) : NULL;
+        DT_CALL(dt, conv_direct_fwd, cx, x->value->data, w->value->data, b ? b->value->data : NULL, y->value->data,
+                cx->xs, graph_scratch(g, (q.O * cx->d.K + xsn) * es));
+        return y;
+    }
+    /* One gemm for the whole batch: out (O x N*HW) = W (O x K) cols (K x N*HW). The
+     * columns stay in the arena when a weight gradient will need them. */
+    char *tmp = graph_scratch(g, (q.O + (y->requires_grad ? 0 : K)) * NHW * es);
+    cx->cols = y->requires_grad ? arena_alloc(&g->arena, K * NHW * es) : tmp + q.O * NHW * es;
+    for (uint64_t n = 0; n < q.N; n++)
+        DT_CALL(dt, im2col, &q, (const char *)x->value->data + n * q.C * q.H * q.W * es,
+                (char *)cx->cols + n * HW * es, NHW);
+    DT_CALL(dt, gemm, 0, 0, q.O, NHW, K, 1, w->value->data, K, cx->cols, NHW, 0, (void *)tmp, NHW);
+    DT_CALL(dt, conv_to_nchw, &q, (void *)tmp, b ? b->value->data : NULL, y->value->data);
+    if (!relu) return y;
+    if (dt == DT_FLOAT32) kernels_get()->ew->relu_f32(q.N * q.O * HW, tensor_f32(y->value), tensor_f32(y->value));
+    else kernels_get()->ew->relu_f64(q.N * q.O * HW, tensor_f64(y->value), tensor_f64(y->value));
+    return y;
+}
+
+struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding)
+{
+    return conv2d_op(x, w, b, stride, padding, 0);
+}
+
+struct Node *nn_conv2d_relu(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding)
+{
+    return conv2d_op(x, w, b, stride, padding, 1);
+}
+
+#define CONV_NAIVE(T, sfx)                                                                     \
+    static void conv_naive_##sfx(const struct ConvGeom *q, const void *x_, const void *w_,     \
+                                 const void *b_, void *y_)                                     \
+    {                                                                                          \
+        const T *x = x_, *w = w_, *b = b_;                                                     \
+        T *y = y_;                                                                             \
+        for (uint64_t n = 0; n < q->N; n++)                                                    \
+            for (uint64_t o = 0; o < q->O; o++)                                                \
+                for (uint64_t oh = 0; oh < q->Ho; oh++)                                        \
+                    for (uint64_t ow = 0; ow < q->Wo; ow++) {                                  \
+                        T s = b ? b[o] : 0;                                                    \
+                        for (uint64_t c = 0; c < q->C; c++)                                    \
+                            for (uint64_t ki = 0; ki < q->kh; ki++)                            \
+                                for (uint64_t kj = 0; kj < q->kw; kj++) {                      \
+                                    int64_t ih = (int64_t)(oh * q->stride + ki) - (int64_t)q->pad; \
+                                    int64_t iw = (int64_t)(ow * q->stride + kj) - (int64_t)q->pad; \
+                                    if (ih < 0 || iw < 0 || ih >= (int64_t)q->H || iw >= (int64_t)q->W) continue; \
+                                    s += x[((n * q->C + c) * q->H + (uint64_t)ih) * q->W + (uint64_t)iw] * \
+                                         w[((o * q->C + c) * q->kh + ki) * q->kw + kj];          \
+                                }                                                              \
+                        y[((n * q->O + o) * q->Ho + oh) * q->Wo + ow] = s;                     \
+                    }                                                                          \
+    }
+GEN_BOTH(CONV_NAIVE)
+
+void conv2d_forward_naive(const struct Tensor *x, const struct Tensor *w, const struct Tensor *b,
+                          uint64_t stride, uint64_t padding, struct Tensor *out)
+{
+    struct ConvGeom q;
+    conv_geometry(x, w, stride, padding, &q);
+    CHECK(out->ndim == 4 && out->shape[0] == q.N && out->shape[1] == q.O && out->shape[2] == q.Ho &&
+          out->shape[3] == q.Wo, "conv2d_forward_naive: wrong output shape");
+    DT_CALL(x->dtype, conv_naive, &q, x->data, w->data, b ? b->data : NULL, out->data);
+}
+
+
+/* ---- the layer ---- */
+
+static void conv2d_forward(struct Module *m, struct Node *input, struct Node **output)
+{
+    *output = nn_conv2d(input, m->param_nodes[0], m->param_nodes[1], m->spec.args.conv2d.stride,
+                        m->spec.args.conv2d.padding);
+}
+
+static int conv2d_shape(const struct LayerSpec *l, const struct LayerShape *in, int first, struct LayerShape *out,
+                        uint64_t *n_params, char *err, size_t errlen)
+{
+    char note[80];
+    const uint64_t in_ch = l->args.conv2d.in_ch, out_ch = l->args.conv2d.out_ch, kh = l->args.conv2d.kh,
+                   kw = l->args.conv2d.kw, s = l->args.conv2d.stride, p = l->args.conv2d.padding;
+    if (in->ndim != 3) {
+        if (first) return err_set(err, errlen, "Conv2d needs a C,H,W input: give input_shape=C,H,W instead of input_dim");
+        return err_set(err, errlen, "Conv2d cannot follow a Linear layer: its output is flat (%llu values)",
+                       (unsigned long long)in->d[0]);
+    }
+    layer_shape_note(note, sizeof note, in);
+    if (in_ch != in->d[0])
+        return err_set(err, errlen, "Conv2d expects %llu input channels but %s %llu%s", (unsigned long long)in_ch,
+                       layer_source(first), (unsigned long long)in->d[0], note);
+    uint64_t ph = in->d[1] + 2 * p, pw = in->d[2] + 2 * p;
+    if (kh > ph || kw > pw)
+        return err_set(err, errlen,
+                       "Conv2d kernel %llux%llu is larger than its padded input %llux%llu (%llux%llu plus padding %llu)",
+                       (unsigned long long)kh, (unsigned long long)kw, (unsigned long long)ph, (unsigned long long)pw,
+                       (unsigned long long)in->d[1], (unsigned long long)in->d[2], (unsigned long long)p);
+    *out = (struct LayerShape){3, {out_ch, conv_out_size(in->d[1], kh, s, p), conv_out_size(in->d[2], kw, s, p)}};
+    uint64_t w, o;
+    if (__builtin_mul_overflow(in_ch * out_ch, kh * kw, &w) || w > LAYER_MAX_ELEMS ||
+        __builtin_mul_overflow(out_ch, out->d[1] * out->d[2], &o) || o > LAYER_MAX_ELEMS)
+        return err_set(err, errlen, "Conv2d is too large (more than %llu weights or output values)", LAYER_MAX_ELEMS);
+    *n_params = w + out_ch;
+    return 0;
+}
+
+static struct Module *conv2d_create(const struct LayerSpec *l, uint32_t dtype, struct Rng *rng)
+{
+    const uint64_t in_ch = l->args.conv2d.in_ch, out_ch = l->args.conv2d.out_ch, kh = l->args.conv2d.kh,
+                   kw = l->args.conv2d.kw, ws[4] = {out_ch, in_ch, kh, kw};
+    CHECK(in_ch && out_ch && kh && kw && l->args.conv2d.stride, "Conv2d sizes must be positive");
+    struct Module *m = module_new(l);
+    double bound = 1.0 / sqrt((double)(in_ch * kh * kw));
+    module_set_param(m, 0, tensor_create(4, ws, dtype), bound, rng);
+    module_set_param(m, 1, tensor_create(1, &out_ch, dtype), bound, rng);
+    return m;
+}
+
+struct Module *nn_conv2d_create(uint64_t in_ch, uint64_t out_ch, uint64_t kh, uint64_t kw,
+                                uint64_t stride, uint64_t padding, uint32_t dtype, struct Rng *rng)
+{
+    struct LayerSpec l = {.kind = MOD_CONV2D, .args.conv2d = {in_ch, out_ch, kh, kw, stride, padding}};
+    return conv2d_create(&l, dtype, rng);
+}
+
+static const struct LayerArgDef conv2d_args[] = {{"in_ch", 1}, {"out_ch", 1}, {"kh", 1},
+                                                 {"kw", 1},    {"stride", 1}, {"padding", 0}};
+static const char *const weight_bias[] = {"weight", "bias"};
+
+const struct LayerType layer_conv2d = {
+    .name = "Conv2d", .prefix = "conv2d", .n_args = 6, .args = conv2d_args, .n_params = 2,
+    .param_names = weight_bias, .shape = conv2d_shape, .create = conv2d_create, .forward = conv2d_forward,
+    .backward = conv2d_backward,
+};

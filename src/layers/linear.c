@@ -1,0 +1,121 @@
+/* Linear: y = x W^T + b over the batch; weight (out x in), bias (out). An input of more
+ * than two dimensions (a conv output) is read flattened per sample. */
+#include "nn_layers.h"
+#include "generic.h"
+#include "kernels.h"
+#include "math_kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Every row of y (rows x n) starts as b (n), so one gemm with beta = 1 adds x W^T. */
+#define BIAS_ROWS(T, sfx)                                                       \
+    static void bias_rows_##sfx(size_t rows, size_t n, const void *b_, void *y_) \
+    {                                                                           \
+        const T *b = b_;                                                        \
+        T *y = y_;                                                              \
+        for (size_t r = 0; r < rows; r++) memcpy(y + r * n, b, n * sizeof(T));  \
+    }
+GEN_BOTH(BIAS_ROWS)
+
+/* gb[j] += sum over rows of g[r][j] (= when overwrite: gb holds garbage then) */
+static void grad_bias_rows(const struct Tensor *g, size_t rows, size_t n, struct Tensor *gb, int overwrite)
+{
+    const struct EwKernels *k = kernels_get()->ew;
+    if (overwrite && rows) memcpy(gb->data, g->data, n * dtype_size(g->dtype));
+    for (size_t r = overwrite ? 1 : 0; r < rows; r++) {
+        if (g->dtype == DT_FLOAT32) k->axpy_f32(n, 1.0f, tensor_f32(g) + r * n, gb->data);
+        else k->axpy_f64(n, 1.0, tensor_f64(g) + r * n, gb->data);
+    }
+}
+
+static void linear_backward(struct Node *self)
+{
+    struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
+    const struct Tensor *g = self->grad;
+    size_t B = g->shape[0], out = g->shape[1], in = w->value->shape[1];
+    uint32_t dt = g->dtype;
+    if (node_wants_grad(x)) { /* dx += g W (dx = g W for a sole consumer: nothing to zero) */
+        int overwrite;
+        struct Tensor *gx = node_grad_begin(x, &overwrite);
+        DT_CALL(dt, gemm, 0, 0, B, in, out, 1, g->data, out, w->value->data, in, overwrite ? 0 : 1, gx->data, in);
+    }
+    if (node_wants_grad(w)) { /* dW += g^T x (=, after node_grad_invalidate) */
+        int ow;
+        struct Tensor *gw = node_grad_begin(w, &ow);
+        DT_CALL(dt, gemm, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, ow ? 0 : 1, gw->data, in);
+    }
+    if (b && node_wants_grad(b)) {
+        int ow;
+        struct Tensor *gb = node_grad_begin(b, &ow);
+        grad_bias_rows(g, B, out, gb, ow);
+    }
+}
+
+struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b)
+{
+    char sx[96], sw[96];
+    struct Tensor *X = x->value, *W = w->value;
+    uint64_t B = X->ndim ? X->shape[0] : 0, in = B ? tensor_numel(X) / B : 0;
+    if (X->ndim < 2 || W->ndim != 2 || W->shape[1] != in || X->dtype != W->dtype ||
+        (b && (b->value->ndim != 1 || b->value->shape[0] != W->shape[0] || b->value->dtype != W->dtype)))
+        panic("linear: input %s (%llu features per sample) does not fit weight %s",
+              tensor_shape_str(X, sx, sizeof sx), (unsigned long long)in, tensor_shape_str(W, sw, sizeof sw));
+    CHECK(tensor_is_contiguous(X), "linear input must be contiguous");
+    uint64_t out = W->shape[0], shape[2] = {B, out};
+    struct Node *parents[3] = {x, w, b};
+    struct Node *y = node_new(node_graph(x, w), OP_LINEAR, 2, shape, X->dtype, b ? 3 : 2, parents, linear_backward);
+    if (b) DT_CALL(X->dtype, bias_rows, B, out, b->value->data, y->value->data);
+    DT_CALL(X->dtype, gemm, 0, 1, B, out, in, 1, X->data, in, W->data, in, b ? 1 : 0, y->value->data, out);
+    return y;
+}
+
+static void linear_forward(struct Module *m, struct Node *input, struct Node **output)
+{
+    *output = nn_linear(input, m->param_nodes[0], m->param_nodes[1]);
+}
+
+static int linear_shape(const struct LayerSpec *l, const struct LayerShape *in, int first, struct LayerShape *out,
+                        uint64_t *n_params, char *err, size_t errlen)
+{
+    char note[80];
+    uint64_t n_in = layer_shape_numel(in), w;
+    if (l->args.linear.in != n_in) {
+        layer_shape_note(note, sizeof note, in);
+        return err_set(err, errlen, "Linear expects %llu inputs but %s %llu%s", (unsigned long long)l->args.linear.in,
+                       layer_source(first), (unsigned long long)n_in, note);
+    }
+    if (__builtin_mul_overflow(l->args.linear.in, l->args.linear.out, &w) || w > LAYER_MAX_ELEMS)
+        return err_set(err, errlen, "Linear %llux%llu is too large (more than %llu weights)",
+                       (unsigned long long)l->args.linear.in, (unsigned long long)l->args.linear.out, LAYER_MAX_ELEMS);
+    *n_params = w + l->args.linear.out;
+    *out = (struct LayerShape){1, {l->args.linear.out, 0, 0}};
+    return 0;
+}
+
+static struct Module *linear_create(const struct LayerSpec *l, uint32_t dtype, struct Rng *rng)
+{
+    uint64_t in = l->args.linear.in, out = l->args.linear.out, ws[2] = {out, in};
+    CHECK(in > 0 && out > 0, "Linear sizes must be positive");
+    struct Module *m = module_new(l);
+    double bound = 1.0 / sqrt((double)in);
+    module_set_param(m, 0, tensor_create(2, ws, dtype), bound, rng);
+    module_set_param(m, 1, tensor_create(1, &out, dtype), bound, rng);
+    return m;
+}
+
+struct Module *nn_linear_create(uint64_t in, uint64_t out, uint32_t dtype, struct Rng *rng)
+{
+    struct LayerSpec l = {.kind = MOD_LINEAR, .args.linear = {in, out}};
+    return linear_create(&l, dtype, rng);
+}
+
+static const struct LayerArgDef linear_args[] = {{"in", 1}, {"out", 1}};
+static const char *const weight_bias[] = {"weight", "bias"};
+
+const struct LayerType layer_linear = {
+    .name = "Linear", .prefix = "linear", .n_args = 2, .args = linear_args, .n_params = 2,
+    .param_names = weight_bias, .shape = linear_shape, .create = linear_create, .forward = linear_forward,
+    .backward = linear_backward,
+};

@@ -1,0 +1,198 @@
+/* model: the network of a config, built through the layer table. */
+#include "model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Parameter names (linear1.weight, ...) then input.shift/scale, from the table's rows. */
+static void model_refresh_names(struct Model *m)
+{
+    uint32_t n = m->n_params + (m->shift ? 2 : 0), k = 0;
+    mem_free(m->named);
+    mem_free(m->names);
+    m->named = mem_alloc_zeroed((n ? n : 1) * sizeof *m->named);
+    m->names = mem_alloc_zeroed((n ? n : 1) * sizeof *m->names);
+    for (uint32_t i = 0; i < m->n_mods; i++) {
+        const struct Module *mod = m->mods[i];
+        const struct LayerType *lt = layer_type(mod->kind);
+        for (uint32_t j = 0; j < mod->n_params; j++, k++) {
+            snprintf(m->names[k], sizeof m->names[k], "%s.%s", mod->name, lt->param_names[j]);
+            m->named[k] = (struct NamedTensor){m->names[k], mod->params[j]};
+        }
+    }
+    if (m->shift) {
+        str_copy(m->names[k], "input.shift", sizeof m->names[k]);
+        m->named[k] = (struct NamedTensor){m->names[k], m->shift};
+        k++;
+        str_copy(m->names[k], "input.scale", sizeof m->names[k]);
+        m->named[k] = (struct NamedTensor){m->names[k], m->scale};
+        k++;
+    }
+    m->n_named = k;
+}
+
+void model_init(struct Model *m, const struct TrainConfig *cfg, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    struct Rng rng;
+    rng_seed(&rng, seed);
+    uint32_t count[MOD_COUNT] = {0};
+    m->n_mods = cfg->n_layers;
+    m->mods = mem_alloc_zeroed((m->n_mods ? m->n_mods : 1) * sizeof *m->mods);
+    for (uint32_t i = 0; i < m->n_mods; i++) {
+        const struct LayerSpec *l = &cfg->layers[i];
+        struct Module *mod = m->mods[i] = module_create(l, cfg->dtype, &rng);
+        snprintf(mod->name, sizeof mod->name, "%s%u", layer_type(l->kind)->prefix, ++count[l->kind]);
+        m->n_params += mod->n_params;
+    }
+    m->param_nodes = mem_alloc_zeroed((m->n_params ? m->n_params : 1) * sizeof *m->param_nodes);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < m->n_mods; i++)
+        for (uint32_t j = 0; j < m->mods[i]->n_params; j++) m->param_nodes[k++] = m->mods[i]->param_nodes[j];
+    model_refresh_names(m);
+}
+
+void model_set_norm(struct Model *m, struct Tensor *shift, struct Tensor *scale)
+{
+    tensor_free(m->shift);
+    tensor_free(m->scale);
+    m->shift = shift;
+    m->scale = scale;
+    model_refresh_names(m);
+}
+
+void model_free(struct Model *m)
+{
+    for (uint32_t i = 0; m->mods && i < m->n_mods; i++) module_free(m->mods[i]);
+    mem_free(m->mods);
+    mem_free(m->param_nodes);
+    tensor_free(m->shift);
+    tensor_free(m->scale);
+    mem_free(m->named);
+    mem_free(m->names);
+    memset(m, 0, sizeof *m);
+}
+
+/* The config of a model file: from config_path, or the file's own trailer. */
+static int file_config(const struct ModelFile *mf, const char *path, const char *config_path, struct TrainConfig *cfg,
+                       char *err, size_t errlen)
+{
+    if (config_path) {
+        size_t len;
+        char *text = config_read_file(config_path, &len, err, errlen);
+        if (!text) return -1;
+        int bad = config_parse_text(text, len, config_path, cfg, err, errlen);
+        mem_free(text);
+        return bad;
+    }
+    if (!mf->config_text)
+        return err_set(err, errlen, "%s has no embedded config: give the one it was trained with, with --config FILE",
+                       path);
+    char name[4200];
+    snprintf(name, sizeof name, "%s (embedded config)", path);
+    return config_parse_text(mf->config_text, mf->config_len, name, cfg, err, errlen);
+}
+
+int model_from_file(struct Model *m, const char *path, const char *config_path, char *err, size_t errlen)
+{
+    struct ModelFile mf;
+    struct TrainConfig cfg;
+    memset(m, 0, sizeof *m);
+    if (model_load(path, &mf, err, errlen)) return -1;
+    int bad = file_config(&mf, path, config_path, &cfg, err, errlen);
+    /* The config must describe the weights the file holds before anything is built: a
+     * config asking for gigabytes of weights must not allocate them first. */
+    uint64_t want = 0, have = 0;
+    for (uint32_t i = 0; !bad && i < cfg.n_layers; i++) want += cfg.layers[i].n_params;
+    for (uint32_t i = 0; !bad && i < mf.n; i++)
+        if (strncmp(mf.tensors[i].name, "input.", 6)) have += tensor_numel(mf.tensors[i].t);
+    if (!bad && want != have)
+        bad = err_set(err, errlen,
+                      "%s: the config describes %llu weights but the file holds %llu: wrong --config, or a damaged file",
+                      path, (unsigned long long)want, (unsigned long long)have);
+    if (!bad && cfg.normalize != NORM_NONE &&
+        (!model_file_find(&mf, "input.shift") || !model_file_find(&mf, "input.scale")))
+        bad = err_set(err, errlen, "%s: the config asks for normalisation but input.shift/input.scale are missing",
+                      path);
+    if (!bad) {
+        model_init(m, &cfg, cfg.seed);
+        uint64_t d = cfg.input_dim;
+        if (cfg.normalize != NORM_NONE) model_set_norm(m, tensor_zeros(1, &d, cfg.dtype), tensor_zeros(1, &d, cfg.dtype));
+        bad = model_assign(&mf, m->named, m->n_named, path, err, errlen);
+        if (bad) model_free(m);
+    }
+    model_file_free(&mf);
+    return bad ? -1 : 0;
+}
+
+struct Node *model_input(struct Graph *g, const struct Model *m, struct Tensor *batch)
+{
+    struct Node *x = graph_input(g, batch, 0);
+    if (m->cfg.input_ndim != 3) return x;
+    const uint64_t *s = m->cfg.input_shape;
+    uint64_t shape[4] = {batch->shape[0], s[0], s[1], s[2]};
+    return ag_reshape(x, 4, shape);
+}
+
+struct Node *model_forward_modules(struct Module *const *mods, uint32_t n, struct Node *x, int skip_final_softmax)
+{
+    struct Node *h = x;
+    for (uint32_t i = 0; i < n; i++) {
+        struct Module *m = mods[i];
+        if (i == n - 1 && skip_final_softmax && m->kind == MOD_SOFTMAX) break;
+        if (m->kind == MOD_CONV2D && i + 1 < n && mods[i + 1]->kind == MOD_RELU) {
+            h = nn_conv2d_relu(h, m->param_nodes[0], m->param_nodes[1], m->spec.args.conv2d.stride,
+                               m->spec.args.conv2d.padding);
+            i++;
+            continue;
+        }
+        m->forward(m, h, &h);
+    }
+    return h;
+}
+
+struct Node *model_forward(const struct Model *m, struct Node *x, int skip_final_softmax)
+{
+    return model_forward_modules(m->mods, m->n_mods, x, skip_final_softmax);
+}
+
+void model_zero_grad(struct Model *m)
+{
+    for (uint32_t i = 0; i < m->n_params; i++) node_grad_invalidate(m->param_nodes[i]);
+}
+
+uint64_t model_param_count(const struct Model *m)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < m->n_mods; i++) n += module_param_count(m->mods[i]);
+    return n;
+}
+
+/* "Linear(784, 128)": a layer as the config gives it; an activation by its name. */
+static void layer_str(char *buf, size_t cap, const struct Module *mod)
+{
+    const struct LayerType *lt = layer_type(mod->kind);
+    size_t k = (size_t)snprintf(buf, cap, "%s", lt->name);
+    for (uint32_t i = 0; i < lt->n_args && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%llu", i ? ", " : "(", (unsigned long long)mod->spec.args.v[i]);
+    if (lt->n_args && k < cap) snprintf(buf + k, cap - k, ")");
+}
+
+void model_print_summary(const struct Model *m, void *file)
+{
+    FILE *f = file;
+    const struct TrainConfig *c = &m->cfg;
+    char shape[64], type[96];
+    struct LayerShape in = {c->input_ndim, {c->input_shape[0], c->input_shape[1], c->input_shape[2]}};
+    fprintf(f, "%-10s %-26s %-14s %10s\n", "layer", "type", "output", "params");
+    layer_shape_str(shape, sizeof shape, &in);
+    fprintf(f, "%-10s %-26s %-14s %10s\n", "input", "", shape, "0");
+    for (uint32_t i = 0; i < m->n_mods; i++) {
+        const struct Module *mod = m->mods[i];
+        layer_str(type, sizeof type, mod);
+        layer_shape_str(shape, sizeof shape, &mod->spec.out);
+        fprintf(f, "%-10s %-26s %-14s %10llu\n", mod->name, type, shape, (unsigned long long)module_param_count(mod));
+    }
+    fprintf(f, "total parameters: %llu (%s)\n", (unsigned long long)model_param_count(m), dtype_name(c->dtype));
+}
