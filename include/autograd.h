@@ -37,6 +37,7 @@ struct Node {
     struct Graph *graph;            /* NULL for persistent (heap) nodes */
     uint32_t n_consumers;           /* nodes of the graph that take this one as a parent */
     uint32_t grad_stale;            /* the gradient's contents are void and read as zero */
+    uint32_t grad_masked;           /* set by the consumer that wrote the gradient whole (see below) */
     void *ctx;                      /* op-specific saved data (arena) */
 };
 
@@ -45,10 +46,14 @@ struct Graph {
     void *scratch;          /* one buffer sized to the largest need (im2col), reused */
     size_t scratch_cap;
     uint64_t n_nodes, n_edges; /* made since the last reset: bounds a graph walk */
+    int no_grad;            /* forward only: no node needs a gradient, nothing is saved for backward */
 };
 
 void graph_init(struct Graph *g);
 void graph_reset(struct Graph *g);  /* frees every node of the step at once */
+/* Forward only (inference): nodes made in g need no gradient, whatever their parents
+ * (the parameters) need, so ops keep nothing for a backward pass that will not run. */
+void graph_set_no_grad(struct Graph *g, int on);
 void graph_free(struct Graph *g);
 /* Scratch of at least `bytes`, grown (never shrunk) on demand; contents unspecified. */
 void *graph_scratch(struct Graph *g, size_t bytes);
@@ -84,6 +89,13 @@ void node_grad_settle(struct Node *n);
  * uninitialised buffer and sets *overwrite, so the caller writes (=) instead of
  * accumulating (+=) and nothing needs zeroing; otherwise node_grad(p), *overwrite = 0. */
 struct Tensor *node_grad_begin(struct Node *p, int *overwrite);
+/* Gradient ownership. A node's gradient is written by its consumers' backward
+ * functions and read by its own. The first (and, for a sole consumer, only) writer may
+ * overwrite instead of accumulate (node_grad_begin). A writer that does so may also
+ * apply the node's own output mask on the way (a fused Conv2d + ReLU's y > 0, while the
+ * gradient is in cache) and then sets p->grad_masked, so that the node's backward does
+ * not apply it again; nothing else of one node's state is written by another. */
+
 /* Does parent p want a gradient? (KANN's kad_is_back) */
 static inline int node_wants_grad(const struct Node *p) { return p->requires_grad; }
 

@@ -25,6 +25,8 @@ void graph_init(struct Graph *g)
     arena_init(&g->arena, 1 << 20);
 }
 
+void graph_set_no_grad(struct Graph *g, int on) { g->no_grad = on != 0; }
+
 void graph_reset(struct Graph *g)
 {
     arena_reset(&g->arena);
@@ -71,7 +73,7 @@ struct Node *graph_input(struct Graph *g, struct Tensor *t, int requires_grad)
     struct Node *n = arena_alloc_zeroed(&g->arena, sizeof *n);
     n->value = t;
     n->op = OP_LEAF;
-    n->requires_grad = requires_grad != 0;
+    n->requires_grad = requires_grad && !g->no_grad;
     n->graph = g;
     g->n_nodes++;
     return n;
@@ -85,7 +87,7 @@ struct Node *node_new(struct Graph *g, int op, uint64_t ndim, const uint64_t *sh
     n->n_parents = n_parents;
     for (uint32_t i = 0; i < n_parents; i++) {
         n->parents[i] = parents[i];
-        n->requires_grad |= parents[i]->requires_grad;
+        n->requires_grad |= parents[i]->requires_grad && !g->no_grad;
         parents[i]->n_consumers++;
     }
     n->value = shape ? tensor_create_in(&g->arena, ndim, shape, dtype) : NULL;

@@ -136,6 +136,7 @@ int main(int argc, char **argv)
     if (ds.y && classify) tally.confusion = mem_alloc_zeroed(m.cfg.output_dim * m.cfg.output_dim * sizeof(uint64_t));
     struct Graph g;
     graph_init(&g);
+    graph_set_no_grad(&g, 1); /* forward only: nothing kept for a backward pass */
     const uint64_t bs = 256;
     for (uint64_t b = 0; b < dataset_num_batches(&ds, bs); b++) {
         struct Tensor *x, *y;

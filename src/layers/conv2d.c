@@ -122,7 +122,6 @@ struct ConvCtx {
     const size_t *ig_tap;           /* the input gradient's tap order (see conv_direct_setup) */
     struct ConvDims dg;             /* d with the offsets in that order */
     int relu;                       /* fused ReLU: y = max(0, conv), g masked by y > 0 */
-    int grad_masked;                /* ... unless the consuming conv masked it already */
 };
 
 /* The direct kernels compute whole vectors of each output row: they pay when more than
@@ -272,7 +271,7 @@ GEN_BOTH(CONV_DIRECT_BWD)
 static const void *conv_out_mask(const struct Node *self)
 {
     const struct ConvCtx *cx = self->ctx;
-    return cx->relu && !cx->grad_masked ? self->value->data : NULL;
+    return cx->relu && !self->grad_masked ? self->value->data : NULL;
 }
 
 /* The masked output gradient whole (a copy in the arena), for the bias of frozen weights
@@ -295,8 +294,7 @@ static const void *conv_out_grad(struct Node *self)
 static const void *conv_premask(struct Node *x, int overwrite)
 {
     if (x->op != OP_CONV2D_RELU) return NULL;
-    struct ConvCtx *xc = x->ctx;
-    xc->grad_masked = overwrite;
+    x->grad_masked = (uint32_t)overwrite;
     return overwrite ? x->value->data : NULL;
 }
 
@@ -410,13 +408,12 @@ static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, ui
     struct ConvCtx *cx = arena_alloc(&g->arena, sizeof *cx);
     cx->q = q;
     cx->relu = relu;
-    cx->grad_masked = 0;
     y->ctx = cx;
     size_t lanes = conv_pick_path(cx, dt);
     if (lanes) {
         conv_direct_setup(cx, lanes, &g->arena);
         size_t xsn = conv_split_size(cx);
-        cx->xs = node_wants_grad(w) ? arena_alloc(&g->arena, q.N * xsn * es) : NULL;
+        cx->xs = y->requires_grad && node_wants_grad(w) ? arena_alloc(&g->arena, q.N * xsn * es) : NULL;
         DT_CALL(dt, conv_direct_fwd, cx, x->value->data, w->value->data, b ? b->value->data : NULL, y->value->data,
                 cx->xs, graph_scratch(g, (q.O * cx->d.K + xsn) * es));
         return y;
