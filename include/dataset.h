@@ -15,14 +15,24 @@
 
 struct Dataset {
     struct Tensor *x;       /* N x D, the dataset's dtype */
-    struct Tensor *y;       /* N x L, or NULL (inference without labels) */
-    uint64_t n, dim, label_dim;
+    struct Tensor *y;       /* N x L targets, or NULL (class labels, or inference without labels) */
+    uint32_t *cls;          /* N class indices, checked at load (labels loaded with n_classes > 0), or NULL */
+    uint64_t n, dim, label_dim;   /* label_dim 1 for class labels */
     uint64_t *order;        /* sample order used by batching (identity until shuffled) */
     /* Batch buffers and headers, allocated once: batching touches no heap. */
     struct Tensor *bx_buf, *by_buf;
+    uint32_t *bcls_buf;
     struct Tensor bx, by;   /* views into the buffers, first dim = rows in the batch */
     uint64_t bx_shape[4], bx_stride[4], by_shape[2], by_stride[2];
     uint64_t batch_cap;
+};
+
+/* One batch: views into the dataset's buffers, valid until the next dataset_get_batch. */
+struct Batch {
+    struct Tensor *x;       /* rows x D */
+    struct Tensor *y;       /* rows x L targets, or NULL */
+    const uint32_t *cls;    /* rows class indices, or NULL */
+    uint64_t rows;
 };
 
 /* Reads a whole matrix file (CSV or binary "data" tensor) as float64 rows into a new
@@ -30,8 +40,8 @@ struct Dataset {
 int csv_read_matrix(const char *path, uint32_t dtype, struct Tensor **out, char *err, size_t errlen);
 
 /* Loads features and (optionally, y_path may be NULL) labels. n_classes > 0 means the
- * labels are class indices: one integer per row in [0, n_classes). Checks that the
- * row counts agree. */
+ * labels are class indices: one integer per row in [0, n_classes), kept as integers
+ * (ds->cls) from here on. Checks that the row counts agree. */
 int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uint32_t dtype,
                  uint64_t n_classes, char *err, size_t errlen);
 void dataset_free(struct Dataset *ds);
@@ -44,11 +54,10 @@ void dataset_normalize(struct Dataset *ds, const struct Tensor *shift, const str
 
 void dataset_shuffle_indices(struct Dataset *ds, struct Rng *rng);  /* Fisher-Yates on order */
 uint64_t dataset_num_batches(const struct Dataset *ds, uint64_t batch_size); /* last partial one counts */
-/* Gathers batch batch_index (in `order`) into the dataset's batch buffers and points
- * *x (rows x D) and *y (rows x L, NULL without labels) at them. No heap use after the
+/* Gathers batch batch_index (in `order`) into the dataset's batch buffers and points b
+ * at them (b->y and b->cls NULL where the dataset has none). No heap use after the
  * first call with this batch_size. */
-void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size,
-                       struct Tensor **x, struct Tensor **y);
+void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, struct Batch *b);
 
 /* Writes ds as a DLASM1 binary dataset. */
 int dataset_save_binary(const struct Dataset *ds, const char *path, char *err, size_t errlen);

@@ -25,10 +25,10 @@ struct Optimizer *train_optimizer_create(const struct Model *m);
 
 /* The loss node of one batch (forward and loss; CrossEntropy takes the pre-softmax
  * values); *out (may be NULL) receives the network output. */
-struct Node *train_loss(const struct Model *m, struct Graph *g, struct Tensor *x, const struct Tensor *y,
-                        struct Node **out);
-/* The same over any list of modules and an input node, for loss_kind (enum LossKind). */
-struct Node *train_loss_modules(struct Module *const *mods, uint32_t n, struct Node *x, const struct Tensor *y,
+struct Node *train_loss(const struct Model *m, struct Graph *g, const struct Batch *b, struct Node **out);
+/* The same over any list of modules and an input node, for loss_kind (enum LossKind):
+ * b->cls for CrossEntropy, b->y for MSE (b->x unused). */
+struct Node *train_loss_modules(struct Module *const *mods, uint32_t n, struct Node *x, const struct Batch *b,
                                 int loss_kind, struct Node **out);
 
 struct EpochStats {

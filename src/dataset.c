@@ -627,6 +627,15 @@ int csv_read_matrix(const char *path, uint32_t dtype, struct Tensor **out, char 
 
 /* ---- the dataset ---- */
 
+/* Class labels (checked whole numbers in range by the reader) become integers once. */
+static void take_classes(struct Dataset *ds)
+{
+    ds->cls = mem_alloc((ds->n ? ds->n : 1) * sizeof *ds->cls);
+    for (uint64_t i = 0; i < ds->n; i++) ds->cls[i] = (uint32_t)tensor_at(ds->y, i);
+    tensor_free(ds->y);
+    ds->y = NULL;
+}
+
 int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uint32_t dtype,
                  uint64_t n_classes, char *err, size_t errlen)
 {
@@ -648,6 +657,7 @@ int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uin
         return -1;
     }
     ds->label_dim = ds->y ? ds->y->shape[1] : 0;
+    if (ds->y && n_classes) take_classes(ds);
     ds->order = mem_alloc(ds->n * sizeof *ds->order);
     for (uint64_t i = 0; i < ds->n; i++) ds->order[i] = i;
     return 0;
@@ -655,8 +665,15 @@ int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uin
 
 int dataset_save_binary(const struct Dataset *ds, const char *path, char *err, size_t errlen)
 {
-    struct NamedTensor ts[2] = {{"data", ds->x}, {"labels", ds->y}};
-    return model_save(path, ts, ds->y ? 2 : 1, NULL, err, errlen);
+    struct Tensor *cls = NULL;
+    if (ds->cls) { /* the container holds numbers: class indices as one column */
+        cls = tensor_create(2, (uint64_t[]){ds->n, 1}, ds->x->dtype);
+        for (uint64_t i = 0; i < ds->n; i++) tensor_set(cls, (uint64_t[]){i, 0}, ds->cls[i]);
+    }
+    struct NamedTensor ts[2] = {{"data", ds->x}, {"labels", cls ? cls : ds->y}};
+    int r = model_save(path, ts, ts[1].t ? 2 : 1, NULL, err, errlen);
+    tensor_free(cls);
+    return r;
 }
 
 void dataset_free(struct Dataset *ds)
@@ -665,6 +682,8 @@ void dataset_free(struct Dataset *ds)
     tensor_free(ds->y);
     tensor_free(ds->bx_buf);
     tensor_free(ds->by_buf);
+    mem_free(ds->cls);
+    mem_free(ds->bcls_buf);
     mem_free(ds->order);
     memset(ds, 0, sizeof *ds);
 }
@@ -793,27 +812,32 @@ static void gather_rows(void *dst, const struct Tensor *src, const uint64_t *idx
     }
 }
 
-void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size,
-                       struct Tensor **x, struct Tensor **y)
+void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, struct Batch *b)
 {
     CHECK(batch_index < dataset_num_batches(ds, batch_size), "batch %llu of %llu",
           (unsigned long long)batch_index, (unsigned long long)dataset_num_batches(ds, batch_size));
     if (batch_size > ds->batch_cap) {
         tensor_free(ds->bx_buf);
         tensor_free(ds->by_buf);
+        mem_free(ds->bcls_buf);
         ds->bx_buf = tensor_create(2, (uint64_t[]){batch_size, ds->dim}, ds->x->dtype);
         ds->by_buf = ds->y ? tensor_create(2, (uint64_t[]){batch_size, ds->label_dim}, ds->y->dtype) : NULL;
+        ds->bcls_buf = ds->cls ? mem_alloc(batch_size * sizeof *ds->bcls_buf) : NULL;
         ds->batch_cap = batch_size;
     }
     uint64_t first = batch_index * batch_size;
     uint64_t rows = ds->n - first < batch_size ? ds->n - first : batch_size;
-    gather_rows(ds->bx_buf->data, ds->x, ds->order + first, rows, ds->dim);
+    const uint64_t *idx = ds->order + first;
+    gather_rows(ds->bx_buf->data, ds->x, idx, rows, ds->dim);
     batch_header(&ds->bx, ds->bx_buf, ds->bx_shape, ds->bx_stride, rows, ds->dim);
-    *x = &ds->bx;
-    if (y) *y = NULL;
+    *b = (struct Batch){.x = &ds->bx, .rows = rows};
     if (ds->y) {
-        gather_rows(ds->by_buf->data, ds->y, ds->order + first, rows, ds->label_dim);
+        gather_rows(ds->by_buf->data, ds->y, idx, rows, ds->label_dim);
         batch_header(&ds->by, ds->by_buf, ds->by_shape, ds->by_stride, rows, ds->label_dim);
-        if (y) *y = &ds->by;
+        b->y = &ds->by;
+    }
+    if (ds->cls) {
+        for (uint64_t r = 0; r < rows; r++) ds->bcls_buf[r] = ds->cls[idx[r]];
+        b->cls = ds->bcls_buf;
     }
 }

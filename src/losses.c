@@ -97,32 +97,18 @@ static void ce_backward(struct Node *self)
     DT_CALL(x->value->dtype, ce_grad, B, C, scale, c->probs, c->cls, node_grad(x)->data);
 }
 
-/* Class indices as uint32, checked: integral and in [0, C). */
-static uint32_t *ce_classes(struct Graph *g, const struct Tensor *t, size_t B, size_t C)
+struct Node *loss_cross_entropy(struct Node *logits, const uint32_t *cls)
 {
-    uint32_t *cls = arena_alloc(&g->arena, B * sizeof *cls);
-    for (size_t r = 0; r < B; r++) {
-        double v = tensor_at(t, r);
-        if (!(v >= 0 && v < (double)C) || v != floor(v))
-            panic("cross_entropy_loss: target %g in row %zu is not a class index in [0, %zu)", v, r, C);
-        cls[r] = (uint32_t)v;
-    }
-    return cls;
-}
-
-struct Node *loss_cross_entropy(struct Node *logits, const struct Tensor *target)
-{
-    char sx[96], st[96];
+    char sx[96];
     struct Tensor *X = logits->value;
-    if (X->ndim != 2 || X->shape[0] == 0 || X->shape[1] == 0 || tensor_numel(target) != X->shape[0])
-        panic("cross_entropy_loss: logits %s and targets %s do not fit (expected B x C and B)",
-              tensor_shape_str(X, sx, sizeof sx), tensor_shape_str(target, st, sizeof st));
+    if (X->ndim != 2 || X->shape[0] == 0 || X->shape[1] == 0)
+        panic("cross_entropy_loss: logits %s are not B x C", tensor_shape_str(X, sx, sizeof sx));
     struct Graph *g = node_graph(logits, NULL);
     size_t B = X->shape[0], C = X->shape[1];
     uint64_t one = 1;
     struct Node *l = node_new(g, OP_CROSS_ENTROPY_LOSS, 1, &one, X->dtype, 1, &logits, ce_backward);
     struct CeCtx *c = arena_alloc(&g->arena, sizeof *c);
-    uint32_t *cls = ce_classes(g, target, B, C);
+    for (size_t r = 0; r < B; r++) CHECK(cls[r] < C, "cross_entropy_loss: class %u of row %zu is not below %zu", cls[r], r, C);
     c->cls = cls;
     c->probs = arena_alloc(&g->arena, B * C * dtype_size(X->dtype));
     l->ctx = c;

@@ -51,7 +51,8 @@ static void parse_args(int argc, char **argv, struct Options *o)
 
 struct Tally { uint64_t n, hits, *confusion; double sq; };
 
-static void print_rows(const struct Model *model, const struct Tensor *out, const struct Tensor *y, int probs, struct Tally *t)
+static void print_rows(const struct Model *model, const struct Tensor *out, const struct Batch *bt, int probs,
+                       struct Tally *t)
 {
     const char *fmt = out->dtype == DT_FLOAT32 ? "%.9g" : "%.17g";
     uint64_t rows = out->shape[0], C = out->shape[1];
@@ -73,8 +74,8 @@ static void print_rows(const struct Model *model, const struct Tensor *out, cons
             } else {
                 printf("%llu\n", (unsigned long long)best);
             }
-            if (y) {
-                uint64_t label = (uint64_t)tensor_at(y, r);
+            if (bt->cls) {
+                uint64_t label = bt->cls[r];
                 t->hits += best == label;
                 t->confusion[label * C + best]++;
             }
@@ -82,7 +83,7 @@ static void print_rows(const struct Model *model, const struct Tensor *out, cons
             for (uint64_t c = 0; c < C; c++) {
                 if (c) putchar(',');
                 printf(fmt, tensor_at(out, base + c));
-                if (y) { double d = tensor_at(out, base + c) - tensor_at(y, r * C + c); t->sq += d * d; }
+                if (bt->y) { double d = tensor_at(out, base + c) - tensor_at(bt->y, r * C + c); t->sq += d * d; }
             }
             putchar('\n');
         }
@@ -133,21 +134,21 @@ int main(int argc, char **argv)
     if (m.shift) dataset_normalize(&ds, m.shift, m.scale);
 
     struct Tally tally = {0};
-    if (ds.y && classify) tally.confusion = mem_alloc_zeroed(m.cfg.output_dim * m.cfg.output_dim * sizeof(uint64_t));
+    if (ds.cls) tally.confusion = mem_alloc_zeroed(m.cfg.output_dim * m.cfg.output_dim * sizeof(uint64_t));
     struct Graph g;
     graph_init(&g);
     graph_set_no_grad(&g, 1); /* forward only: nothing kept for a backward pass */
     const uint64_t bs = 256;
     for (uint64_t b = 0; b < dataset_num_batches(&ds, bs); b++) {
-        struct Tensor *x, *y;
-        dataset_get_batch(&ds, b, bs, &x, &y);
+        struct Batch bt;
+        dataset_get_batch(&ds, b, bs, &bt);
         /* classifiers: the pre-softmax values, from which both argmax and --probs follow */
-        struct Node *out = model_forward(&m, model_input(&g, &m, x), classify);
-        print_rows(&m, out->value, y, o.probs, &tally);
+        struct Node *out = model_forward(&m, model_input(&g, &m, bt.x), classify);
+        print_rows(&m, out->value, &bt, o.probs, &tally);
         graph_reset(&g);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) fatal("error writing the results: %s", strerror(errno));
-    if (ds.y) print_report(&m, &tally);
+    if (ds.y || ds.cls) print_report(&m, &tally);
 
     graph_free(&g);
     mem_free(tally.confusion);

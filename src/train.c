@@ -33,28 +33,28 @@ void train_free(struct Trainer *t)
     memset(t, 0, sizeof *t);
 }
 
-struct Node *train_loss_modules(struct Module *const *mods, uint32_t n, struct Node *x, const struct Tensor *y,
+struct Node *train_loss_modules(struct Module *const *mods, uint32_t n, struct Node *x, const struct Batch *b,
                                 int loss_kind, struct Node **out)
 {
     /* CrossEntropy applies log-softmax itself: a final Softmax must not run twice. */
     int ce = loss_kind == LOSS_CROSS_ENTROPY;
+    CHECK(ce ? b->cls != NULL : b->y != NULL, "the batch has no %s", ce ? "class labels" : "targets");
     struct Node *h = model_forward_modules(mods, n, x, ce);
     if (out) *out = h;
-    if (ce) return loss_cross_entropy(h, y);
-    return loss_mse(h, graph_input(h->graph, (struct Tensor *)y, 0));
+    if (ce) return loss_cross_entropy(h, b->cls);
+    return loss_mse(h, graph_input(h->graph, b->y, 0));
 }
 
-struct Node *train_loss(const struct Model *m, struct Graph *g, struct Tensor *x, const struct Tensor *y,
-                        struct Node **out)
+struct Node *train_loss(const struct Model *m, struct Graph *g, const struct Batch *b, struct Node **out)
 {
-    return train_loss_modules(m->mods, m->n_mods, model_input(g, m, x), y, m->cfg.loss, out);
+    return train_loss_modules(m->mods, m->n_mods, model_input(g, m, b->x), b, m->cfg.loss, out);
 }
 
 /* Rows whose largest output is at the labelled class. */
-static uint64_t count_correct(const struct Tensor *out, const struct Tensor *y)
+static uint64_t count_correct(const struct Tensor *out, const uint32_t *cls)
 {
     uint64_t rows = out->shape[0], C = out->shape[1], hits = 0;
-    for (uint64_t r = 0; r < rows; r++) hits += (double)tensor_row_argmax(out, r, C) == tensor_at(y, r);
+    for (uint64_t r = 0; r < rows; r++) hits += tensor_row_argmax(out, r, C) == cls[r];
     return hits;
 }
 
@@ -74,9 +74,9 @@ int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t 
         dataset_shuffle_indices(ds, &r);
     }
     for (uint64_t b = 0; b < nb; b++) {
-        struct Tensor *x, *y;
-        dataset_get_batch(ds, b, c->batch_size, &x, &y);
-        struct Node *out, *loss = train_loss(m, &t->g, x, y, &out);
+        struct Batch bt;
+        dataset_get_batch(ds, b, c->batch_size, &bt);
+        struct Node *out, *loss = train_loss(m, &t->g, &bt, &out);
         double l = tensor_at(loss->value, 0);
         if (!isfinite(l)) {
             graph_reset(&t->g);
@@ -87,9 +87,9 @@ int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t 
         backward(loss);
         optim_set_lr(t->opt, optim_lr_at(c->lr_schedule, c->lr, first + b, total));
         t->opt->step(t->opt);
-        sum += l * (double)x->shape[0];
-        seen += x->shape[0];
-        if (c->loss == LOSS_CROSS_ENTROPY) hits += count_correct(out->value, y);
+        sum += l * (double)bt.rows;
+        seen += bt.rows;
+        if (c->loss == LOSS_CROSS_ENTROPY) hits += count_correct(out->value, bt.cls);
         graph_reset(&t->g);
         if (progress) progress(ctx, b + 1, nb, sum / (double)seen);
     }

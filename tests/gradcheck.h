@@ -12,6 +12,10 @@ typedef struct Node *(*build_fn)(struct Graph *g, void *ctx);
  * param (a persistent float64 node with requires_grad). */
 double grad_check(build_fn build, void *ctx, struct Node *param, double eps);
 
+/* The class labels held in y (whole numbers, one per element) as integers in buf,
+ * which has room for numel(y); returns buf. */
+uint32_t *test_classes(const struct Tensor *y, uint32_t *buf);
+
 /* Fills a tensor with uniform values in [lo, hi) from a fixed seed. */
 void fill_uniform(struct Tensor *t, double lo, double hi, uint64_t seed);
 

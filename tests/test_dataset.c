@@ -273,8 +273,8 @@ TEST(dataset_load_classes)
     EXPECT_EQ_INT(ds.n, 3);
     EXPECT_EQ_INT(ds.dim, 2);
     EXPECT_EQ_INT(ds.label_dim, 1);
-    EXPECT_NEAR(tensor_f32(ds.y)[0], 2, 0);
-    EXPECT_NEAR(tensor_f32(ds.y)[2], 1, 0);
+    EXPECT(ds.y == NULL && ds.cls != NULL); /* class labels are integers from load time on */
+    if (ds.cls) EXPECT(ds.cls[0] == 2 && ds.cls[1] == 0 && ds.cls[2] == 1);
     EXPECT_NEAR(tensor_f32(ds.x)[5], 6, 0);
     for (uint64_t i = 0; i < 3; i++) EXPECT_EQ_INT(ds.order[i], i);
     dataset_free(&ds);
@@ -314,11 +314,13 @@ TEST(dataset_load_without_labels)
     EXPECT_EQ_INT(dataset_load(&ds, path, NULL, DT_FLOAT64, 0, err, sizeof err), 0);
     EXPECT(ds.y == NULL);
     EXPECT_EQ_INT(ds.label_dim, 0);
-    struct Tensor *x, *y = (struct Tensor *)1;
-    dataset_get_batch(&ds, 0, 4, &x, &y);
-    EXPECT(y == NULL);
-    EXPECT_EQ_INT(x->shape[0], 2);
-    EXPECT_NEAR(tensor_f64(x)[3], 4, 0);
+    struct Batch b;
+    memset(&b, 0xff, sizeof b);
+    dataset_get_batch(&ds, 0, 4, &b);
+    EXPECT(b.y == NULL && b.cls == NULL);
+    EXPECT_EQ_INT(b.x->shape[0], 2);
+    EXPECT_EQ_INT(b.rows, 2);
+    EXPECT_NEAR(tensor_f64(b.x)[3], 4, 0);
     dataset_free(&ds);
 }
 
@@ -427,9 +429,13 @@ TEST(dataset_batches_with_partial_last)
     EXPECT_EQ_INT(dataset_num_batches(&ds, 100), 1);
     const uint64_t order[4] = {2, 0, 3, 1};
     memcpy(ds.order, order, sizeof order);
-    struct Tensor *x, *y;
-    dataset_get_batch(&ds, 0, 3, &x, &y);
+    ds.cls = mem_alloc(4 * sizeof *ds.cls); /* class labels are gathered the same way */
+    for (uint32_t i = 0; i < 4; i++) ds.cls[i] = 20 + i;
+    struct Batch bt;
+    dataset_get_batch(&ds, 0, 3, &bt);
     uint64_t calls = mem_alloc_calls();
+    struct Tensor *x = bt.x, *y = bt.y;
+    EXPECT_EQ_INT(bt.rows, 3);
     EXPECT_EQ_INT(x->shape[0], 3);
     EXPECT_EQ_INT(x->shape[1], 3);
     EXPECT_EQ_INT(y->shape[0], 3);
@@ -439,15 +445,18 @@ TEST(dataset_batches_with_partial_last)
     EXPECT_NEAR(tensor_f64(x)[8], 8, 0);  /* row 3, column 2 */
     EXPECT_NEAR(tensor_f64(y)[0], 12, 0);
     EXPECT_NEAR(tensor_f64(y)[2], 13, 0);
-    dataset_get_batch(&ds, 1, 3, &x, &y);
+    EXPECT(bt.cls[0] == 22 && bt.cls[1] == 20 && bt.cls[2] == 23);
+    dataset_get_batch(&ds, 1, 3, &bt);
+    x = bt.x, y = bt.y;
     EXPECT_EQ_INT(x->shape[0], 1);
     EXPECT_EQ_INT(y->shape[0], 1);
     EXPECT_NEAR(tensor_f64(x)[0], 2, 0);  /* row 1 */
     EXPECT_NEAR(tensor_f64(y)[0], 11, 0);
-    dataset_get_batch(&ds, 3, 1, &x, &y); /* smaller batches reuse the buffers */
-    EXPECT_NEAR(tensor_f64(y)[0], 11, 0);
+    EXPECT_EQ_INT(bt.cls[0], 21);
+    dataset_get_batch(&ds, 3, 1, &bt); /* smaller batches reuse the buffers */
+    EXPECT_NEAR(tensor_f64(bt.y)[0], 11, 0);
     EXPECT_EQ_INT(mem_alloc_calls(), calls);
-    EXPECT(x == &ds.bx && y == &ds.by);
+    EXPECT(bt.x == &ds.bx && bt.y == &ds.by);
     dataset_free(&ds);
 }
 
@@ -475,8 +484,8 @@ TEST(dataset_binary_round_trip)
             EXPECT_NEAR(tensor_get(b.x, (uint64_t[]){i / 3, i % 3}), tensor_get(a.x, (uint64_t[]){i / 3, i % 3}), 0);
             EXPECT_NEAR(tensor_get(c.x, (uint64_t[]){i / 3, i % 3}), tensor_get(a.x, (uint64_t[]){i / 3, i % 3}), 1e-9);
         }
-        for (uint64_t i = 0; i < 3 && b.y; i++)
-            EXPECT_NEAR(tensor_get(b.y, (uint64_t[]){i, 0}), tensor_get(a.y, (uint64_t[]){i, 0}), 0);
+        EXPECT(a.cls && b.cls && c.cls);
+        for (uint64_t i = 0; i < 3 && a.cls && b.cls && c.cls; i++) EXPECT(b.cls[i] == a.cls[i] && c.cls[i] == a.cls[i]);
         /* csv_read_matrix reads the "data" tensor; labels out of range are caught */
         struct Tensor *t = NULL;
         EXPECT_EQ_INT(csv_read_matrix(bin, dt, &t, err, sizeof err), 0);

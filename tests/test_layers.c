@@ -106,12 +106,13 @@ TEST(cross_entropy_hand_computed)
         struct Graph g;
         graph_init(&g);
         struct Tensor *t = vec(2, 3, dt, x), *y = vec(2, 1, dt, cls);
-        struct Node *l = loss_cross_entropy(graph_input(&g, t, 0), y);
+        uint32_t c2[2], c1[1];
+        struct Node *l = loss_cross_entropy(graph_input(&g, t, 0), test_classes(y, c2));
         EXPECT_NEAR(tensor_at(l->value, 0), want, dt == DT_FLOAT32 ? 1e-6 : 1e-15);
         /* stable at huge logits */
         struct Tensor *h = vec(1, 3, dt, (const double[]){1000, -1000, 0});
         struct Tensor *yh = vec(1, 1, dt, (const double[]){1});
-        struct Node *lh = loss_cross_entropy(graph_input(&g, h, 0), yh);
+        struct Node *lh = loss_cross_entropy(graph_input(&g, h, 0), test_classes(yh, c1));
         EXPECT_NEAR(tensor_at(lh->value, 0), 2000, 1e-3);
         tensor_free(h), tensor_free(yh), tensor_free(t), tensor_free(y);
         graph_free(&g);
@@ -229,7 +230,9 @@ TEST(mlp_learns_xor)
         double loss = 0;
         for (int step = 0; step < 2000; step++) {
             struct Node *out;
-            struct Node *l = train_loss_modules(mods, 4, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, &out);
+            uint32_t cls[4];
+            struct Batch b = {.cls = test_classes(y, cls)};
+            struct Node *l = train_loss_modules(mods, 4, graph_input(&g, x, 0), &b, LOSS_CROSS_ENTROPY, &out);
             loss = tensor_at(l->value, 0);
             backward(l);
             sgd_step(mods, 4, 0.5);
@@ -289,8 +292,10 @@ static void check_no_heap_after_first_step(struct Module **mods, int n, struct T
     struct Graph g;
     graph_init(&g);
     uint64_t calls_after_first = 0;
+    uint32_t cls[16];
+    struct Batch b = {.cls = test_classes(y, cls)};
     for (int step = 0; step < 10; step++) {
-        struct Node *l = train_loss_modules(mods, (uint32_t)n, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
+        struct Node *l = train_loss_modules(mods, (uint32_t)n, graph_input(&g, x, 0), &b, LOSS_CROSS_ENTROPY, NULL);
         zero_grad(l);
         backward(l);
         sgd_step(mods, n, 0.01);
@@ -334,7 +339,9 @@ TEST(invalidated_gradients_equal_zeroed_ones)
     struct Tensor *y = vec(4, 1, DT_FLOAT64, (const double[]){0, 2, 1, 1});
     struct Graph g;
     graph_init(&g);
-    struct Node *l = train_loss_modules(&lin, 1, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
+    uint32_t cls[4];
+    struct Batch b = {.cls = test_classes(y, cls)};
+    struct Node *l = train_loss_modules(&lin, 1, graph_input(&g, x, 0), &b, LOSS_CROSS_ENTROPY, NULL);
     zero_grad(l);
     backward(l);
     struct Tensor *want_w = tensor_copy(lin->param_nodes[0]->grad), *want_b = tensor_copy(lin->param_nodes[1]->grad);
@@ -366,7 +373,9 @@ TEST(graph_print_names_ops_and_shapes)
     struct Tensor *y = vec(4, 1, DT_FLOAT32, (const double[]){0, 1, 2, 1});
     struct Graph g;
     graph_init(&g);
-    struct Node *l = train_loss_modules(mods, 2, graph_input(&g, x, 0), y, LOSS_CROSS_ENTROPY, NULL);
+    uint32_t cls[4];
+    struct Batch b = {.cls = test_classes(y, cls)};
+    struct Node *l = train_loss_modules(mods, 2, graph_input(&g, x, 0), &b, LOSS_CROSS_ENTROPY, NULL);
     FILE *f = tmpfile();
     EXPECT(f != NULL);
     if (f) {

@@ -2,6 +2,7 @@
  * (every activation, both losses) compared with numbers PyTorch 1.13 computed in
  * float64 (tests/fixtures/torch_ref.txt, made by scripts/torch_fixture.py). */
 #include "test.h"
+#include "gradcheck.h"
 #include "activations.h"
 #include "losses.h"
 #include "train.h"
@@ -122,7 +123,10 @@ static void check_case(struct Fixture *f)
     struct Graph g;
     graph_init(&g);
     struct Node *out;
-    struct Node *loss = train_loss_modules(mods, n, graph_attach(&g, x), fx_get(f, "y"), loss_kind, &out);
+    struct Tensor *y = fx_get(f, "y");
+    uint32_t *cls = loss_kind == LOSS_CROSS_ENTROPY ? test_classes(y, mem_alloc(tensor_numel(y) * sizeof *cls)) : NULL;
+    struct Batch b = {.y = y, .cls = cls};
+    struct Node *loss = train_loss_modules(mods, n, graph_attach(&g, x), &b, loss_kind, &out);
     zero_grad(loss);
     backward(loss);
     expect_close(f, "loss", loss->value, "loss");
@@ -137,6 +141,7 @@ static void check_case(struct Fixture *f)
             expect_close(f, key, mods[i]->param_nodes[j]->grad, key);
         }
     graph_free(&g);
+    mem_free(cls);
     node_free(x);
     for (uint32_t i = 0; i < n; i++) module_free(mods[i]);
 }
