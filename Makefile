@@ -1,7 +1,7 @@
 # minidl: make | make tests | make asan | make bench | make install PREFIX=/usr/local
 # One binary runs on any x86-64: no -march=native. SIMD kernels live in per-ISA files
-# (src/*_sse2.c, src/*_avx2.c, src/*_avx512.c) compiled with their own -m flags and
-# chosen at run time.
+# under src/kernels/ (*_sse2.c, *_avx2.c, *_avx512.c: the suffix picks the -m flags) and
+# are chosen at run time (src/kernels/dispatch.c).
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
@@ -9,7 +9,7 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN    := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 DEFS    := -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
-ALL_CFLAGS = $(WARN) $(DEFS) -Iinclude $(CFLAGS) $(EXTRA_CFLAGS)
+ALL_CFLAGS = $(WARN) $(DEFS) -Iinclude -Isrc $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := -lm
 
 ISA_sse2   :=
@@ -18,7 +18,12 @@ ISA_avx512 := -mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma
 isa_flags = $(foreach i,sse2 avx2 avx512,$(if $(filter %_$(i),$(basename $(notdir $1))),$(ISA_$(i))))
 
 B        ?= build
-LIB_SRC  := $(filter-out src/main_train.c src/main_infer.c,$(wildcard src/*.c src/layers/*.c))
+# Object names must stay unique across folders: ar keeps only a member's base name.
+LIB_SRC  := $(filter-out src/main_train.c src/main_infer.c,$(wildcard src/*.c src/layers/*.c src/kernels/*.c src/kernels/*/*.c))
+SRC_H    := $(wildcard include/*.h src/*.h src/layers/*.h src/kernels/*.h src/kernels/*/*.h)
+ifneq ($(words $(notdir $(LIB_SRC))),$(words $(sort $(notdir $(LIB_SRC)))))
+$(error two library sources share a base name; libminidl.a would keep only one)
+endif
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(B)/src/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(B)/tests/%.o)
@@ -34,14 +39,14 @@ train: $(B)/train
 infer: $(B)/infer
 	@ln -sf $(B)/infer infer
 
-$(B)/src/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(B)/src
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Isrc $(call isa_flags,$<) -c $< -o $@
-$(B)/tests/%.o: tests/%.c $(wildcard include/*.h tests/*.h) | $(B)/tests
-	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
-$(B)/bench/%.o: bench/%.c $(wildcard include/*.h bench/*.h) | $(B)/bench
+$(B)/src/%.o: src/%.c $(SRC_H)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call isa_flags,$<) -c $< -o $@
-$(B)/src $(B)/tests $(B)/bench:
+$(B)/tests/%.o: tests/%.c $(SRC_H) $(wildcard tests/*.h) | $(B)/tests
+	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
+$(B)/bench/%.o: bench/%.c $(SRC_H) $(wildcard bench/*.h) | $(B)/bench
+	$(CC) $(ALL_CFLAGS) $(call isa_flags,$<) -c $< -o $@
+$(B)/tests $(B)/bench:
 	@mkdir -p $@
 
 $(B)/libminidl.a: $(LIB_OBJ)

@@ -3,7 +3,8 @@
  * on the same arrays (the better of memcpy and a non-temporal copy, counted as bytes
  * read + written). */
 #include "bench.h"
-#include "kernels.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 #include "math_kernels.h"
 #include "mem.h"
 #include "utils.h"

@@ -13,7 +13,6 @@
  * b) and MINIDL_BENCH_ISAS=avx512,avx2 (paths); the OpenBLAS children inherit both. */
 #include "bench.h"
 #include "bench_peak.h"
-#include "kernels.h"
 #include "math_kernels.h"
 #include "mem.h"
 #include "utils.h"

@@ -2,7 +2,8 @@
  * their backward functions, and the iterative topological backward pass. */
 #include "autograd.h"
 #include "generic.h"
-#include "kernels.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 #include "math_kernels.h"
 #include "utils.h"
 

@@ -6,7 +6,8 @@
 #include "optimizers.h"
 #include "config_parser.h"
 #include "generic.h"
-#include "kernels.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 #include "mem.h"
 #include "utils.h"
 

@@ -119,7 +119,7 @@ TEST_ISA(conv_direct_and_gemm_paths_match_naive_loops)
 }
 
 /* Also the weight gradient's NCHW path: without an input gradient or a mask to make, the
- * direct path reads the output gradient in place (kernels.h) */
+ * direct path reads the output gradient in place (kernels/conv.h) */
 TEST_ISA(conv_first_layer_makes_no_input_gradient)
 {
     for (uint32_t dt = 0; dt < DT_COUNT; dt++)

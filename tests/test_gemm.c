@@ -1,8 +1,8 @@
 /* Tests of gemm (every ISA path against the triple-loop reference, both dtypes) and of
  * the tensor-level gemm and matmul with their shape panic. */
 #include "test.h"
-#include "../src/gemm_impl.h"
-#include "kernels.h"
+#include "kernels/dispatch.h"
+#include "kernels/gemm.h"
 #include "math_kernels.h"
 #include "mem.h"
 #include "tensor.h"

@@ -3,7 +3,8 @@
 #define _GNU_SOURCE
 #include "test.h"
 #include "gradcheck.h"
-#include "kernels.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 #include "math_kernels.h"
 #include "mem.h"
 #include "tensor.h"

@@ -2,7 +2,8 @@
  * by side) and as parameterless modules. */
 #include "activations.h"
 #include "generic.h"
-#include "kernels.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 
 #include <math.h>
 

@@ -4,7 +4,9 @@
  * naive loop stays as the reference both are tested against. */
 #include "nn_layers.h"
 #include "generic.h"
-#include "kernels.h"
+#include "kernels/conv.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 #include "math_kernels.h"
 
 #include <math.h>

@@ -2,7 +2,8 @@
  * than two dimensions (a conv output) is read flattened per sample. */
 #include "nn_layers.h"
 #include "generic.h"
-#include "kernels.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 #include "math_kernels.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /* gemm_avx512: AVX-512 micro-kernels, 14 x 32 (f32) and 14 x 16 (f64): 28 accumulators,
  * 2 B vectors and a broadcast of A fit the 32 zmm registers. Edge columns use masks. */
-#include "gemm_impl.h"
+#include "gemm_ukr.h"
 
 #include <immintrin.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* conv_avx2: the direct convolution kernels for AVX2 + FMA (16 ymm registers: 8
  * accumulators per tile). Partial rows use maskload / maskstore with a mask read from
  * a sliding window over a constant table. */
-#include "kernels.h"
+#include "kernels/conv.h"
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -13,7 +13,7 @@ static inline __m256i first_lanes32(size_t n) { return _mm256_loadu_si256((const
 static inline __m256i first_lanes64(size_t n) { return _mm256_loadu_si256((const __m256i *)(mask64 + 4 - n)); }
 
 #define SIMD_F64 0
-#include "simd_avx2.h"
+#include "kernels/simd/avx2.h"
 #define VLOAD_PART(p, n) _mm256_maskload_ps(p, first_lanes32(n))
 #define VSTORE_PART(p, v, n) _mm256_maskstore_ps(p, first_lanes32(n), v)
 #define CONV_FWD_ACC 8
@@ -33,7 +33,7 @@ static inline __m256i first_lanes64(size_t n) { return _mm256_loadu_si256((const
 #include "conv_template.h"
 
 #define SIMD_F64 1
-#include "simd_avx2.h"
+#include "kernels/simd/avx2.h"
 #define VLOAD_PART(p, n) _mm256_maskload_pd(p, first_lanes64(n))
 #define VSTORE_PART(p, v, n) _mm256_maskstore_pd(p, first_lanes64(n), v)
 #define CONV_FWD_ACC 8

@@ -1,7 +1,7 @@
 /* ew_template: the SIMD elementwise kernels, written once against a small vector
  * vocabulary. A per-ISA file (ew_sse2.c, ew_avx2.c, ew_avx512.c) defines, for one
  * element type, the macros below and includes this file; it does so twice (float,
- * double) and then writes EW_DEFINE_TABLE(isa). The vocabulary comes from simd_<isa>.h,
+ * double) and then writes EW_DEFINE_TABLE(isa). The vocabulary comes from simd/<isa>.h,
  * which clears the previous definitions itself.
  *
  *   T, SFX        element type and its name suffix (f32 / f64)

@@ -1,10 +1,10 @@
-/* simd_avx512: the vector vocabulary of the AVX512 kernels (elementwise, conv), one
+/* simd/avx512: the vector vocabulary of the AVX512 kernels (elementwise, conv), one
  * definition per dtype: SIMD_F64 0 gives float, 1 double. Included once per dtype,
  * before a kernel template; it first clears what the previous include defined. */
 #include <immintrin.h>
 #include <math.h>
 
-#include "simd_clear.h"
+#include "clear.h"
 
 #if !SIMD_F64
 #define T float

@@ -1,7 +1,7 @@
 /* conv_sse2: the direct convolution kernels for the x86-64 baseline (SSE2, no FMA, no
  * masked moves: partial vectors are put together from 64- and 32-bit moves; 0 lanes
  * read nothing). */
-#include "kernels.h"
+#include "kernels/conv.h"
 
 #include <emmintrin.h>
 
@@ -37,7 +37,7 @@ static inline void store_part_f64(double *p, __m128d v, size_t n)
 }
 
 #define SIMD_F64 0
-#include "simd_sse2.h"
+#include "kernels/simd/sse2.h"
 #define VLOAD_PART load_part_f32
 #define VSTORE_PART store_part_f32
 #define CONV_FWD_ACC 8
@@ -52,7 +52,7 @@ static inline void store_part_f64(double *p, __m128d v, size_t n)
 #include "conv_template.h"
 
 #define SIMD_F64 1
-#include "simd_sse2.h"
+#include "kernels/simd/sse2.h"
 #define VLOAD_PART load_part_f64
 #define VSTORE_PART store_part_f64
 #define CONV_FWD_ACC 8

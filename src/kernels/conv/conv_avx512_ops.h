@@ -1,6 +1,6 @@
 /* conv_avx512_ops: the conv template's own vocabulary (conv_template.h) for AVX-512,
- * written once in simd_avx512.h's per-dtype names; conv_avx512.c includes it after each
- * dtype's simd_avx512.h. No include guard on purpose (the template #undefs all of it). */
+ * written once in simd/avx512.h's per-dtype names; conv_avx512.c includes it after each
+ * dtype's simd/avx512.h. No include guard on purpose (the template #undefs all of it). */
 #define VLOAD_PART(p, n) VLOAD_MASK((1u << (n)) - 1, p)
 #define VSTORE_PART(p, v, n) VSTORE_MASK(p, (1u << (n)) - 1, v)
 #define CONV_FWD_ACC 16

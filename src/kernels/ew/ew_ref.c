@@ -1,6 +1,6 @@
 /* ew_ref: plain scalar reference elementwise kernels (the oracle for the SIMD ones,
  * and the ISA_REF path). Deliberately naive: one loop per kernel, no unrolling. */
-#include "kernels.h"
+#include "kernels/ew.h"
 
 #include <math.h>
 

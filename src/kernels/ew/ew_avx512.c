@@ -1,15 +1,15 @@
 /* ew_avx512: the elementwise kernels for AVX-512F/DQ/BW/VL (compiled with those flags). */
-#include "kernels.h"
+#include "kernels/ew.h"
 
 #include <immintrin.h>
 #include <math.h>
 
 #define SIMD_F64 0
-#include "simd_avx512.h"
+#include "kernels/simd/avx512.h"
 #include "ew_template.h"
 
 #define SIMD_F64 1
-#include "simd_avx512.h"
+#include "kernels/simd/avx512.h"
 #include "ew_template.h"
 
 EW_DEFINE_TABLE(avx512);

@@ -9,8 +9,9 @@
  *
  * Everything is written once over matrix views, element (i, j) at p[i*rs + j*cs], so
  * transposes are only strides; the generic part is instantiated for float and double. */
-#include "gemm_impl.h"
 #include "generic.h"
+#include "kernels/dispatch.h"
+#include "kernels/gemm.h"
 #include "math_kernels.h"
 #include "utils.h"
 

@@ -1,6 +1,6 @@
 /* conv_avx512: the direct convolution kernels for AVX-512F/DQ/BW/VL (32 zmm registers:
  * 16 accumulators per tile leave room for the loaded rows). */
-#include "kernels.h"
+#include "kernels/conv.h"
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -17,12 +17,12 @@ static const int64_t lo_f64[8] = {0, 8, 1, 9, 2, 10, 3, 11}, hi_f64[8] = {4, 12,
 #define CONV_IDX(name) CONV_IDX_SFX(name, SFX) /* the table for the dtype in hand */
 
 #define SIMD_F64 0
-#include "simd_avx512.h"
+#include "kernels/simd/avx512.h"
 #include "conv_avx512_ops.h"
 #include "conv_template.h"
 
 #define SIMD_F64 1
-#include "simd_avx512.h"
+#include "kernels/simd/avx512.h"
 #include "conv_avx512_ops.h"
 #include "conv_template.h"
 

@@ -1,15 +1,15 @@
 /* ew_avx2: the elementwise kernels for AVX2 + FMA (compiled with -mavx2 -mfma). */
-#include "kernels.h"
+#include "kernels/ew.h"
 
 #include <immintrin.h>
 #include <math.h>
 
 #define SIMD_F64 0
-#include "simd_avx2.h"
+#include "kernels/simd/avx2.h"
 #include "ew_template.h"
 
 #define SIMD_F64 1
-#include "simd_avx2.h"
+#include "kernels/simd/avx2.h"
 #include "ew_template.h"
 
 EW_DEFINE_TABLE(avx2);

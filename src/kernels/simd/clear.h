@@ -1,4 +1,4 @@
-/* simd_clear: forgets the vector vocabulary of the previous simd_<isa>.h include, so
+/* simd/clear: forgets the vector vocabulary of the previous simd/<isa>.h include, so
  * the next one (the other dtype) can define it afresh. No include guard on purpose. */
 #undef T
 #undef SFX

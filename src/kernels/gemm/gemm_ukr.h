@@ -1,4 +1,4 @@
-/* gemm_impl: the register-tiled micro-kernel template shared by src/gemm_<isa>.c.
+/* gemm_ukr: the register-tiled micro-kernel templates shared by gemm_<isa>.c.
  *
  * Each ISA file instantiates GEMM_UKR once per dtype with its vector type V of W lanes,
  * the intrinsic prefix and suffix (_mm512_ and _ps make _mm512_loadu_ps, ...) and an
@@ -7,22 +7,16 @@
  * NV vectors of the packed B panel and broadcasts MR elements of A into FMAs (with
  * AVX-512 the broadcast folds into the FMA as an embedded broadcast).
  *
- * Contract (struct GemmKernels in kernels.h): A(i, p) = a[i + p*csa] (csa = MR for a
+ * Contract (struct GemmKernels in kernels/gemm.h): A(i, p) = a[i + p*csa] (csa = MR for a
  * packed panel, lda when A^T is read in place), B(p, j) = b[p*rsb + j] (rsb = NR for a
  * packed panel, ldb when B is read in place), and for i < m, j < n
  * C[i*ldc + j] = alpha * sum_p A(i,p) B(p,j) + beta * C[i*ldc + j], C not read when
  * beta == 0. Rows and columns past m and n are computed (from whatever A and B hold
  * there) but never stored. */
-#ifndef MINIDL_GEMM_IMPL_H
-#define MINIDL_GEMM_IMPL_H
+#ifndef MINIDL_GEMM_UKR_H
+#define MINIDL_GEMM_UKR_H
 
-#include "kernels.h"
-
-/* Largest pack buffers any ISA's blocking may ask for (gemm.c holds them as
- * thread-local arrays: no heap use per call). */
-#define GEMM_PACK_A_BYTES ((size_t)512 << 10)
-#define GEMM_PACK_B_BYTES ((size_t)4 << 20)
-#define GEMM_MAX_TILE 512 /* mr * nr elements, for the edge-tile temporary */
+#include "kernels/gemm.h"
 
 #define GEMM_UNROLL _Pragma("GCC unroll 32")
 /* A kernel with a long k loop on a C whose rows are a page or more apart (a large C, out

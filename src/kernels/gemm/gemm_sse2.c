@@ -1,7 +1,7 @@
 /* gemm_sse2: baseline x86-64 micro-kernels (no FMA: multiply then add), 4 x 8 (f32) and
  * 4 x 4 (f64): 8 accumulators, 2 B vectors, a broadcast and a product in 16 xmm. SSE2
  * has no masked moves: edge columns go through a small array. */
-#include "gemm_impl.h"
+#include "gemm_ukr.h"
 
 #include <emmintrin.h>
 #include <string.h>

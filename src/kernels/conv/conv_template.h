@@ -1,8 +1,8 @@
 /* conv_template: the direct convolution kernels of one sample (struct ConvKernels in
- * kernels.h), written once against a small vector vocabulary. A per-ISA file
+ * kernels/conv.h), written once against a small vector vocabulary. A per-ISA file
  * (conv_sse2.c, conv_avx2.c, conv_avx512.c) defines, for one element type, the macros
  * below and includes this file; it does so twice (float, double) and then writes
- * CONV_DEFINE_TABLE(isa). The shared vocabulary comes from simd_<isa>.h; each include
+ * CONV_DEFINE_TABLE(isa). The shared vocabulary comes from simd/<isa>.h; each include
  * #undefs the conv-specific macros.
  *
  *   T, SFX, V, EPR     element type, its suffix (f32 / f64), vector type, lanes
@@ -148,7 +148,7 @@ static void FN(conv_fwd)(const struct ConvDims *d, const T *xs, const T *wt, con
     }
 }
 
-/* ---- the output gradient in rows of whole vectors (kernels.h): aligned loads, no tails ---- */
+/* ---- the output gradient in rows of whole vectors (kernels/conv.h): aligned loads, no tails ---- */
 
 static inline size_t FN(grad_vecs)(const struct ConvDims *d) { return (d->Wo + EPR - 1) / EPR; }
 
@@ -302,7 +302,7 @@ static void FN(conv_igrad)(const struct ConvDims *d, const T *w, const T *g, T *
     }
 }
 
-/* ---- the split layout: one sample's x into xs, and its adjoint (kernels.h) ----
+/* ---- the split layout: one sample's x into xs, and its adjoint (kernels/conv.h) ----
  * Every position of xs is written (data, or zeros), so the buffer needs no clearing. */
 
 /* Padded columns of phase r before the first data column. */

@@ -1,7 +1,7 @@
 /* gemm_avx2: AVX2+FMA micro-kernels, 6 x 16 (f32) and 6 x 8 (f64): 12 accumulators,
  * 2 B vectors and a broadcast of A in the 16 ymm registers. Edge columns use
  * vmaskmov with a lane mask. */
-#include "gemm_impl.h"
+#include "gemm_ukr.h"
 
 #include <immintrin.h>
 
