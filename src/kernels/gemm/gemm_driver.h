@@ -1,0 +1,305 @@
+/* gemm_driver: gemm's blocking, packing and path choice for one element type, included
+ * by gemm.c once per dtype with T (float, double) and SFX (f32, f64) defined; it
+ * #undefs them at the end. It uses what gemm.c defines before the includes: the
+ * thread-local buffers pack_a, pack_b and tile, min_sz, round_up, the DOT_* tuning
+ * constants and the packing policy enum gemm_pack. Each function is NAME_f32 or
+ * NAME_f64 (FN(NAME)), so compiler errors and breakpoints land on real lines. */
+#define GD_CAT_(a, b) a##_##b
+#define GD_CAT(a, b) GD_CAT_(a, b)
+#define GD_CAT3_(a, b, c) a##_##b##_##c
+#define GD_CAT3(a, b, c) GD_CAT3_(a, b, c)
+#define FN(name) GD_CAT(name, SFX)
+#define GEMM_UKR_FN GD_CAT3(gemm_ukr, SFX, fn)
+
+struct FN(view) { const T *p; size_t rs, cs; };
+
+/* dst[p*w_pad + i] = src[i*ws + p*ks] for i < w, zero up to w_pad, p < k: a
+ * transpose (the ISA's pack_n copies panels with ws = 1), walking k in short runs so
+ * the w source rows stay in L1. */
+static void FN(pack_panel)(T *restrict dst, const T *restrict src, size_t ws,
+                           size_t ks, size_t w, size_t w_pad, size_t k)
+{
+    for (size_t p0 = 0; p0 < k; p0 += 16) {
+        size_t kk = min_sz(16, k - p0);
+        T *d = dst + p0 * w_pad;
+        for (size_t i = 0; i < w; i++) {
+            const T *s = src + i * ws + p0 * ks;
+            for (size_t p = 0; p < kk; p++) d[p * w_pad + i] = s[p * ks];
+        }
+        for (size_t p = 0; p < kk; p++)
+            for (size_t i = w; i < w_pad; i++) d[p * w_pad + i] = 0;
+    }
+}
+
+/* C (m x n, strides rsc, csc) = t + beta*C, t an edge tile with row stride ld. */
+static void FN(merge_tile)(T *c, size_t rsc, size_t csc, const T *t, size_t ld,
+                           size_t m, size_t n, T beta)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            T *cp = c + i * rsc + j * csc;
+            *cp = t[i * ld + j] + (beta == 0 ? 0 : beta * *cp);
+        }
+}
+
+static void FN(scale_c)(size_t M, size_t N, T beta, T *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+}
+
+/* One register tile of the ISA (primary or alternative) and its blocking. */
+typedef GEMM_UKR_FN *FN(ukr_fn);
+struct FN(tiling) {
+    size_t mr, nr, kc, mc, nc;
+    FN(ukr_fn) ukr;
+    const FN(ukr_fn) *rows; /* the kernel per edge row count, or NULL */
+    const FN(ukr_fn) *rows_rm; /* per row count on a row-major A in place, or NULL */
+    void (*pack_t)(T *, const T *, size_t, size_t, size_t, size_t); /* or NULL */
+    void (*pack_n)(T *, const T *, size_t, size_t, size_t, size_t);
+};
+
+static struct FN(tiling) FN(tiling)(const struct GemmKernels *gk, int alt)
+{
+    if (alt)
+        return (struct FN(tiling)){(size_t)gk->FN(alt).mr, (size_t)gk->FN(alt).nr,
+            (size_t)gk->FN(alt).kc, (size_t)gk->FN(alt).mc, (size_t)gk->FN(alt).nc,
+            gk->FN(alt_ukr), NULL, NULL, gk->FN(pack_t), gk->FN(pack_n)};
+    return (struct FN(tiling)){(size_t)gk->SFX.mr, (size_t)gk->SFX.nr, (size_t)gk->SFX.kc,
+        (size_t)gk->SFX.mc, (size_t)gk->SFX.nc, gk->FN(ukr), gk->FN(rows),
+        gk->FN(rows_rm)[gk->SFX.mr] ? gk->FN(rows_rm) : NULL, gk->FN(pack_t),
+        gk->FN(pack_n)};
+}
+
+/* Where the micro-panels of a block come from: read in place (d != NULL, panel r at
+ * d + r*rs, k stride ks) when full, else packed at buf + r*kb with k stride full;
+ * rm: A row-major in place, for the rows_rm kernels (csa = rs). */
+struct FN(panels) { const T *d, *buf; size_t rs, ks; int ragged, rm; };
+
+static const T *FN(panel)(struct FN(panels) q, size_t r, size_t kb, size_t w,
+                          size_t full, size_t *ks)
+{
+    if (q.d && (w == full || q.ragged)) { *ks = q.ks; return q.d + r * q.rs; }
+    *ks = full;
+    return q.buf + r * kb;
+}
+
+/* Packs the wr-wide panels of a block of width wb that the policy how packs (enum
+ * gemm_pack), and says where each panel is read from. */
+static struct FN(panels) FN(pack_block)(const struct FN(tiling) *tl, T *buf, struct FN(view) X,
+                                        size_t wb, size_t kb, size_t wr, enum gemm_pack how)
+{
+    size_t first = how == PACK_ALL ? 0 : how == PACK_RAGGED ? wb / wr * wr : wb;
+    for (size_t r = first; r < wb; r += wr) {
+        if (X.cs == 1 && X.rs != 1 && tl->pack_t)
+            tl->pack_t(buf + r * kb, X.p + r * X.rs, X.rs, min_sz(wr, wb - r), wr, kb);
+        else if (X.rs == 1)
+            tl->pack_n(buf + r * kb, X.p + r, X.cs, min_sz(wr, wb - r), wr, kb);
+        else
+            FN(pack_panel)(buf + r * kb, X.p + r * X.rs, X.rs, X.cs, min_sz(wr, wb - r), wr, kb);
+    }
+    return (struct FN(panels)){how != PACK_ALL ? X.p : NULL, buf, X.rs, X.cs, how >= PACK_NONE,
+                               how == PACK_NONE_RM};
+}
+
+/* The micro-panel loops over an mb x kb block of A and a kb x nb block of B. */
+static void FN(macro)(const struct FN(tiling) *tl, size_t mb, size_t nb, size_t kb,
+                      T alpha, struct FN(panels) pa, struct FN(panels) pb, T beta,
+                      T *C, size_t rsc, size_t csc)
+{
+    size_t mr = tl->mr, nr = tl->nr, csa, rsb;
+    for (size_t jr = 0; jr < nb; jr += nr) {
+        size_t n = min_sz(nr, nb - jr);
+        const T *bp = FN(panel)(pb, jr, kb, n, nr, &rsb);
+        for (size_t ir = 0; ir < mb; ir += mr) {
+            size_t m = min_sz(mr, mb - ir);
+            const T *ap = FN(panel)(pa, ir, kb, m, mr, &csa);
+            T *cp = C + ir * rsc + jr * csc;
+            FN(ukr_fn) ukr = m < mr && tl->rows && tl->rows[m] ? tl->rows[m] : tl->ukr;
+            if (pa.rm) ukr = tl->rows_rm[m], csa = pa.rs;
+            if (csc == 1) {
+                ukr(kb, ap, csa, bp, rsb, cp, rsc, m, n, alpha, beta);
+            } else {
+                ukr(kb, ap, csa, bp, rsb, tile.SFX, nr, m, nr, alpha, 0);
+                FN(merge_tile)(cp, rsc, csc, tile.SFX, nr, m, n, beta);
+            }
+        }
+    }
+}
+
+static void FN(blocked)(const struct FN(tiling) *tl, size_t M, size_t N, size_t K,
+                        T alpha, struct FN(view) A, struct FN(view) B, T beta,
+                        T *C, size_t rsc, size_t csc)
+{
+    size_t mr = tl->mr, nr = tl->nr, kc = tl->kc, mc = tl->mc, nc = tl->nc;
+    /* Packing B pays when many row panels reuse it (past two A blocks: measured at
+     * M = 256, reading B in place gains 4%), packing A when many column panels do;
+     * otherwise full panels with unit stride are read in place. */
+    enum gemm_pack how_b = B.cs == 1 && M <= 2 * mc ? PACK_RAGGED : PACK_ALL;
+    enum gemm_pack how_a = A.rs == 1 && N <= 4 * nr ? PACK_RAGGED : PACK_ALL;
+    /* The per-row-count kernels read only the rows they compute: a ragged A panel
+     * can be read in place too. */
+    if (how_a == PACK_RAGGED && tl->rows) how_a = PACK_NONE;
+    /* A row-major A is read in place too, by the rows_rm kernels, when few column
+     * panels reuse it (at short K too: over 98 panels, conv's Linear igrad at K = 10
+     * lost 5% in place). */
+    if (how_a == PACK_ALL && A.cs == 1 && tl->rows_rm && N <= 4 * nr) how_a = PACK_NONE_RM;
+    for (size_t jc = 0; jc < N; jc += nc) {
+        size_t nb = min_sz(nc, N - jc);
+        for (size_t pc = 0; pc < K; pc += kc) {
+            size_t kb = min_sz(kc, K - pc);
+            struct FN(view) Bb = {B.p + pc * B.rs + jc * B.cs, B.cs, B.rs};
+            struct FN(panels) pb = FN(pack_block)(tl, pack_b.SFX, Bb, nb, kb, nr, how_b);
+            T beta_k = pc == 0 ? beta : 1;
+            for (size_t ic = 0; ic < M; ic += mc) {
+                size_t mb = min_sz(mc, M - ic);
+                struct FN(view) Ab = {A.p + ic * A.rs + pc * A.cs, A.rs, A.cs};
+                struct FN(panels) pa = FN(pack_block)(tl, pack_a.SFX, Ab, mb, kb, mr, how_a);
+                FN(macro)(tl, mb, nb, kb, alpha, pa, pb, beta_k, C + ic * rsc + jc * csc,
+                            rsc, csc);
+            }
+        }
+    }
+}
+
+/* A B^T with both operands K-contiguous, by the dot-product kernels: K in chunks of
+ * kc, so that a chunk of the rows reread by the inner loop (a packed panel of B, else
+ * the smaller operand's) stays in L1; each chunk's sums go into C. */
+static void FN(dot)(const struct GemmKernels *gk, size_t M, size_t N, size_t K,
+                    T alpha, const T *A, size_t lda, const T *B, size_t ldb, T beta,
+                    T *C, size_t ldc)
+{
+    int packed = gk->FN(dot_pack) && M >= DOT_PACK_ROW_TILES * (size_t)gk->FN(dotpk).mr &&
+                 N <= DOT_PACK_PANELS * (size_t)gk->FN(dotpk).nr;
+    size_t mr = (size_t)(packed ? gk->FN(dotpk).mr : gk->FN(dotsz).mr);
+    size_t nr = (size_t)(packed ? gk->FN(dotpk).nr : gk->FN(dotsz).nr);
+    size_t kc = K; /* K <= 256: one chunk, no divisions */
+    if (K > 256) {
+        kc = min_sz(DOT_L1_BYTES / (mr > nr ? mr : nr), DOT_L2_BYTES / min_sz(M, N));
+        kc = kc / sizeof(T) / 64 * 64;
+        kc = kc < 256 ? 256 : kc;
+        size_t chunks = (K + kc - 1) / kc;
+        kc = round_up((K + chunks - 1) / chunks, 16); /* even chunks */
+    }
+    CHECK(!packed || (nr + 1) / 2 * 2 * (kc + 16) * sizeof(T) <= GEMM_PACK_B_BYTES,
+          "a dot panel of %zu x %zu does not fit the pack buffer", nr, kc);
+    for (size_t pc = 0; pc < K; pc += kc) {
+        size_t kb = min_sz(kc, K - pc);
+        T beta_k = pc == 0 ? beta : 1;
+        if (packed) { /* a panel of B, then all rows on it in one call */
+            for (size_t j = 0; j < N; j += nr) {
+                size_t n = min_sz(nr, N - j);
+                gk->FN(dot_pack)(pack_b.SFX, B + j * ldb + pc, ldb, n, kb);
+                gk->FN(dot_packed)[(n + 1) / 2](kb, A + pc, lda, pack_b.SFX, 0, C + j, ldc, M,
+                                                  n, alpha, beta_k);
+            }
+            continue;
+        }
+        /* The smaller operand's tiles vary fastest. */
+        size_t mt = (M + mr - 1) / mr, nt = (N + nr - 1) / nr;
+        size_t no = M <= N ? nt : mt, nq = M <= N ? mt : nt;
+        for (size_t o = 0; o < no; o++)
+            for (size_t q = 0; q < nq; q++) {
+                size_t i = (M <= N ? q : o) * mr, j = (M <= N ? o : q) * nr;
+                gk->FN(dot)(kb, A + i * lda + pc, lda, B + j * ldb + pc, ldb, C + i * ldc + j,
+                              ldc, min_sz(mr, M - i), min_sz(nr, N - j), alpha, beta_k);
+            }
+    }
+}
+
+/* Whether dot_ suits an NT call. It packs at most a panel of B (the blocked path
+ * transposes both operands while packing), so it wins while the output is narrow;
+ * measured on AVX-512, the blocked path takes over from min(M, N) ~ 100, or at short K. */
+static int FN(use_dot)(const struct GemmKernels *gk, size_t M, size_t N, size_t K)
+{
+    size_t mr = (size_t)gk->FN(dotsz).mr, nr = (size_t)gk->FN(dotsz).nr;
+    /* With a tile of fewer than 16 sums (AVX2's 4 x 2) the blocked path and its
+     * transposing pack win from min(M, N) = 16 on (AVX2 b64 fwd1: 97 -> 124 GFLOP/s). */
+    size_t mn = min_sz(M, N);
+    return mn < 16 || (mn <= 96 && K >= 128 && mr * nr >= 16);
+}
+
+/* A call that needs no packing, straight onto the primary tile's kernels: K <= kc,
+ * M <= mc (any M if K <= 16), N a multiple of nr (no ragged B panel; with a kernel
+ * per row count, no padding at all, so no other tile does better), B row-major and
+ * A read in place (A^T's rows, or a row-major A by the rows_rm kernels) where
+ * blocked_ would not pack it either. Returns 0 if the call is not of that kind. In
+ * a small call the generic set-up (the tile choice above all) cost 0.1 of the work.  */
+static int FN(small)(const struct GemmKernels *gk, int ta, int tb, size_t M, size_t N,
+                     size_t K, T alpha, const T *A, size_t lda, const T *B, size_t ldb,
+                     T beta, T *C, size_t ldc)
+{
+    size_t mr = (size_t)gk->SFX.mr, nr = (size_t)gk->SFX.nr;
+    const FN(ukr_fn) *rows = ta ? gk->FN(rows) : gk->FN(rows_rm);
+    if (tb || K > (size_t)gk->SFX.kc || (M > (size_t)gk->SFX.mc && K > 16) || N % nr ||
+        !rows[1] || N > (size_t)gk->SFX.nc || (N > 4 * nr && (ta || K > 16)))
+        return 0;
+    for (size_t j = 0; j < N; j += nr)
+        for (size_t i = 0; i < M; i += mr) {
+            size_t m = min_sz(mr, M - i);
+            FN(ukr_fn) ukr = ta && m == mr ? gk->FN(ukr) : rows[m];
+            ukr(K, A + (ta ? i : i * lda), lda, B + j, ldb, C + i * ldc + j, ldc, m, nr, alpha, beta);
+        }
+    return 1;
+}
+
+/* Cycles-ish estimate: padded tile work, a fixed cost per tile (call and C update:
+ * it decides at short K, conv1's K = 9), and the scalar merge of a strided C. With a
+ * kernel per row count a ragged row panel costs its own rows, but at least 4: fewer
+ * than 8 accumulators (2 vectors a row) leave the FMA latency exposed. */
+static double FN(cost)(const struct FN(tiling) *tl, size_t M, size_t N, size_t K,
+                       int strided)
+{
+    size_t rag = M % tl->mr, rows = round_up(M, tl->mr);
+    if (tl->rows && rag) rows = M - rag + (rag > 4 ? rag : 4);
+    double tiles = (double)(round_up(M, tl->mr) / tl->mr * (round_up(N, tl->nr) / tl->nr));
+    double work = (double)rows * (double)round_up(N, tl->nr) * (double)K / 32 + 32 * tiles;
+    double merge = strided ? 2 * (double)M * (double)N : 0;
+    return work + merge * (double)((K + tl->kc - 1) / tl->kc);
+}
+
+void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
+              size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
+{
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == 0) {
+        FN(scale_c)(M, N, beta, C, ldc);
+        return;
+    }
+    const struct GemmKernels *gk = kernels_get()->gemm;
+    if (!gk) {
+        FN(gemm_ref)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (!ta && tb && FN(use_dot)(gk, M, N, K)) {
+        FN(dot)(gk, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (FN(small)(gk, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+    struct FN(view) va = {A, ta ? 1 : lda, ta ? lda : 1};
+    struct FN(view) vb = {B, tb ? 1 : ldb, tb ? ldb : 1};
+    /* The tile that fits best: either ISA tile, on C or (through C^T = op(B)^T op(A)^T)
+     * on its transpose. */
+    struct FN(tiling) tl[2] = {FN(tiling)(gk, 0), FN(tiling)(gk, 1)};
+    int best = 0;
+    double cost[4];
+    for (int c = 0; c < 4; c++) {
+        cost[c] = c & 2 ? FN(cost)(&tl[c & 1], N, M, K, 1) : FN(cost)(&tl[c & 1], M, N, K, 0);
+        if (cost[c] < cost[best]) best = c;
+    }
+    if (best & 2) {
+        struct FN(view) at = {B, vb.cs, vb.rs}, bt = {A, va.cs, va.rs};
+        FN(blocked)(&tl[best & 1], N, M, K, alpha, at, bt, beta, C, 1, ldc);
+    } else {
+        FN(blocked)(&tl[best & 1], M, N, K, alpha, va, vb, beta, C, ldc, 1);
+    }
+}
+
+#undef FN
+#undef GEMM_UKR_FN
+#undef GD_CAT3
+#undef GD_CAT3_
+#undef GD_CAT
+#undef GD_CAT_
+#undef T
+#undef SFX
