@@ -116,46 +116,13 @@ static inline void hsum8_pd(double *out, const __m512d *v)
     _mm512_storeu_pd(out, _mm512_permutexvar_pd(idx, dot_tree_pd(u)));
 }
 
-/* The packed dot-product kernel for A B^T (struct GemmKernels, dot_packed_*), by pairs
- * of B rows: a vector of the panel (dot_pack_*) holds H = W/2 elements of B's rows 2q
- * and 2q+1 side by side, and the FMA with H elements of A's row i broadcast to both
- * halves (one load) adds to the partial sums of C(i, 2q) and C(i, 2q + 1). A tile's sums
- * then need a 3-level tree (f32), not GEMM_DOT's 4 levels, and each W of row i's 2*NP
- * sums come out of two trees' vectors by one permute: at short K, where the reduction weighs,
- * 64 x 10 x 128 runs 1.05x what the 4 x 5 GEMM_DOT tile did. With in-place pairs (a
- * shuffle each) it lost to GEMM_DOT, hence the panel. */
-#define DOT_PAIRS(NAME, T, MR, NP, V, W, S, FMA)                                             \
-    static inline void NAME##_tile(size_t k, const T *a, size_t lda, const T *b, size_t ldb, \
-                                   T *c, size_t ldc, size_t m, size_t n, T alpha, T beta)    \
-    {                                                                                        \
-        enum { H = W / 2, NS = MR * NP, NG = (NS + H - 1) / H, RV = (2 * NP + W - 1) / W };  \
-        const T *ar[MR];                                                                     \
-        V s[NS];                                                                             \
-        GEMM_UNROLL for (int i = 0; i < MR; i++) ar[i] = a + ((size_t)i < m ? (size_t)i : m - 1) * lda; \
-        GEMM_UNROLL for (int f = 0; f < NS; f++) s[f] = _mm512_setzero##S();                 \
-        size_t p = 0;                                                                        \
-        for (; p + H <= k; p += H) {                                                         \
-            V bv[NP];                                                                        \
-            GEMM_UNROLL for (int q = 0; q < NP; q++) bv[q] = _mm512_load##S(b + q * W);       \
-            b += NP * W;                                                                     \
-            GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
-                V av = BCAST(HALF_LOAD(ar[i] + p));                                          \
-                GEMM_UNROLL for (int q = 0; q < NP; q++) s[i * NP + q] = FMA(av, bv[q], s[i * NP + q]); \
-            }                                                                                \
-        }                                                                                    \
-        if (p < k) { /* the panel is zero-padded; A's rows are not */                        \
-            HALF_MASK_T mk = HALF_MASK(k - p);                                               \
-            V bv[NP];                                                                        \
-            GEMM_UNROLL for (int q = 0; q < NP; q++) bv[q] = _mm512_load##S(b + q * W);       \
-            GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
-                V av = BCAST(HALF_LOAD_M(mk, ar[i] + p));                                    \
-                GEMM_UNROLL for (int q = 0; q < NP; q++) s[i * NP + q] = FMA(av, bv[q], s[i * NP + q]); \
-            }                                                                                \
-        }                                                                                    \
-        /* Trees over H accumulators at a time (s[f] holds C(f / NP, 2(f % NP) + half)),    \
-         * then each vector of a row's sums (W columns: H accumulators, at most two trees)   \
-         * picked out by a two-source permute: no round trip through memory (a load that     \
-         * spans two stores waits for them to retire). */                                   \
+/* DOT_PAIRS's reduction of its accumulators s[NS] and the update of C: trees over H
+ * accumulators at a time (s[f] holds C(f / NP, 2(f % NP) + half)), then each vector of
+ * a row's sums (W columns: H accumulators, at most two trees) picked out by a
+ * two-source permute: no round trip through memory (a load that spans two stores waits
+ * for them to retire). */
+#define DOT_PAIRS_STORE(T, MR, NP, V, W, S, FMA)                                             \
+    do {                                                                                     \
         V t[NG];                                                                             \
         GEMM_UNROLL for (int g = 0; g < NG; g++) {                                           \
             V v[H];                                                                          \
@@ -182,9 +149,48 @@ static inline void hsum8_pd(double *out, const __m512d *v)
                 MSTORE(cp, mn, r);                                                           \
             }                                                                                \
         }                                                                                    \
+    } while (0)
+
+/* The packed dot-product kernel for A B^T (struct GemmKernels, dot_packed_*), by pairs
+ * of B rows: a vector of the panel (dot_pack_*) holds H = W/2 elements of B's rows 2q
+ * and 2q+1 side by side, and the FMA with H elements of A's row i broadcast to both
+ * halves (one load) adds to the partial sums of C(i, 2q) and C(i, 2q + 1). A tile's sums
+ * then need a 3-level tree (f32), not GEMM_DOT's 4 levels, and each W of row i's 2*NP
+ * sums come out of two trees' vectors by one permute: at short K, where the reduction weighs,
+ * 64 x 10 x 128 runs 1.05x what the 4 x 5 GEMM_DOT tile did. With in-place pairs (a
+ * shuffle each) it lost to GEMM_DOT, hence the panel. */
+#define DOT_PAIRS(NAME, T, MR, NP, V, W, S, FMA)                                             \
+    static inline void NAME##_tile(size_t k, const T *a, size_t lda, const T *b, size_t ldb, \
+                                   T *c, size_t ldc, size_t m, size_t n, T alpha, T beta)    \
+    {                                                                                        \
+        enum { H = W / 2, NS = MR * NP, NG = (NS + H - 1) / H, RV = (2 * NP + W - 1) / W };  \
+        const T *ar[MR];                                                                     \
+        V s[NS];                                                                             \
+        GEMM_UNROLL for (int i = 0; i < MR; i++) ar[i] = a + ((size_t)i < m ? (size_t)i : m - 1) * lda; \
+        GEMM_UNROLL for (int f = 0; f < NS; f++) s[f] = _mm512_setzero##S();                 \
+        size_t p = 0;                                                                        \
+        for (; p + H <= k; p += H) {                                                         \
+            V bv[NP];                                                                        \
+            GEMM_UNROLL for (int q = 0; q < NP; q++) bv[q] = _mm512_load##S(b + q * W);      \
+            b += NP * W;                                                                     \
+            GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
+                V av = BCAST(HALF_LOAD(ar[i] + p));                                          \
+                GEMM_UNROLL for (int q = 0; q < NP; q++) s[i * NP + q] = FMA(av, bv[q], s[i * NP + q]); \
+            }                                                                                \
+        }                                                                                    \
+        if (p < k) { /* the panel is zero-padded; A's rows are not */                        \
+            HALF_MASK_T mk = HALF_MASK(k - p);                                               \
+            V bv[NP];                                                                        \
+            GEMM_UNROLL for (int q = 0; q < NP; q++) bv[q] = _mm512_load##S(b + q * W);      \
+            GEMM_UNROLL for (int i = 0; i < MR; i++) {                                       \
+                V av = BCAST(HALF_LOAD_M(mk, ar[i] + p));                                    \
+                GEMM_UNROLL for (int q = 0; q < NP; q++) s[i * NP + q] = FMA(av, bv[q], s[i * NP + q]); \
+            }                                                                                \
+        }                                                                                    \
+        DOT_PAIRS_STORE(T, MR, NP, V, W, S, FMA);                                            \
     }                                                                                        \
                                                                                              \
-    /* Any m rows, MR at a time: gemm.c calls it once per panel, for all the rows that     \
+    /* Any m rows, MR at a time: gemm.c calls it once per panel, for all the rows that       \
      * reread it (a call per tile cost 4% of the 64 x 10 x 128 forward). */                  \
     static void NAME(size_t k, const T *a, size_t lda, const T *b, size_t ldb, T *c,         \
                      size_t ldc, size_t m, size_t n, T alpha, T beta)                        \

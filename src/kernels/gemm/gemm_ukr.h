@@ -56,6 +56,14 @@
             a += PS;                                                                         \
             b += rsb;                                                                        \
         }                                                                                    \
+        GEMM_UKR_UPDATE(T, MR, NV, V, W, P, S, FMA);                                         \
+    }
+
+/* The update of C from the accumulators acc[MR][NV] of GEMM_UKR_AS, for its rows i < m
+ * and columns j < n: C = alpha * acc + beta * C (C not read when beta == 0). It returns
+ * from the kernel. */
+#define GEMM_UKR_UPDATE(T, MR, NV, V, W, P, S, FMA)                                          \
+    do {                                                                                     \
         /* One unrolled store loop per case, chosen once: with alpha == 1 and beta == 1      \
          * (the gradients' accumulation) the update is one add. */                           \
         V va = P##set1##S(alpha), vb = P##set1##S(beta);                                     \
@@ -77,7 +85,7 @@
         else                                                                                 \
             GEMM_STORE_TILE(T, V, MR, NV, W, FMA(vb, MLOAD(mk[v], cp), P##mul##S(va, acc[i][v])), \
                             MSTORE(cp, mk[v], r));                                           \
-    }
+    } while (0)
 
 /* The rows i < m of a register tile: r = EXPR (of acc[i][v] and cp), then STORE. */
 #define GEMM_STORE_TILE(T, V, MR, NV, W, EXPR, STORE)                                        \
@@ -138,6 +146,23 @@
     GEMM_PACK_N(pack_n_##sfx, T, V, W, P, S)                                                 \
     GEMM_PACK_T(pack_t_##sfx, T, V, W, P, S, TR)
 
+    /* GEMM_DOT's reduction of its accumulators s[MR][NR]: declares rows[MR], row i's sums in
+ * lanes j < NR <= W, and mn, the mask of the n columns stored. Straight from registers
+ * where the ISA has DOT_ROWS for this tile, else through sum[], filled W sums at a time
+ * by HSUM_W (one transposing tree), then 4 by HSUM_4, the rest one by one. */
+#define GEMM_DOT_ROWS(T, MR, NR, V, W)                                                       \
+    MASK_T mn = MASK_N(n);                                                                   \
+    V rows[MR];                                                                              \
+    if (!DOT_ROWS(rows, &s[0][0])) {                                                         \
+        T sum[MR * NR];                                                                      \
+        GEMM_UNROLL for (int g = 0; g < MR * NR / W; g++) HSUM_W(sum + g * W, &s[0][0] + g * W); \
+        GEMM_UNROLL for (int g = 0; g < MR * NR % W / 4; g++)                                \
+            HSUM_4(sum + MR * NR / W * W + g * 4, &s[0][0] + MR * NR / W * W + g * 4);       \
+        GEMM_UNROLL for (int g = MR * NR / W * W + (MR * NR % W) / 4 * 4; g < MR * NR; g++)  \
+            sum[g] = HSUM(s[g / NR][g % NR]);                                                \
+        GEMM_UNROLL for (int i = 0; i < MR; i++) rows[i] = MLOAD(mn, sum + i * NR);          \
+    }
+
 /* The dot-product kernel for op(A) op(B)^T with both operands K-contiguous (A row i at
  * a + i*lda, B row j at b + j*ldb): an MR x NR tile of C kept as MR*NR vector partial
  * sums along K, no packing, reduced at the end: C[i*ldc + j] = alpha * sum + beta *
@@ -176,21 +201,7 @@
                 GEMM_UNROLL for (int j = 0; j < NR; j++) s[i][j] = FMA(av, bv[j], s[i][j]);  \
             }                                                                                \
         }                                                                                    \
-        /* The tile's rows as vectors (row i's sums in lanes j < NR <= W): straight from     \
-         * registers where the ISA has DOT_ROWS for this tile, else through sum[], filled W  \
-         * sums at a time by HSUM_W (one transposing tree), then 4 by HSUM_4, the rest one   \
-         * by one. */                                                                        \
-        MASK_T mn = MASK_N(n);                                                               \
-        V rows[MR];                                                                          \
-        if (!DOT_ROWS(rows, &s[0][0])) {                                                     \
-            T sum[MR * NR];                                                                  \
-            GEMM_UNROLL for (int g = 0; g < MR * NR / W; g++) HSUM_W(sum + g * W, &s[0][0] + g * W); \
-            GEMM_UNROLL for (int g = 0; g < MR * NR % W / 4; g++)                            \
-                HSUM_4(sum + MR * NR / W * W + g * 4, &s[0][0] + MR * NR / W * W + g * 4);   \
-            GEMM_UNROLL for (int g = MR * NR / W * W + (MR * NR % W) / 4 * 4; g < MR * NR; g++) \
-                sum[g] = HSUM(s[g / NR][g % NR]);                                            \
-            GEMM_UNROLL for (int i = 0; i < MR; i++) rows[i] = MLOAD(mn, sum + i * NR);      \
-        }                                                                                    \
+        GEMM_DOT_ROWS(T, MR, NR, V, W);                                                      \
         V va = P##set1##S(alpha), vb = P##set1##S(beta);                                     \
         GEMM_UNROLL for (int i = 0; i < MR; i++) {                                           \
             if ((size_t)i >= m) break;                                                       \
