@@ -5,6 +5,21 @@
 
 #include <immintrin.h>
 
+/* The tiles, each size written once: the kernel lists and the table below use these.
+ * The primary tile has MR rows and a kernel per row count below it (GEMM_ROWS_5). */
+#define MR_ROWS 5
+enum { MR = MR_ROWS + 1, ALT_MR = 4, DOT_MR = 4, DOT_NR = 2 };
+enum { W_F32 = 8, W_F64 = 4 }; /* lanes */
+/* Blockings mr, nr, kc, mc, nc. */
+#define TILE_F32 MR, GEMM_NV * W_F32, 256, 144, 4096
+#define TILE_F64 MR, GEMM_NV * W_F64, 256, 96, 2048
+#define ALT_F32 ALT_MR, GEMM_ALT_NV * W_F32, 256, 144, 4080
+#define ALT_F64 ALT_MR, GEMM_ALT_NV * W_F64, 256, 96, 2040
+GEMM_ASSERT_BLOCKING(float, TILE_F32);
+GEMM_ASSERT_BLOCKING(double, TILE_F64);
+GEMM_ASSERT_BLOCKING(float, ALT_F32);
+GEMM_ASSERT_BLOCKING(double, ALT_F64);
+
 static inline float hsum_ps(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -54,7 +69,7 @@ static inline void transpose4_pd(__m256d r[4])
 /* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
  * MSTORE, HSUM* and DOT_ROWS below. */
 #define KERNELS(T, sfx, V, W, S, FMA, TR)                                                    \
-    GEMM_KERNEL_SET(T, sfx, V, W, _mm256_, S, FMA, TR, 6, 5, 4, 4, 2)
+    GEMM_KERNEL_SET(T, sfx, V, W, _mm256_, S, FMA, TR, MR, MR_ROWS, ALT_MR, DOT_MR, DOT_NR)
 
 #define DOT_ROWS(rows, s) 0
 #define MASK_T __m256i
@@ -63,9 +78,9 @@ static inline void transpose4_pd(__m256d r[4])
 #define MSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define FMA_PS(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define HSUM(v) hsum_ps(v)
-#define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 8)
+#define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, W_F32)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-KERNELS(float, f32, __m256, 8, _ps, FMA_PS, transpose8_ps)
+KERNELS(float, f32, __m256, W_F32, _ps, FMA_PS, transpose8_ps)
 #undef HSUM
 #undef HSUM_W
 #undef HSUM_4
@@ -80,23 +95,23 @@ KERNELS(float, f32, __m256, 8, _ps, FMA_PS, transpose8_ps)
 #define HSUM(v) hsum_pd(v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 4)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-KERNELS(double, f64, __m256d, 4, _pd, FMA_PD, transpose4_pd)
+KERNELS(double, f64, __m256d, W_F64, _pd, FMA_PD, transpose4_pd)
 
 const struct GemmKernels gemm_kernels_avx2 = {
-    .f32 = {.mr = 6, .nr = 16, .kc = 256, .mc = 144, .nc = 4096},
-    .f64 = {.mr = 6, .nr = 8, .kc = 256, .mc = 96, .nc = 2048},
+    .f32 = GEMM_BLOCKING(TILE_F32),
+    .f64 = GEMM_BLOCKING(TILE_F64),
     .ukr_f32 = ukr_f32,
-    .rows_f32 = GEMM_ROWS_TABLE(ukr_f32, 5),
+    .rows_f32 = GEMM_ROWS_TABLE(ukr_f32, MR_ROWS),
     .ukr_f64 = ukr_f64,
-    .rows_f64 = GEMM_ROWS_TABLE(ukr_f64, 5),
-    .rows_rm_f32 = GEMM_RM_TABLE(rm_f32, 5),
-    .rows_rm_f64 = GEMM_RM_TABLE(rm_f64, 5),
-    .alt_f32 = {.mr = 4, .nr = 24, .kc = 256, .mc = 144, .nc = 4080},
-    .alt_f64 = {.mr = 4, .nr = 12, .kc = 256, .mc = 96, .nc = 2040},
+    .rows_f64 = GEMM_ROWS_TABLE(ukr_f64, MR_ROWS),
+    .rows_rm_f32 = GEMM_RM_TABLE(rm_f32, MR_ROWS),
+    .rows_rm_f64 = GEMM_RM_TABLE(rm_f64, MR_ROWS),
+    .alt_f32 = GEMM_BLOCKING(ALT_F32),
+    .alt_f64 = GEMM_BLOCKING(ALT_F64),
     .alt_ukr_f32 = alt_ukr_f32,
     .alt_ukr_f64 = alt_ukr_f64,
-    .dotsz_f32 = {.mr = 4, .nr = 2},
-    .dotsz_f64 = {.mr = 4, .nr = 2},
+    .dotsz_f32 = {.mr = DOT_MR, .nr = DOT_NR},
+    .dotsz_f64 = {.mr = DOT_MR, .nr = DOT_NR},
     .dot_f32 = dot_f32,
     .dot_f64 = dot_f64,
     .pack_t_f32 = pack_t_f32,

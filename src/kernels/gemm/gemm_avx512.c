@@ -5,6 +5,24 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+/* The tiles, each size written once: the kernel lists and the table below use these.
+ * The primary tile has MR rows and a kernel per row count below it (GEMM_ROWS_13); the
+ * packed dot kernel takes DOTPK_MR rows of A and 1..DOTPK_PAIRS pairs of B's rows. */
+#define MR_ROWS 13
+enum { MR = MR_ROWS + 1, ALT_MR = 8, DOT_MR = 4, DOT_NR = 5, DOTPK_MR = 4, DOTPK_PAIRS = 5 };
+enum { W_F32 = 16, W_F64 = 8 }; /* lanes */
+/* Blockings mr, nr, kc, mc, nc. f64 kc 384 (nc cut to keep kc x nc in the B buffer):
+ * 1024^3 109 -> 113 GFLOP/s best-of. */
+#define TILE_F32 MR, GEMM_NV * W_F32, 384, 168, 2048
+#define TILE_F64 MR, GEMM_NV * W_F64, 384, 112, 1344
+#define ALT_F32 ALT_MR, GEMM_ALT_NV * W_F32, 384, 168, 2016
+#define ALT_F64 ALT_MR, GEMM_ALT_NV * W_F64, 256, 112, 2040
+GEMM_ASSERT_BLOCKING(float, TILE_F32);
+GEMM_ASSERT_BLOCKING(double, TILE_F64);
+GEMM_ASSERT_BLOCKING(float, ALT_F32);
+GEMM_ASSERT_BLOCKING(double, ALT_F64);
+_Static_assert(DOTPK_PAIRS <= GEMM_MAX_DOT_PAIRS, "dot_packed_* holds DOTPK_PAIRS + 1 kernels");
+
 /* Reduction trees. Each level adds two shuffles of a pair of vectors into one,
  * halving the partial sums per vector.
  *
@@ -76,6 +94,7 @@ static inline void hsum4_ps(float *out, const __m512 *v)
  * 4(f % 4) + f / 4 of the 16-vector tree for f < 16, else lane 4(f - 16) of the 4-vector
  * one: a two-source permute per row, no round trip through memory (a load that spans
  * two stores, or any masked load, waits for them to retire). */
+_Static_assert(DOT_MR == 4 && DOT_NR == 5, "dot_rows_4x5_ps reduces a 4 x 5 dot tile only");
 static inline int dot_rows_4x5_ps(__m512 *rows, const __m512 *s)
 {
     __m512 lo = hsum16_tree_ps(s), hi = hsum4_tree_ps(s + 16);
@@ -270,12 +289,12 @@ static inline void transpose8_pd(__m512d r[8])
 #define HALF_MASK_T __mmask8
 #define HALF_MASK(r) ((__mmask8)((1u << (r)) - 1))
 #define KERNELS(T, sfx, V, W, S, FMA, TR)                                                    \
-    GEMM_KERNEL_SET(T, sfx, V, W, _mm512_, S, FMA, TR, 14, 13, 8, 4, 5)                      \
-    DOT_PAIRS(dot_packed_##sfx##_1, T, 4, 1, V, W, S, FMA)                                   \
-    DOT_PAIRS(dot_packed_##sfx##_2, T, 4, 2, V, W, S, FMA)                                   \
-    DOT_PAIRS(dot_packed_##sfx##_3, T, 4, 3, V, W, S, FMA)                                   \
-    DOT_PAIRS(dot_packed_##sfx##_4, T, 4, 4, V, W, S, FMA)                                   \
-    DOT_PAIRS(dot_packed_##sfx##_5, T, 4, 5, V, W, S, FMA)                                   \
+    GEMM_KERNEL_SET(T, sfx, V, W, _mm512_, S, FMA, TR, MR, MR_ROWS, ALT_MR, DOT_MR, DOT_NR)  \
+    DOT_PAIRS(dot_packed_##sfx##_1, T, DOTPK_MR, 1, V, W, S, FMA)                            \
+    DOT_PAIRS(dot_packed_##sfx##_2, T, DOTPK_MR, 2, V, W, S, FMA)                            \
+    DOT_PAIRS(dot_packed_##sfx##_3, T, DOTPK_MR, 3, V, W, S, FMA)                            \
+    DOT_PAIRS(dot_packed_##sfx##_4, T, DOTPK_MR, 4, V, W, S, FMA)                            \
+    DOT_PAIRS(dot_packed_##sfx##_5, T, DOTPK_MR, DOTPK_PAIRS, V, W, S, FMA)                  \
     DOT_PAIRS_PACK(dot_pack_##sfx, T, W, S)
 
 #define MASK_T __mmask16
@@ -296,7 +315,7 @@ static inline void transpose8_pd(__m512d r[8])
 #define HSUM_W(o, v) hsum16_ps(o, v)
 #define HSUM_4(o, v) hsum4_ps(o, v)
 #define DOT_ROWS(rows, s) dot_rows_4x5_ps(rows, s) /* dot_f32's tile is 4 x 5 */
-KERNELS(float, f32, __m512, 16, _ps, FMA_PS, transpose16_ps)
+KERNELS(float, f32, __m512, W_F32, _ps, FMA_PS, transpose16_ps)
 #undef MASK_T
 #undef MASK_N
 #undef MLOAD
@@ -333,29 +352,28 @@ KERNELS(float, f32, __m512, 16, _ps, FMA_PS, transpose16_ps)
 #define HSUM_W(o, v) hsum8_pd(o, v)
 #define HSUM_4(o, v) hsum4_pd(o, v)
 #define DOT_ROWS(rows, s) 0
-KERNELS(double, f64, __m512d, 8, _pd, FMA_PD, transpose8_pd)
+KERNELS(double, f64, __m512d, W_F64, _pd, FMA_PD, transpose8_pd)
 
 const struct GemmKernels gemm_kernels_avx512 = {
-    .f32 = {.mr = 14, .nr = 32, .kc = 384, .mc = 168, .nc = 2048},
-    /* f64 kc 384 (nc cut to keep kc x nc in the B buffer): 1024^3 109 -> 113 GFLOP/s best-of. */
-    .f64 = {.mr = 14, .nr = 16, .kc = 384, .mc = 112, .nc = 1344},
+    .f32 = GEMM_BLOCKING(TILE_F32),
+    .f64 = GEMM_BLOCKING(TILE_F64),
     .ukr_f32 = ukr_f32,
-    .rows_f32 = GEMM_ROWS_TABLE(ukr_f32, 13),
+    .rows_f32 = GEMM_ROWS_TABLE(ukr_f32, MR_ROWS),
     .ukr_f64 = ukr_f64,
-    .rows_f64 = GEMM_ROWS_TABLE(ukr_f64, 13),
-    .rows_rm_f32 = GEMM_RM_TABLE(rm_f32, 13),
-    .rows_rm_f64 = GEMM_RM_TABLE(rm_f64, 13),
-    .alt_f32 = {.mr = 8, .nr = 48, .kc = 384, .mc = 168, .nc = 2016},
-    .alt_f64 = {.mr = 8, .nr = 24, .kc = 256, .mc = 112, .nc = 2040},
+    .rows_f64 = GEMM_ROWS_TABLE(ukr_f64, MR_ROWS),
+    .rows_rm_f32 = GEMM_RM_TABLE(rm_f32, MR_ROWS),
+    .rows_rm_f64 = GEMM_RM_TABLE(rm_f64, MR_ROWS),
+    .alt_f32 = GEMM_BLOCKING(ALT_F32),
+    .alt_f64 = GEMM_BLOCKING(ALT_F64),
     .alt_ukr_f32 = alt_ukr_f32,
     .alt_ukr_f64 = alt_ukr_f64,
-    .dotsz_f32 = {.mr = 4, .nr = 5},
-    .dotsz_f64 = {.mr = 4, .nr = 5},
+    .dotsz_f32 = {.mr = DOT_MR, .nr = DOT_NR},
+    .dotsz_f64 = {.mr = DOT_MR, .nr = DOT_NR},
     .dot_f32 = dot_f32,
     .dot_f64 = dot_f64,
     /* 4 x 10: the MLP's 10-wide layer in one tile. */
-    .dotpk_f32 = {.mr = 4, .nr = 10},
-    .dotpk_f64 = {.mr = 4, .nr = 10},
+    .dotpk_f32 = {.mr = DOTPK_MR, .nr = 2 * DOTPK_PAIRS},
+    .dotpk_f64 = {.mr = DOTPK_MR, .nr = 2 * DOTPK_PAIRS},
     .dot_packed_f32 = {NULL, dot_packed_f32_1, dot_packed_f32_2, dot_packed_f32_3, dot_packed_f32_4, dot_packed_f32_5},
     .dot_packed_f64 = {NULL, dot_packed_f64_1, dot_packed_f64_2, dot_packed_f64_3, dot_packed_f64_4, dot_packed_f64_5},
     .dot_pack_f32 = dot_pack_f32,

@@ -6,18 +6,34 @@
 #include <emmintrin.h>
 #include <string.h>
 
-#define PARTIAL(T, V, S)                                                                   \
-    static inline V mload_##S(size_t r, const T *p)                                        \
-    {                                                                                      \
-        T t[sizeof(V) / sizeof(T)] = {0};                                                  \
-        memcpy(t, p, r * sizeof(T));                                                       \
-        return _mm_loadu_##S(t);                                                           \
-    }                                                                                      \
-    static inline void mstore_##S(T *p, size_t r, V v)                                     \
-    {                                                                                      \
-        T t[sizeof(V) / sizeof(T)];                                                        \
-        _mm_storeu_##S(t, v);                                                              \
-        memcpy(p, t, r * sizeof(T));                                                       \
+/* The tiles, each size written once: the kernel lists and the table below use these.
+ * The primary tile has MR rows and a kernel per row count below it (GEMM_ROWS_3); no
+ * row-major-A kernels. */
+#define MR_ROWS 3
+enum { MR = MR_ROWS + 1, ALT_MR = 2, DOT_MR = 2, DOT_NR = 2 };
+enum { W_F32 = 4, W_F64 = 2 }; /* lanes */
+/* Blockings mr, nr, kc, mc, nc. */
+#define TILE_F32 MR, GEMM_NV * W_F32, 256, 128, 4096
+#define TILE_F64 MR, GEMM_NV * W_F64, 256, 128, 2048
+#define ALT_F32 ALT_MR, GEMM_ALT_NV * W_F32, 256, 128, 4092
+#define ALT_F64 ALT_MR, GEMM_ALT_NV * W_F64, 256, 128, 2046
+GEMM_ASSERT_BLOCKING(float, TILE_F32);
+GEMM_ASSERT_BLOCKING(double, TILE_F64);
+GEMM_ASSERT_BLOCKING(float, ALT_F32);
+GEMM_ASSERT_BLOCKING(double, ALT_F64);
+
+#define PARTIAL(T, V, S)                                                                     \
+    static inline V mload_##S(size_t r, const T *p)                                          \
+    {                                                                                        \
+        T t[sizeof(V) / sizeof(T)] = {0};                                                    \
+        memcpy(t, p, r * sizeof(T));                                                         \
+        return _mm_loadu_##S(t);                                                             \
+    }                                                                                        \
+    static inline void mstore_##S(T *p, size_t r, V v)                                       \
+    {                                                                                        \
+        T t[sizeof(V) / sizeof(T)];                                                          \
+        _mm_storeu_##S(t, v);                                                                \
+        memcpy(p, t, r * sizeof(T));                                                         \
     }
 PARTIAL(float, __m128, ps)
 PARTIAL(double, __m128d, pd)
@@ -33,10 +49,10 @@ static inline double hsum_pd(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm
 /* Both dtypes' kernels from one list, instantiated under each dtype's MASK_*, MLOAD,
  * MSTORE, HSUM* and DOT_ROWS below. */
 #define KERNELS(T, sfx, V, W, S, FMA)                                                        \
-    GEMM_UKR(ukr_##sfx, T, 4, 2, V, W, _mm_, S, FMA)                                         \
-    GEMM_ROWS_3(GEMM_UKR, ukr_##sfx, T, 2, V, W, _mm_, S, FMA)                               \
-    GEMM_UKR(alt_ukr_##sfx, T, 2, 3, V, W, _mm_, S, FMA)                                     \
-    GEMM_DOT(dot_##sfx, T, 2, 2, V, W, _mm_, S, FMA)                                         \
+    GEMM_UKR(ukr_##sfx, T, MR, GEMM_NV, V, W, _mm_, S, FMA)                                  \
+    GEMM_ROWS(MR_ROWS)(GEMM_UKR, ukr_##sfx, T, GEMM_NV, V, W, _mm_, S, FMA)                  \
+    GEMM_UKR(alt_ukr_##sfx, T, ALT_MR, GEMM_ALT_NV, V, W, _mm_, S, FMA)                      \
+    GEMM_DOT(dot_##sfx, T, DOT_MR, DOT_NR, V, W, _mm_, S, FMA)                               \
     GEMM_PACK_N(pack_n_##sfx, T, V, W, _mm_, S)
 
 #define DOT_ROWS(rows, s) 0
@@ -48,7 +64,7 @@ static inline double hsum_pd(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm
 #define HSUM(v) hsum_ps(v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 4)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-KERNELS(float, f32, __m128, 4, _ps, FMA_PS)
+KERNELS(float, f32, __m128, W_F32, _ps, FMA_PS)
 #undef HSUM
 #undef HSUM_W
 #undef HSUM_4
@@ -61,21 +77,21 @@ KERNELS(float, f32, __m128, 4, _ps, FMA_PS)
 #define HSUM(v) hsum_pd(v)
 #define HSUM_W(o, v) GEMM_HSUM_EACH(o, v, 2)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
-KERNELS(double, f64, __m128d, 2, _pd, FMA_PD)
+KERNELS(double, f64, __m128d, W_F64, _pd, FMA_PD)
 
 const struct GemmKernels gemm_kernels_sse2 = {
-    .f32 = {.mr = 4, .nr = 8, .kc = 256, .mc = 128, .nc = 4096},
-    .f64 = {.mr = 4, .nr = 4, .kc = 256, .mc = 128, .nc = 2048},
+    .f32 = GEMM_BLOCKING(TILE_F32),
+    .f64 = GEMM_BLOCKING(TILE_F64),
     .ukr_f32 = ukr_f32,
-    .rows_f32 = GEMM_ROWS_TABLE(ukr_f32, 3),
+    .rows_f32 = GEMM_ROWS_TABLE(ukr_f32, MR_ROWS),
     .ukr_f64 = ukr_f64,
-    .rows_f64 = GEMM_ROWS_TABLE(ukr_f64, 3),
-    .alt_f32 = {.mr = 2, .nr = 12, .kc = 256, .mc = 128, .nc = 4092},
-    .alt_f64 = {.mr = 2, .nr = 6, .kc = 256, .mc = 128, .nc = 2046},
+    .rows_f64 = GEMM_ROWS_TABLE(ukr_f64, MR_ROWS),
+    .alt_f32 = GEMM_BLOCKING(ALT_F32),
+    .alt_f64 = GEMM_BLOCKING(ALT_F64),
     .alt_ukr_f32 = alt_ukr_f32,
     .alt_ukr_f64 = alt_ukr_f64,
-    .dotsz_f32 = {.mr = 2, .nr = 2},
-    .dotsz_f64 = {.mr = 2, .nr = 2},
+    .dotsz_f32 = {.mr = DOT_MR, .nr = DOT_NR},
+    .dotsz_f64 = {.mr = DOT_MR, .nr = DOT_NR},
     .dot_f32 = dot_f32,
     .dot_f64 = dot_f64,
     .pack_n_f32 = pack_n_f32,

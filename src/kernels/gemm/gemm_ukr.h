@@ -129,19 +129,43 @@
 #define GEMM_ROWS_LIST_13(NAME)                                                              \
     GEMM_ROWS_LIST_5(NAME), NAME##_6, NAME##_7, NAME##_8, NAME##_9, NAME##_10, NAME##_11,    \
         NAME##_12, NAME##_13
-#define GEMM_ROWS_TABLE(NAME, n) {GEMM_ROWS_LIST_##n(NAME)}
-#define GEMM_RM_TABLE(NAME, n) {GEMM_ROWS_LIST_##n(NAME), NAME}
+#define GEMM_ROWS_TABLE(NAME, n) {GEMM_ROWS_LIST(n)(NAME)}
+#define GEMM_RM_TABLE(NAME, n) {GEMM_ROWS_LIST(n)(NAME), NAME}
+/* GEMM_ROWS_<n> and GEMM_ROWS_LIST_<n> by a row count n that may be a macro. */
+#define GEMM_ROWS(n) GEMM_CAT_(GEMM_ROWS_, n)
+#define GEMM_ROWS_LIST(n) GEMM_CAT_(GEMM_ROWS_LIST_, n)
+#define GEMM_CAT_(a, n) a##n
+
+/* Vectors per row of the primary and the alternative tile (nr = NV * W): the kernel
+ * lists and the tables use these. */
+#define GEMM_NV 2
+#define GEMM_ALT_NV 3
+
+/* A blocking of struct GemmKernels from one list mr, nr, kc, mc, nc, and the check,
+ * at compile time, that it fits the limits of kernels/gemm.h: an mr x nr tile fits the
+ * edge temporary, and the packed blocks (mc and nc rounded up to whole panels) the
+ * buffers; rows_rm holds index mr. The ISA files write each list once for both. */
+#define GEMM_BLOCKING(...) GEMM_BLOCKING_(__VA_ARGS__)
+#define GEMM_BLOCKING_(MR, NR, KC, MC, NC) {.mr = MR, .nr = NR, .kc = KC, .mc = MC, .nc = NC}
+#define GEMM_ASSERT_BLOCKING(T, ...) GEMM_ASSERT_BLOCKING_(T, __VA_ARGS__)
+#define GEMM_ASSERT_BLOCKING_(T, MR, NR, KC, MC, NC)                                         \
+    _Static_assert((MR) < GEMM_MAX_ROWS && (MR) * (NR) <= GEMM_MAX_TILE &&                   \
+                   ((MC) + (MR) - 1) / (MR) * (MR) * (size_t)(KC) * sizeof(T) <= GEMM_PACK_A_BYTES && \
+                   ((NC) + (NR) - 1) / (NR) * (NR) * (size_t)(KC) * sizeof(T) <= GEMM_PACK_B_BYTES, \
+                   "blocking " #MR " x " #NR ", kc " #KC ", mc " #MC ", nc " #NC " of " #T   \
+                   " overflows the limits of kernels/gemm.h")
 
 /* The kernel set of an ISA file with row-major-A kernels and a transposing pack, for one
  * dtype (P and S the intrinsic prefix and suffix, TR the W x W transpose): the primary
- * MR x 2W tile with a kernel per row count (NROWS = MR - 1, a literal) on packed and on
- * row-major A, the alternative ALT_MR x 3W tile, the DOT_MR x DOT_NR dot tile, both packs. */
+ * MR x GEMM_NV*W tile with a kernel per row count (NROWS = MR - 1, a literal or a macro
+ * naming one: it picks GEMM_ROWS_<NROWS>) on packed and on row-major A, the alternative
+ * ALT_MR x GEMM_ALT_NV*W tile, the DOT_MR x DOT_NR dot tile, both packs. */
 #define GEMM_KERNEL_SET(T, sfx, V, W, P, S, FMA, TR, MR, NROWS, ALT_MR, DOT_MR, DOT_NR)      \
-    GEMM_UKR(ukr_##sfx, T, MR, 2, V, W, P, S, FMA)                                           \
-    GEMM_ROWS_##NROWS(GEMM_UKR, ukr_##sfx, T, 2, V, W, P, S, FMA)                            \
-    GEMM_UKR_RM(rm_##sfx, T, MR, 2, V, W, P, S, FMA)                                         \
-    GEMM_ROWS_##NROWS(GEMM_UKR_RM, rm_##sfx, T, 2, V, W, P, S, FMA)                          \
-    GEMM_UKR(alt_ukr_##sfx, T, ALT_MR, 3, V, W, P, S, FMA)                                   \
+    GEMM_UKR(ukr_##sfx, T, MR, GEMM_NV, V, W, P, S, FMA)                                     \
+    GEMM_ROWS(NROWS)(GEMM_UKR, ukr_##sfx, T, GEMM_NV, V, W, P, S, FMA)                       \
+    GEMM_UKR_RM(rm_##sfx, T, MR, GEMM_NV, V, W, P, S, FMA)                                   \
+    GEMM_ROWS(NROWS)(GEMM_UKR_RM, rm_##sfx, T, GEMM_NV, V, W, P, S, FMA)                     \
+    GEMM_UKR(alt_ukr_##sfx, T, ALT_MR, GEMM_ALT_NV, V, W, P, S, FMA)                         \
     GEMM_DOT(dot_##sfx, T, DOT_MR, DOT_NR, V, W, P, S, FMA)                                  \
     GEMM_PACK_N(pack_n_##sfx, T, V, W, P, S)                                                 \
     GEMM_PACK_T(pack_t_##sfx, T, V, W, P, S, TR)
