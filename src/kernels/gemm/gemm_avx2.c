@@ -11,14 +11,11 @@
 enum { MR = MR_ROWS + 1, ALT_MR = 4, DOT_MR = 4, DOT_NR = 2 };
 enum { W_F32 = 8, W_F64 = 4 }; /* lanes */
 /* Blockings mr, nr, kc, mc, nc. */
-#define TILE_F32 MR, GEMM_NV * W_F32, 256, 144, 4096
-#define TILE_F64 MR, GEMM_NV * W_F64, 256, 96, 2048
-#define ALT_F32 ALT_MR, GEMM_ALT_NV * W_F32, 256, 144, 4080
-#define ALT_F64 ALT_MR, GEMM_ALT_NV * W_F64, 256, 96, 2040
-GEMM_ASSERT_BLOCKING(float, TILE_F32);
-GEMM_ASSERT_BLOCKING(double, TILE_F64);
-GEMM_ASSERT_BLOCKING(float, ALT_F32);
-GEMM_ASSERT_BLOCKING(double, ALT_F64);
+#define TILE_f32 MR, GEMM_NV * W_F32, 256, 144, 4096
+#define TILE_f64 MR, GEMM_NV * W_F64, 256, 96, 2048
+#define ALT_f32 ALT_MR, GEMM_ALT_NV * W_F32, 256, 144, 4080
+#define ALT_f64 ALT_MR, GEMM_ALT_NV * W_F64, 256, 96, 2040
+GEMM_ASSERT_BLOCKINGS();
 
 static inline float hsum_ps(__m256 v)
 {
@@ -97,25 +94,4 @@ KERNELS(float, f32, __m256, W_F32, _ps, FMA_PS, transpose8_ps)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
 KERNELS(double, f64, __m256d, W_F64, _pd, FMA_PD, transpose4_pd)
 
-const struct GemmKernels gemm_kernels_avx2 = {
-    .f32 = GEMM_BLOCKING(TILE_F32),
-    .f64 = GEMM_BLOCKING(TILE_F64),
-    .ukr_f32 = ukr_f32,
-    .rows_f32 = GEMM_ROWS_TABLE(ukr_f32, MR_ROWS),
-    .ukr_f64 = ukr_f64,
-    .rows_f64 = GEMM_ROWS_TABLE(ukr_f64, MR_ROWS),
-    .rows_rm_f32 = GEMM_RM_TABLE(rm_f32, MR_ROWS),
-    .rows_rm_f64 = GEMM_RM_TABLE(rm_f64, MR_ROWS),
-    .alt_f32 = GEMM_BLOCKING(ALT_F32),
-    .alt_f64 = GEMM_BLOCKING(ALT_F64),
-    .alt_ukr_f32 = alt_ukr_f32,
-    .alt_ukr_f64 = alt_ukr_f64,
-    .dotsz_f32 = {.mr = DOT_MR, .nr = DOT_NR},
-    .dotsz_f64 = {.mr = DOT_MR, .nr = DOT_NR},
-    .dot_f32 = dot_f32,
-    .dot_f64 = dot_f64,
-    .pack_t_f32 = pack_t_f32,
-    .pack_t_f64 = pack_t_f64,
-    .pack_n_f32 = pack_n_f32,
-    .pack_n_f64 = pack_n_f64,
-};
+const struct GemmKernels gemm_kernels_avx2 = {GEMM_TABLE_SET(f32), GEMM_TABLE_SET(f64)};

@@ -13,14 +13,11 @@ enum { MR = MR_ROWS + 1, ALT_MR = 8, DOT_MR = 4, DOT_NR = 5, DOTPK_MR = 4, DOTPK
 enum { W_F32 = 16, W_F64 = 8 }; /* lanes */
 /* Blockings mr, nr, kc, mc, nc. f64 kc 384 (nc cut to keep kc x nc in the B buffer):
  * 1024^3 109 -> 113 GFLOP/s best-of. */
-#define TILE_F32 MR, GEMM_NV * W_F32, 384, 168, 2048
-#define TILE_F64 MR, GEMM_NV * W_F64, 384, 112, 1344
-#define ALT_F32 ALT_MR, GEMM_ALT_NV * W_F32, 384, 168, 2016
-#define ALT_F64 ALT_MR, GEMM_ALT_NV * W_F64, 256, 112, 2040
-GEMM_ASSERT_BLOCKING(float, TILE_F32);
-GEMM_ASSERT_BLOCKING(double, TILE_F64);
-GEMM_ASSERT_BLOCKING(float, ALT_F32);
-GEMM_ASSERT_BLOCKING(double, ALT_F64);
+#define TILE_f32 MR, GEMM_NV * W_F32, 384, 168, 2048
+#define TILE_f64 MR, GEMM_NV * W_F64, 384, 112, 1344
+#define ALT_f32 ALT_MR, GEMM_ALT_NV * W_F32, 384, 168, 2016
+#define ALT_f64 ALT_MR, GEMM_ALT_NV * W_F64, 256, 112, 2040
+GEMM_ASSERT_BLOCKINGS();
 _Static_assert(DOTPK_PAIRS <= GEMM_MAX_DOT_PAIRS, "dot_packed_* holds DOTPK_PAIRS + 1 kernels");
 
 /* Reduction trees. Each level adds two shuffles of a pair of vectors into one,
@@ -355,22 +352,8 @@ KERNELS(float, f32, __m512, W_F32, _ps, FMA_PS, transpose16_ps)
 KERNELS(double, f64, __m512d, W_F64, _pd, FMA_PD, transpose8_pd)
 
 const struct GemmKernels gemm_kernels_avx512 = {
-    .f32 = GEMM_BLOCKING(TILE_F32),
-    .f64 = GEMM_BLOCKING(TILE_F64),
-    .ukr_f32 = ukr_f32,
-    .rows_f32 = GEMM_ROWS_TABLE(ukr_f32, MR_ROWS),
-    .ukr_f64 = ukr_f64,
-    .rows_f64 = GEMM_ROWS_TABLE(ukr_f64, MR_ROWS),
-    .rows_rm_f32 = GEMM_RM_TABLE(rm_f32, MR_ROWS),
-    .rows_rm_f64 = GEMM_RM_TABLE(rm_f64, MR_ROWS),
-    .alt_f32 = GEMM_BLOCKING(ALT_F32),
-    .alt_f64 = GEMM_BLOCKING(ALT_F64),
-    .alt_ukr_f32 = alt_ukr_f32,
-    .alt_ukr_f64 = alt_ukr_f64,
-    .dotsz_f32 = {.mr = DOT_MR, .nr = DOT_NR},
-    .dotsz_f64 = {.mr = DOT_MR, .nr = DOT_NR},
-    .dot_f32 = dot_f32,
-    .dot_f64 = dot_f64,
+    GEMM_TABLE_SET(f32),
+    GEMM_TABLE_SET(f64),
     /* 4 x 10: the MLP's 10-wide layer in one tile. */
     .dotpk_f32 = {.mr = DOTPK_MR, .nr = 2 * DOTPK_PAIRS},
     .dotpk_f64 = {.mr = DOTPK_MR, .nr = 2 * DOTPK_PAIRS},
@@ -378,8 +361,4 @@ const struct GemmKernels gemm_kernels_avx512 = {
     .dot_packed_f64 = {NULL, dot_packed_f64_1, dot_packed_f64_2, dot_packed_f64_3, dot_packed_f64_4, dot_packed_f64_5},
     .dot_pack_f32 = dot_pack_f32,
     .dot_pack_f64 = dot_pack_f64,
-    .pack_t_f32 = pack_t_f32,
-    .pack_t_f64 = pack_t_f64,
-    .pack_n_f32 = pack_n_f32,
-    .pack_n_f64 = pack_n_f64,
 };

@@ -13,14 +13,11 @@
 enum { MR = MR_ROWS + 1, ALT_MR = 2, DOT_MR = 2, DOT_NR = 2 };
 enum { W_F32 = 4, W_F64 = 2 }; /* lanes */
 /* Blockings mr, nr, kc, mc, nc. */
-#define TILE_F32 MR, GEMM_NV * W_F32, 256, 128, 4096
-#define TILE_F64 MR, GEMM_NV * W_F64, 256, 128, 2048
-#define ALT_F32 ALT_MR, GEMM_ALT_NV * W_F32, 256, 128, 4092
-#define ALT_F64 ALT_MR, GEMM_ALT_NV * W_F64, 256, 128, 2046
-GEMM_ASSERT_BLOCKING(float, TILE_F32);
-GEMM_ASSERT_BLOCKING(double, TILE_F64);
-GEMM_ASSERT_BLOCKING(float, ALT_F32);
-GEMM_ASSERT_BLOCKING(double, ALT_F64);
+#define TILE_f32 MR, GEMM_NV * W_F32, 256, 128, 4096
+#define TILE_f64 MR, GEMM_NV * W_F64, 256, 128, 2048
+#define ALT_f32 ALT_MR, GEMM_ALT_NV * W_F32, 256, 128, 4092
+#define ALT_f64 ALT_MR, GEMM_ALT_NV * W_F64, 256, 128, 2046
+GEMM_ASSERT_BLOCKINGS();
 
 #define PARTIAL(T, V, S)                                                                     \
     static inline V mload_##S(size_t r, const T *p)                                          \
@@ -79,21 +76,4 @@ KERNELS(float, f32, __m128, W_F32, _ps, FMA_PS)
 #define HSUM_4(o, v) GEMM_HSUM_EACH(o, v, 4)
 KERNELS(double, f64, __m128d, W_F64, _pd, FMA_PD)
 
-const struct GemmKernels gemm_kernels_sse2 = {
-    .f32 = GEMM_BLOCKING(TILE_F32),
-    .f64 = GEMM_BLOCKING(TILE_F64),
-    .ukr_f32 = ukr_f32,
-    .rows_f32 = GEMM_ROWS_TABLE(ukr_f32, MR_ROWS),
-    .ukr_f64 = ukr_f64,
-    .rows_f64 = GEMM_ROWS_TABLE(ukr_f64, MR_ROWS),
-    .alt_f32 = GEMM_BLOCKING(ALT_F32),
-    .alt_f64 = GEMM_BLOCKING(ALT_F64),
-    .alt_ukr_f32 = alt_ukr_f32,
-    .alt_ukr_f64 = alt_ukr_f64,
-    .dotsz_f32 = {.mr = DOT_MR, .nr = DOT_NR},
-    .dotsz_f64 = {.mr = DOT_MR, .nr = DOT_NR},
-    .dot_f32 = dot_f32,
-    .dot_f64 = dot_f64,
-    .pack_n_f32 = pack_n_f32,
-    .pack_n_f64 = pack_n_f64,
-};
+const struct GemmKernels gemm_kernels_sse2 = {GEMM_TABLE(f32), GEMM_TABLE(f64)};

@@ -155,6 +155,24 @@
                    "blocking " #MR " x " #NR ", kc " #KC ", mc " #MC ", nc " #NC " of " #T   \
                    " overflows the limits of kernels/gemm.h")
 
+/* The entries of struct GemmKernels for one dtype, from the kernels of GEMM_KERNEL_SET
+ * (GEMM_TABLE_SET) or of a list without row-major-A kernels and transposing pack
+ * (GEMM_TABLE), and the ISA file's names for its sizes: MR_ROWS, DOT_MR, DOT_NR and the
+ * blockings TILE_<sfx> and ALT_<sfx>. */
+#define GEMM_TABLE(sfx)                                                                      \
+    .sfx = GEMM_BLOCKING(TILE_##sfx), .ukr_##sfx = ukr_##sfx,                                \
+    .rows_##sfx = GEMM_ROWS_TABLE(ukr_##sfx, MR_ROWS), .alt_##sfx = GEMM_BLOCKING(ALT_##sfx), \
+    .alt_ukr_##sfx = alt_ukr_##sfx, .dotsz_##sfx = {.mr = DOT_MR, .nr = DOT_NR},             \
+    .dot_##sfx = dot_##sfx, .pack_n_##sfx = pack_n_##sfx
+#define GEMM_TABLE_SET(sfx)                                                                  \
+    GEMM_TABLE(sfx), .rows_rm_##sfx = GEMM_RM_TABLE(rm_##sfx, MR_ROWS), .pack_t_##sfx = pack_t_##sfx
+/* The compile-time checks of the four blockings named as GEMM_TABLE expects. */
+#define GEMM_ASSERT_BLOCKINGS()                                                              \
+    GEMM_ASSERT_BLOCKING(float, TILE_f32);                                                   \
+    GEMM_ASSERT_BLOCKING(double, TILE_f64);                                                  \
+    GEMM_ASSERT_BLOCKING(float, ALT_f32);                                                    \
+    GEMM_ASSERT_BLOCKING(double, ALT_f64)
+
 /* The kernel set of an ISA file with row-major-A kernels and a transposing pack, for one
  * dtype (P and S the intrinsic prefix and suffix, TR the W x W transpose): the primary
  * MR x GEMM_NV*W tile with a kernel per row count (NROWS = MR - 1, a literal or a macro
