@@ -2,7 +2,7 @@
  *
  * The moment buffers of all parameters are carved from one aligned block made at
  * creation; a step only walks them, never allocates. The inner loops are the dispatched
- * SIMD kernels of kernels.h (axpy, scalar multiply, adam), so each ISA path is used. */
+ * SIMD kernels of kernels/ew.h (axpy, scalar multiply, adam), so each ISA path is used. */
 #include "optimizers.h"
 #include "config_parser.h"
 #include "generic.h"

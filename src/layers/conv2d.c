@@ -1,6 +1,6 @@
 /* Conv2d: NCHW cross-correlation with zero padding, as PyTorch's; weight (out_ch, in_ch,
  * kh, kw), bias (out_ch). Two paths: the direct SIMD kernels on a phase-split input
- * (kernels.h) where whole vectors of each output row do work, else im2col + gemm. The
+ * (kernels/conv.h) where whole vectors of each output row do work, else im2col + gemm. The
  * naive loop stays as the reference both are tested against. */
 #include "nn_layers.h"
 #include "generic.h"
@@ -106,7 +106,7 @@ GEN_BOTH(COL2IM)
     }
 GEN_BOTH(CONV_LAYOUT)
 
-/* ---- the direct path: a phase-split padded input and the SIMD kernels of kernels.h,
+/* ---- the direct path: a phase-split padded input and the SIMD kernels of kernels/conv.h,
  * one sample at a time (its buffers stay in cache), no im2col, NCHW in and out ---- */
 
 /* Above this many weights (O*K) the weight gradient's partial sums would crowd the cache
@@ -114,7 +114,7 @@ GEN_BOTH(CONV_LAYOUT)
 #define CONV_DIRECT_MAX_WEIGHTS ((size_t)1 << 16)
 
 /* The columns of the whole batch, (C*kh*kw) x (N*Ho*Wo), kept for the weight gradient
- * (gemm path); or the direct kernels, the split layout (kernels.h) and its tap offsets. */
+ * (gemm path); or the direct kernels, the split layout (kernels/conv.h) and its tap offsets. */
 struct ConvCtx {
     struct ConvGeom q;
     void *cols;
@@ -144,7 +144,7 @@ static size_t conv_pick_path(struct ConvCtx *cx, uint32_t dt)
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
-/* The split layout of kernels.h: slots of whole vectors (aligned rows) long enough for a
+/* The split layout of kernels/conv.h: slots of whole vectors (aligned rows) long enough for a
  * phase's padded columns and for the leading padding of the next slot. */
 static void conv_direct_setup(struct ConvCtx *cx, size_t lanes, struct Arena *a)
 {
@@ -184,7 +184,7 @@ static size_t conv_split_size(const struct ConvCtx *cx)
     return cx->d.lead + cx->q.C * cx->d.rows * cx->q.stride * cx->d.len + cx->d.slack;
 }
 
-/* A row of the output gradient in whole vectors (kernels.h), and one sample's worth */
+/* A row of the output gradient in whole vectors (kernels/conv.h), and one sample's worth */
 static size_t conv_grad_row(const struct ConvCtx *cx, size_t es)
 {
     return round_up(cx->q.Wo, (size_t)(es == sizeof(float) ? cx->ck->lanes_f32 : cx->ck->lanes_f64));
