@@ -42,7 +42,7 @@ struct LayerSpec {
     uint32_t kind;          /* enum ModuleKind */
     union LayerArgs args;
     struct LayerShape out;  /* per sample, from the shape rule */
-    uint64_t n_params;
+    uint64_t n_params;      /* values the model file holds for the layer: parameters and state */
     int line;               /* of the config, for messages */
 };
 
@@ -63,9 +63,13 @@ struct LayerType {
     const struct LayerArgDef *args;
     uint32_t n_params;
     const char *const *param_names;   /* "weight", "bias", in the module's params order */
+    /* State: tensors saved in the model file (after the parameters) but not trained by
+     * the optimizer, such as running statistics ("running_mean"). */
+    uint32_t n_state;
+    const char *const *state_names;
     /* The shape rule: l's per-sample output from its input in (first: in is the
-     * network's input, for messages); sets out and *n_params, or returns -1 with a
-     * message (no file or line) in err. */
+     * network's input, for messages); sets out and *n_params (parameter and state
+     * values), or returns -1 with a message (no file or line) in err. */
     int (*shape)(const struct LayerSpec *l, const struct LayerShape *in, int first, struct LayerShape *out,
                  uint64_t *n_params, char *err, size_t errlen);
     /* The module of a checked spec, its parameters drawn from rng (PyTorch's default

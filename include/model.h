@@ -15,20 +15,24 @@
 #include "model_io.h"
 #include "nn_layers.h"
 
+/* A Model stays where model_init put it (its modules point at its run): never copy one. */
 struct Model {
     struct TrainConfig cfg;
     struct Module **mods;           /* one per config layer, in order */
     uint32_t n_mods;
     struct Tensor *shift, *scale;   /* input normalisation (D), or NULL */
-    uint32_t n_params;              /* every parameter tensor, module by module */
+    uint32_t n_params;              /* every parameter tensor, module by module (what is trained) */
     struct Node **param_nodes;
     uint32_t n_named;
-    struct NamedTensor *named;      /* every parameter, then input.shift/scale */
+    struct NamedTensor *named;      /* module by module its parameters then its state, then input.shift/scale */
     char (*names)[64];
+    struct LayerRun run;            /* training (1 after model_init, 0 after model_from_file) and the
+                                     * generator of dropout masks, seeded from the model's seed */
 };
 
 /* Builds the modules of cfg with weights drawn from seed (cfg->seed unless overridden),
- * named linear1, conv2d1, relu1, ... (numbered per kind from 1 in config order). */
+ * named linear1, conv2d1, relu1, ... (numbered per kind from 1 in config order), in
+ * training mode. */
 void model_init(struct Model *m, const struct TrainConfig *cfg, uint64_t seed);
 /* Adds the normalisation tensors (taken over by m) and refreshes the name list. */
 void model_set_norm(struct Model *m, struct Tensor *shift, struct Tensor *scale);

@@ -20,6 +20,14 @@
 
 #define MODULE_MAX_PARAMS 4
 
+/* What a layer's forward may read beyond its input: whether the network is training
+ * (batch statistics, dropout) or running inference, and the run's seeded generator
+ * (dropout masks), so a seeded run is reproducible. The model owns one. */
+struct LayerRun {
+    int training;
+    struct Rng rng;
+};
+
 struct Module {
     uint32_t n_params;
     struct Tensor **params;         /* in the order of the row's param_names */
@@ -28,6 +36,9 @@ struct Module {
     uint32_t kind;                  /* enum ModuleKind */
     char name[32];                  /* "linear1", "conv2d1", "relu1" (the model numbers them) */
     struct LayerSpec spec;          /* what it was built from */
+    uint32_t n_state;
+    struct Tensor **state;          /* in the order of the row's state_names; not trained */
+    struct LayerRun *run;           /* the model's (NULL for a module made alone: training, no generator) */
 };
 
 /* Builds the module of a spec through its table row. */
@@ -40,6 +51,10 @@ uint64_t module_param_count(const struct Module *m);
 struct Module *module_new(const struct LayerSpec *l);
 /* Sets parameter i of m to t (taken over), uniform in +-bound from rng, with its node. */
 void module_set_param(struct Module *m, uint32_t i, struct Tensor *t, double bound, struct Rng *rng);
+/* Sets state tensor i of m to t (taken over, values as given). */
+void module_set_state(struct Module *m, uint32_t i, struct Tensor *t);
+/* Is the module's network training (1 for a module made alone)? */
+static inline int module_training(const struct Module *m) { return !m->run || m->run->training; }
 /* The shape rule of the layers that keep their input's shape. */
 int layer_shape_same(const struct LayerSpec *l, const struct LayerShape *in, int first, struct LayerShape *out,
                      uint64_t *n_params, char *err, size_t errlen);

@@ -8,6 +8,7 @@
 static void model_refresh_names(struct Model *m)
 {
     uint32_t n = m->n_params + (m->shift ? 2 : 0), k = 0;
+    for (uint32_t i = 0; i < m->n_mods; i++) n += m->mods[i]->n_state;
     mem_free(m->named);
     mem_free(m->names);
     m->named = mem_alloc_zeroed((n ? n : 1) * sizeof *m->named);
@@ -18,6 +19,10 @@ static void model_refresh_names(struct Model *m)
         for (uint32_t j = 0; j < mod->n_params; j++, k++) {
             snprintf(m->names[k], sizeof m->names[k], "%s.%s", mod->name, lt->param_names[j]);
             m->named[k] = (struct NamedTensor){m->names[k], mod->params[j]};
+        }
+        for (uint32_t j = 0; j < mod->n_state; j++, k++) {
+            snprintf(m->names[k], sizeof m->names[k], "%s.%s", mod->name, lt->state_names[j]);
+            m->named[k] = (struct NamedTensor){m->names[k], mod->state[j]};
         }
     }
     if (m->shift) {
@@ -37,6 +42,8 @@ void model_init(struct Model *m, const struct TrainConfig *cfg, uint64_t seed)
     m->cfg = *cfg;
     struct Rng rng;
     rng_seed(&rng, seed);
+    m->run.training = 1;
+    rng_seed(&m->run.rng, seed ^ 0x5eedd40f0u); /* apart from the initialisation's stream */
     uint32_t count[MOD_COUNT] = {0};
     m->n_mods = cfg->n_layers;
     m->mods = mem_alloc_zeroed((m->n_mods ? m->n_mods : 1) * sizeof *m->mods);
@@ -44,6 +51,7 @@ void model_init(struct Model *m, const struct TrainConfig *cfg, uint64_t seed)
         const struct LayerSpec *l = &cfg->layers[i];
         struct Module *mod = m->mods[i] = module_create(l, cfg->dtype, &rng);
         snprintf(mod->name, sizeof mod->name, "%s%u", layer_type(l->kind)->prefix, ++count[l->kind]);
+        mod->run = &m->run;
         m->n_params += mod->n_params;
     }
     m->param_nodes = mem_alloc_zeroed((m->n_params ? m->n_params : 1) * sizeof *m->param_nodes);
@@ -117,6 +125,7 @@ int model_from_file(struct Model *m, const char *path, const char *config_path, 
                       path);
     if (!bad) {
         model_init(m, &cfg, cfg.seed);
+        m->run.training = 0;
         uint64_t d = cfg.input_dim;
         if (cfg.normalize != NORM_NONE) model_set_norm(m, tensor_zeros(1, &d, cfg.dtype), tensor_zeros(1, &d, cfg.dtype));
         bad = model_assign(&mf, m->named, m->n_named, path, err, errlen);

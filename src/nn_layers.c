@@ -65,8 +65,17 @@ struct Module *module_new(const struct LayerSpec *l)
         m->params = mem_alloc_zeroed(m->n_params * sizeof *m->params);
         m->param_nodes = mem_alloc_zeroed(m->n_params * sizeof *m->param_nodes);
     }
+    m->n_state = lt->n_state;
+    CHECK(m->n_state <= MODULE_MAX_PARAMS, "%s has too many state tensors", lt->name);
+    if (m->n_state) m->state = mem_alloc_zeroed(m->n_state * sizeof *m->state);
     str_copy(m->name, lt->prefix, sizeof m->name);
     return m;
+}
+
+void module_set_state(struct Module *m, uint32_t i, struct Tensor *t)
+{
+    CHECK(i < m->n_state, "state %u of %s", i, m->name);
+    m->state[i] = t;
 }
 
 /* PyTorch's default: uniform in +-1/sqrt(fan_in), weight first, then bias. */
@@ -101,7 +110,9 @@ void module_free(struct Module *m)
         node_free(m->param_nodes[i]);
         tensor_free(m->params[i]);
     }
+    for (uint32_t i = 0; i < m->n_state; i++) tensor_free(m->state[i]);
     mem_free(m->params);
     mem_free(m->param_nodes);
+    mem_free(m->state);
     mem_free(m);
 }
