@@ -10,7 +10,7 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 DEFS    := -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
 ALL_CFLAGS = $(WARN) $(DEFS) -Iinclude -Isrc $(CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS  := -lm
+LDLIBS  := -lm -pthread
 
 ISA_sse2   :=
 ISA_avx2   := -mavx2 -mfma

@@ -4,6 +4,7 @@
  * Usage: tests [substring]   runs only tests whose name contains substring. */
 #define _GNU_SOURCE
 #include "test.h"
+#include "threads.h"
 #include "math_kernels.h"
 #include "mem.h"
 #include "utils.h"
@@ -163,12 +164,18 @@ int main(int argc, char **argv)
             passed += ok, failed += !ok;
             continue;
         }
-        for (int isa = ISA_SSE2; isa < ISA_COUNT; isa++) {
-            if (!kernels_isa_supported(isa) || (forced >= 0 && isa != forced)) continue;
-            kernels_select(isa);
-            int ok = run_one(c, isa_name(isa));
-            passed += ok, failed += !ok;
-        }
+        /* every ISA path, on one thread and on three (the parallel splits) */
+        for (int isa = ISA_SSE2; isa < ISA_COUNT; isa++)
+            for (int nt = 1; nt <= 3; nt += 2) {
+                if (!kernels_isa_supported(isa) || (forced >= 0 && isa != forced)) continue;
+                char label[32];
+                snprintf(label, sizeof label, nt == 1 ? "%s" : "%s, 3 threads", isa_name(isa));
+                kernels_select(isa);
+                threads_set(nt);
+                int ok = run_one(c, label);
+                passed += ok, failed += !ok;
+            }
+        threads_set(1);
         kernels_select(dflt);
     }
     char cmd[300];

@@ -12,6 +12,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "math_kernels.h"
+#include "threads.h"
 #include "utils.h"
 
 #define GEMM_REF(T, sfx)                                                                     \
@@ -66,6 +67,11 @@ enum gemm_pack {
                    * rows of a ragged one */
     PACK_NONE_RM, /* A read in place row-major, by the rows_rm kernels */
 };
+
+/* The paths of a call (gemm_driver.h). */
+enum { GEMM_DOT, GEMM_SMALL, GEMM_BLOCKED };
+/* Below this many flops a call runs on one thread: a parallel job costs microseconds. */
+#define GEMM_PAR_MIN_FLOPS 400000.0
 
 #define T float
 #define SFX f32

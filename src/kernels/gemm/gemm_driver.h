@@ -127,23 +127,31 @@ static void FN(macro)(const struct FN(tiling) *tl, size_t mb, size_t nb, size_t 
     }
 }
 
-static void FN(blocked)(const struct FN(tiling) *tl, size_t M, size_t N, size_t K,
-                        T alpha, struct FN(view) A, struct FN(view) B, T beta,
-                        T *C, size_t rsc, size_t csc)
+/* How blocked_ packs: decided once for the whole call (a task's part must not decide
+ * differently, or its sums could round differently). */
+static void FN(pack_policy)(const struct FN(tiling) *tl, size_t M, size_t N, struct FN(view) A,
+                            struct FN(view) B, enum gemm_pack *how_a, enum gemm_pack *how_b)
 {
-    size_t mr = tl->mr, nr = tl->nr, kc = tl->kc, mc = tl->mc, nc = tl->nc;
     /* Packing B pays when many row panels reuse it (past two A blocks: measured at
      * M = 256, reading B in place gains 4%), packing A when many column panels do;
      * otherwise full panels with unit stride are read in place. */
-    enum gemm_pack how_b = B.cs == 1 && M <= 2 * mc ? PACK_RAGGED : PACK_ALL;
-    enum gemm_pack how_a = A.rs == 1 && N <= 4 * nr ? PACK_RAGGED : PACK_ALL;
+    *how_b = B.cs == 1 && M <= 2 * tl->mc ? PACK_RAGGED : PACK_ALL;
+    *how_a = A.rs == 1 && N <= 4 * tl->nr ? PACK_RAGGED : PACK_ALL;
     /* The per-row-count kernels read only the rows they compute: a ragged A panel
      * can be read in place too. */
-    if (how_a == PACK_RAGGED && tl->rows) how_a = PACK_NONE;
+    if (*how_a == PACK_RAGGED && tl->rows) *how_a = PACK_NONE;
     /* A row-major A is read in place too, by the rows_rm kernels, when few column
      * panels reuse it (at short K too: over 98 panels, conv's Linear igrad at K = 10
      * lost 5% in place). */
-    if (how_a == PACK_ALL && A.cs == 1 && tl->rows_rm && N <= 4 * nr) how_a = PACK_NONE_RM;
+    if (*how_a == PACK_ALL && A.cs == 1 && tl->rows_rm && N <= 4 * tl->nr) *how_a = PACK_NONE_RM;
+}
+
+/* The rows and columns of C given, of a call whose packing policies are how_a, how_b. */
+static void FN(blocked)(const struct FN(tiling) *tl, size_t M, size_t N, size_t K,
+                        T alpha, struct FN(view) A, struct FN(view) B, T beta,
+                        T *C, size_t rsc, size_t csc, enum gemm_pack how_a, enum gemm_pack how_b)
+{
+    size_t mr = tl->mr, nr = tl->nr, kc = tl->kc, mc = tl->mc, nc = tl->nc;
     for (size_t jc = 0; jc < N; jc += nc) {
         size_t nb = min_sz(nc, N - jc);
         for (size_t pc = 0; pc < K; pc += kc) {
@@ -165,28 +173,42 @@ static void FN(blocked)(const struct FN(tiling) *tl, size_t M, size_t N, size_t 
 /* A B^T with both operands K-contiguous, by the dot-product kernels: K in chunks of
  * kc, so that a chunk of the rows reread by the inner loop (a packed panel of B, else
  * the smaller operand's) stays in L1; each chunk's sums go into C. */
-static void FN(dot)(const struct GemmKernels *gk, size_t M, size_t N, size_t K,
-                    T alpha, const T *A, size_t lda, const T *B, size_t ldb, T beta,
-                    T *C, size_t ldc)
+/* The dot path's plan for the whole call: packed panels or not, the tile and the K chunk. */
+struct FN(dot_plan) { int packed; size_t mr, nr, kc; };
+
+static struct FN(dot_plan) FN(dot_plan)(const struct GemmKernels *gk, size_t M, size_t N, size_t K)
 {
-    int packed = gk->FN(dot_pack) && M >= DOT_PACK_ROW_TILES * (size_t)gk->FN(dotpk).mr &&
-                 N <= DOT_PACK_PANELS * (size_t)gk->FN(dotpk).nr;
-    size_t mr = (size_t)(packed ? gk->FN(dotpk).mr : gk->FN(dotsz).mr);
-    size_t nr = (size_t)(packed ? gk->FN(dotpk).nr : gk->FN(dotsz).nr);
-    size_t kc = K; /* K <= 256: one chunk, no divisions */
+    struct FN(dot_plan) d;
+    d.packed = gk->FN(dot_pack) && M >= DOT_PACK_ROW_TILES * (size_t)gk->FN(dotpk).mr &&
+               N <= DOT_PACK_PANELS * (size_t)gk->FN(dotpk).nr;
+    d.mr = (size_t)(d.packed ? gk->FN(dotpk).mr : gk->FN(dotsz).mr);
+    d.nr = (size_t)(d.packed ? gk->FN(dotpk).nr : gk->FN(dotsz).nr);
+    d.kc = K; /* K <= 256: one chunk, no divisions */
     if (K > 256) {
-        kc = min_sz(DOT_L1_BYTES / (mr > nr ? mr : nr), DOT_L2_BYTES / min_sz(M, N));
+        size_t kc = min_sz(DOT_L1_BYTES / (d.mr > d.nr ? d.mr : d.nr), DOT_L2_BYTES / min_sz(M, N));
         kc = kc / sizeof(T) / 64 * 64;
         kc = kc < 256 ? 256 : kc;
         size_t chunks = (K + kc - 1) / kc;
-        kc = round_up((K + chunks - 1) / chunks, 16); /* even chunks */
+        d.kc = round_up((K + chunks - 1) / chunks, 16); /* even chunks */
     }
-    CHECK(!packed || (nr + 1) / 2 * 2 * (kc + 16) * sizeof(T) <= GEMM_PACK_B_BYTES,
-          "a dot panel of %zu x %zu does not fit the pack buffer", nr, kc);
+    CHECK(!d.packed || (d.nr + 1) / 2 * 2 * (d.kc + 16) * sizeof(T) <= GEMM_PACK_B_BYTES,
+          "a dot panel of %zu x %zu does not fit the pack buffer", d.nr, d.kc);
+    return d;
+}
+
+/* A B^T with both operands K-contiguous, by the dot-product kernels, for the M x N part
+ * of C at A, B, C (rows and columns of the call cut at tile boundaries): K in chunks of
+ * kc, so that a chunk of the rows reread by the inner loop (a packed panel of B, else
+ * the smaller operand's) stays in L1; each chunk's sums go into C. */
+static void FN(dot)(const struct GemmKernels *gk, const struct FN(dot_plan) *d, size_t M, size_t N,
+                    size_t K, T alpha, const T *A, size_t lda, const T *B, size_t ldb, T beta,
+                    T *C, size_t ldc)
+{
+    size_t mr = d->mr, nr = d->nr, kc = d->kc;
     for (size_t pc = 0; pc < K; pc += kc) {
         size_t kb = min_sz(kc, K - pc);
         T beta_k = pc == 0 ? beta : 1;
-        if (packed) { /* a panel of B, then all rows on it in one call */
+        if (d->packed) { /* a panel of B, then all rows on it in one call */
             for (size_t j = 0; j < N; j += nr) {
                 size_t n = min_sz(nr, N - j);
                 gk->FN(dot_pack)(pack_b.SFX, B + j * ldb + pc, ldb, n, kb);
@@ -223,24 +245,28 @@ static int FN(use_dot)(const struct GemmKernels *gk, size_t M, size_t N, size_t 
  * M <= mc (any M if K <= 16), N a multiple of nr (no ragged B panel; with a kernel
  * per row count, no padding at all, so no other tile does better), B row-major and
  * A read in place (A^T's rows, or a row-major A by the rows_rm kernels) where
- * blocked_ would not pack it either. Returns 0 if the call is not of that kind. In
- * a small call the generic set-up (the tile choice above all) cost 0.1 of the work.  */
-static int FN(small)(const struct GemmKernels *gk, int ta, int tb, size_t M, size_t N,
-                     size_t K, T alpha, const T *A, size_t lda, const T *B, size_t ldb,
-                     T beta, T *C, size_t ldc)
+ * blocked_ would not pack it either. In a small call the generic set-up (the tile
+ * choice above all) cost 0.1 of the work. */
+static int FN(small_ok)(const struct GemmKernels *gk, int ta, int tb, size_t M, size_t N, size_t K)
+{
+    size_t nr = (size_t)gk->SFX.nr;
+    const FN(ukr_fn) *rows = ta ? gk->FN(rows) : gk->FN(rows_rm);
+    return !(tb || K > (size_t)gk->SFX.kc || (M > (size_t)gk->SFX.mc && K > 16) || N % nr ||
+             !rows[1] || N > (size_t)gk->SFX.nc || (N > 4 * nr && (ta || K > 16)));
+}
+
+/* The M x N part of a small call at A, B, C (A's first row or column, B's first column). */
+static void FN(small)(const struct GemmKernels *gk, int ta, size_t M, size_t N, size_t K, T alpha,
+                      const T *A, size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
     size_t mr = (size_t)gk->SFX.mr, nr = (size_t)gk->SFX.nr;
     const FN(ukr_fn) *rows = ta ? gk->FN(rows) : gk->FN(rows_rm);
-    if (tb || K > (size_t)gk->SFX.kc || (M > (size_t)gk->SFX.mc && K > 16) || N % nr ||
-        !rows[1] || N > (size_t)gk->SFX.nc || (N > 4 * nr && (ta || K > 16)))
-        return 0;
     for (size_t j = 0; j < N; j += nr)
         for (size_t i = 0; i < M; i += mr) {
             size_t m = min_sz(mr, M - i);
             FN(ukr_fn) ukr = ta && m == mr ? gk->FN(ukr) : rows[m];
             ukr(K, A + (ta ? i : i * lda), lda, B + j, ldb, C + i * ldc + j, ldc, m, nr, alpha, beta);
         }
-    return 1;
 }
 
 /* Cycles-ish estimate: padded tile work, a fixed cost per tile (call and C update:
@@ -258,6 +284,72 @@ static double FN(cost)(const struct FN(tiling) *tl, size_t M, size_t N, size_t K
     return work + merge * (double)((K + tl->kc - 1) / tl->kc);
 }
 
+/* One call, planned once: its path with everything the path decides, and the cut of
+ * its output (in the path's orientation) into tm x tn parts of rstep x cstep, whole
+ * tiles each. Parts run as parallel tasks; each computes its elements exactly as the
+ * whole call would, so the result does not depend on the cut. */
+struct FN(plan) {
+    int path;                       /* GEMM_DOT, GEMM_SMALL, GEMM_BLOCKED */
+    const struct GemmKernels *gk;
+    int ta;
+    size_t M, N, K;                 /* in the path's orientation (blocked may transpose) */
+    T alpha, beta;
+    struct FN(view) A, B;           /* blocked; dot and small read A, B, lda, ldb */
+    const T *a, *b;
+    size_t lda, ldb;
+    T *C;
+    size_t rsc, csc;
+    struct FN(tiling) tl;
+    enum gemm_pack how_a, how_b;
+    struct FN(dot_plan) dot;
+    size_t tm, tn, rstep, cstep;
+};
+
+static void FN(part)(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const struct FN(plan) *p = ctx;
+    size_t i0 = task / p->tn * p->rstep, j0 = task % p->tn * p->cstep;
+    if (i0 >= p->M || j0 >= p->N) return;
+    size_t m = min_sz(p->rstep, p->M - i0), n = min_sz(p->cstep, p->N - j0);
+    T *c = p->C + i0 * p->rsc + j0 * p->csc;
+    if (p->path == GEMM_DOT)
+        FN(dot)(p->gk, &p->dot, m, n, p->K, p->alpha, p->a + i0 * p->lda, p->lda, p->b + j0 * p->ldb, p->ldb,
+                p->beta, c, p->rsc);
+    else if (p->path == GEMM_SMALL)
+        FN(small)(p->gk, p->ta, m, n, p->K, p->alpha, p->a + (p->ta ? i0 : i0 * p->lda), p->lda, p->b + j0,
+                  p->ldb, p->beta, c, p->rsc);
+    else {
+        struct FN(view) a = {p->A.p + i0 * p->A.rs, p->A.rs, p->A.cs}, b = {p->B.p + j0 * p->B.cs, p->B.rs, p->B.cs};
+        FN(blocked)(&p->tl, m, n, p->K, p->alpha, a, b, p->beta, c, p->rsc, p->csc, p->how_a, p->how_b);
+    }
+}
+
+/* The cut into parts for the threads present: the one whose slowest round of parts
+ * costs least, counting each part's tiles and the packing it repeats (a part packs the
+ * rows of A and the columns of B it needs; pack_a, pack_b say whether the path packs
+ * them at all). One part when threads are off or the call is small. */
+static void FN(cut)(struct FN(plan) *p, size_t mr, size_t nr, int packs_a, int packs_b)
+{
+    size_t T_ = (size_t)threads_count(), rt = (p->M + mr - 1) / mr, ct = (p->N + nr - 1) / nr;
+    p->tm = p->tn = 1;
+    if (T_ > 1 && 2 * (double)p->M * (double)p->N * (double)p->K >= GEMM_PAR_MIN_FLOPS) {
+        double best = -1, per_tile = (double)(mr * nr) * (double)p->K / 32;
+        for (size_t tm = 1; tm <= rt && tm <= 4 * T_; tm++)
+            for (size_t tn = 1; tn <= ct && tm * tn <= 4 * T_; tn++) {
+                size_t rows = (rt + tm - 1) / tm, cols = (ct + tn - 1) / tn, rounds = (tm * tn + T_ - 1) / T_;
+                double cost = (double)rounds * ((double)(rows * cols) * per_tile + 8 +
+                                                (packs_a ? (double)(rows * mr) * (double)p->K : 0) +
+                                                (packs_b ? (double)(cols * nr) * (double)p->K : 0));
+                if (best < 0 || cost < best) best = cost, p->tm = tm, p->tn = tn;
+            }
+    }
+    p->rstep = (rt + p->tm - 1) / p->tm * mr;
+    p->cstep = (ct + p->tn - 1) / p->tn * nr;
+    p->tm = (p->M + p->rstep - 1) / p->rstep;
+    p->tn = (p->N + p->cstep - 1) / p->cstep;
+}
+
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
               size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
@@ -271,28 +363,39 @@ void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
         FN(gemm_ref)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    struct FN(plan) p = {.gk = gk, .ta = ta, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
+                         .a = A, .b = B, .lda = lda, .ldb = ldb, .C = C, .rsc = ldc, .csc = 1};
     if (!ta && tb && FN(use_dot)(gk, M, N, K)) {
-        FN(dot)(gk, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    if (FN(small)(gk, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
-    struct FN(view) va = {A, ta ? 1 : lda, ta ? lda : 1};
-    struct FN(view) vb = {B, tb ? 1 : ldb, tb ? ldb : 1};
-    /* The tile that fits best: either ISA tile, on C or (through C^T = op(B)^T op(A)^T)
-     * on its transpose. */
-    struct FN(tiling) tl[2] = {FN(tiling)(gk, 0), FN(tiling)(gk, 1)};
-    int best = 0;
-    double cost[4];
-    for (int c = 0; c < 4; c++) {
-        cost[c] = c & 2 ? FN(cost)(&tl[c & 1], N, M, K, 1) : FN(cost)(&tl[c & 1], M, N, K, 0);
-        if (cost[c] < cost[best]) best = c;
-    }
-    if (best & 2) {
-        struct FN(view) at = {B, vb.cs, vb.rs}, bt = {A, va.cs, va.rs};
-        FN(blocked)(&tl[best & 1], N, M, K, alpha, at, bt, beta, C, 1, ldc);
+        p.path = GEMM_DOT;
+        p.dot = FN(dot_plan)(gk, M, N, K);
+        FN(cut)(&p, p.dot.mr, p.dot.nr, 0, p.dot.packed);
+    } else if (FN(small_ok)(gk, ta, tb, M, N, K)) {
+        p.path = GEMM_SMALL;
+        FN(cut)(&p, (size_t)gk->SFX.mr, (size_t)gk->SFX.nr, 0, 0);
     } else {
-        FN(blocked)(&tl[best & 1], M, N, K, alpha, va, vb, beta, C, ldc, 1);
+        struct FN(view) va = {A, ta ? 1 : lda, ta ? lda : 1};
+        struct FN(view) vb = {B, tb ? 1 : ldb, tb ? ldb : 1};
+        /* The tile that fits best: either ISA tile, on C or (through C^T = op(B)^T op(A)^T)
+         * on its transpose. */
+        struct FN(tiling) tl[2] = {FN(tiling)(gk, 0), FN(tiling)(gk, 1)};
+        int best = 0;
+        double cost[4];
+        for (int c = 0; c < 4; c++) {
+            cost[c] = c & 2 ? FN(cost)(&tl[c & 1], N, M, K, 1) : FN(cost)(&tl[c & 1], M, N, K, 0);
+            if (cost[c] < cost[best]) best = c;
+        }
+        p.path = GEMM_BLOCKED;
+        p.tl = tl[best & 1];
+        if (best & 2) {
+            p.M = N, p.N = M, p.rsc = 1, p.csc = ldc;
+            p.A = (struct FN(view)){B, vb.cs, vb.rs}, p.B = (struct FN(view)){A, va.cs, va.rs};
+        } else {
+            p.A = va, p.B = vb;
+        }
+        FN(pack_policy)(&p.tl, p.M, p.N, p.A, p.B, &p.how_a, &p.how_b);
+        FN(cut)(&p, p.tl.mr, p.tl.nr, p.how_a == PACK_ALL, p.how_b == PACK_ALL);
     }
+    par_run(p.tm * p.tn, FN(part), &p);
 }
 
 #undef FN

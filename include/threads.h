@@ -1,0 +1,46 @@
+/* threads: the worker pool every parallel op runs on, and the rule that keeps results
+ * the same on any number of threads.
+ *
+ * par_run(n, fn, ctx) calls fn(ctx, task, worker) once for every task < n, spread over
+ * the pool's threads (the caller is worker 0 and works too), and returns when all are
+ * done. Tasks must be independent: each writes its own part of the output, and what a
+ * task computes must not depend on how many tasks or threads there are. So an op is
+ * split over outputs (rows, channels, output tiles), never inside a reduction; where a
+ * sum over samples cannot be avoided it runs in fixed-size chunks whose partial sums
+ * are added in chunk order by one task. `worker` (< threads_count()) only picks a
+ * scratch slot.
+ *
+ * The pool holds threads_count() - 1 workers. Between jobs they spin for about a
+ * millisecond, then sleep on a condition variable: no core stays busy while training
+ * waits on I/O. par_run from inside a task runs the tasks on the calling thread. */
+#ifndef MINIDL_THREADS_H
+#define MINIDL_THREADS_H
+
+#include <stddef.h>
+
+#define THREADS_MAX 1024
+
+/* The cores this process may run on: its affinity mask, capped by a cgroup CPU quota
+ * (cgroup v2 cpu.max or v1 cfs_quota_us/cfs_period_us), at least 1. */
+int threads_available(void);
+/* Sets the pool's size (1..THREADS_MAX), starting or stopping workers; not from a task. */
+void threads_set(int n);
+int threads_count(void);
+/* MINIDL_THREADS, or threads_available() when unset. Returns -1 when the variable is
+ * set but not a whole number in 1..THREADS_MAX. */
+int threads_from_env(void);
+/* Parses an option value "N" (1..THREADS_MAX): the count, or -1. */
+int threads_parse(const char *s);
+
+typedef void (*par_fn)(void *ctx, size_t task, int worker);
+void par_run(size_t n_tasks, par_fn fn, void *ctx);
+
+/* Below this much work (in bytes touched or flops, the caller's measure) an op runs
+ * on the calling thread: a job's start and barrier cost a few microseconds. */
+#define PAR_MIN_WORK ((size_t)1 << 15)
+/* How many tasks to cut `work` units into: enough for every thread (a few each, for
+ * balance), none smaller than min_per_task units; 1 when threads are off or the work
+ * is small. The count may depend on the thread count: tasks must not. */
+size_t par_tasks(size_t work, size_t min_per_task);
+
+#endif

@@ -1,0 +1,218 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+/* threads: the worker pool (include/threads.h). One pool per process, like the kernel
+ * table: it holds threads, never training state. Jobs are published by a generation
+ * counter; workers take tasks from a shared counter, so a slow thread does not hold
+ * the others up, and results do not depend on who ran what. */
+#include "threads.h"
+#include "utils.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* How long an idle worker polls for the next job before it sleeps. */
+#define SPIN_NS 1000000
+
+struct Pool {
+    int n;                          /* threads, the caller included */
+    pthread_t tid[THREADS_MAX];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_ulong gen;               /* job generation: a change means a new job */
+    atomic_int sleepers;            /* workers waiting on cv */
+    atomic_int quit;
+    /* the job, written before gen is bumped */
+    par_fn fn;
+    void *ctx;
+    size_t n_tasks;
+    atomic_size_t next;             /* the next task to take */
+    atomic_int done;                /* workers finished with this job */
+    unsigned long gen_at_start;     /* the generation when the workers were made */
+};
+
+static struct Pool pool = {.n = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+static _Thread_local int in_task;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void run_tasks(int worker)
+{
+    in_task = 1;
+    for (;;) {
+        size_t t = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed);
+        if (t >= pool.n_tasks) break;
+        pool.fn(pool.ctx, t, worker);
+    }
+    in_task = 0;
+}
+
+/* Waits until the generation differs from seen (or quit); returns the new one. */
+static unsigned long wait_job(unsigned long seen)
+{
+    uint64_t until = now_ns() + SPIN_NS;
+    for (int i = 0;; i++) {
+        unsigned long g = atomic_load_explicit(&pool.gen, memory_order_acquire);
+        if (g != seen || atomic_load(&pool.quit)) return g;
+        if ((i & 63) == 63 && now_ns() > until) break;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&pool.mu);
+    atomic_fetch_add(&pool.sleepers, 1);
+    unsigned long g;
+    while ((g = atomic_load(&pool.gen)) == seen && !atomic_load(&pool.quit)) pthread_cond_wait(&pool.cv, &pool.mu);
+    atomic_fetch_sub(&pool.sleepers, 1);
+    pthread_mutex_unlock(&pool.mu);
+    return g;
+}
+
+static void *worker_main(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    /* not the current generation: a job may have started before this thread ran */
+    unsigned long seen = pool.gen_at_start;
+    for (;;) {
+        seen = wait_job(seen);
+        if (atomic_load(&pool.quit)) break;
+        run_tasks(id);
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void pool_stop(void)
+{
+    if (pool.n <= 1) return;
+    pthread_mutex_lock(&pool.mu);
+    atomic_store(&pool.quit, 1);
+    pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    for (int i = 1; i < pool.n; i++) pthread_join(pool.tid[i], NULL);
+    atomic_store(&pool.quit, 0);
+    pool.n = 1;
+}
+
+/* A forked child has the caller's thread only: it runs alone (test children, and any
+ * fork a user of the library makes). */
+static void after_fork_child(void)
+{
+    pool.n = 1;
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.cv, NULL);
+    atomic_store(&pool.sleepers, 0);
+}
+
+void threads_set(int n)
+{
+    static int registered;
+    if (!registered) registered = !pthread_atfork(NULL, NULL, after_fork_child);
+    CHECK(n >= 1 && n <= THREADS_MAX, "thread count %d", n);
+    CHECK(!in_task, "threads_set from inside a parallel task");
+    if (n == pool.n) return;
+    pool_stop();
+    pool.gen_at_start = atomic_load(&pool.gen);
+    for (int i = 1; i < n; i++) {
+        int rc = pthread_create(&pool.tid[i], NULL, worker_main, (void *)(intptr_t)i);
+        if (rc) fatal("cannot start thread %d of %d: %s", i + 1, n, strerror(rc));
+        pool.n = i + 1;
+    }
+}
+
+int threads_count(void) { return pool.n; }
+
+void par_run(size_t n_tasks, par_fn fn, void *ctx)
+{
+    if (n_tasks == 0) return;
+    if (pool.n == 1 || n_tasks == 1 || in_task) {
+        for (size_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        return;
+    }
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n_tasks = n_tasks;
+    atomic_store_explicit(&pool.next, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    atomic_fetch_add(&pool.gen, 1); /* seq_cst: pairs with a sleeper's count and check */
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_broadcast(&pool.cv);
+        pthread_mutex_unlock(&pool.mu);
+    }
+    run_tasks(0);
+    while (atomic_load_explicit(&pool.done, memory_order_acquire) != pool.n - 1) cpu_relax();
+}
+
+size_t par_tasks(size_t work, size_t min_per_task)
+{
+    size_t n = (size_t)pool.n;
+    if (n == 1 || work < PAR_MIN_WORK) return 1;
+    size_t by_size = work / (min_per_task ? min_per_task : 1);
+    size_t want = 4 * n;
+    return by_size < 1 ? 1 : by_size < want ? by_size : want;
+}
+
+/* ---- how many threads ---- */
+
+/* A cgroup CPU quota in whole cores (rounded up), or 0 when there is none. */
+static int cgroup_cores(void)
+{
+    char buf[128];
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        if (fgets(buf, sizeof buf, f) && strncmp(buf, "max", 3) && sscanf(buf, "%lld %lld", &quota, &period) != 2)
+            quota = -1;
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"))) {
+        if (fscanf(f, "%lld", &quota) != 1) quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r"))) {
+            if (fscanf(f, "%lld", &period) != 1) period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0) return 0;
+    long long cores = (quota + period - 1) / period;
+    return cores > THREADS_MAX ? THREADS_MAX : (int)cores;
+}
+
+int threads_available(void)
+{
+    int n = 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+    int q = cgroup_cores();
+    if (q > 0 && q < n) n = q;
+    if (n < 1) n = 1;
+    return n > THREADS_MAX ? THREADS_MAX : n;
+}
+
+int threads_parse(const char *s)
+{
+    int64_t v;
+    if (!s || str_to_int(s, &v) != STR_OK || v < 1 || v > THREADS_MAX) return -1;
+    return (int)v;
+}
+
+int threads_from_env(void)
+{
+    const char *s = getenv("MINIDL_THREADS");
+    if (!s) return threads_available();
+    return threads_parse(s);
+}

@@ -1,0 +1,99 @@
+/* The worker pool, and the rule that results are the same bits on any thread count:
+ * every parallel op against its one-thread result at 2, 3, 4 and 7 threads. */
+#include "test.h"
+#include "gradcheck.h"
+#include "math_kernels.h"
+#include "mem.h"
+#include "threads.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const int counts[] = {2, 3, 4, 7};
+#define N_COUNTS (sizeof counts / sizeof *counts)
+
+struct Tally { atomic_int hits[1000]; atomic_int bad_worker; int nested; };
+
+static void nested_task(void *ctx, size_t task, int worker)
+{
+    struct Tally *t = ctx;
+    (void)worker;
+    atomic_fetch_add(&t->hits[500 + task], 1);
+}
+
+static void count_task(void *ctx, size_t task, int worker)
+{
+    struct Tally *t = ctx;
+    if (worker < 0 || worker >= threads_count()) atomic_fetch_add(&t->bad_worker, 1);
+    atomic_fetch_add(&t->hits[task], 1);
+    if (t->nested && task == 3) par_run(5, nested_task, t); /* runs on this thread */
+}
+
+TEST(par_run_runs_every_task_once)
+{
+    for (size_t c = 0; c < N_COUNTS; c++) {
+        threads_set(counts[c]);
+        EXPECT_EQ_INT(threads_count(), counts[c]);
+        for (int rep = 0; rep < 50; rep++) {
+            static struct Tally t;
+            memset(&t, 0, sizeof t);
+            t.nested = rep == 7;
+            size_t n = (size_t)(rep * 37 % 300) + 1;
+            par_run(n, count_task, &t);
+            for (size_t i = 0; i < n; i++) EXPECT_EQ_INT(atomic_load(&t.hits[i]), 1);
+            EXPECT_EQ_INT(atomic_load(&t.hits[n]), 0);
+            EXPECT_EQ_INT(atomic_load(&t.bad_worker), 0);
+            for (size_t i = 0; t.nested && i < 5; i++) EXPECT_EQ_INT(atomic_load(&t.hits[500 + i]), 1);
+        }
+    }
+    threads_set(1);
+}
+
+TEST(thread_counts_parse_and_default)
+{
+    EXPECT_EQ_INT(threads_parse("1"), 1);
+    EXPECT_EQ_INT(threads_parse("1024"), 1024);
+    EXPECT_EQ_INT(threads_parse("0"), -1);
+    EXPECT_EQ_INT(threads_parse("1025"), -1);
+    EXPECT_EQ_INT(threads_parse("abc"), -1);
+    EXPECT_EQ_INT(threads_parse("2x"), -1);
+    EXPECT_EQ_INT(threads_parse("-3"), -1);
+    EXPECT_EQ_INT(threads_parse(""), -1);
+    EXPECT(threads_available() >= 1);
+}
+
+/* gemm through every path (dot, small, blocked on either tile and orientation), at
+ * shapes large enough to be cut into parts, gives one thread's bits on any count. */
+TEST_ISA(gemm_same_bits_on_any_thread_count)
+{
+    static const size_t shapes[][3] = {
+        {64, 128, 784}, {64, 784, 128}, {128, 784, 64}, {64, 10, 128}, {256, 10, 128}, {10, 128, 256},
+        {256, 128, 784}, {97, 203, 301}, {8, 3136, 72}, {16, 200, 9}, {301, 64, 1000}, {33, 47, 2000},
+    };
+    int saved = threads_count();
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int tr = 0; tr < 4; tr++)
+            for (uint32_t dt = 0; dt < 2; dt++) {
+                size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                int ta = tr & 1, tb = tr >> 1;
+                uint64_t sa[2] = {ta ? K : M, ta ? M : K}, sb[2] = {tb ? N : K, tb ? K : N}, sc[2] = {M, N};
+                struct Tensor *A = tensor_create(2, sa, dt), *B = tensor_create(2, sb, dt), *C0 = tensor_create(2, sc, dt);
+                fill_uniform(A, -1, 1, 11 + s);
+                fill_uniform(B, -1, 1, 12 + s);
+                fill_uniform(C0, -1, 1, 13 + s);
+                struct Tensor *C1 = tensor_copy(C0), *C = tensor_copy(C0);
+                threads_set(1);
+                gemm(ta, tb, 0.75, A, B, 0.5, C1);
+                for (size_t c = 0; c < N_COUNTS; c++) {
+                    threads_set(counts[c]);
+                    tensor_copy_into(C, C0);
+                    gemm(ta, tb, 0.75, A, B, 0.5, C);
+                    EXPECT_MSG(!memcmp(C->data, C1->data, M * N * dtype_size(dt)),
+                               "%zux%zux%zu ta %d tb %d %s: %d threads differ from one", M, N, K, ta, tb,
+                               dtype_name(dt), counts[c]);
+                }
+                tensor_free(A), tensor_free(B), tensor_free(C0), tensor_free(C1), tensor_free(C);
+            }
+    threads_set(saved);
+}
