@@ -598,6 +598,10 @@ static int read_binary_both(const char *path, uint32_t dtype, uint64_t n_classes
     struct ModelFile mf;
     if (model_load(path, &mf, err, errlen)) return -1;
     int r = binary_take(&mf, path, dtype, 0, "data", NULL, x, err, errlen);
+    uint32_t k = find_tensor(&mf, "data");
+    /* Without a "labels" tensor the labels are the data, whose tensor may just have been
+     * handed to *x: they get a copy of their own. */
+    if (!r && find_tensor(&mf, "labels") == mf.n && !mf.tensors[k].t) mf.tensors[k].t = tensor_copy(*x);
     if (!r) r = binary_take(&mf, path, dtype, n_classes, "labels", "data", y, err, errlen);
     model_file_free(&mf);
     return r;
