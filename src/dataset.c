@@ -456,19 +456,27 @@ static int csv_start(struct Csv *c, uint64_t want_cols)
     return 0;
 }
 
+/* Where the data ends: trailing blank lines (the only blank lines allowed) hold no
+ * row, so a file followed by a million newlines is sized by its rows. */
+static const char *data_end(const char *p, const char *end)
+{
+    while (end > p && (is_blank(end[-1]) || end[-1] == '\r' || end[-1] == '\n')) end--;
+    return end;
+}
+
 static int csv_parse(const char *path, const char *buf, size_t len, uint32_t dtype, uint64_t n_classes,
                      struct Tensor **out, char *err, size_t errlen)
 {
     struct Csv c = {.path = path, .p = buf, .end = buf + len, .line = 1, .n_classes = n_classes,
                     .err = err, .errlen = errlen};
     if (csv_start(&c, n_classes ? 1 : 0)) return -1;
-    uint64_t max_rows = count_newlines(c.p, c.end) + 1, rows = 0;
+    uint64_t max_rows = count_newlines(c.p, data_end(c.p, c.end)) + 1, rows = 0;
     struct Tensor *t = tensor_create(2, (uint64_t[]){max_rows, c.cols}, dtype);
     if (DT_CALL(dtype, parse_rows, &c, t->data, max_rows, &rows, dtype)) {
         tensor_free(t);
         return -1;
     }
-    t->shape[0] = rows; /* the block keeps room for the skipped header and blank lines */
+    t->shape[0] = rows;
     *out = t;
     return 0;
 }
@@ -820,14 +828,16 @@ void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_
 {
     CHECK(batch_index < dataset_num_batches(ds, batch_size), "batch %llu of %llu",
           (unsigned long long)batch_index, (unsigned long long)dataset_num_batches(ds, batch_size));
-    if (batch_size > ds->batch_cap) {
+    /* No batch holds more rows than the dataset, whatever the batch size asks. */
+    uint64_t cap = batch_size < ds->n ? batch_size : ds->n;
+    if (cap > ds->batch_cap) {
         tensor_free(ds->bx_buf);
         tensor_free(ds->by_buf);
         mem_free(ds->bcls_buf);
-        ds->bx_buf = tensor_create(2, (uint64_t[]){batch_size, ds->dim}, ds->x->dtype);
-        ds->by_buf = ds->y ? tensor_create(2, (uint64_t[]){batch_size, ds->label_dim}, ds->y->dtype) : NULL;
-        ds->bcls_buf = ds->cls ? mem_alloc(batch_size * sizeof *ds->bcls_buf) : NULL;
-        ds->batch_cap = batch_size;
+        ds->bx_buf = tensor_create(2, (uint64_t[]){cap, ds->dim}, ds->x->dtype);
+        ds->by_buf = ds->y ? tensor_create(2, (uint64_t[]){cap, ds->label_dim}, ds->y->dtype) : NULL;
+        ds->bcls_buf = ds->cls ? mem_alloc(cap * sizeof *ds->bcls_buf) : NULL;
+        ds->batch_cap = cap;
     }
     uint64_t first = batch_index * batch_size;
     uint64_t rows = ds->n - first < batch_size ? ds->n - first : batch_size;

@@ -120,3 +120,86 @@ TEST(hostile_binary_data_only_as_data_and_labels)
     EXPECT_STR_CONTAINS(err, "accuracy 1.0000 (4 of 4)");
 }
 
+/* ---- 5: buffers sized by what is there ---- */
+
+TEST(hostile_batch_larger_than_the_dataset)
+{
+    char e[512] = "";
+    const char *x = test_write_file(tmp("b_x.csv"), "1,2\n3,4\n5,6\n7,8\n");
+    struct Dataset ds;
+    EXPECT_MSG(dataset_load(&ds, x, x, DT_FLOAT32, 0, e, sizeof e) == 0, "%s", e);
+    if (!ds.x) return;
+    mem_reset_peak();
+    size_t base = mem_peak_bytes();
+    struct Batch b;
+    dataset_get_batch(&ds, 0, 1000000000, &b); /* would be 8 GB per buffer */
+    EXPECT_EQ_INT(dataset_num_batches(&ds, 1000000000), 1);
+    EXPECT_EQ_INT(b.rows, 4);
+    EXPECT_EQ_INT(b.x->shape[0], 4);
+    EXPECT_EQ_INT(b.y->shape[0], 4);
+    EXPECT_EQ_INT(ds.batch_cap, 4);
+    EXPECT_EQ_INT(ds.bx_buf->shape[0], 4);
+    EXPECT_NEAR(tensor_f32(b.x)[7], 8, 0);
+    EXPECT_NEAR(tensor_f32(b.y)[6], 7, 0);
+    EXPECT_MSG(mem_peak_bytes() - base < 4096, "batching 4 rows took %zu bytes", mem_peak_bytes() - base);
+    dataset_free(&ds);
+    /* class labels have their own buffer */
+    const char *yc = test_write_file(tmp("b_y.csv"), "0\n1\n1\n0\n");
+    EXPECT_MSG(dataset_load(&ds, x, yc, DT_FLOAT32, 2, e, sizeof e) == 0, "%s", e);
+    if (!ds.x) return;
+    mem_reset_peak();
+    base = mem_peak_bytes();
+    dataset_get_batch(&ds, 0, 1000000000, &b);
+    EXPECT_EQ_INT(b.rows, 4);
+    EXPECT(b.cls != NULL);
+    for (int i = 0; i < 4 && b.cls; i++) EXPECT_EQ_INT(b.cls[i], i == 1 || i == 2);
+    EXPECT_MSG(mem_peak_bytes() - base < 4096, "batching 4 rows took %zu bytes", mem_peak_bytes() - base);
+    dataset_free(&ds);
+    if (UNDER_ASAN) return;
+    char cmd[4096];
+    const char *ini = test_write_file(tmp("bigbatch.ini"), "[model]\ninput_dim=2\nlayer=Linear,2,2\n"
+                                                           "[train]\nloss=MSE\nepochs=2\nbatch_size=1000000000\n");
+    snprintf(cmd, sizeof cmd, "ulimit -v 1000000 && %s/train -q %s %s %s %s", bin(), ini, x, x, tmp("bb.bin"));
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 0);
+    EXPECT_MSG(err[0] == 0, "train printed: %s", err);
+}
+
+/* Writes "1,2\n3,4\n" and then n newlines (with a few blanks and CRs among them). */
+static const char *blank_tail_csv(const char *name, size_t n)
+{
+    const char *path = tmp(name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return path;
+    fputs("1,2\n3,4\n", f);
+    for (size_t i = 0; i < n; i++) fputs(i % 1000 == 0 ? " \r\n" : "\n", f);
+    fclose(f);
+    return path;
+}
+
+TEST(hostile_csv_with_a_million_blank_lines)
+{
+    char e[512] = "";
+    const char *path = blank_tail_csv("blanks.csv", 1000000);
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Tensor *t = NULL;
+        mem_reset_peak();
+        size_t base = mem_peak_bytes();
+        EXPECT_MSG(csv_read_matrix(path, dt, &t, e, sizeof e) == 0, "%s", e);
+        if (!t) continue;
+        /* the matrix holds 2 rows; 1000002 rows would be 8 or 16 MB */
+        EXPECT_MSG(mem_peak_bytes() - base < 65536, "reading 4 values took %zu bytes", mem_peak_bytes() - base);
+        EXPECT_EQ_INT(t->shape[0], 2);
+        EXPECT_EQ_INT(t->shape[1], 2);
+        for (uint64_t i = 0; i < 4; i++) EXPECT_NEAR(tensor_at(t, i), (double)(i + 1), 0);
+        tensor_free(t);
+    }
+    if (UNDER_ASAN) return;
+    /* the report: a valid CSV and many blank lines end in "out of memory ... [src/mem.c]" */
+    char cmd[4096];
+    const char *huge = blank_tail_csv("blanks_huge.csv", 40000000), *y = test_write_file(tmp("blanks_y.csv"), "1,2\n3,4\n");
+    snprintf(cmd, sizeof cmd, "ulimit -v 250000 && %s/train -q %s %s %s %s", bin(), regressor_ini(), huge, y, tmp("bl.bin"));
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 0);
+    EXPECT_MSG(err[0] == 0, "train printed: %s", err);
+    unlink(huge);
+}
+
