@@ -148,6 +148,9 @@ static int read_tensor_header(struct Reader *r, const char *name, uint32_t *dtyp
                        tensor_shape_str(&hdr, s, sizeof s));
     }
     if (*bytes > rd_left(r)) return rd_truncated(r, *bytes, "data", name);
+    if (*bytes > mem_limit())
+        return err_set(r->err, r->errlen, "%s: tensor '%s': %llu MB of data would not fit in memory (%zu MB)", r->path,
+                       name, (unsigned long long)(*bytes >> 20), mem_limit() >> 20);
     return 0;
 }
 
@@ -276,21 +279,41 @@ static int read_body(struct Reader *r, struct ModelFile *mf)
     return read_trailer(r, mf);
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "not a regular file";
+}
+
+/* Opens a regular file for reading. The type is checked before the open (opening a
+ * FIFO would wait for a writer) and again on the descriptor, opened non-blocking in
+ * case a FIFO took the file's place in between. */
+static FILE *open_regular(const char *path, struct stat *st, char *err, size_t errlen)
+{
+    if (stat(path, st) == 0 && !S_ISREG(st->st_mode)) {
+        err_set(err, errlen, "%s: not a regular file (%s)", path, file_kind(st->st_mode));
+        return NULL;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
+        err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    FILE *f = NULL;
+    if (fstat(fd, st) != 0) err_set(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(st->st_mode)) err_set(err, errlen, "%s: not a regular file (%s)", path, file_kind(st->st_mode));
+    else if (fcntl(fd, F_SETFL, 0) != 0 || !(f = fdopen(fd, "rb")))
+        err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) close(fd);
+    return f;
+}
+
 int model_load(const char *path, struct ModelFile *mf, char *err, size_t errlen)
 {
     memset(mf, 0, sizeof *mf);
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        int e = errno;
-        fclose(f);
-        return err_set(err, errlen, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(f);
-        return err_set(err, errlen, "%s: not a regular file", path);
-    }
+    FILE *f = open_regular(path, &st, err, errlen);
+    if (!f) return -1;
     struct Reader r = {f, path, 0, (uint64_t)st.st_size, err, errlen};
     int rc = read_body(&r, mf);
     fclose(f);

@@ -120,6 +120,70 @@ TEST(hostile_binary_data_only_as_data_and_labels)
     EXPECT_STR_CONTAINS(err, "accuracy 1.0000 (4 of 4)");
 }
 
+/* ---- 2: a mapped file that shrinks while it is read ---- */
+
+static int sum_pages(void *arg)
+{
+    const volatile char *p = arg;
+    long page = sysconf(_SC_PAGESIZE), s = 0;
+    for (int i = 0; i < 3; i++) s += p[i * page];
+    return (int)s;
+}
+
+TEST(hostile_sigbus_becomes_an_error_return)
+{
+    const char *path = tmp("pages.bin");
+    long page = sysconf(_SC_PAGESIZE);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    EXPECT(fd >= 0);
+    char *fill = malloc((size_t)page * 3);
+    memset(fill, 5, (size_t)page * 3);
+    EXPECT(write(fd, fill, (size_t)page * 3) == page * 3);
+    free(fill);
+    char *m = mmap(NULL, (size_t)page * 3, PROT_READ, MAP_PRIVATE, fd, 0);
+    EXPECT(m != MAP_FAILED);
+    if (fd < 0 || m == MAP_FAILED) return;
+    struct sigaction before, after;
+    sigaction(SIGBUS, NULL, &before);
+    EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), 15);
+    EXPECT(ftruncate(fd, 0) == 0); /* another program truncates the file */
+    EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), UTIL_SIGBUS);
+    EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), UTIL_SIGBUS); /* and again: the guard is re-armed */
+    sigaction(SIGBUS, NULL, &after);
+    EXPECT(before.sa_handler == after.sa_handler);
+    munmap(m, (size_t)page * 3);
+    close(fd);
+}
+
+/* The reported case: train reading a CSV that another program truncates. Whether a run
+ * is hit mid-read depends on timing, so a few runs truncate at different moments; none
+ * may die of a signal, and each failure must name the file. */
+TEST(hostile_csv_truncated_while_train_reads_it)
+{
+    const char *big = tmp("shrink.csv"), *keep = tmp("shrink.keep");
+    FILE *f = fopen(keep, "wb");
+    EXPECT(f != NULL);
+    if (!f) return;
+    for (int r = 0; r < 150000; r++)
+        fputs("0.123456,0.123456,0.123456,0.123456,0.123456,0.123456,0.123456,0.123456,0.123456,0.123456\n", f);
+    fputs("1,1,1,1,1,1,1,1,1,1\n", f); /* 13.65 MB: not a multiple of the page size, so mapped */
+    fclose(f);
+    const char *ini = test_write_file(tmp("r10.ini"), "[model]\ninput_dim=10\nlayer=Linear,10,10\n"
+                                                      "[train]\nloss=MSE\nepochs=1\nbatch_size=100000\n");
+    static const char *const delays[] = {"0.01", "0.03", "0.06", "0.1"};
+    int hit = 0;
+    for (int i = 0; i < 4; i++) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "cp %s %s && { (sleep %s; truncate -s 5000 %s) & %s/train -q %s %s %s %s; rc=$?; wait; exit $rc; }",
+                 keep, big, delays[i], big, bin(), ini, big, big, tmp("shrink.bin"));
+        int rc = test_run_cmd(cmd, out, sizeof out, err, sizeof err);
+        EXPECT_MSG(rc == 0 || rc == 1, "train exited with %d after %s s: %s", rc, delays[i], err);
+        if (rc == 1) EXPECT_STR_CONTAINS(err, "shrink.csv");
+        hit += strstr(err, "while it was being read") != NULL;
+    }
+    if (!hit) fprintf(stderr, "    (note: no run was truncated mid-read this time)\n");
+}
+
 /* ---- 5: buffers sized by what is there ---- */
 
 TEST(hostile_batch_larger_than_the_dataset)
@@ -201,5 +265,96 @@ TEST(hostile_csv_with_a_million_blank_lines)
     EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 0);
     EXPECT_MSG(err[0] == 0, "train printed: %s", err);
     unlink(huge);
+}
+
+/* ---- 6: unbounded input ---- */
+
+/* Writes "1,2\n" into the FIFO until the reader goes away (or 64 MB). */
+static pid_t start_writer(const char *fifo)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    signal(SIGPIPE, SIG_DFL);
+    int fd = open(fifo, O_WRONLY);
+    static char chunk[1 << 16];
+    for (size_t i = 0; i < sizeof chunk; i += 4) memcpy(chunk + i, "1,2\n", 4);
+    for (int i = 0; fd >= 0 && i < 1024; i++)
+        if (write(fd, chunk, sizeof chunk) < 0) break;
+    _exit(0);
+}
+
+TEST(hostile_pipe_input_stops_at_the_memory_limit)
+{
+    char e[512] = "";
+    const char *fifo = tmp("in.fifo");
+    EXPECT(mkfifo(fifo, 0600) == 0);
+    mem_set_limit(8u << 20); /* as if the machine had 8 MB: the text may take 4 */
+    EXPECT_EQ_INT(mem_limit(), 8u << 20);
+    pid_t w = start_writer(fifo);
+    struct Tensor *t = NULL;
+    EXPECT_EQ_INT(csv_read_matrix(fifo, DT_FLOAT32, &t, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "in.fifo: more than 4 MB of input: it would not fit in memory");
+    tensor_free(t);
+    kill(w, SIGKILL);
+    waitpid(w, NULL, 0);
+    /* a regular file whose matrix would not fit */
+    const char *rows = tmp("rows.csv");
+    FILE *f = fopen(rows, "wb");
+    for (int i = 0; f && i < 700000; i++) fputs("1,2\n", f); /* 2.8 MB of text, 11.2 MB as float64 */
+    if (f) fclose(f);
+    EXPECT_EQ_INT(csv_read_matrix(rows, DT_FLOAT64, &t, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "rows.csv: 700000 rows of 2 values would not fit in memory (8 MB)");
+    EXPECT_EQ_INT(csv_read_matrix(rows, DT_FLOAT32, &t, e, sizeof e), 0); /* 5.6 MB fits */
+    tensor_free(t);
+    /* a binary dataset's tensor is checked before it is allocated */
+    struct Tensor *big = tensor_zeros(2, (uint64_t[]){300000, 8}, DT_FLOAT32);
+    struct NamedTensor nt = {"data", big};
+    const char *bb = tmp("big.bin");
+    mem_set_limit(0);
+    EXPECT_MSG(model_save(bb, &nt, 1, NULL, e, sizeof e) == 0, "%s", e);
+    tensor_free(big);
+    mem_set_limit(8u << 20);
+    struct ModelFile mf;
+    EXPECT_EQ_INT(model_load(bb, &mf, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "big.bin: tensor 'data': 9 MB of data would not fit in memory (8 MB)");
+    mem_set_limit(0);
+    EXPECT(mem_limit() > (8u << 20));
+    if (UNDER_ASAN) return;
+    /* the report, through a real pipe and a real limit */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "yes 1,1 | head -c 300000000 | (ulimit -v 200000 && exec %s/train -q %s /dev/stdin %s %s)",
+             bin(), regressor_ini(), test_write_file(tmp("p_y.csv"), "1,1\n"), tmp("p.bin"));
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 1);
+    EXPECT_STR_CONTAINS(err, "/dev/stdin: more than ");
+    EXPECT_STR_CONTAINS(err, "would not fit in memory");
+    EXPECT_MSG(!strstr(err, "[src/"), "an internal message: %s", err);
+}
+
+static void load_model_child(void *path)
+{
+    alarm(10); /* a model_load that waits for a writer dies of SIGALRM instead of hanging */
+    struct ModelFile mf;
+    char e[512] = "";
+    int r = model_load(path, &mf, e, sizeof e);
+    fprintf(stderr, "%d %s", r, e);
+    if (!r) model_file_free(&mf);
+}
+
+TEST(hostile_fifo_model_rejected_without_waiting)
+{
+    const char *fifo = tmp("model.fifo");
+    char e[1024] = "";
+    EXPECT(mkfifo(fifo, 0600) == 0);
+    EXPECT_EQ_INT(test_run_child(load_model_child, (void *)fifo, e, sizeof e), 0);
+    EXPECT_STR_CONTAINS(e, "-1 ");
+    EXPECT_STR_CONTAINS(e, "model.fifo: not a regular file (a FIFO)");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "timeout 10 %s/infer %s data/xor_x.csv", bin(), fifo);
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 1);
+    EXPECT_STR_CONTAINS(err, "model.fifo: not a regular file (a FIFO)");
+    snprintf(cmd, sizeof cmd, "timeout 10 %s/train -q --init %s configs/xor.ini data/xor_x.csv data/xor_y.csv %s", bin(),
+             fifo, tmp("f.bin"));
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 1);
+    EXPECT_STR_CONTAINS(err, "model.fifo: not a regular file (a FIFO)");
 }
 
