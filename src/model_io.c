@@ -509,10 +509,26 @@ static void sync_dir(const char *path)
     mem_free(dir);
 }
 
+int model_check_output(const char *path, const char *const *inputs, uint32_t n_inputs, char *err, size_t errlen)
+{
+    struct stat out, in;
+    if (stat(path, &out) != 0) return 0; /* a new file; whether it can be created is for the caller */
+    /* a directory is safe: rename() cannot replace it by a file, and says why */
+    if (!S_ISREG(out.st_mode) && !S_ISDIR(out.st_mode))
+        return err_set(err, errlen, "%s: not a regular file (%s): saving would replace it; give the path of a file",
+                       path, file_kind(out.st_mode));
+    for (uint32_t i = 0; i < n_inputs; i++)
+        if (inputs[i] && stat(inputs[i], &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+            return err_set(err, errlen, "%s: the same file as the input %s: saving would overwrite it", path, inputs[i]);
+    return 0;
+}
+
 int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
                const char *config_text, char *err, size_t errlen)
 {
     if (check_save_args(path, ts, n, config_text, err, errlen)) return -1;
+    /* rename() replaces whatever the path names: a device or FIFO must stay what it is */
+    if (model_check_output(path, NULL, 0, err, errlen)) return -1;
     size_t plen = strlen(path);
     char *tmp = mem_alloc(plen + sizeof ".tmp.XXXXXX");
     memcpy(tmp, path, plen);

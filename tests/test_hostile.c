@@ -184,6 +184,116 @@ TEST(hostile_csv_truncated_while_train_reads_it)
     if (!hit) fprintf(stderr, "    (note: no run was truncated mid-read this time)\n");
 }
 
+/* ---- 3: an output path that is not a regular file, or is an input ---- */
+
+static int is_fifo(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+static int make_socket(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) return -1;
+    strcpy(a.sun_path, path);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s < 0) return -1;
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+TEST(hostile_output_path_not_a_regular_file)
+{
+    char e[512] = "";
+    const char *fifo = tmp("out.fifo"), *sock = tmp("out.sock");
+    EXPECT(mkfifo(fifo, 0600) == 0);
+    int s = make_socket(sock);
+    EXPECT(s >= 0);
+    EXPECT_EQ_INT(model_check_output("/dev/null", NULL, 0, e, sizeof e), -1); /* only looked at */
+    EXPECT_STR_CONTAINS(e, "/dev/null: not a regular file (a character device)");
+    EXPECT_EQ_INT(model_check_output(fifo, NULL, 0, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "out.fifo: not a regular file (a FIFO)");
+    EXPECT_EQ_INT(model_check_output(sock, NULL, 0, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "(a socket)");
+    EXPECT_EQ_INT(model_check_output(test_tmpdir(), NULL, 0, e, sizeof e), 0); /* rename() refuses it itself */
+    EXPECT_EQ_INT(model_check_output(tmp("new.bin"), NULL, 0, e, sizeof e), 0);
+    /* model_save itself leaves them what they are */
+    struct Tensor *t = tensor_zeros(1, (uint64_t[]){3}, DT_FLOAT32);
+    struct NamedTensor nt = {"w", t};
+    EXPECT_EQ_INT(model_save(fifo, &nt, 1, NULL, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "a FIFO");
+    EXPECT(is_fifo(fifo));
+    EXPECT_EQ_INT(model_save(sock, &nt, 1, NULL, e, sizeof e), -1);
+    struct stat st;
+    EXPECT(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode));
+    tensor_free(t);
+    /* train fails before training, and the FIFO and the socket stay */
+    char args[2048];
+    snprintf(args, sizeof args, "-q configs/xor.ini data/xor_x.csv data/xor_y.csv %s", fifo);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "out.fifo: not a regular file (a FIFO)");
+    EXPECT(is_fifo(fifo));
+    snprintf(args, sizeof args, "-q configs/xor.ini data/xor_x.csv data/xor_y.csv %s", sock);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "(a socket)");
+    EXPECT(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode));
+    if (s >= 0) close(s);
+}
+
+static int file_equals(const char *path, const char *text)
+{
+    char buf[256];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return !strcmp(buf, text);
+}
+
+TEST(hostile_output_path_is_an_input)
+{
+    char e[512] = "", args[2048];
+    const char *xt = "0,0\n0,1\n1,0\n1,1\n", *yt = "0\n1\n1\n0\n";
+    const char *x = test_write_file(tmp("in_x.csv"), xt), *y = test_write_file(tmp("in_y.csv"), yt);
+    const char *hard = tmp("in_x.link"), *m = tmp("in.bin");
+    unlink(hard);
+    EXPECT(link(x, hard) == 0);
+    const char *inputs[4] = {"configs/xor.ini", x, NULL, y};
+    EXPECT_EQ_INT(model_check_output(hard, inputs, 4, e, sizeof e), -1); /* another name, the same file */
+    EXPECT_STR_CONTAINS(e, "in_x.link: the same file as the input");
+    EXPECT_STR_CONTAINS(e, "in_x.csv");
+    EXPECT_EQ_INT(model_check_output(m, inputs, 4, e, sizeof e), 0);
+    test_write_file(m, "old");
+    EXPECT_EQ_INT(model_check_output(m, inputs, 4, e, sizeof e), 0);
+    /* each of train's inputs: the data, the labels, the config, --init */
+    snprintf(args, sizeof args, "-q configs/xor.ini %s %s %s", x, y, x);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "the same file as the input");
+    EXPECT(file_equals(x, xt));
+    snprintf(args, sizeof args, "-q configs/xor.ini %s %s %s", x, y, y);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT(file_equals(y, yt));
+    const char *ini = tmp("copy.ini");
+    snprintf(args, sizeof args, "cp configs/xor.ini %s", ini);
+    EXPECT_EQ_INT(test_run_cmd(args, NULL, 0, NULL, 0), 0);
+    snprintf(args, sizeof args, "-q %s %s %s %s", ini, x, y, ini);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "copy.ini: the same file as the input");
+    snprintf(args, sizeof args, "-q configs/xor.ini %s %s %s", x, y, m);
+    EXPECT_EQ_INT(run("train", args), 0);
+    snprintf(args, sizeof args, "-q --init %s configs/xor.ini %s %s %s", m, x, y, m);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "in.bin: the same file as the input");
+    struct ModelFile mf;
+    EXPECT_MSG(model_load(m, &mf, e, sizeof e) == 0, "the model given to --init was damaged: %s", e);
+    model_file_free(&mf);
+}
+
 /* ---- 5: buffers sized by what is there ---- */
 
 TEST(hostile_batch_larger_than_the_dataset)
