@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,6 +354,20 @@ static void list_names(const struct ModelFile *mf, char *buf, size_t cap)
     if (mf->n == 0) snprintf(buf, cap, "none");
 }
 
+/* A checksum proves the bytes are the ones written, not that they are numbers: a NaN
+ * weight would make every prediction class 0. */
+static int check_finite(const struct Tensor *t, const char *name, const char *path, char *err, size_t errlen)
+{
+    uint64_t n = tensor_numel(t), i = 0;
+    if (t->dtype == DT_FLOAT32)
+        while (i < n && isfinite(tensor_f32(t)[i])) i++;
+    else
+        while (i < n && isfinite(tensor_f64(t)[i])) i++;
+    if (i == n) return 0;
+    return err_set(err, errlen, "%s: tensor '%s': value %llu of %llu is %g: the weights must be finite numbers",
+                   path, name, (unsigned long long)i + 1, (unsigned long long)n, tensor_at(t, i));
+}
+
 int model_assign(const struct ModelFile *mf, const struct NamedTensor *dst, uint32_t n,
                  const char *path, char *err, size_t errlen)
 {
@@ -369,6 +384,7 @@ int model_assign(const struct ModelFile *mf, const struct NamedTensor *dst, uint
         if (!tensor_same_shape(src, d))
             return err_set(err, errlen, "%s: tensor '%s' has shape %s, expected %s", path, dst[i].name,
                         tensor_shape_str(src, a, sizeof a), tensor_shape_str(d, b, sizeof b));
+        if (check_finite(src, dst[i].name, path, err, errlen)) return -1;
     }
     for (uint32_t i = 0; i < n; i++) tensor_copy_into(dst[i].t, model_file_find(mf, dst[i].name));
     return 0;

@@ -468,3 +468,51 @@ TEST(hostile_fifo_model_rejected_without_waiting)
     EXPECT_STR_CONTAINS(err, "model.fifo: not a regular file (a FIFO)");
 }
 
+/* ---- 8: non-finite weights behind a valid checksum ---- */
+
+TEST(hostile_nonfinite_weights_rejected_by_model_assign)
+{
+    char e[512] = "";
+    const char *path = tmp("nan.bin");
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Tensor *b = tensor_zeros(1, (uint64_t[]){3}, dt), *w = tensor_zeros(2, (uint64_t[]){2, 2}, dt);
+        for (uint64_t i = 0; i < 4; i++) tensor_set(w, (uint64_t[]){i / 2, i % 2}, (double)i);
+        tensor_set(w, (uint64_t[]){1, 0}, dt ? -INFINITY : NAN);
+        struct NamedTensor ts[2] = {{"fc.bias", b}, {"fc.weight", w}};
+        EXPECT_MSG(model_save(path, ts, 2, "[model]\n", e, sizeof e) == 0, "%s", e);
+        struct ModelFile mf;
+        EXPECT_MSG(model_load(path, &mf, e, sizeof e) == 0, "%s", e); /* the container itself is sound */
+        struct Tensor *db = tensor_zeros(1, (uint64_t[]){3}, dt), *dw = tensor_zeros(2, (uint64_t[]){2, 2}, dt);
+        struct NamedTensor dst[2] = {{"fc.bias", db}, {"fc.weight", dw}};
+        EXPECT_EQ_INT(model_assign(&mf, dst, 2, path, e, sizeof e), -1);
+        EXPECT_STR_CONTAINS(e, "nan.bin: tensor 'fc.weight': value 3 of 4 is ");
+        EXPECT_STR_CONTAINS(e, dt ? "-inf" : "nan");
+        EXPECT_NEAR(tensor_at(dw, 1), 0, 0); /* nothing was copied */
+        EXPECT_EQ_INT(model_assign(&mf, dst, 1, path, e, sizeof e), 0); /* the finite one alone loads */
+        model_file_free(&mf);
+        tensor_free(b), tensor_free(w), tensor_free(db), tensor_free(dw);
+    }
+}
+
+TEST(hostile_nonfinite_weights_rejected_by_infer_and_init)
+{
+    char args[2048], e[512] = "";
+    const char *good = tmp("fin.bin"), *bad = tmp("nonfin.bin");
+    snprintf(args, sizeof args, "-q configs/xor.ini data/xor_x.csv data/xor_y.csv %s", good);
+    EXPECT_EQ_INT(run("train", args), 0);
+    struct ModelFile mf;
+    EXPECT_MSG(model_load(good, &mf, e, sizeof e) == 0, "%s", e);
+    if (!mf.config_text) { model_file_free(&mf); return; }
+    struct Tensor *w = (struct Tensor *)model_file_find(&mf, "linear2.weight");
+    EXPECT(w != NULL);
+    if (w) tensor_set(w, (uint64_t[]){0, 5}, NAN);
+    EXPECT_MSG(model_save(bad, mf.tensors, mf.n, mf.config_text, e, sizeof e) == 0, "%s", e);
+    model_file_free(&mf);
+    snprintf(args, sizeof args, "%s data/xor_x.csv", bad);
+    EXPECT_EQ_INT(run("infer", args), 1); /* was: exit 0, class 0 for every row */
+    EXPECT_STR_CONTAINS(err, "nonfin.bin: tensor 'linear2.weight': value 6 of 16 is nan");
+    EXPECT_EQ_INT((int)strlen(out), 0);
+    snprintf(args, sizeof args, "-q --init %s configs/xor.ini data/xor_x.csv data/xor_y.csv %s", bad, tmp("fin2.bin"));
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "tensor 'linear2.weight'");
+}
