@@ -24,7 +24,7 @@ struct Dataset {
     uint32_t *bcls_buf;
     struct Tensor bx, by;   /* views into the buffers, first dim = rows in the batch */
     uint64_t bx_shape[4], bx_stride[4], by_shape[2], by_stride[2];
-    uint64_t batch_cap;
+    uint64_t batch_cap;     /* rows the buffers hold: at most n */
 };
 
 /* One batch: views into the dataset's buffers, valid until the next dataset_get_batch. */

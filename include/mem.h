@@ -20,6 +20,16 @@ void mem_free(void *p);                              /* any block from above; NU
 int64_t mem_live_blocks(void);       /* blocks allocated and not yet freed */
 uint64_t mem_alloc_calls(void);      /* allocation calls since start (monotonic) */
 void mem_fail_after(int64_t n);      /* the (n+1)-th allocation from now fails; -1: never */
+size_t mem_peak_bytes(void);         /* most heap bytes live at once since the last reset */
+void mem_reset_peak(void);           /* peak := what is live now */
+
+/* The most bytes this process can hold: the smallest of physical memory, RLIMIT_AS,
+ * RLIMIT_DATA and the cgroup's memory.max. Input readers check what they are about to
+ * allocate against it, so input too large for memory is a clear error rather than an
+ * out-of-memory panic or a kill by the kernel (overcommit lets malloc succeed).
+ * mem_set_limit(n) overrides it (tests); 0 goes back to the system's. */
+size_t mem_limit(void);
+void mem_set_limit(size_t n);
 
 /* Arena: a bump allocator for the nodes, tensors and temporaries of one step.
  * Blocks are chained while a step grows it; arena_reset() frees everything at once

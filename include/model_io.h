@@ -42,6 +42,13 @@ const struct Tensor *model_file_find(const struct ModelFile *mf, const char *nam
  * exists with dst's dtype and shape; the error names the tensor and both shapes. */
 int model_assign(const struct ModelFile *mf, const struct NamedTensor *dst, uint32_t n,
                  const char *path, char *err, size_t errlen);
+/* Checks an output path for model_save. An existing path must be a regular file or a
+ * directory: renaming over a device node, FIFO or socket would replace it (model_save
+ * refuses those itself), and a directory cannot be replaced (rename says so). It must
+ * not be the same file (device and inode, so through links too) as any of the n_inputs
+ * paths (NULL entries are skipped). A path that does not exist passes: whether its
+ * directory takes a new file is the caller's check. */
+int model_check_output(const char *path, const char *const *inputs, uint32_t n_inputs, char *err, size_t errlen);
 /* Is the file a DLASM1 container (by its magic)? */
 int model_is_container(const char *path);
 

@@ -54,4 +54,12 @@ uint64_t rng_below(struct Rng *r, uint64_t n);  /* uniform in [0, n), n > 0, unb
 
 double time_now(void); /* monotonic seconds */
 
+/* Runs fn(arg) and returns what it returns, or UTIL_SIGBUS when it touched a page of a
+ * mapped file that is no longer there (another program truncated the file): the
+ * signal that would kill the process becomes an error return. fn must leave nothing
+ * half-done that a jump out of it would lose (no allocation in flight, no lock held);
+ * the previous SIGBUS disposition is restored before returning. */
+#define UTIL_SIGBUS (-2)
+int util_catch_sigbus(int (*fn)(void *), void *arg);
+
 #endif

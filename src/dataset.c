@@ -33,13 +33,24 @@ struct Text {
     char *buf;
     size_t len;
     size_t map_len; /* > 0: buf is mapped */
+    int fd;         /* of the mapped file (to notice it shrank), else -1 */
 };
 
+static int too_big(const char *path, size_t limit, char *err, size_t errlen)
+{
+    return err_set(err, errlen, "%s: more than %zu MB of input: it would not fit in memory "
+                   "(the text and the matrix read from it must both fit)", path, limit >> 20);
+}
+
 /* Through a read loop: pipes, devices, and files whose size is a multiple of the page
- * size (their mapping has no zero byte after the end). */
+ * size (their mapping has no zero byte after the end). A pipe can bring any amount:
+ * the text may take half the memory, leaving the other half for the matrix. */
 static int text_read(struct Text *t, int fd, const char *path, char *err, size_t errlen)
 {
+    size_t limit = mem_limit() / 2, expect = t->len;
+    if (limit < 2) limit = 2;
     size_t cap = t->len ? t->len + 2 : 1 << 16, n = 0;
+    if (cap > limit) return too_big(path, limit, err, errlen);
     char *buf = mem_alloc(cap);
     for (;;) {
         ssize_t got = read(fd, buf + n, cap - 1 - n);
@@ -62,7 +73,18 @@ static int text_read(struct Text *t, int fd, const char *path, char *err, size_t
             return r;
         }
         n += (size_t)got;
-        if (n == cap - 1) buf = mem_realloc(buf, cap *= 2);
+        if (n == cap - 1) {
+            if (cap >= limit) {
+                mem_free(buf);
+                return too_big(path, limit, err, errlen);
+            }
+            cap = cap > limit / 2 ? limit : cap * 2;
+            buf = mem_realloc(buf, cap);
+        }
+    }
+    if (n < expect) { /* a regular file cut short under us: its end is missing */
+        mem_free(buf);
+        return err_set(err, errlen, "%s: the file shrank while it was being read (another program changed it)", path);
     }
     buf[n] = 0;
     t->buf = buf;
@@ -75,6 +97,7 @@ static int text_read(struct Text *t, int fd, const char *path, char *err, size_t
 static int text_open(struct Text *t, const char *path, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
+    t->fd = -1;
     int fd = open(path, O_RDONLY);
     if (fd < 0) return err_set(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
@@ -87,7 +110,7 @@ static int text_open(struct Text *t, const char *path, char *err, size_t errlen)
     if (S_ISREG(st.st_mode) && t->len % page != 0) {
         void *m = mmap(NULL, t->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
         if (m != MAP_FAILED) {
-            close(fd);
+            t->fd = fd;
             t->buf = m;
             t->map_len = t->len;
             return 0; /* the rest of the last page reads as zeros */
@@ -98,11 +121,21 @@ static int text_open(struct Text *t, const char *path, char *err, size_t errlen)
     return r;
 }
 
+/* Did the mapped file get shorter than its mapping? Pages past its new end fault
+ * (SIGBUS, caught while parsing) and the rest of its last page reads as zeros. */
+static int text_shrank(const struct Text *t)
+{
+    struct stat st;
+    return t->map_len && fstat(t->fd, &st) == 0 && (uint64_t)st.st_size < t->map_len;
+}
+
 static void text_close(struct Text *t)
 {
     if (t->map_len) munmap(t->buf, t->map_len);
     else mem_free(t->buf);
+    if (t->fd >= 0) close(t->fd);
     memset(t, 0, sizeof *t);
+    t->fd = -1;
 }
 
 /* ---- numbers ---- */
@@ -386,7 +419,9 @@ GEN_BOTH(PARSE_VALUE)
         for (uint64_t r = 0;; r++) {                                                          \
             int end = at_data_end(c);                                                         \
             if (end) { *rows_out = r; return end < 0 ? -1 : 0; }                              \
-            CHECK(r < max_rows, "row %llu past the newline count", (unsigned long long)r);    \
+            if (r == max_rows) /* more rows than counted: the text changed under us */       \
+                return err_set(c->err, c->errlen, "%s: the file changed while it was being read "\
+                               "(another program changed it)", c->path);                      \
             T *row = out + r * cols;                                                          \
             for (uint64_t j = 0;; j++) {                                                      \
                 uint32_t m;                                                                   \
@@ -456,20 +491,40 @@ static int csv_start(struct Csv *c, uint64_t want_cols)
     return 0;
 }
 
-static int csv_parse(const char *path, const char *buf, size_t len, uint32_t dtype, uint64_t n_classes,
-                     struct Tensor **out, char *err, size_t errlen)
+/* Where the data ends: trailing blank lines (the only blank lines allowed) hold no
+ * row, so a file followed by a million newlines is sized by its rows. */
+static const char *data_end(const char *p, const char *end)
 {
-    struct Csv c = {.path = path, .p = buf, .end = buf + len, .line = 1, .n_classes = n_classes,
-                    .err = err, .errlen = errlen};
-    if (csv_start(&c, n_classes ? 1 : 0)) return -1;
-    uint64_t max_rows = count_newlines(c.p, c.end) + 1, rows = 0;
-    struct Tensor *t = tensor_create(2, (uint64_t[]){max_rows, c.cols}, dtype);
-    if (DT_CALL(dtype, parse_rows, &c, t->data, max_rows, &rows, dtype)) {
-        tensor_free(t);
-        return -1;
-    }
-    t->shape[0] = rows; /* the block keeps room for the skipped header and blank lines */
-    *out = t;
+    while (end > p && (is_blank(end[-1]) || end[-1] == '\r' || end[-1] == '\n')) end--;
+    return end;
+}
+
+/* One parse, in a form util_catch_sigbus can run: the matrix is recorded as soon as it
+ * exists, so the caller frees it whichever way the parse ends. */
+struct CsvJob {
+    const char *path;
+    const struct Text *text;
+    uint32_t dtype;
+    uint64_t n_classes;
+    struct Tensor *volatile t;
+    char *err;
+    size_t errlen;
+};
+
+static int csv_parse(void *arg)
+{
+    struct CsvJob *j = arg;
+    struct Csv c = {.path = j->path, .p = j->text->buf, .end = j->text->buf + j->text->len, .line = 1,
+                    .n_classes = j->n_classes, .err = j->err, .errlen = j->errlen};
+    if (csv_start(&c, j->n_classes ? 1 : 0)) return -1;
+    uint64_t max_rows = count_newlines(c.p, data_end(c.p, c.end)) + 1, rows = 0, bytes;
+    if (__builtin_mul_overflow(max_rows, c.cols, &bytes) ||
+        __builtin_mul_overflow(bytes, dtype_size(j->dtype), &bytes) || bytes > mem_limit())
+        return err_set(j->err, j->errlen, "%s: %llu rows of %llu values would not fit in memory (%zu MB)", j->path,
+                       (unsigned long long)max_rows, (unsigned long long)c.cols, mem_limit() >> 20);
+    j->t = tensor_create(2, (uint64_t[]){max_rows, c.cols}, j->dtype);
+    if (DT_CALL(j->dtype, parse_rows, &c, j->t->data, max_rows, &rows, j->dtype)) return -1;
+    j->t->shape[0] = rows;
     return 0;
 }
 
@@ -598,6 +653,10 @@ static int read_binary_both(const char *path, uint32_t dtype, uint64_t n_classes
     struct ModelFile mf;
     if (model_load(path, &mf, err, errlen)) return -1;
     int r = binary_take(&mf, path, dtype, 0, "data", NULL, x, err, errlen);
+    uint32_t k = find_tensor(&mf, "data");
+    /* Without a "labels" tensor the labels are the data, whose tensor may just have been
+     * handed to *x: they get a copy of their own. */
+    if (!r && find_tensor(&mf, "labels") == mf.n && !mf.tensors[k].t) mf.tensors[k].t = tensor_copy(*x);
     if (!r) r = binary_take(&mf, path, dtype, n_classes, "labels", "data", y, err, errlen);
     model_file_free(&mf);
     return r;
@@ -615,8 +674,14 @@ static int read_matrix(const char *path, uint32_t dtype, uint64_t n_classes, int
                            out, err, errlen);
     struct Text text;
     if (text_open(&text, path, err, errlen)) return -1;
-    int r = csv_parse(path, text.buf, text.len, dtype, n_classes, out, err, errlen);
+    struct CsvJob job = {path, &text, dtype, n_classes, NULL, err, errlen};
+    /* Another program truncating a mapped file would kill the parse with SIGBUS. */
+    int r = text.map_len ? util_catch_sigbus(csv_parse, &job) : csv_parse(&job);
+    if (r == UTIL_SIGBUS || text_shrank(&text))
+        r = err_set(err, errlen, "%s: the file shrank while it was being read (another program changed it)", path);
     text_close(&text);
+    if (r) tensor_free(job.t);
+    else *out = job.t;
     return r;
 }
 
@@ -816,14 +881,16 @@ void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_
 {
     CHECK(batch_index < dataset_num_batches(ds, batch_size), "batch %llu of %llu",
           (unsigned long long)batch_index, (unsigned long long)dataset_num_batches(ds, batch_size));
-    if (batch_size > ds->batch_cap) {
+    /* No batch holds more rows than the dataset, whatever the batch size asks. */
+    uint64_t cap = batch_size < ds->n ? batch_size : ds->n;
+    if (cap > ds->batch_cap) {
         tensor_free(ds->bx_buf);
         tensor_free(ds->by_buf);
         mem_free(ds->bcls_buf);
-        ds->bx_buf = tensor_create(2, (uint64_t[]){batch_size, ds->dim}, ds->x->dtype);
-        ds->by_buf = ds->y ? tensor_create(2, (uint64_t[]){batch_size, ds->label_dim}, ds->y->dtype) : NULL;
-        ds->bcls_buf = ds->cls ? mem_alloc(batch_size * sizeof *ds->bcls_buf) : NULL;
-        ds->batch_cap = batch_size;
+        ds->bx_buf = tensor_create(2, (uint64_t[]){cap, ds->dim}, ds->x->dtype);
+        ds->by_buf = ds->y ? tensor_create(2, (uint64_t[]){cap, ds->label_dim}, ds->y->dtype) : NULL;
+        ds->bcls_buf = ds->cls ? mem_alloc(cap * sizeof *ds->bcls_buf) : NULL;
+        ds->batch_cap = cap;
     }
     uint64_t first = batch_index * batch_size;
     uint64_t rows = ds->n - first < batch_size ? ds->n - first : batch_size;

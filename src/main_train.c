@@ -120,6 +120,8 @@ int main(int argc, char **argv)
     if (config_parse_text(cfg_text, cfg_len, o.config, &cfg, err, sizeof err)) fatal("%s", err);
     if (o.have_seed) cfg.seed = o.seed;
     if (o.have_epochs) cfg.epochs = o.epochs;
+    const char *inputs[] = {o.config, o.data, o.labels, o.init};
+    if (model_check_output(o.out, inputs, 4, err, sizeof err)) fatal("%s", err);
     check_output_path(o.out);
 
     struct Model model;

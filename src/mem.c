@@ -2,13 +2,25 @@
 #include "mem.h"
 #include "utils.h"
 
+#include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 /* Debug counters. They describe the process's heap use, not training state. */
 static int64_t live_blocks;
 static uint64_t alloc_calls;
 static int64_t fail_countdown = -1;
+static size_t live_bytes, peak_bytes; /* usable sizes, as glibc reports them */
+static size_t limit_override;
+
+static void note_live(void *p)
+{
+    live_bytes += malloc_usable_size(p);
+    if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+}
 
 static void note_alloc(size_t size)
 {
@@ -26,6 +38,7 @@ void *mem_alloc(size_t size)
     void *p = malloc(size ? size : 1);
     if (!p) panic("out of memory allocating %zu bytes", size);
     live_blocks++;
+    note_live(p);
     return p;
 }
 
@@ -35,6 +48,7 @@ void *mem_alloc_zeroed(size_t size)
     void *p = calloc(1, size ? size : 1);
     if (!p) panic("out of memory allocating %zu bytes", size);
     live_blocks++;
+    note_live(p);
     return p;
 }
 
@@ -46,6 +60,7 @@ void *mem_alloc_aligned(size_t size, size_t align)
     if (posix_memalign(&p, align, size ? size : 1) != 0)
         panic("out of memory allocating %zu bytes aligned to %zu", size, align);
     live_blocks++;
+    note_live(p);
     return p;
 }
 
@@ -53,8 +68,11 @@ void *mem_realloc(void *p, size_t size)
 {
     if (!p) return mem_alloc(size);
     note_alloc(size);
+    size_t old = malloc_usable_size(p);
     void *q = realloc(p, size ? size : 1);
     if (!q) panic("out of memory reallocating to %zu bytes", size);
+    live_bytes -= old;
+    note_live(q);
     return q;
 }
 
@@ -62,12 +80,48 @@ void mem_free(void *p)
 {
     if (!p) return;
     live_blocks--;
+    live_bytes -= malloc_usable_size(p);
     free(p);
 }
 
 int64_t mem_live_blocks(void) { return live_blocks; }
 uint64_t mem_alloc_calls(void) { return alloc_calls; }
 void mem_fail_after(int64_t n) { fail_countdown = n; }
+size_t mem_peak_bytes(void) { return peak_bytes; }
+void mem_reset_peak(void) { peak_bytes = live_bytes; }
+
+/* ---- how much memory there is ---- */
+
+static size_t min_size(size_t a, uint64_t b) { return b < a ? (size_t)b : a; }
+
+/* A cgroup's limit (v2 in a cgroup namespace, or v1), best effort: SIZE_MAX without one. */
+static size_t cgroup_limit(void)
+{
+    static const char *const files[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f) continue;
+        unsigned long long v;
+        int ok = fscanf(f, "%llu", &v) == 1; /* "max" reads as no number: no limit */
+        fclose(f);
+        return ok ? min_size(SIZE_MAX, v) : SIZE_MAX;
+    }
+    return SIZE_MAX;
+}
+
+size_t mem_limit(void)
+{
+    if (limit_override) return limit_override;
+    size_t n = SIZE_MAX;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) n = min_size(n, (uint64_t)pages * (uint64_t)page);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) n = min_size(n, rl.rlim_cur);
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) n = min_size(n, rl.rlim_cur);
+    return min_size(n, cgroup_limit());
+}
+
+void mem_set_limit(size_t n) { limit_override = n; }
 
 /* ---- arena ---- */
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,9 @@ static int read_tensor_header(struct Reader *r, const char *name, uint32_t *dtyp
                        tensor_shape_str(&hdr, s, sizeof s));
     }
     if (*bytes > rd_left(r)) return rd_truncated(r, *bytes, "data", name);
+    if (*bytes > mem_limit())
+        return err_set(r->err, r->errlen, "%s: tensor '%s': %llu MB of data would not fit in memory (%zu MB)", r->path,
+                       name, (unsigned long long)(*bytes >> 20), mem_limit() >> 20);
     return 0;
 }
 
@@ -276,21 +280,41 @@ static int read_body(struct Reader *r, struct ModelFile *mf)
     return read_trailer(r, mf);
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "not a regular file";
+}
+
+/* Opens a regular file for reading. The type is checked before the open (opening a
+ * FIFO would wait for a writer) and again on the descriptor, opened non-blocking in
+ * case a FIFO took the file's place in between. */
+static FILE *open_regular(const char *path, struct stat *st, char *err, size_t errlen)
+{
+    if (stat(path, st) == 0 && !S_ISREG(st->st_mode)) {
+        err_set(err, errlen, "%s: not a regular file (%s)", path, file_kind(st->st_mode));
+        return NULL;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
+        err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    FILE *f = NULL;
+    if (fstat(fd, st) != 0) err_set(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(st->st_mode)) err_set(err, errlen, "%s: not a regular file (%s)", path, file_kind(st->st_mode));
+    else if (fcntl(fd, F_SETFL, 0) != 0 || !(f = fdopen(fd, "rb")))
+        err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) close(fd);
+    return f;
+}
+
 int model_load(const char *path, struct ModelFile *mf, char *err, size_t errlen)
 {
     memset(mf, 0, sizeof *mf);
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        int e = errno;
-        fclose(f);
-        return err_set(err, errlen, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(f);
-        return err_set(err, errlen, "%s: not a regular file", path);
-    }
+    FILE *f = open_regular(path, &st, err, errlen);
+    if (!f) return -1;
     struct Reader r = {f, path, 0, (uint64_t)st.st_size, err, errlen};
     int rc = read_body(&r, mf);
     fclose(f);
@@ -330,6 +354,20 @@ static void list_names(const struct ModelFile *mf, char *buf, size_t cap)
     if (mf->n == 0) snprintf(buf, cap, "none");
 }
 
+/* A checksum proves the bytes are the ones written, not that they are numbers: a NaN
+ * weight would make every prediction class 0. */
+static int check_finite(const struct Tensor *t, const char *name, const char *path, char *err, size_t errlen)
+{
+    uint64_t n = tensor_numel(t), i = 0;
+    if (t->dtype == DT_FLOAT32)
+        while (i < n && isfinite(tensor_f32(t)[i])) i++;
+    else
+        while (i < n && isfinite(tensor_f64(t)[i])) i++;
+    if (i == n) return 0;
+    return err_set(err, errlen, "%s: tensor '%s': value %llu of %llu is %g: the weights must be finite numbers",
+                   path, name, (unsigned long long)i + 1, (unsigned long long)n, tensor_at(t, i));
+}
+
 int model_assign(const struct ModelFile *mf, const struct NamedTensor *dst, uint32_t n,
                  const char *path, char *err, size_t errlen)
 {
@@ -346,6 +384,7 @@ int model_assign(const struct ModelFile *mf, const struct NamedTensor *dst, uint
         if (!tensor_same_shape(src, d))
             return err_set(err, errlen, "%s: tensor '%s' has shape %s, expected %s", path, dst[i].name,
                         tensor_shape_str(src, a, sizeof a), tensor_shape_str(d, b, sizeof b));
+        if (check_finite(src, dst[i].name, path, err, errlen)) return -1;
     }
     for (uint32_t i = 0; i < n; i++) tensor_copy_into(dst[i].t, model_file_find(mf, dst[i].name));
     return 0;
@@ -486,10 +525,26 @@ static void sync_dir(const char *path)
     mem_free(dir);
 }
 
+int model_check_output(const char *path, const char *const *inputs, uint32_t n_inputs, char *err, size_t errlen)
+{
+    struct stat out, in;
+    if (stat(path, &out) != 0) return 0; /* a new file; whether it can be created is for the caller */
+    /* a directory is safe: rename() cannot replace it by a file, and says why */
+    if (!S_ISREG(out.st_mode) && !S_ISDIR(out.st_mode))
+        return err_set(err, errlen, "%s: not a regular file (%s): saving would replace it; give the path of a file",
+                       path, file_kind(out.st_mode));
+    for (uint32_t i = 0; i < n_inputs; i++)
+        if (inputs[i] && stat(inputs[i], &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+            return err_set(err, errlen, "%s: the same file as the input %s: saving would overwrite it", path, inputs[i]);
+    return 0;
+}
+
 int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
                const char *config_text, char *err, size_t errlen)
 {
     if (check_save_args(path, ts, n, config_text, err, errlen)) return -1;
+    /* rename() replaces whatever the path names: a device or FIFO must stay what it is */
+    if (model_check_output(path, NULL, 0, err, errlen)) return -1;
     size_t plen = strlen(path);
     char *tmp = mem_alloc(plen + sizeof ".tmp.XXXXXX");
     memcpy(tmp, path, plen);

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,4 +236,35 @@ double time_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- surviving a mapped file that shrinks ---- */
+
+/* SIGBUS from a fault is delivered to the thread that faulted: one jump target each. */
+static _Thread_local sigjmp_buf *sigbus_target;
+
+static void on_sigbus(int sig)
+{
+    (void)sig;
+    if (sigbus_target) siglongjmp(*sigbus_target, 1);
+    signal(SIGBUS, SIG_DFL); /* not ours: die of it as without the handler */
+    raise(SIGBUS);
+}
+
+int util_catch_sigbus(int (*fn)(void *), void *arg)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigjmp_buf here, *outer = sigbus_target;
+    volatile int r = UTIL_SIGBUS;
+    if (sigaction(SIGBUS, &sa, &old) != 0) return fn(arg);
+    if (sigsetjmp(here, 1) == 0) {
+        sigbus_target = &here;
+        r = fn(arg);
+    }
+    sigbus_target = outer;
+    sigaction(SIGBUS, &old, NULL);
+    return r;
 }

@@ -1,0 +1,518 @@
+/* Regression tests for issue 16: hostile inputs and outputs. Each test reproduces one
+ * report (a crash, a replaced device, an internal message for a user's mistake, input
+ * that grows without bound, weights that are not numbers) through the library and
+ * through the real binaries (found through MINIDL_BIN, as in test_cli.c).
+ * The few end-to-end checks that limit the address space with `ulimit -v` are skipped
+ * under AddressSanitizer, which reserves terabytes of it; the library-level checks next
+ * to them run everywhere. */
+#include "test.h"
+#include "dataset.h"
+#include "mem.h"
+#include "model_io.h"
+#include "tensor.h"
+#include "utils.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
+
+#define OUT_CAP (1 << 16)
+
+static char out[OUT_CAP], err[OUT_CAP];
+
+static const char *bin(void)
+{
+    const char *b = getenv("MINIDL_BIN");
+    return b && *b ? b : "build";
+}
+
+/* Runs "<bin>/<prog> args" and returns the exit status (128+ for a signal). */
+static int run(const char *prog, const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s/%s %s", bin(), prog, args);
+    return test_run_cmd(cmd, out, sizeof out, err, sizeof err);
+}
+
+static const char *tmp(const char *name)
+{
+    static char paths[8][512];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, 512, "%s/%s", test_tmpdir(), name);
+    return p;
+}
+
+/* A 2-in, 2-out regressor: trains on a dataset whose labels are its own data. */
+static const char *regressor_ini(void)
+{
+    return test_write_file(tmp("reg.ini"), "[model]\ninput_dim=2\nlayer=Linear,2,2\n"
+                                           "[train]\nloss=MSE\nepochs=3\nbatch_size=4\n");
+}
+
+/* A binary dataset holding only a "data" tensor (rows x cols, float32). */
+static void save_data_only(const char *path, uint64_t rows, uint64_t cols, const double *v)
+{
+    struct Tensor *t = tensor_create(2, (uint64_t[]){rows, cols}, DT_FLOAT32);
+    for (uint64_t i = 0; i < rows * cols; i++) tensor_f32(t)[i] = (float)v[i];
+    struct NamedTensor nt = {"data", t};
+    char e[512];
+    EXPECT_MSG(model_save(path, &nt, 1, NULL, e, sizeof e) == 0, "%s", e);
+    tensor_free(t);
+}
+
+/* ---- 1: a binary dataset without "labels" given as both data and labels ---- */
+
+TEST(hostile_binary_data_only_as_data_and_labels)
+{
+    static const double xor_x[8] = {0, 0, 0, 1, 1, 0, 1, 1}, cls[4] = {0, 1, 1, 0};
+    const char *x = tmp("x.bin"), *c = tmp("c.bin");
+    char e[512] = "";
+    save_data_only(x, 4, 2, xor_x);
+    save_data_only(c, 4, 1, cls);
+    /* float32 hands the loaded tensor over to the data; float64 converts it */
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Dataset ds;
+        EXPECT_MSG(dataset_load(&ds, x, x, dt, 0, e, sizeof e) == 0, "%s", e);
+        if (!ds.y) continue;
+        EXPECT_EQ_INT(ds.label_dim, 2);
+        EXPECT(ds.y->data != ds.x->data);
+        for (uint64_t i = 0; i < 8; i++) {
+            EXPECT_NEAR(tensor_at(ds.x, i), xor_x[i], 0);
+            EXPECT_NEAR(tensor_at(ds.y, i), xor_x[i], 0);
+        }
+        dataset_free(&ds);
+        EXPECT_MSG(dataset_load(&ds, c, c, dt, 2, e, sizeof e) == 0, "%s", e);
+        EXPECT(ds.cls != NULL); /* class labels are held as integers */
+        for (uint64_t i = 0; i < 4 && ds.cls; i++) EXPECT_EQ_INT(ds.cls[i], cls[i]);
+        dataset_free(&ds);
+    }
+    /* the reported commands: train and infer --labels with the same file twice */
+    char args[2048];
+    const char *m = tmp("reg.bin"), *xm = tmp("xor.bin");
+    snprintf(args, sizeof args, "-q %s %s %s %s", regressor_ini(), x, x, m);
+    EXPECT_EQ_INT(run("train", args), 0);
+    snprintf(args, sizeof args, "--labels %s %s %s", x, m, x);
+    EXPECT_EQ_INT(run("infer", args), 0);
+    EXPECT_STR_CONTAINS(err, "MSE ");
+    EXPECT_STR_CONTAINS(err, "over 4 samples");
+    snprintf(args, sizeof args, "-q configs/xor.ini data/xor_x.csv data/xor_y.csv %s", xm);
+    EXPECT_EQ_INT(run("train", args), 0);
+    snprintf(args, sizeof args, "--labels %s %s %s", x, xm, x);
+    EXPECT_EQ_INT(run("infer", args), 1); /* two columns are no class indices: an error, not a crash */
+    EXPECT_STR_CONTAINS(err, "x.bin: tensor 'data' has 2 columns, expected 1");
+    snprintf(args, sizeof args, "--labels %s %s %s", c, xm, x);
+    EXPECT_EQ_INT(run("infer", args), 0);
+    EXPECT_STR_CONTAINS(err, "accuracy 1.0000 (4 of 4)");
+}
+
+/* ---- 2: a mapped file that shrinks while it is read ---- */
+
+static int sum_pages(void *arg)
+{
+    const volatile char *p = arg;
+    long page = sysconf(_SC_PAGESIZE), s = 0;
+    for (int i = 0; i < 3; i++) s += p[i * page];
+    return (int)s;
+}
+
+TEST(hostile_sigbus_becomes_an_error_return)
+{
+    const char *path = tmp("pages.bin");
+    long page = sysconf(_SC_PAGESIZE);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    EXPECT(fd >= 0);
+    char *fill = malloc((size_t)page * 3);
+    memset(fill, 5, (size_t)page * 3);
+    EXPECT(write(fd, fill, (size_t)page * 3) == page * 3);
+    free(fill);
+    char *m = mmap(NULL, (size_t)page * 3, PROT_READ, MAP_PRIVATE, fd, 0);
+    EXPECT(m != MAP_FAILED);
+    if (fd < 0 || m == MAP_FAILED) return;
+    struct sigaction before, after;
+    sigaction(SIGBUS, NULL, &before);
+    EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), 15);
+    EXPECT(ftruncate(fd, 0) == 0); /* another program truncates the file */
+    EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), UTIL_SIGBUS);
+    EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), UTIL_SIGBUS); /* and again: the guard is re-armed */
+    sigaction(SIGBUS, NULL, &after);
+    EXPECT(before.sa_handler == after.sa_handler);
+    munmap(m, (size_t)page * 3);
+    close(fd);
+}
+
+/* The reported case: train reading a CSV that another program truncates. Whether a run
+ * is hit mid-read depends on timing, so a few runs truncate at different moments; none
+ * may die of a signal, and each failure must name the file. */
+TEST(hostile_csv_truncated_while_train_reads_it)
+{
+    const char *big = tmp("shrink.csv"), *keep = tmp("shrink.keep");
+    FILE *f = fopen(keep, "wb");
+    EXPECT(f != NULL);
+    if (!f) return;
+    for (int r = 0; r < 150000; r++)
+        fputs("0.123456,0.123456,0.123456,0.123456,0.123456,0.123456,0.123456,0.123456,0.123456,0.123456\n", f);
+    fputs("1,1,1,1,1,1,1,1,1,1\n", f); /* 13.65 MB: not a multiple of the page size, so mapped */
+    fclose(f);
+    const char *ini = test_write_file(tmp("r10.ini"), "[model]\ninput_dim=10\nlayer=Linear,10,10\n"
+                                                      "[train]\nloss=MSE\nepochs=1\nbatch_size=100000\n");
+    static const char *const delays[] = {"0.01", "0.03", "0.06", "0.1"};
+    int hit = 0;
+    for (int i = 0; i < 4; i++) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "cp %s %s && { (sleep %s; truncate -s 5000 %s) & %s/train -q %s %s %s %s; rc=$?; wait; exit $rc; }",
+                 keep, big, delays[i], big, bin(), ini, big, big, tmp("shrink.bin"));
+        int rc = test_run_cmd(cmd, out, sizeof out, err, sizeof err);
+        EXPECT_MSG(rc == 0 || rc == 1, "train exited with %d after %s s: %s", rc, delays[i], err);
+        if (rc == 1) EXPECT_STR_CONTAINS(err, "shrink.csv");
+        hit += strstr(err, "while it was being read") != NULL;
+    }
+    if (!hit) fprintf(stderr, "    (note: no run was truncated mid-read this time)\n");
+}
+
+/* ---- 3: an output path that is not a regular file, or is an input ---- */
+
+static int is_fifo(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+static int make_socket(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) return -1;
+    strcpy(a.sun_path, path);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s < 0) return -1;
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+TEST(hostile_output_path_not_a_regular_file)
+{
+    char e[512] = "";
+    const char *fifo = tmp("out.fifo"), *sock = tmp("out.sock");
+    EXPECT(mkfifo(fifo, 0600) == 0);
+    int s = make_socket(sock);
+    EXPECT(s >= 0);
+    EXPECT_EQ_INT(model_check_output("/dev/null", NULL, 0, e, sizeof e), -1); /* only looked at */
+    EXPECT_STR_CONTAINS(e, "/dev/null: not a regular file (a character device)");
+    EXPECT_EQ_INT(model_check_output(fifo, NULL, 0, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "out.fifo: not a regular file (a FIFO)");
+    EXPECT_EQ_INT(model_check_output(sock, NULL, 0, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "(a socket)");
+    EXPECT_EQ_INT(model_check_output(test_tmpdir(), NULL, 0, e, sizeof e), 0); /* rename() refuses it itself */
+    EXPECT_EQ_INT(model_check_output(tmp("new.bin"), NULL, 0, e, sizeof e), 0);
+    /* model_save itself leaves them what they are */
+    struct Tensor *t = tensor_zeros(1, (uint64_t[]){3}, DT_FLOAT32);
+    struct NamedTensor nt = {"w", t};
+    EXPECT_EQ_INT(model_save(fifo, &nt, 1, NULL, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "a FIFO");
+    EXPECT(is_fifo(fifo));
+    EXPECT_EQ_INT(model_save(sock, &nt, 1, NULL, e, sizeof e), -1);
+    struct stat st;
+    EXPECT(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode));
+    tensor_free(t);
+    /* train fails before training, and the FIFO and the socket stay */
+    char args[2048];
+    snprintf(args, sizeof args, "-q configs/xor.ini data/xor_x.csv data/xor_y.csv %s", fifo);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "out.fifo: not a regular file (a FIFO)");
+    EXPECT(is_fifo(fifo));
+    snprintf(args, sizeof args, "-q configs/xor.ini data/xor_x.csv data/xor_y.csv %s", sock);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "(a socket)");
+    EXPECT(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode));
+    if (s >= 0) close(s);
+}
+
+static int file_equals(const char *path, const char *text)
+{
+    char buf[256];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return !strcmp(buf, text);
+}
+
+TEST(hostile_output_path_is_an_input)
+{
+    char e[512] = "", args[2048];
+    const char *xt = "0,0\n0,1\n1,0\n1,1\n", *yt = "0\n1\n1\n0\n";
+    const char *x = test_write_file(tmp("in_x.csv"), xt), *y = test_write_file(tmp("in_y.csv"), yt);
+    const char *hard = tmp("in_x.link"), *m = tmp("in.bin");
+    unlink(hard);
+    EXPECT(link(x, hard) == 0);
+    const char *inputs[4] = {"configs/xor.ini", x, NULL, y};
+    EXPECT_EQ_INT(model_check_output(hard, inputs, 4, e, sizeof e), -1); /* another name, the same file */
+    EXPECT_STR_CONTAINS(e, "in_x.link: the same file as the input");
+    EXPECT_STR_CONTAINS(e, "in_x.csv");
+    EXPECT_EQ_INT(model_check_output(m, inputs, 4, e, sizeof e), 0);
+    test_write_file(m, "old");
+    EXPECT_EQ_INT(model_check_output(m, inputs, 4, e, sizeof e), 0);
+    /* each of train's inputs: the data, the labels, the config, --init */
+    snprintf(args, sizeof args, "-q configs/xor.ini %s %s %s", x, y, x);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "the same file as the input");
+    EXPECT(file_equals(x, xt));
+    snprintf(args, sizeof args, "-q configs/xor.ini %s %s %s", x, y, y);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT(file_equals(y, yt));
+    const char *ini = tmp("copy.ini");
+    snprintf(args, sizeof args, "cp configs/xor.ini %s", ini);
+    EXPECT_EQ_INT(test_run_cmd(args, NULL, 0, NULL, 0), 0);
+    snprintf(args, sizeof args, "-q %s %s %s %s", ini, x, y, ini);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "copy.ini: the same file as the input");
+    snprintf(args, sizeof args, "-q configs/xor.ini %s %s %s", x, y, m);
+    EXPECT_EQ_INT(run("train", args), 0);
+    snprintf(args, sizeof args, "-q --init %s configs/xor.ini %s %s %s", m, x, y, m);
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "in.bin: the same file as the input");
+    struct ModelFile mf;
+    EXPECT_MSG(model_load(m, &mf, e, sizeof e) == 0, "the model given to --init was damaged: %s", e);
+    model_file_free(&mf);
+}
+
+/* ---- 5: buffers sized by what is there ---- */
+
+TEST(hostile_batch_larger_than_the_dataset)
+{
+    char e[512] = "";
+    const char *x = test_write_file(tmp("b_x.csv"), "1,2\n3,4\n5,6\n7,8\n");
+    struct Dataset ds;
+    EXPECT_MSG(dataset_load(&ds, x, x, DT_FLOAT32, 0, e, sizeof e) == 0, "%s", e);
+    if (!ds.x) return;
+    mem_reset_peak();
+    size_t base = mem_peak_bytes();
+    struct Batch b;
+    dataset_get_batch(&ds, 0, 1000000000, &b); /* would be 8 GB per buffer */
+    EXPECT_EQ_INT(dataset_num_batches(&ds, 1000000000), 1);
+    EXPECT_EQ_INT(b.rows, 4);
+    EXPECT_EQ_INT(b.x->shape[0], 4);
+    EXPECT_EQ_INT(b.y->shape[0], 4);
+    EXPECT_EQ_INT(ds.batch_cap, 4);
+    EXPECT_EQ_INT(ds.bx_buf->shape[0], 4);
+    EXPECT_NEAR(tensor_f32(b.x)[7], 8, 0);
+    EXPECT_NEAR(tensor_f32(b.y)[6], 7, 0);
+    EXPECT_MSG(mem_peak_bytes() - base < 4096, "batching 4 rows took %zu bytes", mem_peak_bytes() - base);
+    dataset_free(&ds);
+    /* class labels have their own buffer */
+    const char *yc = test_write_file(tmp("b_y.csv"), "0\n1\n1\n0\n");
+    EXPECT_MSG(dataset_load(&ds, x, yc, DT_FLOAT32, 2, e, sizeof e) == 0, "%s", e);
+    if (!ds.x) return;
+    mem_reset_peak();
+    base = mem_peak_bytes();
+    dataset_get_batch(&ds, 0, 1000000000, &b);
+    EXPECT_EQ_INT(b.rows, 4);
+    EXPECT(b.cls != NULL);
+    for (int i = 0; i < 4 && b.cls; i++) EXPECT_EQ_INT(b.cls[i], i == 1 || i == 2);
+    EXPECT_MSG(mem_peak_bytes() - base < 4096, "batching 4 rows took %zu bytes", mem_peak_bytes() - base);
+    dataset_free(&ds);
+    if (UNDER_ASAN) return;
+    char cmd[4096];
+    const char *ini = test_write_file(tmp("bigbatch.ini"), "[model]\ninput_dim=2\nlayer=Linear,2,2\n"
+                                                           "[train]\nloss=MSE\nepochs=2\nbatch_size=1000000000\n");
+    snprintf(cmd, sizeof cmd, "ulimit -v 1000000 && %s/train -q %s %s %s %s", bin(), ini, x, x, tmp("bb.bin"));
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 0);
+    EXPECT_MSG(err[0] == 0, "train printed: %s", err);
+}
+
+/* Writes "1,2\n3,4\n" and then n newlines (with a few blanks and CRs among them). */
+static const char *blank_tail_csv(const char *name, size_t n)
+{
+    const char *path = tmp(name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return path;
+    fputs("1,2\n3,4\n", f);
+    for (size_t i = 0; i < n; i++) fputs(i % 1000 == 0 ? " \r\n" : "\n", f);
+    fclose(f);
+    return path;
+}
+
+TEST(hostile_csv_with_a_million_blank_lines)
+{
+    char e[512] = "";
+    const char *path = blank_tail_csv("blanks.csv", 1000000);
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Tensor *t = NULL;
+        mem_reset_peak();
+        size_t base = mem_peak_bytes();
+        EXPECT_MSG(csv_read_matrix(path, dt, &t, e, sizeof e) == 0, "%s", e);
+        if (!t) continue;
+        /* the matrix holds 2 rows; 1000002 rows would be 8 or 16 MB */
+        EXPECT_MSG(mem_peak_bytes() - base < 65536, "reading 4 values took %zu bytes", mem_peak_bytes() - base);
+        EXPECT_EQ_INT(t->shape[0], 2);
+        EXPECT_EQ_INT(t->shape[1], 2);
+        for (uint64_t i = 0; i < 4; i++) EXPECT_NEAR(tensor_at(t, i), (double)(i + 1), 0);
+        tensor_free(t);
+    }
+    if (UNDER_ASAN) return;
+    /* the report: a valid CSV and many blank lines end in "out of memory ... [src/mem.c]" */
+    char cmd[4096];
+    const char *huge = blank_tail_csv("blanks_huge.csv", 40000000), *y = test_write_file(tmp("blanks_y.csv"), "1,2\n3,4\n");
+    snprintf(cmd, sizeof cmd, "ulimit -v 250000 && %s/train -q %s %s %s %s", bin(), regressor_ini(), huge, y, tmp("bl.bin"));
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 0);
+    EXPECT_MSG(err[0] == 0, "train printed: %s", err);
+    unlink(huge);
+}
+
+/* ---- 6: unbounded input ---- */
+
+/* Writes "1,2\n" into the FIFO until the reader goes away (or 64 MB). */
+static pid_t start_writer(const char *fifo)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    signal(SIGPIPE, SIG_DFL);
+    int fd = open(fifo, O_WRONLY);
+    static char chunk[1 << 16];
+    for (size_t i = 0; i < sizeof chunk; i += 4) memcpy(chunk + i, "1,2\n", 4);
+    for (int i = 0; fd >= 0 && i < 1024; i++)
+        if (write(fd, chunk, sizeof chunk) < 0) break;
+    _exit(0);
+}
+
+TEST(hostile_pipe_input_stops_at_the_memory_limit)
+{
+    char e[512] = "";
+    const char *fifo = tmp("in.fifo");
+    EXPECT(mkfifo(fifo, 0600) == 0);
+    mem_set_limit(8u << 20); /* as if the machine had 8 MB: the text may take 4 */
+    EXPECT_EQ_INT(mem_limit(), 8u << 20);
+    pid_t w = start_writer(fifo);
+    struct Tensor *t = NULL;
+    EXPECT_EQ_INT(csv_read_matrix(fifo, DT_FLOAT32, &t, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "in.fifo: more than 4 MB of input: it would not fit in memory");
+    tensor_free(t);
+    kill(w, SIGKILL);
+    waitpid(w, NULL, 0);
+    /* a regular file whose matrix would not fit */
+    const char *rows = tmp("rows.csv");
+    FILE *f = fopen(rows, "wb");
+    for (int i = 0; f && i < 700000; i++) fputs("1,2\n", f); /* 2.8 MB of text, 11.2 MB as float64 */
+    if (f) fclose(f);
+    EXPECT_EQ_INT(csv_read_matrix(rows, DT_FLOAT64, &t, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "rows.csv: 700000 rows of 2 values would not fit in memory (8 MB)");
+    EXPECT_EQ_INT(csv_read_matrix(rows, DT_FLOAT32, &t, e, sizeof e), 0); /* 5.6 MB fits */
+    tensor_free(t);
+    /* a binary dataset's tensor is checked before it is allocated */
+    struct Tensor *big = tensor_zeros(2, (uint64_t[]){300000, 8}, DT_FLOAT32);
+    struct NamedTensor nt = {"data", big};
+    const char *bb = tmp("big.bin");
+    mem_set_limit(0);
+    EXPECT_MSG(model_save(bb, &nt, 1, NULL, e, sizeof e) == 0, "%s", e);
+    tensor_free(big);
+    mem_set_limit(8u << 20);
+    struct ModelFile mf;
+    EXPECT_EQ_INT(model_load(bb, &mf, e, sizeof e), -1);
+    EXPECT_STR_CONTAINS(e, "big.bin: tensor 'data': 9 MB of data would not fit in memory (8 MB)");
+    mem_set_limit(0);
+    EXPECT(mem_limit() > (8u << 20));
+    if (UNDER_ASAN) return;
+    /* the report, through a real pipe and a real limit */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "yes 1,1 | head -c 300000000 | (ulimit -v 200000 && exec %s/train -q %s /dev/stdin %s %s)",
+             bin(), regressor_ini(), test_write_file(tmp("p_y.csv"), "1,1\n"), tmp("p.bin"));
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 1);
+    EXPECT_STR_CONTAINS(err, "/dev/stdin: more than ");
+    EXPECT_STR_CONTAINS(err, "would not fit in memory");
+    EXPECT_MSG(!strstr(err, "[src/"), "an internal message: %s", err);
+}
+
+static void load_model_child(void *path)
+{
+    alarm(10); /* a model_load that waits for a writer dies of SIGALRM instead of hanging */
+    struct ModelFile mf;
+    char e[512] = "";
+    int r = model_load(path, &mf, e, sizeof e);
+    fprintf(stderr, "%d %s", r, e);
+    if (!r) model_file_free(&mf);
+}
+
+TEST(hostile_fifo_model_rejected_without_waiting)
+{
+    const char *fifo = tmp("model.fifo");
+    char e[1024] = "";
+    EXPECT(mkfifo(fifo, 0600) == 0);
+    EXPECT_EQ_INT(test_run_child(load_model_child, (void *)fifo, e, sizeof e), 0);
+    EXPECT_STR_CONTAINS(e, "-1 ");
+    EXPECT_STR_CONTAINS(e, "model.fifo: not a regular file (a FIFO)");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "timeout 10 %s/infer %s data/xor_x.csv", bin(), fifo);
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 1);
+    EXPECT_STR_CONTAINS(err, "model.fifo: not a regular file (a FIFO)");
+    snprintf(cmd, sizeof cmd, "timeout 10 %s/train -q --init %s configs/xor.ini data/xor_x.csv data/xor_y.csv %s", bin(),
+             fifo, tmp("f.bin"));
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 1);
+    EXPECT_STR_CONTAINS(err, "model.fifo: not a regular file (a FIFO)");
+}
+
+/* ---- 8: non-finite weights behind a valid checksum ---- */
+
+TEST(hostile_nonfinite_weights_rejected_by_model_assign)
+{
+    char e[512] = "";
+    const char *path = tmp("nan.bin");
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Tensor *b = tensor_zeros(1, (uint64_t[]){3}, dt), *w = tensor_zeros(2, (uint64_t[]){2, 2}, dt);
+        for (uint64_t i = 0; i < 4; i++) tensor_set(w, (uint64_t[]){i / 2, i % 2}, (double)i);
+        tensor_set(w, (uint64_t[]){1, 0}, dt ? -INFINITY : NAN);
+        struct NamedTensor ts[2] = {{"fc.bias", b}, {"fc.weight", w}};
+        EXPECT_MSG(model_save(path, ts, 2, "[model]\n", e, sizeof e) == 0, "%s", e);
+        struct ModelFile mf;
+        EXPECT_MSG(model_load(path, &mf, e, sizeof e) == 0, "%s", e); /* the container itself is sound */
+        struct Tensor *db = tensor_zeros(1, (uint64_t[]){3}, dt), *dw = tensor_zeros(2, (uint64_t[]){2, 2}, dt);
+        struct NamedTensor dst[2] = {{"fc.bias", db}, {"fc.weight", dw}};
+        EXPECT_EQ_INT(model_assign(&mf, dst, 2, path, e, sizeof e), -1);
+        EXPECT_STR_CONTAINS(e, "nan.bin: tensor 'fc.weight': value 3 of 4 is ");
+        EXPECT_STR_CONTAINS(e, dt ? "-inf" : "nan");
+        EXPECT_NEAR(tensor_at(dw, 1), 0, 0); /* nothing was copied */
+        EXPECT_EQ_INT(model_assign(&mf, dst, 1, path, e, sizeof e), 0); /* the finite one alone loads */
+        model_file_free(&mf);
+        tensor_free(b), tensor_free(w), tensor_free(db), tensor_free(dw);
+    }
+}
+
+TEST(hostile_nonfinite_weights_rejected_by_infer_and_init)
+{
+    char args[2048], e[512] = "";
+    const char *good = tmp("fin.bin"), *bad = tmp("nonfin.bin");
+    snprintf(args, sizeof args, "-q configs/xor.ini data/xor_x.csv data/xor_y.csv %s", good);
+    EXPECT_EQ_INT(run("train", args), 0);
+    struct ModelFile mf;
+    EXPECT_MSG(model_load(good, &mf, e, sizeof e) == 0, "%s", e);
+    if (!mf.config_text) { model_file_free(&mf); return; }
+    struct Tensor *w = (struct Tensor *)model_file_find(&mf, "linear2.weight");
+    EXPECT(w != NULL);
+    if (w) tensor_set(w, (uint64_t[]){0, 5}, NAN);
+    EXPECT_MSG(model_save(bad, mf.tensors, mf.n, mf.config_text, e, sizeof e) == 0, "%s", e);
+    model_file_free(&mf);
+    snprintf(args, sizeof args, "%s data/xor_x.csv", bad);
+    EXPECT_EQ_INT(run("infer", args), 1); /* was: exit 0, class 0 for every row */
+    EXPECT_STR_CONTAINS(err, "nonfin.bin: tensor 'linear2.weight': value 6 of 16 is nan");
+    EXPECT_EQ_INT((int)strlen(out), 0);
+    snprintf(args, sizeof args, "-q --init %s configs/xor.ini data/xor_x.csv data/xor_y.csv %s", bad, tmp("fin2.bin"));
+    EXPECT_EQ_INT(run("train", args), 1);
+    EXPECT_STR_CONTAINS(err, "tensor 'linear2.weight'");
+}
