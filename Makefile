@@ -80,6 +80,12 @@ $(B)/idx2csv: $(B)/scripts/idx2csv.o
 tests: $(B)/run_tests $(B)/train $(B)/infer $(B)/dlexport
 	MINIDL_BIN=$(B) ./$(B)/run_tests $(T)
 
+# ONNX's checker and ONNX Runtime on every exported example (scripts/test_interop.sh);
+# skips, saying why, where python3-onnx or onnxruntime-node is missing.
+ORT_DIR ?= $(B)/interop
+test-interop: $(B)/train $(B)/infer $(B)/dlexport
+	MINIDL_BIN=$(B) ORT_DIR=$(ORT_DIR) scripts/test_interop.sh
+
 asan:
 	$(MAKE) B=build-asan OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" tests
 
