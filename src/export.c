@@ -72,10 +72,25 @@ static int check_finite(const struct Model *m, char *err, size_t errlen)
     return 0;
 }
 
-int export_plan(const struct Model *m, struct ExportPlan *p, char *err, size_t errlen)
+/* The base name of path as it may appear in a C comment and an ONNX string (UTF-8):
+ * printable ASCII, '?' for anything else, and no comment end. */
+static void source_name(char *buf, size_t cap, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    size_t k = 0;
+    for (const char *s = base && base[1] ? base + 1 : path; *s && k + 1 < cap; s++) {
+        char c = *s;
+        if (c < 0x20 || c > 0x7E || (c == '/' && k && buf[k - 1] == '*')) c = '?';
+        buf[k++] = c;
+    }
+    buf[k] = 0;
+}
+
+int export_plan(const struct Model *m, const char *source, struct ExportPlan *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
     if (check_finite(m, err, errlen)) return -1;
+    source_name(p->source, sizeof p->source, source);
     const struct TrainConfig *c = &m->cfg;
     p->m = m;
     p->dtype = c->dtype;

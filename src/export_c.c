@@ -143,6 +143,7 @@ struct CRow {
     int in_place;           /* keeps its input's shape: may run with in == out */
     c_call_fn call;         /* writes the helper call of one step; NULL: cannot export */
     const char *cannot;     /* why not, when call is NULL */
+    int identity;           /* nothing to do at inference (Dropout): no helper, no call */
 };
 
 /* "digits_linear1_weight": a parameter's array. */
@@ -191,7 +192,7 @@ static const struct CRow c_rows[] = {
     [MOD_TANH] = {tanh_src, 1, call_unary, NULL},
     [MOD_SOFTMAX] = {softmax_src, 1, call_unary, NULL},
     /* issue 14's kinds go here: MaxPool2d and AvgPool2d (a helper each), Dropout
-     * (identity at inference: no helper, no call), BatchNorm1d/2d (in place) */
+     * ({NULL, 1, NULL, NULL, 1}: identity at inference), BatchNorm1d/2d (in place) */
 };
 _Static_assert(sizeof c_rows / sizeof *c_rows == MOD_COUNT, "the C exporter needs a row per layer kind");
 
@@ -357,11 +358,11 @@ static void emit_decls(struct CGen *g, const struct ExportPlan *p)
     if (p->classify) buf_printf(g->b, "/* the predicted class of x */\nint %s_predict(const %s *x);\n", P, T);
 }
 
-static void emit_intro(struct CGen *g, const struct ExportPlan *p, const char *source, const char *what)
+static void emit_intro(struct CGen *g, const struct ExportPlan *p, const char *what)
 {
     char s[128];
     buf_printf(g->b, "/* %s of the model %s,\n * exported by dlexport %s (minidl). C99, no allocation.\n *\n", what,
-               source, MINIDL_VERSION);
+               p->source, MINIDL_VERSION);
     buf_printf(g->b, " * input: %llu %s values", (unsigned long long)p->inputs, dtype_name(p->dtype));
     if (p->input.ndim == 3)
         buf_printf(g->b, " (%llux%llux%llu, channels first)", (unsigned long long)p->input.d[0],
@@ -375,9 +376,9 @@ static void emit_intro(struct CGen *g, const struct ExportPlan *p, const char *s
                p->classify ? "class probabilities (predict gives the class)" : "values (regression)");
 }
 
-static void emit_header(struct CGen *g, const struct ExportPlan *p, const char *source)
+static void emit_header(struct CGen *g, const struct ExportPlan *p)
 {
-    emit_intro(g, p, source, "The API");
+    emit_intro(g, p, "The API");
     buf_printf(g->b, "#ifndef %s_MODEL_H\n#define %s_MODEL_H\n\n", g->upper, g->upper);
     emit_decls(g, p);
     buf_printf(g->b, "\n#endif\n");
@@ -388,11 +389,12 @@ int export_c(const struct Model *m, const char *prefix, const char *source, stru
 {
     struct ExportPlan p;
     if (!export_prefix_ok(prefix)) return err_set(err, errlen, "'%s' is not a usable C prefix", prefix);
-    if (export_plan(m, &p, err, errlen)) return -1;
+    if (export_plan(m, source, &p, err, errlen)) return -1;
     struct CPlan cp = {.inputs = p.inputs};
     if (m->shift) cp.ops[cp.n++] = (struct COp){NULL, AT_X, AT_X};
     for (uint32_t i = 0; i + (uint32_t)p.classify < p.n; i++) {
         const struct ExportStep *s = &p.steps[i];
+        if (c_rows[s->kind].identity) continue;
         if (!c_rows[s->kind].call) return export_cannot(s, "C", c_rows[s->kind].cannot, err, errlen);
         cp.ops[cp.n++] = (struct COp){s, AT_X, AT_X};
     }
@@ -401,7 +403,7 @@ int export_c(const struct Model *m, const char *prefix, const char *source, stru
     struct CGen g = {c, prefix, {0}, p.dtype == DT_FLOAT32 ? "float" : "double", p.dtype == DT_FLOAT32};
     for (size_t i = 0; prefix[i]; i++) g.upper[i] = (char)(prefix[i] >= 'a' && prefix[i] <= 'z' ? prefix[i] - 32 : prefix[i]);
     memset(sizes, 0, sizeof *sizes);
-    emit_intro(&g, &p, source, "A standalone C version");
+    emit_intro(&g, &p, "A standalone C version");
     buf_printf(c, "#include <math.h>\n#include <stddef.h>\n\n");
     emit_decls(&g, &p);
     emit_weights(&g, &p, &sizes->const_bytes);
@@ -411,7 +413,7 @@ int export_c(const struct Model *m, const char *prefix, const char *source, stru
     sizes->stack_bytes = p.classify ? p.outputs * dtype_size(p.dtype) : 0;
     if (h) {
         g.b = h;
-        emit_header(&g, &p, source);
+        emit_header(&g, &p);
     }
     return 0;
 }

@@ -21,6 +21,7 @@ struct ExportStep {
 
 struct ExportPlan {
     const struct Model *m;
+    char source[128];                /* the model file's base name, printable ASCII, for comments */
     uint32_t dtype;
     int classify;                    /* steps[n - 1] is the output softmax */
     struct LayerShape input;
@@ -29,8 +30,9 @@ struct ExportPlan {
     struct ExportStep steps[CONFIG_MAX_LAYERS + 1];
 };
 
-/* The plan of m; fails when a weight is not finite (no export could reproduce it). */
-int export_plan(const struct Model *m, struct ExportPlan *p, char *err, size_t errlen);
+/* The plan of m, loaded from the file source; fails when a weight is not finite (no
+ * export could reproduce it). */
+int export_plan(const struct Model *m, const char *source, struct ExportPlan *p, char *err, size_t errlen);
 /* "layer 'dropout1' (Dropout) cannot be exported to <format>: <why>" in err; returns -1. */
 int export_cannot(const struct ExportStep *s, const char *format, const char *why, char *err, size_t errlen);
 /* "Linear(64, 10)" or "ReLU": a step as the config gives it. */

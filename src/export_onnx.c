@@ -153,6 +153,7 @@ typedef void (*onnx_emit_fn)(struct OGen *g, const struct ExportStep *s, const c
 struct ORow {
     onnx_emit_fn emit;          /* the step's nodes; NULL: cannot export */
     const char *cannot;         /* why not, when emit is NULL */
+    int identity;               /* no node at inference (Dropout is left out) */
 };
 
 static void emit_linear(struct OGen *g, const struct ExportStep *s, const char *in, const char *out)
@@ -220,7 +221,7 @@ static const struct ORow onnx_rows[] = {
     [MOD_SIGMOID] = {emit_sigmoid, NULL}, [MOD_TANH] = {emit_tanh, NULL},     [MOD_SOFTMAX] = {emit_softmax, NULL},
     /* issue 14's kinds go here: MaxPool2d -> MaxPool, AvgPool2d -> AveragePool (kernel_shape,
      * strides), BatchNorm1d/2d -> BatchNormalization (epsilon; running statistics as
-     * initializers), Dropout -> no node (identity at inference) */
+     * initializers), Dropout -> {NULL, NULL, 1}: no node (identity at inference) */
 };
 _Static_assert(sizeof onnx_rows / sizeof *onnx_rows == MOD_COUNT, "the ONNX exporter needs a row per layer kind");
 
@@ -256,26 +257,31 @@ static void emit_initializers(struct OGen *g, const struct Model *m)
 }
 
 /* GraphProto: node 1, name 2, initializer 5, doc_string 10, input 11, output 12. */
-static int emit_graph(struct OGen *g, const struct ExportPlan *p, const char *source, struct ExportBuf *graph,
+static int emit_graph(struct OGen *g, const struct ExportPlan *p, struct ExportBuf *graph,
                       char *err, size_t errlen)
 {
     const char *cur = emit_input(g, p);
     char outs[2][40];
+    uint32_t last = p->n; /* the step whose output is "output" */
+    for (uint32_t i = 0; i < p->n; i++)
+        if (!onnx_rows[p->steps[i].kind].identity) last = i;
     for (uint32_t i = 0; i < p->n; i++) {
         const struct ExportStep *s = &p->steps[i];
         const struct ORow *row = &onnx_rows[s->kind];
+        if (row->identity) continue;
         if (!row->emit) return export_cannot(s, "ONNX", row->cannot, err, errlen);
         char *out = outs[i % 2];
-        str_copy(out, i + 1 == p->n ? "output" : s->name, sizeof outs[0]);
+        str_copy(out, i == last ? "output" : s->name, sizeof outs[0]);
         row->emit(g, s, cur, out);
         cur = out;
     }
+    if (last == p->n) node(g, "Identity", "output", &cur, 1, "output", NULL); /* no layer does anything */
     emit_initializers(g, p->m);
     buf_put(graph, g->nodes.data, g->nodes.len);
     pb_str(graph, 2, "minidl");
     buf_put(graph, g->inits.data, g->inits.len);
     char doc[512];
-    snprintf(doc, sizeof doc, "%s, exported by dlexport %s: output is the %s", source, MINIDL_VERSION,
+    snprintf(doc, sizeof doc, "%s, exported by dlexport %s: output is the %s", p->source, MINIDL_VERSION,
              p->classify ? "class probabilities (as infer --probs)" : "regression outputs (as infer)");
     pb_str(graph, 10, doc);
     value_info(graph, 11, "input", g->elem, p->inputs);
@@ -288,10 +294,10 @@ static int emit_graph(struct OGen *g, const struct ExportPlan *p, const char *so
 int export_onnx(const struct Model *m, const char *source, struct ExportBuf *out, char *err, size_t errlen)
 {
     struct ExportPlan p;
-    if (export_plan(m, &p, err, errlen)) return -1;
+    if (export_plan(m, source, &p, err, errlen)) return -1;
     struct OGen g = {{0}, {0}, p.dtype == DT_FLOAT32 ? ONNX_FLOAT : ONNX_DOUBLE};
     struct ExportBuf graph = {0}, opset = {0};
-    int bad = emit_graph(&g, &p, source, &graph, err, errlen);
+    int bad = emit_graph(&g, &p, &graph, err, errlen);
     export_buf_free(&g.nodes);
     export_buf_free(&g.inits);
     if (bad) {

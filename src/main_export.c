@@ -21,7 +21,7 @@ static const char usage[] =
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "  -f, --format FMT    c or onnx (default: from -o's extension, .c or .onnx, else c)\n"
-    "  -o, --output FILE   write to FILE, atomically (default: standard output)\n"
+    "  -o, --output FILE   write to FILE, atomically (default, or -: standard output)\n"
     "  -n, --name PREFIX   prefix of the C names (default: -o's base name when it is a\n"
     "                      C identifier, else \"model\")\n"
     "      --header FILE   also write a C header declaring the API\n"
@@ -70,6 +70,7 @@ static void parse_args(int argc, char **argv, struct Options *o, char *prefix, s
 {
     memset(o, 0, sizeof *o);
     cli_parse_args(argc, argv, "dlexport", usage, &o->model, 1, take_option, o);
+    if (o->out && !strcmp(o->out, "-")) o->out = NULL; /* standard output, as without -o */
     if (o->format == FMT_NONE) o->format = o->out && ends_with(o->out, ".onnx") ? FMT_ONNX : FMT_C;
     if (o->name && !export_prefix_ok(o->name))
         cli_usage_error("'%s' is not a usable prefix (a C identifier of at most 32 characters, not starting with _)",

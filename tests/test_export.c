@@ -582,6 +582,10 @@ TEST(export_cli_formats_and_names)
     EXPECT_EQ_INT(run("dlexport", args), 0);
     EXPECT_STR_CONTAINS(out, "void model_forward(const float *x, float *y)");
     EXPECT_STR_CONTAINS(err, "dlexport: standard output: ");
+    EXPECT_STR_CONTAINS(out, "of the model cli.bin,\n"); /* the file's base name, not its path */
+    snprintf(args, sizeof args, "-q -o - %s", model);
+    EXPECT_EQ_INT(run("dlexport", args), 0);
+    EXPECT_STR_CONTAINS(out, "int model_predict(const float *x)");
     /* the format and the prefix from -o */
     snprintf(args, sizeof args, "-o %s %s", tmp("my_net.onnx"), model);
     EXPECT_EQ_INT(run("dlexport", args), 0);
