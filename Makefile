@@ -1,4 +1,4 @@
-# minidl: make | make tests | make asan | make bench | make install PREFIX=/usr/local
+# minidl: make | make tests | make asan | make bench | make test-interop | make install PREFIX=/usr/local
 # One binary runs on any x86-64: no -march=native. SIMD kernels live in per-ISA files
 # under src/kernels/ (*_sse2.c, *_avx2.c, *_avx512.c: the suffix picks the -m flags) and
 # are chosen at run time (src/kernels/dispatch.c).
@@ -19,7 +19,7 @@ isa_flags = $(foreach i,sse2 avx2 avx512,$(if $(filter %_$(i),$(basename $(notdi
 
 B        ?= build
 # Object names must stay unique across folders: ar keeps only a member's base name.
-LIB_SRC  := $(filter-out src/main_train.c src/main_infer.c,$(wildcard src/*.c src/layers/*.c src/kernels/*.c src/kernels/*/*.c))
+LIB_SRC  := $(filter-out src/main_train.c src/main_infer.c src/main_export.c,$(wildcard src/*.c src/layers/*.c src/kernels/*.c src/kernels/*/*.c))
 SRC_H    := $(wildcard include/*.h src/*.h src/layers/*.h src/kernels/*.h src/kernels/*/*.h)
 ifneq ($(words $(notdir $(LIB_SRC))),$(words $(sort $(notdir $(LIB_SRC)))))
 $(error two library sources share a base name; libminidl.a would keep only one)
@@ -30,14 +30,16 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(B)/tests/%.o)
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_OBJ:= $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
 
-.PHONY: all train infer tests asan bench install clean csv2bin
-all: $(B)/train $(B)/infer $(B)/run_tests $(B)/csv2bin
-	@ln -sf $(B)/train train; ln -sf $(B)/infer infer
+.PHONY: all train infer dlexport tests asan bench install clean csv2bin test-interop
+all: $(B)/train $(B)/infer $(B)/dlexport $(B)/run_tests $(B)/csv2bin
+	@ln -sf $(B)/train train; ln -sf $(B)/infer infer; ln -sf $(B)/dlexport dlexport
 
 train: $(B)/train
 	@ln -sf $(B)/train train
 infer: $(B)/infer
 	@ln -sf $(B)/infer infer
+dlexport: $(B)/dlexport
+	@ln -sf $(B)/dlexport dlexport
 
 $(B)/src/%.o: src/%.c $(SRC_H)
 	@mkdir -p $(@D)
@@ -56,6 +58,8 @@ $(B)/train: $(B)/src/main_train.o $(B)/libminidl.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/infer: $(B)/src/main_infer.o $(B)/libminidl.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/dlexport: $(B)/src/main_export.o $(B)/libminidl.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/run_tests: $(TEST_OBJ) $(B)/libminidl.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/bench_minidl: $(BENCH_OBJ) $(B)/libminidl.a
@@ -72,9 +76,15 @@ $(B)/csv2bin: $(B)/scripts/csv2bin.o $(B)/libminidl.a
 $(B)/idx2csv: $(B)/scripts/idx2csv.o
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^
 
-# The end-to-end tests find train and infer through MINIDL_BIN.
-tests: $(B)/run_tests $(B)/train $(B)/infer
+# The end-to-end tests find train, infer and dlexport through MINIDL_BIN.
+tests: $(B)/run_tests $(B)/train $(B)/infer $(B)/dlexport
 	MINIDL_BIN=$(B) ./$(B)/run_tests $(T)
+
+# ONNX's checker and ONNX Runtime on every exported example (scripts/test_interop.sh);
+# skips, saying why, where python3-onnx or onnxruntime-node is missing.
+ORT_DIR ?= $(B)/interop
+test-interop: $(B)/train $(B)/infer $(B)/dlexport
+	MINIDL_BIN=$(B) ORT_DIR=$(ORT_DIR) scripts/test_interop.sh
 
 asan:
 	$(MAKE) B=build-asan OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" tests
@@ -82,11 +92,12 @@ asan:
 bench: $(B)/bench_minidl $(B)/train
 	./$(B)/bench_minidl $(BENCH_ARGS)
 
-install: $(B)/train $(B)/infer $(B)/csv2bin
+install: $(B)/train $(B)/infer $(B)/dlexport $(B)/csv2bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(B)/train $(DESTDIR)$(PREFIX)/bin/minidl-train
 	install -m 755 $(B)/infer $(DESTDIR)$(PREFIX)/bin/minidl-infer
+	install -m 755 $(B)/dlexport $(DESTDIR)$(PREFIX)/bin/minidl-export
 	install -m 755 $(B)/csv2bin $(DESTDIR)$(PREFIX)/bin/minidl-csv2bin
 
 clean:
-	rm -rf build build-asan train infer
+	rm -rf build build-asan train infer dlexport

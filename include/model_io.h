@@ -35,6 +35,9 @@ uint32_t crc32_ieee(uint32_t crc, const void *data, size_t n); /* zlib's crc32: 
 
 int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
                const char *config_text, char *err, size_t errlen);
+/* The same atomic save for any bytes (the exporters' C and ONNX files): the file is
+ * either the old one or all n bytes, never a part. */
+int model_save_bytes(const char *path, const void *data, size_t n, char *err, size_t errlen);
 int model_load(const char *path, struct ModelFile *mf, char *err, size_t errlen);
 void model_file_free(struct ModelFile *mf);
 const struct Tensor *model_file_find(const struct ModelFile *mf, const char *name);

@@ -492,8 +492,17 @@ static void set_mode(int fd, const char *path)
     (void)fchmod(fd, mode); /* best effort: mkstemp's 0600 is still a safe fallback */
 }
 
+/* What a save writes: a model (tensors and config) or plain bytes. */
+struct SaveBody {
+    const struct NamedTensor *ts;
+    uint32_t n;
+    const char *config;
+    const void *bytes;
+    size_t n_bytes;
+};
+
 /* Writes, flushes, fsyncs and closes the temporary file; returns 0 or an errno. */
-static int write_temp(int fd, const struct NamedTensor *ts, uint32_t n, const char *config)
+static int write_temp(int fd, const struct SaveBody *body)
 {
     FILE *f = fdopen(fd, "wb");
     if (!f) {
@@ -501,8 +510,9 @@ static int write_temp(int fd, const struct NamedTensor *ts, uint32_t n, const ch
         close(fd);
         return e;
     }
-    struct Writer w = {f, 0, config != NULL, 0};
-    write_body(&w, ts, n, config);
+    struct Writer w = {f, 0, body->config != NULL, 0};
+    if (body->bytes) wr(&w, body->bytes, body->n_bytes);
+    else write_body(&w, body->ts, body->n, body->config);
     if (!w.err && fflush(f) != 0) w.err = errno;
     if (!w.err && fsync(fileno(f)) != 0) w.err = errno;
     if (fclose(f) != 0 && !w.err) w.err = errno;
@@ -539,10 +549,9 @@ int model_check_output(const char *path, const char *const *inputs, uint32_t n_i
     return 0;
 }
 
-int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
-               const char *config_text, char *err, size_t errlen)
+/* The temporary file beside path, written, fsynced and renamed over path. */
+static int save_atomic(const char *path, const struct SaveBody *body, char *err, size_t errlen)
 {
-    if (check_save_args(path, ts, n, config_text, err, errlen)) return -1;
     /* rename() replaces whatever the path names: a device or FIFO must stay what it is */
     if (model_check_output(path, NULL, 0, err, errlen)) return -1;
     size_t plen = strlen(path);
@@ -556,7 +565,7 @@ int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
         return err_set(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(e));
     }
     set_mode(fd, path);
-    int e = write_temp(fd, ts, n, config_text);
+    int e = write_temp(fd, body);
     const char *what = "cannot write";
     if (!e && rename(tmp, path) != 0) e = errno, what = "cannot replace";
     if (e) {
@@ -567,4 +576,19 @@ int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
     mem_free(tmp);
     sync_dir(path);
     return 0;
+}
+
+int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
+               const char *config_text, char *err, size_t errlen)
+{
+    if (check_save_args(path, ts, n, config_text, err, errlen)) return -1;
+    struct SaveBody body = {ts, n, config_text, NULL, 0};
+    return save_atomic(path, &body, err, errlen);
+}
+
+int model_save_bytes(const char *path, const void *data, size_t n, char *err, size_t errlen)
+{
+    static const char empty[1];
+    struct SaveBody body = {NULL, 0, NULL, n ? data : empty, n};
+    return save_atomic(path, &body, err, errlen);
 }
