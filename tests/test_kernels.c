@@ -144,8 +144,11 @@ KERNEL_TESTS(double, f64)
         for (int off = 0; off <= 1; off++)                                                     \
             for (size_t s = 0; s < N_SIZES; s++) {                                             \
                 for (int j = 0; j < NBUF; j++) bufs[j] = (T *)blk[j] + off;                    \
-                check_maps_##sfx(kernels_get()->ew, bufs, sizes[s], &r);                       \
-                check_updates_##sfx(kernels_get()->ew, bufs, sizes[s], &r, tol);               \
+                for (int par = 0; par <= 1; par++) { /* the ISA's table, and its parallel cut */ \
+                    const struct EwKernels *k = par ? kernels_get()->ew : kernels_get()->ew1;      \
+                    check_maps_##sfx(k, bufs, sizes[s], &r);                                   \
+                    check_updates_##sfx(k, bufs, sizes[s], &r, tol);                           \
+                }                                                                              \
             }                                                                                  \
         for (int j = 0; j < NBUF; j++) mem_free(blk[j]);                                       \
     } while (0)
@@ -182,7 +185,8 @@ TEST_ISA(kernels_dispatch_table)
     const struct KernelTable *t = kernels_get();
     const struct EwKernels *want[ISA_COUNT] = {&ew_kernels_ref, &ew_kernels_sse2, &ew_kernels_avx2, &ew_kernels_avx512};
     EXPECT(t->isa > ISA_REF && t->isa < ISA_COUNT);
-    EXPECT(t->ew == want[t->isa]);
+    EXPECT(t->ew1 == want[t->isa]);
+    EXPECT(t->ew == &ew_kernels_par);
     EXPECT_EQ_INT(kernels_isa(), t->isa);
     EXPECT_EQ_INT(isa_from_name(isa_name(t->isa)), t->isa);
     EXPECT_EQ_INT(isa_from_name("bogus"), -1);

@@ -5,6 +5,9 @@
 #include "math_kernels.h"
 #include "mem.h"
 #include "threads.h"
+#include "utils.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -97,3 +100,52 @@ TEST_ISA(gemm_same_bits_on_any_thread_count)
             }
     threads_set(saved);
 }
+
+/* The parallel elementwise table: maps give the ISA kernel's bits; the sum gives the
+ * same bits on any thread count (and the plain sum's value to rounding). */
+#define EW_PAR_TEST(T, sfx, tol)                                                                  \
+    TEST_ISA(ew_parallel_table_##sfx)                                                             \
+    {                                                                                             \
+        const struct EwKernels *k = kernels_get()->ew, *k1 = kernels_get()->ew1;                  \
+        static const size_t sizes[] = {70001, 300007};                                            \
+        int saved = threads_count();                                                              \
+        for (size_t si = 0; si < 2; si++) {                                                       \
+            size_t n = sizes[si];                                                                 \
+            T *a = mem_alloc(n * sizeof(T)), *b = mem_alloc(n * sizeof(T)), *o = mem_alloc(n * sizeof(T)); \
+            T *o1 = mem_alloc(n * sizeof(T)), *m = mem_alloc(n * sizeof(T)), *v = mem_alloc(n * sizeof(T)); \
+            T *m1 = mem_alloc(n * sizeof(T)), *v1 = mem_alloc(n * sizeof(T));                     \
+            struct Rng r;                                                                         \
+            rng_seed(&r, 5 + si);                                                                 \
+            for (size_t i = 0; i < n; i++) { a[i] = (T)(rng_uniform(&r) - 0.5); b[i] = (T)(rng_uniform(&r) + 0.5); } \
+            threads_set(1);                                                                       \
+            double s1 = k->sum_##sfx(n, a), plain = k1->sum_##sfx(n, a);                          \
+            EXPECT_NEAR(s1, plain, tol * n);                                                      \
+            for (size_t c = 0; c < N_COUNTS; c++) {                                               \
+                threads_set(counts[c]);                                                           \
+                EXPECT(k->sum_##sfx(n, a) == s1);                                                 \
+                int bad = 0;                                                                      \
+                for (int op = 0; op < EW_BIN_COUNT; op++) {                                       \
+                    k->bin_##sfx[op](n, a, b, o), k1->bin_##sfx[op](n, a, b, o1);                 \
+                    bad += memcmp(o, o1, n * sizeof(T)) != 0;                                     \
+                }                                                                                 \
+                k->scal_##sfx[EW_SMUL](n, a, (T)1.5, o), k1->scal_##sfx[EW_SMUL](n, a, (T)1.5, o1); \
+                bad += memcmp(o, o1, n * sizeof(T)) != 0;                                         \
+                memcpy(o, b, n * sizeof(T)), memcpy(o1, b, n * sizeof(T));                        \
+                k->axpy_##sfx(n, (T)-0.25, a, o), k1->axpy_##sfx(n, (T)-0.25, a, o1);             \
+                bad += memcmp(o, o1, n * sizeof(T)) != 0;                                         \
+                k->relu_bwd_set_##sfx(n, a, b, o), k1->relu_bwd_set_##sfx(n, a, b, o1);           \
+                bad += memcmp(o, o1, n * sizeof(T)) != 0;                                         \
+                memcpy(o, b, n * sizeof(T)), memcpy(o1, b, n * sizeof(T));                        \
+                memset(m, 0, n * sizeof(T)), memset(v, 0, n * sizeof(T));                         \
+                memset(m1, 0, n * sizeof(T)), memset(v1, 0, n * sizeof(T));                       \
+                k->adam_##sfx(n, o, a, m, v, (T)0.9, (T)0.999, (T)0.01, (T)0.03, (T)1e-8);        \
+                k1->adam_##sfx(n, o1, a, m1, v1, (T)0.9, (T)0.999, (T)0.01, (T)0.03, (T)1e-8);    \
+                bad += memcmp(o, o1, n * sizeof(T)) != 0 || memcmp(v, v1, n * sizeof(T)) != 0;     \
+                EXPECT_MSG(bad == 0, "%zu elements, %d threads: %d maps differ", n, counts[c], bad); \
+            }                                                                                     \
+            mem_free(a), mem_free(b), mem_free(o), mem_free(o1), mem_free(m), mem_free(v), mem_free(m1), mem_free(v1); \
+        }                                                                                         \
+        threads_set(saved);                                                                       \
+    }
+EW_PAR_TEST(float, f32, 1e-6)
+EW_PAR_TEST(double, f64, 1e-14)

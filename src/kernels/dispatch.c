@@ -38,10 +38,10 @@ int kernels_isa_supported(int isa)
 
 /* The one place that decides which kernels each ISA path uses. */
 static const struct KernelTable tables[ISA_COUNT] = {
-    {ISA_REF, &ew_kernels_ref, NULL, NULL},
-    {ISA_SSE2, &ew_kernels_sse2, &gemm_kernels_sse2, &conv_kernels_sse2},
-    {ISA_AVX2, &ew_kernels_avx2, &gemm_kernels_avx2, &conv_kernels_avx2},
-    {ISA_AVX512, &ew_kernels_avx512, &gemm_kernels_avx512, &conv_kernels_avx512},
+    {ISA_REF, &ew_kernels_par, &ew_kernels_ref, NULL, NULL},
+    {ISA_SSE2, &ew_kernels_par, &ew_kernels_sse2, &gemm_kernels_sse2, &conv_kernels_sse2},
+    {ISA_AVX2, &ew_kernels_par, &ew_kernels_avx2, &gemm_kernels_avx2, &conv_kernels_avx2},
+    {ISA_AVX512, &ew_kernels_par, &ew_kernels_avx512, &gemm_kernels_avx512, &conv_kernels_avx512},
 };
 
 void kernels_select(int isa)

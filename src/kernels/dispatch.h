@@ -15,7 +15,8 @@ struct ConvKernels;
  * (gemm then runs its reference loops, Conv2d its im2col + gemm path). */
 struct KernelTable {
     int isa;
-    const struct EwKernels *ew;
+    const struct EwKernels *ew;     /* the ISA's elementwise kernels, cut over the threads (ew_par.c) */
+    const struct EwKernels *ew1;    /* the ISA's own, on the calling thread: for code already in a task */
     const struct GemmKernels *gemm;
     const struct ConvKernels *conv;
 };

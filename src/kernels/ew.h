@@ -54,5 +54,7 @@ struct EwKernels {
 
 /* Defined by src/kernels/ew/ew_<isa>.c and the reference ew_ref.c. */
 extern const struct EwKernels ew_kernels_ref, ew_kernels_sse2, ew_kernels_avx2, ew_kernels_avx512;
+/* The parallel table (ew/ew_par.c): every entry runs the current ISA's kernel over chunks. */
+extern const struct EwKernels ew_kernels_par;
 
 #endif

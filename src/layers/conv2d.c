@@ -8,6 +8,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ew.h"
 #include "math_kernels.h"
+#include "threads.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -195,23 +196,39 @@ static size_t conv_grad_rows_size(const struct ConvCtx *cx, size_t es)
     return cx->q.O * cx->q.Ho * conv_grad_row(cx, es);
 }
 
-/* xs_all holds every sample's split input (kept for the weight gradient), or is NULL:
- * then one sample's at a time in the scratch. */
+/* ---- the direct path's work, cut into parallel tasks (threads.h) ----
+ * Forward and input gradient: by samples (each sample's output is its own). Weight
+ * gradient: by blocks of CONV_WG_CHUNK output channels, each summing over every sample
+ * in order, so no sum is split; a block is a whole number of the kernel's channel
+ * tiles, so each weight sees the same arithmetic as in one pass over all channels. */
+#define CONV_WG_CHUNK 8
+
+struct ConvJob {
+    const struct ConvCtx *cx;
+    uint32_t dt;
+    const void *x, *w, *b, *g, *ymask, *xmask;
+    void *y, *xs_all, *gw, *gb, *gx;
+    void *wt;           /* fwd: weights transposed; bwd: in igrad's tap order */
+    void *part, *gp_all; /* bwd: lane partial sums; every sample's padded gradient */
+    void *per_worker;   /* one split buffer per worker (xs in fwd, gxs in bwd) */
+    int w_overwrite, b_overwrite, overwrite, pad;
+    size_t per_task;    /* samples per task */
+};
+
 #define CONV_DIRECT_FWD(T, sfx)                                                                \
-    static void conv_direct_fwd_##sfx(const struct ConvCtx *cx, const void *x_, const void *w_, \
-                                      const void *b, void *y_, T *xs_all, void *scratch)       \
+    static void conv_fwd_sample_##sfx(const struct ConvJob *j, uint64_t n, int worker)         \
     {                                                                                          \
+        const struct ConvCtx *cx = j->cx;                                                      \
         const struct ConvGeom *q = &cx->q;                                                     \
-        const T *x = x_, *w = w_;                                                              \
         size_t xsn = conv_split_size(cx), yn = q->O * q->Ho * q->Wo;                           \
-        T *y = y_, *xs = scratch, *wt = xs + xsn;                                              \
-        for (size_t o = 0; o < q->O; o++)                                                      \
-            for (size_t t = 0; t < cx->d.K; t++) wt[t * q->O + o] = w[o * cx->d.K + t];        \
-        for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            if (xs_all) xs = xs_all + n * xsn;                                                 \
-            cx->ck->split_##sfx(&cx->d, x + n * q->C * q->H * q->W, xs);                        \
-            cx->ck->fwd_##sfx(&cx->d, xs, wt, b, y + n * yn);                                   \
-        }                                                                                      \
+        T *xs = j->xs_all ? (T *)j->xs_all + n * xsn : (T *)j->per_worker + (size_t)worker * xsn; \
+        cx->ck->split_##sfx(&cx->d, (const T *)j->x + n * q->C * q->H * q->W, xs);             \
+        cx->ck->fwd_##sfx(&cx->d, xs, j->wt, j->b, (T *)j->y + n * yn);                        \
+    }                                                                                          \
+    static void conv_transpose_w_##sfx(const struct ConvCtx *cx, const T *w, T *wt)            \
+    {                                                                                          \
+        for (size_t o = 0; o < cx->q.O; o++)                                                   \
+            for (size_t t = 0; t < cx->d.K; t++) wt[t * cx->q.O + o] = w[o * cx->d.K + t];     \
     }
 GEN_BOTH(CONV_DIRECT_FWD)
 
@@ -227,46 +244,87 @@ GEN_BOTH(CONV_DIRECT_FWD)
     }
 GEN_BOTH(CONV_REDUCE)
 
-/* Per sample: the weight (and bias) gradient's lane partial sums from the split input
- * the forward kept, and the input gradient through a split buffer (gw, gb or gx NULL:
- * not wanted; gb only with gw). scratch holds the partial sums and the gradient buffer. */
-#define CONV_DIRECT_BWD(T, sfx)                                                                \
-    static void conv_direct_bwd_##sfx(const struct ConvCtx *cx, const void *w, const void *g_, \
-                                      const void *y_, T *gw, int w_overwrite, T *gb, int b_overwrite, \
-                                      T *gx, int overwrite, const T *xmask, T *scratch)        \
+/* One sample's output gradient: padded into whole-vector rows (the ReLU's mask applied on
+ * the way) when the input gradient or a mask needs it, kept at gp for the weight gradient;
+ * then the input gradient through the worker's split buffer. */
+#define CONV_DIRECT_IGRAD(T, sfx)                                                              \
+    static void conv_igrad_sample_##sfx(const struct ConvJob *j, uint64_t n, T *gp, int worker) \
     {                                                                                          \
+        const struct ConvCtx *cx = j->cx;                                                      \
         const struct ConvGeom *q = &cx->q;                                                     \
-        const T *g = g_, *y = y_, *xs = cx->xs;                                                \
-        size_t xn = q->C * q->H * q->W;                                                        \
-        size_t xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T), gn = q->O * q->Ho * q->Wo; \
-        size_t npart = (q->O * cx->d.K + q->O) * pl;                                           \
-        T *gxs = scratch, *part = gxs + (gx ? xsn : 0), *partb = gb ? part + q->O * cx->d.K * pl : NULL; \
-        T *gp = part + (gw ? npart : 0), *wp = gp + conv_grad_rows_size(cx, sizeof(T));        \
-        int pad = y || gx;                                                                     \
-        struct ConvDims dw = cx->d;                                                            \
-        dw.g_row = pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                                 \
-        if (gw) memset(part, 0, npart * sizeof(T));                                            \
-        for (size_t i = 0; gx && i < q->O * cx->d.K; i++) /* weights in igrad's tap order */  \
-            wp[i] = ((const T *)w)[i - i % cx->d.K + cx->ig_tap[i % cx->d.K]];                \
-        for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            const T *gs = g + n * gn;                                                          \
-            if (pad) { /* in whole-vector rows, the ReLU's mask applied on the way */          \
-                cx->ck->pad_grad_##sfx(&cx->d, gs, y ? y + n * gn : NULL, gp);                  \
-                gs = gp;                                                                       \
-            }                                                                                  \
-            if (gw) cx->ck->wgrad_##sfx(&dw, xs + n * xsn, gs, part, partb);                    \
-            if (!gx) continue;                                                                 \
-            memset(gxs, 0, xsn * sizeof(T));                                                   \
-            cx->ck->igrad_##sfx(&cx->dg, wp, gs, gxs);                                         \
-            /* the kept xs is the fused input's ReLU output, just read by wgrad: in cache */ \
-            if (xmask && xs) cx->ck->unsplit_smask_##sfx(&cx->d, gxs, xs + n * xsn, gx + n * xn); \
-            else if (xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, xmask + n * xn, gx + n * xn); \
-            else cx->ck->unsplit_##sfx(&cx->d, gxs, gx + n * xn, overwrite);                    \
+        size_t xn = q->C * q->H * q->W, xsn = conv_split_size(cx), gn = q->O * q->Ho * q->Wo;  \
+        const T *gs = (const T *)j->g + n * gn, *xs = j->xs_all ? (const T *)j->xs_all + n * xsn : NULL; \
+        if (j->pad) {                                                                          \
+            cx->ck->pad_grad_##sfx(&cx->d, gs, j->ymask ? (const T *)j->ymask + n * gn : NULL, gp); \
+            gs = gp;                                                                           \
         }                                                                                      \
-        if (gw) conv_reduce_##sfx(q->O * cx->d.K, pl, part, gw, w_overwrite);                  \
-        if (gb) conv_reduce_##sfx(q->O, pl, partb, gb, b_overwrite);                           \
+        if (!j->gx) return;                                                                    \
+        T *gxs = (T *)j->per_worker + (size_t)worker * xsn, *gx = (T *)j->gx + n * xn;         \
+        memset(gxs, 0, xsn * sizeof(T));                                                       \
+        cx->ck->igrad_##sfx(&cx->dg, j->wt, gs, gxs);                                          \
+        /* the kept xs is the fused input's ReLU output: a mask in the split layout */         \
+        if (j->xmask && xs) cx->ck->unsplit_smask_##sfx(&cx->d, gxs, xs, gx);                  \
+        else if (j->xmask) cx->ck->unsplit_mask_##sfx(&cx->d, gxs, (const T *)j->xmask + n * xn, gx); \
+        else cx->ck->unsplit_##sfx(&cx->d, gxs, gx, j->overwrite);                             \
     }
-GEN_BOTH(CONV_DIRECT_BWD)
+GEN_BOTH(CONV_DIRECT_IGRAD)
+
+/* The weight (and bias) gradient of output channels [o0, o0 + oc) over every sample, from
+ * the split inputs the forward kept and the gradient rows at gs(n) (sample n's gradient
+ * rows: gp_all, or g itself unpadded). */
+#define CONV_DIRECT_WGRAD(T, sfx)                                                              \
+    static void conv_wgrad_block_##sfx(const struct ConvJob *j, size_t o0, size_t oc)          \
+    {                                                                                          \
+        const struct ConvCtx *cx = j->cx;                                                      \
+        const struct ConvGeom *q = &cx->q;                                                     \
+        size_t K = cx->d.K, xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T);       \
+        struct ConvDims dw = cx->d;                                                            \
+        dw.g_row = j->pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                              \
+        dw.O = oc;                                                                             \
+        size_t gn = q->O * q->Ho * dw.g_row;                                                   \
+        T *part = (T *)j->part + o0 * K * pl, *partb = j->gb ? (T *)j->part + (q->O * K + o0) * pl : NULL; \
+        memset(part, 0, oc * K * pl * sizeof(T));                                              \
+        if (partb) memset(partb, 0, oc * pl * sizeof(T));                                      \
+        const T *g = j->pad ? (const T *)j->gp_all : (const T *)j->g;                          \
+        for (uint64_t n = 0; n < q->N; n++)                                                    \
+            cx->ck->wgrad_##sfx(&dw, (const T *)j->xs_all + n * xsn, g + n * gn + o0 * q->Ho * dw.g_row, part, partb); \
+        conv_reduce_##sfx(oc * K, pl, part, (T *)j->gw + o0 * K, j->w_overwrite);              \
+        if (partb) conv_reduce_##sfx(oc, pl, partb, (T *)j->gb + o0, j->b_overwrite);          \
+    }
+GEN_BOTH(CONV_DIRECT_WGRAD)
+
+static void conv_fwd_task(void *ctx, size_t task, int worker)
+{
+    const struct ConvJob *j = ctx;
+    for (uint64_t n = task * j->per_task; n < j->cx->q.N && n < (task + 1) * j->per_task; n++)
+        DT_CALL(j->dt, conv_fwd_sample, j, n, worker);
+}
+
+static void conv_igrad_task(void *ctx, size_t task, int worker)
+{
+    const struct ConvJob *j = ctx;
+    size_t gpn = conv_grad_rows_size(j->cx, dtype_size(j->dt)) * dtype_size(j->dt);
+    for (uint64_t n = task * j->per_task; n < j->cx->q.N && n < (task + 1) * j->per_task; n++)
+        DT_CALL(j->dt, conv_igrad_sample, j, n, (void *)((char *)j->gp_all + n * gpn), worker);
+}
+
+static void conv_wgrad_task(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const struct ConvJob *j = ctx;
+    size_t o0 = task * CONV_WG_CHUNK, O = j->cx->q.O;
+    DT_CALL(j->dt, conv_wgrad_block, j, o0, O - o0 < CONV_WG_CHUNK ? O - o0 : CONV_WG_CHUNK);
+}
+
+/* Tasks of whole samples for work spread evenly over n samples; sets j->per_task. */
+static size_t conv_sample_tasks(struct ConvJob *j, size_t work_per_sample)
+{
+    uint64_t N = j->cx->q.N;
+    size_t tasks = par_tasks(N * work_per_sample, work_per_sample);
+    if (tasks > N) tasks = N;
+    j->per_task = (N + tasks - 1) / tasks;
+    return (N + j->per_task - 1) / j->per_task;
+}
 
 /* The fused ReLU's mask for the output gradient (the output, > 0 where it passes), or
  * NULL: no ReLU, or the consuming conv masked the gradient already. */
@@ -300,6 +358,8 @@ static const void *conv_premask(struct Node *x, int overwrite)
     return overwrite ? x->value->data : NULL;
 }
 
+/* Weight gradient by channel blocks after the input gradient by samples: every sample's
+ * padded gradient is kept (gp_all) between the two passes. */
 static void conv2d_backward_direct(struct Node *self)
 {
     struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
@@ -307,21 +367,29 @@ static void conv2d_backward_direct(struct Node *self)
     const struct ConvGeom *q = &cx->q;
     uint32_t dt = self->grad->dtype;
     int want_w = node_wants_grad(w), want_x = node_wants_grad(x), want_b = b && node_wants_grad(b);
-    int overwrite = 0, w_overwrite = 0, b_overwrite = 0;
-    size_t es = dtype_size(dt), HW = q->Ho * q->Wo;
-    size_t need = (want_w ? (q->O * cx->d.K + q->O) * CONV_PART_BYTES / es : 0) +
-                  (want_x ? conv_split_size(cx) + q->O * cx->d.K : 0) + conv_grad_rows_size(cx, es);
-    void *scratch = graph_scratch(self->graph, need * es);
-    void *gw = want_w ? node_grad_begin(w, &w_overwrite)->data : NULL;
-    void *gb = want_b ? node_grad_begin(b, &b_overwrite)->data : NULL;
-    void *gx = want_x ? node_grad_begin(x, &overwrite)->data : NULL;
-    const void *xmask = want_x ? conv_premask(x, overwrite) : NULL;
-    const void *ymask = conv_out_mask(self);
-    if (want_w || want_x)
-        DT_CALL(dt, conv_direct_bwd, cx, w->value->data, self->grad->data, ymask, gw, w_overwrite,
-                want_w ? gb : NULL, b_overwrite, gx, overwrite, xmask, scratch);
+    size_t es = dtype_size(dt), HW = q->Ho * q->Wo, K = cx->d.K, xsn = conv_split_size(cx);
+    struct ConvJob j = {.cx = cx, .dt = dt, .g = self->grad->data, .ymask = conv_out_mask(self)};
+    j.gw = want_w ? node_grad_begin(w, &j.w_overwrite)->data : NULL;
+    j.gb = want_w && want_b ? node_grad_begin(b, &j.b_overwrite)->data : NULL;
+    j.gx = want_x ? node_grad_begin(x, &j.overwrite)->data : NULL;
+    j.xmask = want_x ? conv_premask(x, j.overwrite) : NULL;
+    j.xs_all = cx->xs;
+    j.pad = j.ymask || j.gx;
+    size_t tasks = conv_sample_tasks(&j, 2 * q->O * K * HW), workers = (size_t)threads_count();
+    size_t n_part = want_w ? (q->O * K + q->O) * CONV_PART_BYTES / es : 0, n_gp = conv_grad_rows_size(cx, es);
+    char *s = graph_scratch(self->graph, (n_part + (want_x ? q->O * K + workers * xsn : 0) + q->N * n_gp) * es);
+    j.part = s;
+    j.wt = s + n_part * es;
+    j.per_worker = (char *)j.wt + (want_x ? q->O * K : 0) * es;
+    j.gp_all = (char *)j.per_worker + (want_x ? workers * xsn : 0) * es;
+    for (size_t i = 0; want_x && i < q->O * K; i++) /* weights in igrad's tap order */
+        memcpy((char *)j.wt + i * es, (const char *)w->value->data + (i - i % K + cx->ig_tap[i % K]) * es, es);
+    if (j.pad && (want_x || want_w)) par_run(tasks, conv_igrad_task, &j);
+    if (want_w) par_run((q->O + CONV_WG_CHUNK - 1) / CONV_WG_CHUNK, conv_wgrad_task, &j);
     if (!want_b || want_w) return;
     /* a bias without its weight's gradient (frozen weights): sums of g alone */
+    int b_overwrite;
+    void *gb = node_grad_begin(b, &b_overwrite)->data;
     const struct EwKernels *k = kernels_get()->ew;
     const char *g = conv_out_grad(self);
     if (b_overwrite) memset(gb, 0, q->O * es);
@@ -416,8 +484,13 @@ static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, ui
         conv_direct_setup(cx, lanes, &g->arena);
         size_t xsn = conv_split_size(cx);
         cx->xs = y->requires_grad && node_wants_grad(w) ? arena_alloc(&g->arena, q.N * xsn * es) : NULL;
-        DT_CALL(dt, conv_direct_fwd, cx, x->value->data, w->value->data, b ? b->value->data : NULL, y->value->data,
-                cx->xs, graph_scratch(g, (q.O * cx->d.K + xsn) * es));
+        struct ConvJob j = {.cx = cx, .dt = dt, .x = x->value->data, .b = b ? b->value->data : NULL,
+                            .y = y->value->data, .xs_all = cx->xs};
+        size_t tasks = conv_sample_tasks(&j, 2 * q.O * cx->d.K * HW);
+        j.wt = graph_scratch(g, (q.O * cx->d.K + (size_t)threads_count() * xsn) * es);
+        j.per_worker = (char *)j.wt + q.O * cx->d.K * es;
+        DT_CALL(dt, conv_transpose_w, cx, w->value->data, j.wt);
+        par_run(tasks, conv_fwd_task, &j);
         return y;
     }
     /* One gemm for the whole batch: out (O x N*HW) = W (O x K) cols (K x N*HW). The
