@@ -14,10 +14,16 @@ typedef int (*cli_option_fn)(void *ctx, int argc, char **argv, int *i);
  * 0), any other option goes to opt; an unknown option or a wrong count is a usage error. */
 void cli_parse_args(int argc, char **argv, const char *prog, const char *usage, const char **pos, int n_pos,
                     cli_option_fn opt, void *ctx);
+/* Takes "--threads N" at argv[*i] (1 if it was that option; a bad N is a usage error
+ * naming the option). cli_parse_args does this itself, and then cli_threads_start. */
+int cli_take_threads(int argc, char **argv, int *i);
+/* Starts the worker pool: --threads N, else MINIDL_THREADS (a bad value is a usage
+ * error), else every core the process may run on (threads.h threads_available). */
+void cli_threads_start(void);
 /* The value after option argv[*i] (advancing *i); without one, the usage error
  * "option '<opt>' needs <what>". */
 const char *cli_option_value(int argc, char **argv, int *i, const char *what);
-/* "train 0.1.0 (minidl), kernels: avx512" */
+/* "train 0.1.0 (minidl), kernels: avx512, threads: 2" */
 void cli_print_version(const char *prog);
 
 #endif

@@ -2,12 +2,13 @@
  * with tensors "data" and, given a labels file, "labels"), which loads many times
  * faster and can stand wherever a CSV is accepted.
  *
- *   csv2bin [--dtype float32|float64] data.csv [labels.csv] out.bin
+ *   csv2bin [--dtype float32|float64] [--threads N] data.csv [labels.csv] out.bin
  *
  * The CSVs are checked exactly as train and infer check them. Labels are stored as they
  * are (class indices or regression targets). Default dtype float32: pixel values and
  * class indices are exact in it, and the file is half the size. Exit 0, 1 on a bad
  * input or a failed write, 2 on a usage error. */
+#include "cli.h"
 #include "dataset.h"
 #include "utils.h"
 
@@ -16,8 +17,10 @@
 
 static int usage(FILE *f, int code)
 {
-    fprintf(f, "usage: %s [--dtype float32|float64] data.csv [labels.csv] out.bin\n"
-               "Converts a CSV dataset (and its labels) into a binary dataset.\n", util_progname());
+    fprintf(f, "usage: %s [--dtype float32|float64] [--threads N] data.csv [labels.csv] out.bin\n"
+               "Converts a CSV dataset (and its labels) into a binary dataset. --threads N: worker\n"
+               "threads for parsing (default: MINIDL_THREADS, else every core this process may use).\n",
+            util_progname());
     return code;
 }
 
@@ -26,16 +29,22 @@ int main(int argc, char **argv)
     util_set_progname(argv[0]);
     uint32_t dtype = DT_FLOAT32;
     int i = 1;
-    if (i < argc && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))) return usage(stdout, 0);
-    if (i + 1 < argc && !strcmp(argv[i], "--dtype")) {
-        if (!strcmp(argv[i + 1], "float32")) dtype = DT_FLOAT32;
-        else if (!strcmp(argv[i + 1], "float64")) dtype = DT_FLOAT64;
-        else {
-            log_err("unknown dtype '%s' (float32 or float64)", argv[i + 1]);
-            return 2;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout, 0);
+        if (cli_take_threads(argc, argv, &i)) continue;
+        if (i + 1 < argc && !strcmp(argv[i], "--dtype")) {
+            if (!strcmp(argv[i + 1], "float32")) dtype = DT_FLOAT32;
+            else if (!strcmp(argv[i + 1], "float64")) dtype = DT_FLOAT64;
+            else {
+                log_err("unknown dtype '%s' (float32 or float64)", argv[i + 1]);
+                return 2;
+            }
+            i++;
+            continue;
         }
-        i += 2;
+        break; /* not an option: the first path */
     }
+    cli_threads_start();
     int rest = argc - i;
     if (rest < 2 || rest > 3) return usage(stderr, 2);
     const char *x_path = argv[i], *y_path = rest == 3 ? argv[i + 1] : NULL, *out = argv[argc - 1];

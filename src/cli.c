@@ -1,6 +1,7 @@
 /* cli: the argument handling train, infer and csv2bin share. */
 #include "cli.h"
 #include "math_kernels.h"
+#include "threads.h"
 #include "utils.h"
 
 #include <errno.h>
@@ -17,6 +18,29 @@ void cli_usage_error(const char *fmt, const char *arg)
     exit(2);
 }
 
+/* --threads N as given (0: not given); read by cli_threads_start and the version line. */
+static int threads_opt;
+
+int cli_take_threads(int argc, char **argv, int *i)
+{
+    if (strcmp(argv[*i], "--threads")) return 0;
+    const char *v = cli_option_value(argc, argv, i, "a thread count");
+    threads_opt = threads_parse(v);
+    if (threads_opt < 0) cli_usage_error("option '--threads': '%s' is not a whole number from 1 to 1024", v);
+    return 1;
+}
+
+/* The count the pool gets: --threads, else MINIDL_THREADS, else the cores available. */
+static int threads_wanted(void)
+{
+    if (threads_opt) return threads_opt;
+    int n = threads_from_env();
+    if (n < 0) cli_usage_error("MINIDL_THREADS=%s: expected a whole number from 1 to 1024", getenv("MINIDL_THREADS"));
+    return n;
+}
+
+void cli_threads_start(void) { threads_set(threads_wanted()); }
+
 void cli_parse_args(int argc, char **argv, const char *prog, const char *usage, const char **pos, int n_pos,
                     cli_option_fn opt, void *ctx)
 {
@@ -27,6 +51,7 @@ void cli_parse_args(int argc, char **argv, const char *prog, const char *usage, 
             if (got == n_pos) cli_usage_error("unexpected argument '%s'", a);
             pos[got++] = a;
         } else if (!strcmp(a, "--")) only_pos = 1;
+        else if (cli_take_threads(argc, argv, &i)) continue;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); exit(0); }
         else if (!strcmp(a, "-V") || !strcmp(a, "--version")) { cli_print_version(prog); exit(0); }
         else if (!opt(ctx, argc, argv, &i)) cli_usage_error("unknown option '%s'", a);
@@ -36,6 +61,7 @@ void cli_parse_args(int argc, char **argv, const char *prog, const char *usage, 
         snprintf(fmt, sizeof fmt, "expected %d arguments, got %%s", n_pos);
         cli_usage_error(fmt, "fewer");
     }
+    cli_threads_start();
 }
 
 const char *cli_option_value(int argc, char **argv, int *i, const char *what)
@@ -50,5 +76,6 @@ const char *cli_option_value(int argc, char **argv, int *i, const char *what)
 
 void cli_print_version(const char *prog)
 {
-    printf("%s %s (minidl), kernels: %s\n", prog, MINIDL_VERSION, isa_name(kernels_isa()));
+    int n = threads_wanted();
+    printf("%s %s (minidl), kernels: %s, threads: %d\n", prog, MINIDL_VERSION, isa_name(kernels_isa()), n);
 }

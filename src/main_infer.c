@@ -25,6 +25,8 @@ static const char usage[] =
     "  -l, --labels FILE   also print accuracy and a confusion matrix (MSE for\n"
     "                      regression models) on stderr\n"
     "  -c, --config FILE   the model's config, for files saved without one\n"
+    "      --threads N     worker threads (default: MINIDL_THREADS, else every core\n"
+    "                      this process may use); the output is the same on any number\n"
     "\n"
     "Only results go to stdout; messages go to stderr.\n";
 

@@ -27,6 +27,8 @@ static const char usage[] =
     "  -s, --seed N       seed for initialisation and shuffling (overrides the config)\n"
     "  -e, --epochs N     number of epochs, 0 to just save (overrides the config)\n"
     "      --init FILE    start from the weights saved in FILE instead of random ones\n"
+    "      --threads N    worker threads (default: MINIDL_THREADS, else every core this\n"
+    "                     process may use); the model is the same on any number\n"
     "  -q, --quiet        print nothing but errors\n"
     "\n"
     "Logs go to stderr. MINIDL_ISA=sse2|avx2|avx512 forces a kernel path.\n";

@@ -1,5 +1,6 @@
 /* model: the network of a config, built through the layer table. */
 #include "model.h"
+#include "threads.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -203,5 +204,7 @@ void model_print_summary(const struct Model *m, void *file)
         layer_shape_str(shape, sizeof shape, &mod->spec.out);
         fprintf(f, "%-10s %-26s %-14s %10llu\n", mod->name, type, shape, (unsigned long long)module_param_count(mod));
     }
-    fprintf(f, "total parameters: %llu (%s)\n", (unsigned long long)model_param_count(m), dtype_name(c->dtype));
+    int nt = threads_count();
+    fprintf(f, "total parameters: %llu (%s), %d thread%s\n", (unsigned long long)model_param_count(m),
+            dtype_name(c->dtype), nt, nt == 1 ? "" : "s");
 }
