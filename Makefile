@@ -87,6 +87,8 @@ install: $(B)/train $(B)/infer $(B)/csv2bin
 	install -m 755 $(B)/train $(DESTDIR)$(PREFIX)/bin/minidl-train
 	install -m 755 $(B)/infer $(DESTDIR)$(PREFIX)/bin/minidl-infer
 	install -m 755 $(B)/csv2bin $(DESTDIR)$(PREFIX)/bin/minidl-csv2bin
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
 	rm -rf build build-asan train infer
