@@ -11,7 +11,7 @@
  *   train.rng        float64 (4, 2)   the model's generator (model->run.rng, xoshiro256**
  *                                     state words), the same encoding
  *   train.reals      float64 (2)      the interrupted epoch's loss sum (sum of batch loss
- *                                     x rows), the best validation loss (inf before one)
+ *                                     x rows), the best validation loss (0 before one)
  *   train.opt.m.NAME, train.opt.v.NAME  the optimizer's buffers of parameter NAME, its
  *                                     dtype and shape (SGD's velocity in m; Adam's
  *                                     moments m and v; none for SGD without momentum)

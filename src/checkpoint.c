@@ -99,7 +99,7 @@ int checkpoint_save(const char *path, struct Trainer *t, const struct TrainRun *
     list_add(&l, "train.rng", pairs_tensor(m->run.rng.s, 4), 1);
     struct Tensor *reals = tensor_create(1, (uint64_t[]){2}, DT_FLOAT64);
     tensor_f64(reals)[0] = r->partial.loss_sum;
-    tensor_f64(reals)[1] = r->best_loss;
+    tensor_f64(reals)[1] = r->best_epoch ? r->best_loss : 0; /* finite: infinite before the first best */
     list_add(&l, "train.reals", reals, 1);
     char name[CK_NAME];
     for (uint32_t i = 0; i < m->n_params; i++)
@@ -254,7 +254,7 @@ int checkpoint_restore(struct Checkpoint *ck, struct Trainer *t, struct TrainRun
         r->partial.seen = c[CK_SEEN];
         r->partial.hits = c[CK_HITS];
         r->partial.loss_sum = tensor_f64(reals)[0];
-        r->best_loss = tensor_f64(reals)[1];
+        r->best_loss = c[CK_BEST_EPOCH] ? tensor_f64(reals)[1] : INFINITY;
         r->best_epoch = c[CK_BEST_EPOCH];
         r->since_best = c[CK_SINCE_BEST];
     }
