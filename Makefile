@@ -72,8 +72,8 @@ $(B)/csv2bin: $(B)/scripts/csv2bin.o $(B)/libminidl.a
 $(B)/idx2csv: $(B)/scripts/idx2csv.o
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^
 
-# The end-to-end tests find train and infer through MINIDL_BIN.
-tests: $(B)/run_tests $(B)/train $(B)/infer
+# The end-to-end tests find train, infer and csv2bin through MINIDL_BIN.
+tests: $(B)/run_tests $(B)/train $(B)/infer $(B)/csv2bin
 	MINIDL_BIN=$(B) ./$(B)/run_tests $(T)
 
 asan:
