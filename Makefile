@@ -76,8 +76,8 @@ $(B)/csv2bin: $(B)/scripts/csv2bin.o $(B)/libminidl.a
 $(B)/idx2csv: $(B)/scripts/idx2csv.o
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^
 
-# The end-to-end tests find train, infer and dlexport through MINIDL_BIN.
-tests: $(B)/run_tests $(B)/train $(B)/infer $(B)/dlexport
+# The end-to-end tests find train, infer, csv2bin and dlexport through MINIDL_BIN.
+tests: $(B)/run_tests $(B)/train $(B)/infer $(B)/csv2bin $(B)/dlexport
 	MINIDL_BIN=$(B) ./$(B)/run_tests $(T)
 
 # ONNX's checker and ONNX Runtime on every exported example (scripts/test_interop.sh);
@@ -98,6 +98,8 @@ install: $(B)/train $(B)/infer $(B)/dlexport $(B)/csv2bin
 	install -m 755 $(B)/infer $(DESTDIR)$(PREFIX)/bin/minidl-infer
 	install -m 755 $(B)/dlexport $(DESTDIR)$(PREFIX)/bin/minidl-export
 	install -m 755 $(B)/csv2bin $(DESTDIR)$(PREFIX)/bin/minidl-csv2bin
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
 	rm -rf build build-asan train infer dlexport

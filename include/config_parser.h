@@ -6,7 +6,8 @@
  *   layer=Linear,784,64             [train] keys: optimizer=Adam|SGD, lr, epochs, batch_size,
  *   activation=ReLU                   loss=CrossEntropy|MSE, momentum, beta1, beta2, eps, seed,
  *   [train]                           shuffle=0|1, normalize=none|minmax|standard,
- *                                     lr_schedule=constant|cosine (beyond SPEC's keys)
+ *                                     lr_schedule=constant|cosine (beyond SPEC's keys),
+ *                                     val_split=F (0 < F < 1), patience=N (0: off)
  *   lr=0.001
  * CRLF, a UTF-8 BOM, spaces around '=' and inline '#' comments are accepted. Errors
  * are "file:line: message" (with a "did you mean" hint for misspelt names). Each
@@ -41,6 +42,8 @@ struct TrainConfig {
     int shuffle;
     int normalize;             /* enum NormKind */
     int lr_schedule;           /* enum LrSchedule, over all steps of all epochs */
+    double val_split;          /* fraction held out for validation (0: none) */
+    uint64_t patience;         /* early stopping: epochs without a lower validation loss (0: off) */
     uint32_t dtype;            /* DT_FLOAT32 or DT_FLOAT64 */
     uint32_t input_ndim;       /* 1 (input_dim) or 3 (input_shape) */
     uint64_t input_shape[3];
@@ -61,5 +64,8 @@ int config_parse_text(const char *text, size_t len, const char *filename,
  * and the path and reason in err: it cannot be read, or it is over 1 MiB (/dev/zero). */
 char *config_read_file(const char *path, size_t *len, char *err, size_t errlen);
 int config_parse_file(const char *path, struct TrainConfig *cfg, char *err, size_t errlen);
+/* Do a and b describe the same training run? 0 if so; else 1 and, in what, the first
+ * key that differs with both values ("lr: 0.001 against 0.002", "layer 3: ..."). */
+int config_diff(const struct TrainConfig *a, const struct TrainConfig *b, char *what, size_t cap);
 
 #endif

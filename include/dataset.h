@@ -6,7 +6,8 @@
  * mistake would go unnoticed (non-numbers, NaN, Inf, values that overflow float32,
  * ragged rows, empty or header-only files), every error as "file:line:column: ...".
  * Binary: the DLASM1 container (model_io.h) with tensors "data" (N x D) and "labels"
- * (N x L), recognised by its magic wherever a CSV is accepted. */
+ * (N x L), recognised by its magic wherever a CSV is accepted. The path "-" reads
+ * standard input (CSV only: a binary dataset is recognised in regular files alone). */
 #ifndef MINIDL_DATASET_H
 #define MINIDL_DATASET_H
 
@@ -58,6 +59,11 @@ uint64_t dataset_num_batches(const struct Dataset *ds, uint64_t batch_size); /* 
  * at them (b->y and b->cls NULL where the dataset has none). No heap use after the
  * first call with this batch_size. */
 void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, struct Batch *b);
+
+/* Holds n_held samples out of ds (0 < n_held < ds->n) into *held: a Fisher-Yates
+ * permutation drawn from rng picks its last n_held as the held-out ones; both parts
+ * keep the file's order. ds keeps the rest (its order reset to the identity). */
+void dataset_split(struct Dataset *ds, struct Dataset *held, uint64_t n_held, struct Rng *rng);
 
 /* Writes ds as a DLASM1 binary dataset. */
 int dataset_save_binary(const struct Dataset *ds, const char *path, char *err, size_t errlen);

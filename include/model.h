@@ -39,7 +39,8 @@ void model_set_norm(struct Model *m, struct Tensor *shift, struct Tensor *scale)
 void model_free(struct Model *m);
 
 /* The model saved in path: built from its embedded config (or the one at config_path,
- * when not NULL), with its weights and normalisation. Checks before building that the
+ * when not NULL), with its weights and normalisation; a checkpoint's training state
+ * (tensors "train.*", checkpoint.h) is left alone. Checks before building that the
  * config describes as many weights as the file holds. Returns 0, or -1 with the
  * message in err. */
 int model_from_file(struct Model *m, const char *path, const char *config_path, char *err, size_t errlen);

@@ -29,6 +29,16 @@ void optim_free(struct Optimizer *opt);
 void optim_set_lr(struct Optimizer *opt, double lr);
 double optim_lr(const struct Optimizer *opt);
 
+/* The state a checkpoint saves and restores (train.h): per parameter, optim_buffers
+ * buffers shaped like it (0 for SGD without momentum, 1 for SGD's velocity, 2 for
+ * Adam's m then v); optim_buffer is buffer `which` of parameter i as a view (shares the
+ * optimizer's memory: free the view with tensor_free, never the memory); and the steps
+ * taken (Adam's t in the bias corrections; SGD counts none). */
+uint32_t optim_buffers(const struct Optimizer *opt);
+struct Tensor *optim_buffer(struct Optimizer *opt, uint32_t i, uint32_t which);
+uint64_t optim_steps(const struct Optimizer *opt);
+void optim_set_steps(struct Optimizer *opt, uint64_t steps);
+
 /* The rate at step `step` of a run of `total` under a schedule (config_parser.h enum
  * LrSchedule): constant, or cosine decay from lr at step 0 towards 0 at step total
  * (lr * (1 + cos(pi * step / total)) / 2). */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Caps that keep every size product far from uint64 overflow and refuse configs that
@@ -312,6 +313,19 @@ static int key_seed(struct Parser *p, int line, char *v)
 {
     return parse_count(p, line, "seed", v, 0, INT64_MAX, &p->cfg->seed);
 }
+static int key_patience(struct Parser *p, int line, char *v)
+{
+    return parse_count(p, line, "patience", v, 0, CFG_MAX_NUMBER, &p->cfg->patience);
+}
+/* A fraction strictly between 0 and 1: both parts must keep samples. */
+static int key_val_split(struct Parser *p, int line, char *v)
+{
+    double f;
+    if (parse_real(p, line, "val_split", v, 0, &f)) return -1;
+    if (!(f < 1)) return fail(p, line, "val_split must be between 0 and 1 (the fraction held out), got %s", v);
+    p->cfg->val_split = f;
+    return 0;
+}
 
 struct KeyDef {
     const char *name;
@@ -330,6 +344,7 @@ static const struct KeyDef keys[] = {
     {"beta2", SEC_TRAIN, 0, key_beta2},           {"eps", SEC_TRAIN, 0, key_eps},
     {"seed", SEC_TRAIN, 0, key_seed},             {"shuffle", SEC_TRAIN, 0, key_shuffle},
     {"normalize", SEC_TRAIN, 0, key_normalize},   {"lr_schedule", SEC_TRAIN, 0, key_lr_schedule},
+    {"val_split", SEC_TRAIN, 0, key_val_split},   {"patience", SEC_TRAIN, 0, key_patience},
 };
 #define N_KEYS (sizeof keys / sizeof *keys)
 _Static_assert(N_KEYS <= sizeof ((struct Parser *)0)->key_line / sizeof(int), "key_line too small");
@@ -524,6 +539,95 @@ char *config_read_file(const char *path, size_t *len, char *err, size_t errlen)
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+/* ---- comparing two configs ---- */
+
+/* Formats what differs into what and returns 1. */
+static int differ(char *what, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int differ(char *what, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (what && cap) vsnprintf(what, cap, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+#define DIFF_NUM(key, fmt, T) \
+    if (a->key != b->key) return differ(what, cap, "%s: " fmt " against " fmt, #key, (T)a->key, (T)b->key)
+
+/* The shortest form of v that reads back as v (0.003, not 0.0030000000000000001). */
+static const char *real_str(char *buf, size_t cap, double v)
+{
+    for (int digits = 6; digits < 17; digits++) {
+        snprintf(buf, cap, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) return buf;
+    }
+    snprintf(buf, cap, "%.17g", v);
+    return buf;
+}
+
+#define DIFF_REAL(key)                                                                               \
+    if (a->key != b->key) {                                                                          \
+        char ra[32], rb[32];                                                                         \
+        return differ(what, cap, "%s: %s against %s", #key, real_str(ra, sizeof ra, a->key),         \
+                      real_str(rb, sizeof rb, b->key));                                              \
+    }
+
+/* "Conv2d,1,8,3,3,1,1": a layer as the config gives it. */
+static void layer_desc(char *buf, size_t cap, const struct LayerSpec *l)
+{
+    const struct LayerType *lt = layer_type(l->kind);
+    size_t k = (size_t)snprintf(buf, cap, "%s", lt->name);
+    for (uint32_t i = 0; i < lt->n_args && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, ",%llu", (unsigned long long)l->args.v[i]);
+}
+
+static int diff_network(const struct TrainConfig *a, const struct TrainConfig *b, char *what, size_t cap)
+{
+    char la[128] = "(none)", lb[128] = "(none)";
+    if (a->dtype != b->dtype) return differ(what, cap, "dtype: %s against %s", dtype_name(a->dtype), dtype_name(b->dtype));
+    if (a->input_ndim != b->input_ndim || memcmp(a->input_shape, b->input_shape, sizeof a->input_shape)) {
+        struct LayerShape sa = {a->input_ndim, {a->input_shape[0], a->input_shape[1], a->input_shape[2]}};
+        struct LayerShape sb = {b->input_ndim, {b->input_shape[0], b->input_shape[1], b->input_shape[2]}};
+        layer_shape_str(la, sizeof la, &sa);
+        layer_shape_str(lb, sizeof lb, &sb);
+        return differ(what, cap, "%s: %s against %s", a->input_ndim == 3 ? "input_shape" : "input_dim", la, lb);
+    }
+    uint32_t n = a->n_layers > b->n_layers ? a->n_layers : b->n_layers;
+    for (uint32_t i = 0; i < n; i++) {
+        str_copy(la, "(none)", sizeof la);
+        str_copy(lb, "(none)", sizeof lb);
+        if (i < a->n_layers) layer_desc(la, sizeof la, &a->layers[i]);
+        if (i < b->n_layers) layer_desc(lb, sizeof lb, &b->layers[i]);
+        if (str_cmp(la, lb)) return differ(what, cap, "layer %u (layer= or activation=): %s against %s", i + 1, la, lb);
+    }
+    return 0;
+}
+
+int config_diff(const struct TrainConfig *a, const struct TrainConfig *b, char *what, size_t cap)
+{
+    if (diff_network(a, b, what, cap)) return 1;
+    if (a->optimizer != b->optimizer) return differ(what, cap, "optimizer: %s against %s", a->optimizer_name, b->optimizer_name);
+    if (a->loss != b->loss) return differ(what, cap, "loss: %s against %s", a->loss_name, b->loss_name);
+    DIFF_REAL(lr)
+    DIFF_NUM(epochs, "%llu", unsigned long long);
+    DIFF_NUM(batch_size, "%llu", unsigned long long);
+    DIFF_REAL(momentum)
+    DIFF_REAL(beta1)
+    DIFF_REAL(beta2)
+    DIFF_REAL(eps)
+    DIFF_NUM(seed, "%llu", unsigned long long);
+    DIFF_NUM(shuffle, "%d", int);
+    if (a->normalize != b->normalize)
+        return differ(what, cap, "normalize: %s against %s", norms[a->normalize].name, norms[b->normalize].name);
+    if (a->lr_schedule != b->lr_schedule)
+        return differ(what, cap, "lr_schedule: %s against %s", schedules[a->lr_schedule].name,
+                      schedules[b->lr_schedule].name);
+    DIFF_REAL(val_split)
+    DIFF_NUM(patience, "%llu", unsigned long long);
+    return 0;
 }
 
 int config_parse_file(const char *path, struct TrainConfig *cfg, char *err, size_t errlen)

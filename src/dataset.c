@@ -98,7 +98,7 @@ static int text_open(struct Text *t, const char *path, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
     t->fd = -1;
-    int fd = open(path, O_RDONLY);
+    int fd = strcmp(path, "-") ? open(path, O_RDONLY) : dup(STDIN_FILENO); /* "-": standard input */
     if (fd < 0) return err_set(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
@@ -107,7 +107,7 @@ static int text_open(struct Text *t, const char *path, char *err, size_t errlen)
     }
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (S_ISREG(st.st_mode)) t->len = (size_t)st.st_size;
-    if (S_ISREG(st.st_mode) && t->len % page != 0) {
+    if (S_ISREG(st.st_mode) && t->len % page != 0 && strcmp(path, "-")) {
         void *m = mmap(NULL, t->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
         if (m != MAP_FAILED) {
             t->fd = fd;
@@ -669,7 +669,7 @@ static int read_matrix(const char *path, uint32_t dtype, uint64_t n_classes, int
 {
     struct stat st;
     /* Only a regular file is probed: probing a pipe would eat its first bytes. */
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && model_is_container(path))
+    if (strcmp(path, "-") && stat(path, &st) == 0 && S_ISREG(st.st_mode) && model_is_container(path))
         return read_binary(path, dtype, n_classes, labels ? "labels" : "data", labels ? "data" : NULL,
                            out, err, errlen);
     struct Text text;
@@ -907,4 +907,50 @@ void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_
         for (uint64_t r = 0; r < rows; r++) ds->bcls_buf[r] = ds->cls[idx[r]];
         b->cls = ds->bcls_buf;
     }
+}
+
+/* ---- holding samples out ---- */
+
+/* *dst: a new dataset of src's rows idx[0..n), in that order. */
+static void take_rows(struct Dataset *dst, const struct Dataset *src, const uint64_t *idx, uint64_t n)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->n = n, dst->dim = src->dim, dst->label_dim = src->label_dim;
+    dst->x = tensor_create(2, (uint64_t[]){n, src->dim}, src->x->dtype);
+    gather_rows(dst->x->data, src->x, idx, n, src->dim);
+    if (src->y) {
+        dst->y = tensor_create(2, (uint64_t[]){n, src->label_dim}, src->y->dtype);
+        gather_rows(dst->y->data, src->y, idx, n, src->label_dim);
+    }
+    if (src->cls) {
+        dst->cls = mem_alloc(n * sizeof *dst->cls);
+        for (uint64_t i = 0; i < n; i++) dst->cls[i] = src->cls[idx[i]];
+    }
+    dst->order = mem_alloc(n * sizeof *dst->order);
+    for (uint64_t i = 0; i < n; i++) dst->order[i] = i;
+}
+
+void dataset_split(struct Dataset *ds, struct Dataset *held, uint64_t n_held, struct Rng *rng)
+{
+    uint64_t n = ds->n, n_keep = n - n_held;
+    CHECK(n_held > 0 && n_held < n, "holding out %llu of %llu samples", (unsigned long long)n_held,
+          (unsigned long long)n);
+    uint64_t *perm = mem_alloc(2 * n * sizeof *perm), *idx = perm + n;
+    unsigned char *out = mem_alloc_zeroed(n);
+    for (uint64_t i = 0; i < n; i++) perm[i] = i;
+    for (uint64_t i = n; i > 1; i--) {
+        uint64_t j = rng_below(rng, i), t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+    for (uint64_t i = n_keep; i < n; i++) out[perm[i]] = 1;
+    uint64_t k = 0, h = n_keep; /* kept rows first, then the held-out ones, each in file order */
+    for (uint64_t i = 0; i < n; i++) idx[out[i] ? h++ : k++] = i;
+    struct Dataset keep;
+    take_rows(&keep, ds, idx, n_keep);
+    take_rows(held, ds, idx + n_keep, n_held);
+    dataset_free(ds);
+    *ds = keep;
+    mem_free(perm);
+    mem_free(out);
 }

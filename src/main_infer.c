@@ -16,7 +16,7 @@ static const char usage[] =
     "\n"
     "Runs the model on every row of data.csv (or a binary dataset) and prints one line\n"
     "per sample, in input order: the predicted class index for CrossEntropy models, the\n"
-    "comma-separated outputs for MSE models.\n"
+    "comma-separated outputs for MSE models. A data.csv of - reads standard input (CSV).\n"
     "\n"
     "options:\n"
     "  -h, --help          show this help and exit\n"

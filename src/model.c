@@ -114,8 +114,9 @@ int model_from_file(struct Model *m, const char *path, const char *config_path, 
      * config asking for gigabytes of weights must not allocate them first. */
     uint64_t want = 0, have = 0;
     for (uint32_t i = 0; !bad && i < cfg.n_layers; i++) want += cfg.layers[i].n_params;
-    for (uint32_t i = 0; !bad && i < mf.n; i++)
-        if (strncmp(mf.tensors[i].name, "input.", 6)) have += tensor_numel(mf.tensors[i].t);
+    for (uint32_t i = 0; !bad && i < mf.n; i++) /* not the normalisation, nor a checkpoint's training state */
+        if (strncmp(mf.tensors[i].name, "input.", 6) && strncmp(mf.tensors[i].name, "train.", 6))
+            have += tensor_numel(mf.tensors[i].t);
     if (!bad && want != have)
         bad = err_set(err, errlen,
                       "%s: the config describes %llu weights but the file holds %llu: wrong --config, or a damaged file",

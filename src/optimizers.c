@@ -18,6 +18,7 @@
 
 struct OptState {
     double lr, momentum, beta1, beta2, eps;
+    uint32_t n_bufs;  /* per parameter: 0, 1 (m) or 2 (m and v) */
     uint64_t t;    /* Adam's step count */
     void **m, **v; /* per parameter: SGD velocity in m; Adam's moments in m and v */
     void *block;   /* the one allocation behind every m[i] and v[i] */
@@ -32,6 +33,20 @@ double optim_lr_at(int schedule, double lr, uint64_t step, uint64_t total)
 {
     if (schedule != LR_COSINE || total == 0) return lr;
     return lr * 0.5 * (1 + cos(M_PI * (double)step / (double)total));
+}
+
+uint32_t optim_buffers(const struct Optimizer *opt) { return ((const struct OptState *)opt->state)->n_bufs; }
+uint64_t optim_steps(const struct Optimizer *opt) { return ((const struct OptState *)opt->state)->t; }
+void optim_set_steps(struct Optimizer *opt, uint64_t steps) { ((struct OptState *)opt->state)->t = steps; }
+
+struct Tensor *optim_buffer(struct Optimizer *opt, uint32_t i, uint32_t which)
+{
+    struct OptState *s = opt->state;
+    CHECK(i < opt->n_params && which < s->n_bufs, "buffer %u of parameter %u (%u per parameter, %u parameters)",
+          which, i, s->n_bufs, opt->n_params);
+    struct Tensor *p = opt->params[i], *v = tensor_view(p, p->ndim, p->shape, NULL);
+    v->data = which ? s->v[i] : s->m[i];
+    return v;
 }
 
 static size_t param_bytes(const struct Tensor *t) { return tensor_numel(t) * dtype_size(t->dtype); }
@@ -66,6 +81,7 @@ static struct Optimizer *optim_new(struct Tensor **params, struct Tensor **grads
     o->state = s;
     s->m = mem_alloc_zeroed(n * sizeof *s->m);
     s->v = mem_alloc_zeroed(n * sizeof *s->v);
+    s->n_bufs = (uint32_t)n_bufs;
     if (n_bufs == 0) return o;
     size_t total = 0;
     for (uint32_t i = 0; i < n; i++) total += (size_t)n_bufs * round_up(param_bytes(params[i]));

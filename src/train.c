@@ -1,9 +1,11 @@
-/* train: the step, the epoch and the optimizer of a config. */
+/* train: the step, the epoch, the optimizer of a config, validation, the run's state
+ * and the signals that interrupt it. */
 #include "train.h"
 #include "losses.h"
 #include "math_kernels.h"
 
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 
 struct Optimizer *train_optimizer_create(const struct Model *m)
@@ -24,11 +26,14 @@ void train_init(struct Trainer *t, struct Model *m)
     t->model = m;
     t->opt = train_optimizer_create(m);
     graph_init(&t->g);
+    graph_init(&t->eval_g);
+    graph_set_no_grad(&t->eval_g, 1);
 }
 
 void train_free(struct Trainer *t)
 {
     graph_free(&t->g);
+    graph_free(&t->eval_g);
     optim_free(t->opt);
     memset(t, 0, sizeof *t);
 }
@@ -58,22 +63,27 @@ static uint64_t count_correct(const struct Tensor *out, const uint32_t *cls)
     return hits;
 }
 
-int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t max_steps,
-                epoch_progress_fn progress, void *ctx, struct EpochStats *st)
+static void epoch_means(struct EpochStats *st)
+{
+    st->loss = st->seen ? st->loss_sum / (double)st->seen : 0;
+    st->accuracy = st->seen ? (double)st->hits / (double)st->seen : 0;
+}
+
+int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t max_steps,
+                         epoch_progress_fn progress, void *ctx, struct EpochStats *st)
 {
     struct Model *m = t->model;
     const struct TrainConfig *c = &m->cfg;
-    uint64_t nb = dataset_num_batches(ds, c->batch_size), hits = 0, seen = 0;
+    uint64_t nb = dataset_num_batches(ds, c->batch_size);
     uint64_t first = (epoch - 1) * nb, total = c->epochs * nb; /* the schedule's steps */
     if (max_steps && max_steps < nb) nb = max_steps;
-    double sum = 0;
-    memset(st, 0, sizeof *st);
+    CHECK(st->steps <= nb, "resuming at batch %llu of %llu", (unsigned long long)st->steps, (unsigned long long)nb);
     if (c->shuffle) {
         struct Rng r;
         rng_seed(&r, c->seed * 1000003u + epoch);
         dataset_shuffle_indices(ds, &r);
     }
-    for (uint64_t b = 0; b < nb; b++) {
+    for (uint64_t b = st->steps; b < nb; b++) {
         struct Batch bt;
         dataset_get_batch(ds, b, c->batch_size, &bt);
         struct Node *out, *loss = train_loss(m, &t->g, &bt, &out);
@@ -81,20 +91,141 @@ int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t 
         if (!isfinite(l)) {
             graph_reset(&t->g);
             st->steps = b + 1, st->bad_loss = l;
-            return -1;
+            return TRAIN_DIVERGED;
         }
         model_zero_grad(m);
         backward(loss);
         optim_set_lr(t->opt, optim_lr_at(c->lr_schedule, c->lr, first + b, total));
         t->opt->step(t->opt);
-        sum += l * (double)bt.rows;
-        seen += bt.rows;
-        if (c->loss == LOSS_CROSS_ENTROPY) hits += count_correct(out->value, bt.cls);
+        st->loss_sum += l * (double)bt.rows;
+        st->seen += bt.rows;
+        if (c->loss == LOSS_CROSS_ENTROPY) st->hits += count_correct(out->value, bt.cls);
+        st->steps = b + 1;
         graph_reset(&t->g);
-        if (progress) progress(ctx, b + 1, nb, sum / (double)seen);
+        if (progress) progress(ctx, b + 1, nb, st->loss_sum / (double)st->seen);
+        if (t->stop && *t->stop && b + 1 < nb) {
+            epoch_means(st);
+            return TRAIN_INTERRUPTED;
+        }
     }
-    st->steps = nb;
-    st->loss = seen ? sum / (double)seen : 0;
-    st->accuracy = seen ? (double)hits / (double)seen : 0;
-    return 0;
+    epoch_means(st);
+    return TRAIN_OK;
+}
+
+int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t max_steps,
+                epoch_progress_fn progress, void *ctx, struct EpochStats *st)
+{
+    memset(st, 0, sizeof *st);
+    return train_epoch_continue(t, ds, epoch, max_steps, progress, ctx, st);
+}
+
+void train_evaluate(struct Trainer *t, struct Dataset *ds, struct EpochStats *st)
+{
+    struct Model *m = t->model;
+    const uint64_t bs = 256;
+    int training = m->run.training;
+    memset(st, 0, sizeof *st);
+    m->run.training = 0;
+    for (uint64_t b = 0; b < dataset_num_batches(ds, bs); b++) {
+        struct Batch bt;
+        dataset_get_batch(ds, b, bs, &bt);
+        struct Node *out, *loss = train_loss(m, &t->eval_g, &bt, &out);
+        st->loss_sum += tensor_at(loss->value, 0) * (double)bt.rows;
+        st->seen += bt.rows;
+        if (m->cfg.loss == LOSS_CROSS_ENTROPY) st->hits += count_correct(out->value, bt.cls);
+        st->steps++;
+        graph_reset(&t->eval_g);
+    }
+    m->run.training = training;
+    epoch_means(st);
+}
+
+/* ---- a whole run ---- */
+
+void train_run_init(struct TrainRun *r, const struct Model *m, int validate, uint64_t n_train, uint64_t n_val)
+{
+    memset(r, 0, sizeof *r);
+    r->validate = validate;
+    r->n_train = n_train, r->n_val = n_val;
+    r->best_loss = INFINITY;
+    if (validate == VAL_NONE) return;
+    r->n_best = m->n_named;
+    r->best = mem_alloc_zeroed((r->n_best ? r->n_best : 1) * sizeof *r->best);
+    for (uint32_t i = 0; i < r->n_best; i++) r->best[i] = tensor_copy(m->named[i].t);
+}
+
+void train_run_free(struct TrainRun *r)
+{
+    for (uint32_t i = 0; i < r->n_best; i++) tensor_free(r->best[i]);
+    mem_free(r->best);
+    memset(r, 0, sizeof *r);
+}
+
+int train_run_observe(struct TrainRun *r, const struct Model *m, uint64_t epoch, double val_loss)
+{
+    CHECK(r->validate != VAL_NONE && r->n_best == m->n_named, "no validation, or another model");
+    if (val_loss < r->best_loss) { /* a NaN loss is never lower */
+        r->best_loss = val_loss;
+        r->best_epoch = epoch;
+        r->since_best = 0;
+        for (uint32_t i = 0; i < r->n_best; i++) tensor_copy_into(r->best[i], m->named[i].t);
+    } else {
+        r->since_best++;
+    }
+    return train_run_stopped(r, &m->cfg);
+}
+
+int train_run_stopped(const struct TrainRun *r, const struct TrainConfig *c)
+{
+    return r->validate != VAL_NONE && c->patience && r->since_best >= c->patience;
+}
+
+void train_run_restore_best(const struct TrainRun *r, struct Model *m)
+{
+    if (r->validate == VAL_NONE || !r->best_epoch) return;
+    CHECK(r->n_best == m->n_named, "%u best tensors for %u", r->n_best, m->n_named);
+    for (uint32_t i = 0; i < r->n_best; i++) tensor_copy_into(m->named[i].t, r->best[i]);
+}
+
+/* ---- signals ---- */
+
+/* The one global: a handler can reach nothing else. */
+static volatile sig_atomic_t caught_signal;
+
+static void on_signal(int sig)
+{
+    if (caught_signal) { /* the second: at once, as if never caught */
+        signal(sig, SIG_DFL);
+        raise(sig); /* blocked in the handler: delivered as it returns */
+        return;
+    }
+    caught_signal = sig;
+}
+
+static void signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
+void train_catch_signals(struct Trainer *t)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    signal_set(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* reads and writes carry on; the loop looks at the flag */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    t->stop = &caught_signal;
+}
+
+int train_caught_signal(void) { return caught_signal; }
+
+void train_hold_signals(int hold)
+{
+    sigset_t set;
+    signal_set(&set);
+    sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
