@@ -10,6 +10,7 @@
 #include "kernels/ew.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,3 +150,53 @@ TEST_ISA(gemm_same_bits_on_any_thread_count)
     }
 EW_PAR_TEST(float, f32, 1e-6)
 EW_PAR_TEST(double, f64, 1e-14)
+
+/* ---- end to end: the programs give the same bytes on any thread count ---- */
+
+static const char *bin_dir(void)
+{
+    const char *b = getenv("MINIDL_BIN");
+    return b && *b ? b : "build";
+}
+
+/* Trains cfg on (x, y) with 1, 2, 3, 4 and 7 threads on the default ISA path and 1 and 3
+ * on the others; every model file and every infer --probs output must equal the
+ * one-thread run's on that path. */
+static void check_same_model_bytes(const char *name, const char *cfg_text, const char *x, const char *y)
+{
+    char cfg[512], cmd[2048], ref_out[1 << 14], out[1 << 14];
+    snprintf(cfg, sizeof cfg, "%s/%s.ini", test_tmpdir(), name);
+    test_write_file(cfg, cfg_text);
+    for (int isa = ISA_SSE2; isa < ISA_COUNT; isa++) {
+        if (!kernels_isa_supported(isa)) continue;
+        static const int nts[] = {1, 3, 2, 4, 7};
+        size_t n_counts = isa == kernels_isa() ? 5 : 2;
+        for (size_t k = 0; k < n_counts; k++) {
+            snprintf(cmd, sizeof cmd,
+                     "MINIDL_ISA=%s %s/train -q --threads %d %s %s %s %s/%s_%d.bin && "
+                     "MINIDL_ISA=%s %s/infer --threads %d -p %s/%s_%d.bin %s && cmp -s %s/%s_1.bin %s/%s_%d.bin",
+                     isa_name(isa), bin_dir(), nts[k], cfg, x, y, test_tmpdir(), name, nts[k], isa_name(isa), bin_dir(),
+                     nts[k], test_tmpdir(), name, nts[k], x, test_tmpdir(), name, test_tmpdir(), name, nts[k]);
+            int rc = test_run_cmd(cmd, k ? out : ref_out, sizeof out, NULL, 0);
+            EXPECT_MSG(rc == 0, "%s on %s with %d threads: the model differs from one thread's (or a run failed)", name,
+                       isa_name(isa), nts[k]);
+            if (k) EXPECT_MSG(!strcmp(out, ref_out), "%s on %s: infer with %d threads prints other bytes", name,
+                              isa_name(isa), nts[k]);
+        }
+    }
+}
+
+TEST(models_are_the_same_bytes_on_any_thread_count)
+{
+    check_same_model_bytes("mlp", "[model]\ninput_dim=64\nlayer=Linear,64,96\nactivation=ReLU\nlayer=Linear,96,10\n"
+                           "activation=Softmax\n[train]\nepochs=2\nbatch_size=128\nnormalize=standard\n",
+                           "data/digits_train_x.csv", "data/digits_train_y.csv");
+    check_same_model_bytes("cnn", "[model]\ninput_shape=1,8,8\nlayer=Conv2d,1,16,3,3,1,1\nactivation=ReLU\n"
+                           "layer=Conv2d,16,16,3,3,2,1\nactivation=ReLU\nlayer=Linear,256,10\n"
+                           "[train]\nepochs=2\nbatch_size=64\nlr_schedule=cosine\n",
+                           "data/digits_train_x.csv", "data/digits_train_y.csv");
+    check_same_model_bytes("mse64", "[model]\ninput_dim=10\ndtype=float64\nlayer=Linear,10,64\nactivation=Tanh\n"
+                           "layer=Linear,64,1\n[train]\nepochs=3\nbatch_size=64\nloss=MSE\nnormalize=standard\n"
+                           "optimizer=SGD\nmomentum=0.9\nlr=0.001\n",
+                           "data/diabetes_train_x.csv", "data/diabetes_train_y.csv");
+}
