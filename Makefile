@@ -30,7 +30,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(B)/tests/%.o)
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_OBJ:= $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
 
-.PHONY: all train infer dlexport tests asan bench install clean csv2bin test-interop
+.PHONY: tsan all train infer dlexport tests asan bench install clean csv2bin test-interop
 all: $(B)/train $(B)/infer $(B)/dlexport $(B)/run_tests $(B)/csv2bin
 	@ln -sf $(B)/train train; ln -sf $(B)/infer infer; ln -sf $(B)/dlexport dlexport
 
@@ -86,6 +86,11 @@ ORT_DIR ?= $(B)/interop
 test-interop: $(B)/train $(B)/infer $(B)/dlexport
 	MINIDL_BIN=$(B) ORT_DIR=$(ORT_DIR) scripts/test_interop.sh
 
+# ThreadSanitizer over the same suite (the pool, every parallel op). setarch -R turns off
+# address randomisation, which newer kernels set too high for TSan's memory layout.
+tsan:
+	setarch -R $(MAKE) B=build-tsan OPT=-O1 EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer" tests
+
 asan:
 	$(MAKE) B=build-asan OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" tests
 
@@ -102,4 +107,4 @@ install: $(B)/train $(B)/infer $(B)/dlexport $(B)/csv2bin
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
-	rm -rf build build-asan train infer dlexport
+	rm -rf build build-asan build-tsan train infer dlexport

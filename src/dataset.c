@@ -7,6 +7,7 @@
  * one exact multiplication or division gives the correctly rounded result; anything
  * else goes to strtod/strtof. Only the error paths look back at the text. */
 #include "dataset.h"
+#include "threads.h"
 #include "config_parser.h"
 #include "generic.h"
 #include "mem.h"
@@ -262,6 +263,7 @@ struct Csv {
     uint64_t line;            /* 1-based */
     uint64_t cols;
     uint64_t n_classes;       /* > 0: every value must be a class index in [0, n_classes) */
+    uint64_t stop_rows;       /* > 0: a chunk of a parallel parse, this many rows */
     char *err;
     size_t errlen;
 };
@@ -417,6 +419,7 @@ GEN_BOTH(PARSE_VALUE)
     {                                                                                         \
         uint64_t cols = c->cols;                                                              \
         for (uint64_t r = 0;; r++) {                                                          \
+            if (c->stop_rows && r == c->stop_rows) { *rows_out = r; return 0; }               \
             int end = at_data_end(c);                                                         \
             if (end) { *rows_out = r; return end < 0 ? -1 : 0; }                              \
             if (r == max_rows) /* more rows than counted: the text changed under us */       \
@@ -511,6 +514,92 @@ struct CsvJob {
     size_t errlen;
 };
 
+/* ---- parsing in parallel: chunks of whole lines ----
+ * Above CSV_PAR_BYTES the data rows are cut at line starts into chunks; their newlines
+ * (one row each: a blank line inside the data is an error) give every chunk its first
+ * line number and row, and the chunks are parsed as parallel tasks into their rows of
+ * the matrix. Each keeps its own first error; the first chunk in the file that has one
+ * wins, so the message is the one a single pass would give. */
+#define CSV_PAR_BYTES ((size_t)1 << 20)
+#define CSV_MAX_CHUNKS 256
+
+struct CsvChunks {
+    const struct Csv *c;          /* the parse after the header: cols, path, flags */
+    void *out;                    /* the matrix */
+    uint32_t dtype;
+    size_t n;
+    const char *at[CSV_MAX_CHUNKS + 1];   /* chunk starts; at[n] = end of the data */
+    uint64_t lines[CSV_MAX_CHUNKS];      /* newlines in each chunk, then its first row */
+    int bad[CSV_MAX_CHUNKS];
+    char err[CSV_MAX_CHUNKS][512];
+};
+
+static void chunk_count_task(void *ctx, size_t k, int worker)
+{
+    (void)worker;
+    struct CsvChunks *j = ctx;
+    j->lines[k] = count_newlines(j->at[k], j->at[k + 1]);
+}
+
+static int chunk_parse(void *arg)
+{
+    struct CsvChunks *j = ((void **)arg)[0];
+    size_t k = (size_t)(uintptr_t)((void **)arg)[1];
+    struct Csv c = *j->c;
+    c.p = c.line_start = j->at[k];
+    c.line = j->c->line + j->lines[k];
+    c.err = j->err[k], c.errlen = sizeof j->err[k];
+    uint64_t rows = k + 1 < j->n ? j->lines[k + 1] - j->lines[k] : 0, got = 0;
+    c.stop_rows = rows;
+    size_t off = (size_t)j->lines[k] * c.cols * dtype_size(j->dtype);
+    return DT_CALL(j->dtype, parse_rows, &c, (void *)((char *)j->out + off), k + 1 < j->n ? rows : UINT64_MAX, &got,
+                   j->dtype);
+}
+
+static void chunk_parse_task(void *ctx, size_t k, int worker)
+{
+    (void)worker;
+    struct CsvChunks *j = ctx;
+    void *arg[2] = {j, (void *)(uintptr_t)k};
+    /* a fault in a mapped file that shrank lands on the thread that read it */
+    int r = util_catch_sigbus(chunk_parse, arg);
+    if (r == UTIL_SIGBUS) err_set(j->err[k], sizeof j->err[k], "%s: the file shrank while it was being read", j->c->path);
+    j->bad[k] = r != 0;
+}
+
+/* Parses the rows from c->p to dend into out (room for max_rows); 1 when it did (0: too
+ * little for threads; the caller parses in one pass), -1 on an error. */
+static int csv_parse_chunks(struct Csv *c, const char *dend, void *out, uint32_t dtype, uint64_t *rows)
+{
+    size_t bytes = (size_t)(dend - c->p), n = par_tasks(bytes, CSV_PAR_BYTES / 4);
+    if (threads_count() == 1 || bytes < CSV_PAR_BYTES || n < 2) return 0;
+    static _Thread_local struct CsvChunks j; /* 130 KB of messages: not on the stack */
+    n = n > CSV_MAX_CHUNKS ? CSV_MAX_CHUNKS : n;
+    j.c = c, j.out = out, j.dtype = dtype;
+    size_t k = 0;
+    j.at[0] = c->p;
+    for (size_t i = 1; i < n; i++) { /* each cut just after a newline, past the one before */
+        const char *want = c->p + bytes / n * i, *nl;
+        if (want <= j.at[k] || !(nl = memchr(want, '\n', (size_t)(dend - want)))) continue;
+        if (nl + 1 < dend) j.at[++k] = nl + 1;
+    }
+    j.n = k + 1;
+    j.at[j.n] = dend;
+    par_run(j.n, chunk_count_task, &j);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < j.n; i++) { /* newlines -> the rows before each chunk */
+        uint64_t nl = j.lines[i];
+        j.lines[i] = sum;
+        sum += nl;
+    }
+    memset(j.bad, 0, sizeof j.bad);
+    par_run(j.n, chunk_parse_task, &j);
+    for (size_t i = 0; i < j.n; i++)
+        if (j.bad[i]) return err_set(c->err, c->errlen, "%s", j.err[i]);
+    *rows = sum + 1; /* the last row ends at dend, without a newline */
+    return 1;
+}
+
 static int csv_parse(void *arg)
 {
     struct CsvJob *j = arg;
@@ -523,7 +612,9 @@ static int csv_parse(void *arg)
         return err_set(j->err, j->errlen, "%s: %llu rows of %llu values would not fit in memory (%zu MB)", j->path,
                        (unsigned long long)max_rows, (unsigned long long)c.cols, mem_limit() >> 20);
     j->t = tensor_create(2, (uint64_t[]){max_rows, c.cols}, j->dtype);
-    if (DT_CALL(j->dtype, parse_rows, &c, j->t->data, max_rows, &rows, j->dtype)) return -1;
+    int par = csv_parse_chunks(&c, data_end(c.p, c.end), j->t->data, j->dtype, &rows);
+    if (par < 0) return -1;
+    if (!par && DT_CALL(j->dtype, parse_rows, &c, j->t->data, max_rows, &rows, j->dtype)) return -1;
     j->t->shape[0] = rows;
     return 0;
 }
@@ -862,19 +953,37 @@ static void batch_header(struct Tensor *h, struct Tensor *buf, uint64_t *shape, 
 
 #define GATHER_PREFETCH_BYTES 4096
 
-static void gather_rows(void *dst, const struct Tensor *src, const uint64_t *idx, uint64_t rows, uint64_t cols)
+/* Rows [lo, hi) of a gather. Shuffled rows are scattered over the whole set, so each
+ * starts with a cache miss: touching the row two ahead while copying this one overlaps
+ * those misses. */
+static void gather_range(char *d, const char *s, const uint64_t *idx, uint64_t lo, uint64_t hi, size_t row_bytes)
 {
-    size_t row_bytes = cols * dtype_size(src->dtype);
-    const char *s = src->data;
-    char *d = dst;
-    /* Shuffled rows are scattered over the whole set, so each starts with a cache miss:
-     * touching the row two ahead while copying this one overlaps those misses. */
     size_t ahead = row_bytes < GATHER_PREFETCH_BYTES ? row_bytes : GATHER_PREFETCH_BYTES;
-    for (uint64_t r = 0; r < rows; r++) {
-        if (r + 2 < rows)
+    for (uint64_t r = lo; r < hi; r++) {
+        if (r + 2 < hi)
             for (size_t o = 0; o < ahead; o += 64) __builtin_prefetch(s + idx[r + 2] * row_bytes + o);
         memcpy(d + r * row_bytes, s + idx[r] * row_bytes, row_bytes);
     }
+}
+
+struct GatherJob { char *d; const char *s; const uint64_t *idx; uint64_t rows, per_task; size_t row_bytes; };
+
+static void gather_task(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const struct GatherJob *j = ctx;
+    uint64_t lo = task * j->per_task, hi = lo + j->per_task < j->rows ? lo + j->per_task : j->rows;
+    gather_range(j->d, j->s, j->idx, lo, hi, j->row_bytes);
+}
+
+/* A copy: the threads split the rows. */
+static void gather_rows(void *dst, const struct Tensor *src, const uint64_t *idx, uint64_t rows, uint64_t cols)
+{
+    struct GatherJob j = {dst, src->data, idx, rows, rows, cols * dtype_size(src->dtype)};
+    size_t tasks = par_tasks(rows * j.row_bytes, 16 << 10);
+    j.per_task = (rows + tasks - 1) / (tasks ? tasks : 1);
+    if (!j.per_task) return;
+    par_run((rows + j.per_task - 1) / j.per_task, gather_task, &j);
 }
 
 void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, struct Batch *b)

@@ -5,6 +5,7 @@
 #include "math_kernels.h"
 #include "mem.h"
 #include "threads.h"
+#include "dataset.h"
 #include "utils.h"
 #include "kernels/dispatch.h"
 #include "kernels/ew.h"
@@ -199,4 +200,63 @@ TEST(models_are_the_same_bytes_on_any_thread_count)
                            "layer=Linear,64,1\n[train]\nepochs=3\nbatch_size=64\nloss=MSE\nnormalize=standard\n"
                            "optimizer=SGD\nmomentum=0.9\nlr=0.001\n",
                            "data/diabetes_train_x.csv", "data/diabetes_train_y.csv");
+}
+
+/* ---- the CSV reader in chunks ---- */
+
+/* A CSV of rows x 12 values (about 3 MB at 60000 rows), with text[i] put on line
+ * lines[i] (1-based) instead of its first value. */
+static char *make_csv(size_t rows, const size_t *lines, const char *const *text, size_t n_bad, size_t *len)
+{
+    size_t cap = rows * 64 + 64, k = 0;
+    char *s = mem_alloc(cap);
+    for (size_t r = 1; r <= rows; r++) {
+        const char *first = NULL;
+        for (size_t i = 0; i < n_bad; i++)
+            if (lines[i] == r) first = text[i];
+        if (first) k += (size_t)snprintf(s + k, cap - k, "%s", first);
+        else k += (size_t)snprintf(s + k, cap - k, "%zu.5", r % 97);
+        for (int c = 1; c < 12; c++) k += (size_t)snprintf(s + k, cap - k, ",%d", (int)((r * 31 + (size_t)c) % 251));
+        s[k++] = '\n';
+    }
+    *len = k;
+    return s;
+}
+
+/* Loads the text on 1 thread and on 3 (chunks): the same matrix, or the same message. */
+static void check_csv_chunks(const char *what, const size_t *lines, const char *const *text, size_t n_bad,
+                             const char *want)
+{
+    size_t len;
+    char *csv = make_csv(60000, lines, text, n_bad, &len), path[512], err1[512] = "", err3[512] = "";
+    snprintf(path, sizeof path, "%s/chunks.csv", test_tmpdir());
+    FILE *f = fopen(path, "wb");
+    EXPECT(f && fwrite(csv, 1, len, f) == len);
+    if (f) fclose(f);
+    mem_free(csv);
+    struct Tensor *t1 = NULL, *t3 = NULL;
+    int saved = threads_count();
+    threads_set(1);
+    int r1 = csv_read_matrix(path, DT_FLOAT32, &t1, err1, sizeof err1);
+    threads_set(3);
+    int r3 = csv_read_matrix(path, DT_FLOAT32, &t3, err3, sizeof err3);
+    threads_set(saved);
+    EXPECT_MSG(r1 == r3 && !strcmp(err1, err3), "%s: one thread said \"%s\", three \"%s\"", what, err1, err3);
+    if (want) EXPECT_STR_CONTAINS(err3, want);
+    else EXPECT_MSG(r3 == 0 && t1 && t3 && t3->shape[0] == 60000 && !memcmp(t1->data, t3->data, 60000 * 12 * 4),
+                    "%s: the matrices differ", what);
+    tensor_free(t1), tensor_free(t3);
+}
+
+TEST(csv_chunks_read_the_same_and_report_the_first_error)
+{
+    check_csv_chunks("clean", NULL, NULL, 0, NULL);
+    static const char *const bad[] = {"1x"};
+    check_csv_chunks("first chunk", (size_t[]){7}, bad, 1, "chunks.csv:7:1: ");
+    check_csv_chunks("middle chunk", (size_t[]){31000}, bad, 1, "chunks.csv:31000:1: ");
+    check_csv_chunks("last chunk", (size_t[]){59998}, bad, 1, "chunks.csv:59998:1: ");
+    static const char *const two[] = {"nan", "1e999"};
+    check_csv_chunks("two chunks", (size_t[]){45001, 20000}, two, 2, "chunks.csv:20000:1: ");
+    static const char *const ragged[] = {"1,2"};
+    check_csv_chunks("ragged", (size_t[]){40000}, ragged, 1, "chunks.csv:40000:");
 }
