@@ -70,7 +70,10 @@ static unsigned long wait_job(unsigned long seen)
     for (int i = 0;; i++) {
         unsigned long g = atomic_load_explicit(&pool.gen, memory_order_acquire);
         if (g != seen || atomic_load(&pool.quit)) return g;
-        if ((i & 63) == 63 && now_ns() > until) break;
+        if ((i & 63) == 63) {
+            if (now_ns() > until) break;
+            sched_yield(); /* a machine with more threads than cores: let the others run */
+        }
         cpu_relax();
     }
     pthread_mutex_lock(&pool.mu);
@@ -155,7 +158,12 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx)
         pthread_mutex_unlock(&pool.mu);
     }
     run_tasks(0);
-    while (atomic_load_explicit(&pool.done, memory_order_acquire) != pool.n - 1) cpu_relax();
+    /* A worker descheduled by other work on the machine holds the job up: past a short
+     * spin, give it the core. */
+    for (int i = 0; atomic_load_explicit(&pool.done, memory_order_acquire) != pool.n - 1; i++) {
+        if (i > 256) sched_yield();
+        else cpu_relax();
+    }
 }
 
 size_t par_tasks(size_t work, size_t min_per_task)

@@ -1,0 +1,159 @@
+/* bench threads: what the pool gives at 1, 2, ... up to the cores present, each figure
+ * beside the one-thread figure of the same run:
+ *   - a training step (forward, loss, backward, Adam, batch gathering) of the
+ *     Fashion-MNIST MLP at batch 64 and 256 and of the CNN at batch 64, on random data;
+ *   - a whole epoch of both configs on Fashion-MNIST (when scripts/fmnist.sh made it);
+ *   - loading the 10000-row test CSV, and inference (forward only) on the test set;
+ *   - the cost of one empty parallel job (start and barrier), which with the step's
+ *     count of parallel ops predicts the overhead on more cores.
+ * Medians of several repetitions; quick: fewer. */
+#include "bench.h"
+#include "dataset.h"
+#include "math_kernels.h"
+#include "mem.h"
+#include "threads.h"
+#include "train.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void bench_threads(int quick);
+
+static const char mlp_cfg[] = "[model]\ninput_dim=784\nlayer=Linear,784,128\nactivation=ReLU\n"
+                              "layer=Linear,128,10\nactivation=Softmax\n[train]\nbatch_size=%d\nshuffle=0\n";
+static const char cnn_cfg[] = "[model]\ninput_shape=1,28,28\nlayer=Conv2d,1,8,3,3,1,1\nactivation=ReLU\n"
+                              "layer=Conv2d,8,16,3,3,2,1\nactivation=ReLU\nlayer=Linear,3136,10\n"
+                              "[train]\nbatch_size=%d\nshuffle=0\n";
+
+/* A dataset of n random rows of 784 values and class labels, built in memory. */
+static void random_dataset(struct Dataset *ds, uint64_t n)
+{
+    memset(ds, 0, sizeof *ds);
+    uint64_t shape[2] = {n, 784};
+    ds->x = tensor_create(2, shape, DT_FLOAT32);
+    struct Rng r;
+    rng_seed(&r, 1);
+    for (uint64_t i = 0; i < n * 784; i++) tensor_f32(ds->x)[i] = (float)rng_uniform(&r);
+    ds->cls = mem_alloc(n * sizeof *ds->cls);
+    for (uint64_t i = 0; i < n; i++) ds->cls[i] = (uint32_t)rng_below(&r, 10);
+    ds->n = n, ds->dim = 784, ds->label_dim = 1;
+    ds->order = mem_alloc(n * sizeof *ds->order);
+    for (uint64_t i = 0; i < n; i++) ds->order[i] = i;
+}
+
+/* Median microseconds per step of `steps` steps, over reps epochs of them. */
+static double step_us(const char *fmt, int batch, struct Dataset *ds, int steps, int reps)
+{
+    char text[512], err[256];
+    struct TrainConfig cfg;
+    snprintf(text, sizeof text, fmt, batch);
+    if (config_parse_text(text, strlen(text), "bench", &cfg, err, sizeof err)) {
+        printf("  %s\n", err);
+        return 0;
+    }
+    struct Model m;
+    struct Trainer t;
+    struct EpochStats st;
+    double v[16];
+    model_init(&m, &cfg, cfg.seed);
+    train_init(&t, &m);
+    train_epoch(&t, ds, 1, 3, NULL, NULL, &st); /* warm-up: arena, pack buffers, threads */
+    for (int r = 0; r < reps; r++) {
+        double t0 = time_now();
+        train_epoch(&t, ds, 1, (uint64_t)steps, NULL, NULL, &st);
+        v[r] = (time_now() - t0) / steps * 1e6;
+    }
+    train_free(&t);
+    model_free(&m);
+    return bench_median(v, reps);
+}
+
+static void noop_task(void *ctx, size_t task, int worker) { (void)ctx, (void)task, (void)worker; }
+
+static double job_us(void)
+{
+    double v[9];
+    for (int r = 0; r < 9; r++) {
+        double t0 = time_now();
+        for (int i = 0; i < 2000; i++) par_run((size_t)threads_count(), noop_task, NULL);
+        v[r] = (time_now() - t0) / 2000 * 1e6;
+    }
+    return bench_median(v, 9);
+}
+
+/* Seconds to load the test CSV and to run the CNN forward over the test set. */
+static void load_and_infer(double *load_s, double *infer_s, int reps)
+{
+    char x[1024], y[1024], err[1024];
+    snprintf(x, sizeof x, "%s/fmnist_test_x.csv", bench_fmnist_dir());
+    snprintf(y, sizeof y, "%s/fmnist_test_y.csv", bench_fmnist_dir());
+    double lv[8], iv[8];
+    struct TrainConfig cfg;
+    char text[512];
+    snprintf(text, sizeof text, cnn_cfg, 256);
+    config_parse_text(text, strlen(text), "bench", &cfg, err, sizeof err);
+    struct Model m;
+    model_init(&m, &cfg, 1);
+    for (int r = 0; r < reps; r++) {
+        struct Dataset ds;
+        double t0 = time_now();
+        if (dataset_load(&ds, x, y, DT_FLOAT32, 10, err, sizeof err)) {
+            printf("  %s\n", err);
+            *load_s = *infer_s = 0;
+            model_free(&m);
+            return;
+        }
+        lv[r] = time_now() - t0;
+        struct Graph g;
+        graph_init(&g);
+        graph_set_no_grad(&g, 1);
+        m.run.training = 0;
+        t0 = time_now();
+        for (uint64_t b = 0; b < dataset_num_batches(&ds, 256); b++) {
+            struct Batch bt;
+            dataset_get_batch(&ds, b, 256, &bt);
+            model_forward(&m, model_input(&g, &m, bt.x), 1);
+            graph_reset(&g);
+        }
+        iv[r] = time_now() - t0;
+        graph_free(&g);
+        dataset_free(&ds);
+    }
+    model_free(&m);
+    *load_s = bench_median(lv, reps);
+    *infer_s = bench_median(iv, reps);
+}
+
+void bench_threads(int quick)
+{
+    int max_t = threads_available(), reps = quick ? 3 : 7, steps = quick ? 20 : 60;
+    struct stat st;
+    char csv[1024];
+    snprintf(csv, sizeof csv, "%s/fmnist_test_x.csv", bench_fmnist_dir());
+    int have_data = stat(csv, &st) == 0;
+    printf("[threads] the pool at 1 to %d threads, ISA %s, f32; speedup over 1 thread in the same run\n", max_t,
+           isa_name(kernels_isa()));
+    printf("  %-7s %10s %16s %16s %16s %14s %14s\n", "threads", "job us", "MLP b64 step", "MLP b256 step",
+           "CNN b64 step", "CSV load s", "infer s");
+    struct Dataset ds;
+    random_dataset(&ds, 256 * 64);
+    double base[5] = {0};
+    for (int n = 1; n <= max_t; n++) {
+        threads_set(n);
+        double f[5] = {step_us(mlp_cfg, 64, &ds, steps, reps), step_us(mlp_cfg, 256, &ds, steps, reps),
+                       step_us(cnn_cfg, 64, &ds, steps / 2, reps), 0, 0};
+        if (have_data) load_and_infer(&f[3], &f[4], quick ? 2 : 3);
+        if (n == 1) memcpy(base, f, sizeof base);
+        printf("  %-7d %10.2f", n, n == 1 ? 0.0 : job_us());
+        for (int k = 0; k < 3; k++) printf(" %7.0f us %5.2fx", f[k], f[k] > 0 ? base[k] / f[k] : 0);
+        for (int k = 3; k < 5; k++)
+            if (have_data) printf(" %6.3f %5.2fx", f[k], f[k] > 0 ? base[k] / f[k] : 0);
+        printf("\n");
+        fflush(stdout);
+    }
+    if (!have_data) printf("  (CSV load and infer skipped: no %s; scripts/fmnist.sh %s)\n", csv, bench_fmnist_dir());
+    threads_set(1);
+    dataset_free(&ds);
+}
