@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -87,6 +88,12 @@ static unsigned long wait_job(unsigned long seen)
 
 static void *worker_main(void *arg)
 {
+    /* Signals sent to the process (Ctrl-C, SIGTERM) go to the main thread, whose handlers
+     * expect to run there; faults (SIGBUS of a shrinking mapped file) stay the thread's. */
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGBUS), sigdelset(&all, SIGSEGV), sigdelset(&all, SIGFPE), sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
     int id = (int)(intptr_t)arg;
     /* not the current generation: a job may have started before this thread ran */
     unsigned long seen = pool.gen_at_start;
