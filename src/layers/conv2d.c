@@ -293,6 +293,31 @@ GEN_BOTH(CONV_DIRECT_IGRAD)
     }
 GEN_BOTH(CONV_DIRECT_WGRAD)
 
+/* One thread: sample by sample, the input gradient and then the weight gradient of all
+ * channels while the sample's gradient rows are in cache; the same arithmetic per
+ * weight as the channel blocks (whole tiles), so the same bits. */
+#define CONV_DIRECT_FUSED(T, sfx)                                                              \
+    static void conv_bwd_fused_##sfx(const struct ConvJob *j)                                  \
+    {                                                                                          \
+        const struct ConvCtx *cx = j->cx;                                                      \
+        const struct ConvGeom *q = &cx->q;                                                     \
+        size_t K = cx->d.K, xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T);       \
+        size_t gn = q->O * q->Ho * q->Wo;                                                      \
+        struct ConvDims dw = cx->d;                                                            \
+        dw.g_row = j->pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                              \
+        T *part = j->part, *partb = j->gb ? part + q->O * K * pl : NULL, *gp = j->gp_all;      \
+        if (j->gw) memset(part, 0, (q->O * K + q->O) * pl * sizeof(T));                        \
+        for (uint64_t n = 0; n < q->N; n++) {                                                  \
+            if (j->pad) conv_igrad_sample_##sfx(j, n, gp, 0);                                  \
+            if (j->gw)                                                                         \
+                cx->ck->wgrad_##sfx(&dw, (const T *)j->xs_all + n * xsn,                       \
+                                    j->pad ? gp : (const T *)j->g + n * gn, part, partb);      \
+        }                                                                                      \
+        if (j->gw) conv_reduce_##sfx(q->O * K, pl, part, j->gw, j->w_overwrite);               \
+        if (partb) conv_reduce_##sfx(q->O, pl, partb, j->gb, j->b_overwrite);                  \
+    }
+GEN_BOTH(CONV_DIRECT_FUSED)
+
 static void conv_fwd_task(void *ctx, size_t task, int worker)
 {
     const struct ConvJob *j = ctx;
@@ -377,15 +402,20 @@ static void conv2d_backward_direct(struct Node *self)
     j.pad = j.ymask || j.gx;
     size_t tasks = conv_sample_tasks(&j, 2 * q->O * K * HW), workers = (size_t)threads_count();
     size_t n_part = want_w ? (q->O * K + q->O) * CONV_PART_BYTES / es : 0, n_gp = conv_grad_rows_size(cx, es);
-    char *s = graph_scratch(self->graph, (n_part + (want_x ? q->O * K + workers * xsn : 0) + q->N * n_gp) * es);
+    int fused = workers == 1; /* one thread: one sample's gradient rows at a time, in cache */
+    char *s = graph_scratch(self->graph, (n_part + (want_x ? q->O * K + workers * xsn : 0) + (fused ? 1 : q->N) * n_gp) * es);
     j.part = s;
     j.wt = s + n_part * es;
     j.per_worker = (char *)j.wt + (want_x ? q->O * K : 0) * es;
     j.gp_all = (char *)j.per_worker + (want_x ? workers * xsn : 0) * es;
     for (size_t i = 0; want_x && i < q->O * K; i++) /* weights in igrad's tap order */
         memcpy((char *)j.wt + i * es, (const char *)w->value->data + (i - i % K + cx->ig_tap[i % K]) * es, es);
-    if (j.pad && (want_x || want_w)) par_run(tasks, conv_igrad_task, &j);
-    if (want_w) par_run((q->O + CONV_WG_CHUNK - 1) / CONV_WG_CHUNK, conv_wgrad_task, &j);
+    if (fused && (want_x || want_w)) {
+        DT_CALL(dt, conv_bwd_fused, &j);
+    } else {
+        if (j.pad && (want_x || want_w)) par_run(tasks, conv_igrad_task, &j);
+        if (want_w) par_run((q->O + CONV_WG_CHUNK - 1) / CONV_WG_CHUNK, conv_wgrad_task, &j);
+    }
     if (!want_b || want_w) return;
     /* a bias without its weight's gradient (frozen weights): sums of g alone */
     int b_overwrite;
