@@ -260,3 +260,34 @@ TEST(csv_chunks_read_the_same_and_report_the_first_error)
     static const char *const ragged[] = {"1,2"};
     check_csv_chunks("ragged", (size_t[]){40000}, ragged, 1, "chunks.csv:40000:");
 }
+
+/* --threads and MINIDL_THREADS: bad values are usage errors naming the option (exit 2);
+ * --version says how many threads run. */
+TEST(thread_options_and_environment)
+{
+    static char out[4096], err[4096];
+    char cmd[1024];
+    static const char *const bad[] = {"0", "abc", "1025", "-1", "2.5"};
+    static const char *const progs[] = {"train", "infer", "csv2bin"};
+    for (size_t p = 0; p < 3; p++)
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            snprintf(cmd, sizeof cmd, "%s/%s --threads %s a b c d", bin_dir(), progs[p], bad[i]);
+            EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 2);
+            EXPECT_STR_CONTAINS(err, "option '--threads'");
+            EXPECT_STR_CONTAINS(err, bad[i]);
+        }
+    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=abc %s/train c.ini x.csv y.csv m.bin", bin_dir());
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 2);
+    EXPECT_STR_CONTAINS(err, "MINIDL_THREADS=abc");
+    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=0 %s/csv2bin x.csv y.bin", bin_dir());
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 2);
+    EXPECT_STR_CONTAINS(err, "MINIDL_THREADS=0");
+    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=5 %s/infer --version", bin_dir());
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 0);
+    EXPECT_STR_CONTAINS(out, "threads: 5");
+    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=5 %s/train --threads 3 --version", bin_dir());
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 0);
+    EXPECT_STR_CONTAINS(out, "threads: 3");
+    snprintf(cmd, sizeof cmd, "taskset -c 0 %s/train --version", bin_dir());
+    if (test_run_cmd(cmd, out, sizeof out, err, sizeof err) == 0) EXPECT_STR_CONTAINS(out, "threads: 1");
+}
