@@ -180,16 +180,6 @@ uint64_t model_param_count(const struct Model *m)
     return n;
 }
 
-/* "Linear(784, 128)": a layer as the config gives it; an activation by its name. */
-static void layer_str(char *buf, size_t cap, const struct Module *mod)
-{
-    const struct LayerType *lt = layer_type(mod->kind);
-    size_t k = (size_t)snprintf(buf, cap, "%s", lt->name);
-    for (uint32_t i = 0; i < lt->n_args && k < cap; i++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%llu", i ? ", " : "(", (unsigned long long)mod->spec.args.v[i]);
-    if (lt->n_args && k < cap) snprintf(buf + k, cap - k, ")");
-}
-
 void model_print_summary(const struct Model *m, void *file)
 {
     FILE *f = file;
@@ -201,7 +191,7 @@ void model_print_summary(const struct Model *m, void *file)
     fprintf(f, "%-10s %-26s %-14s %10s\n", "input", "", shape, "0");
     for (uint32_t i = 0; i < m->n_mods; i++) {
         const struct Module *mod = m->mods[i];
-        layer_str(type, sizeof type, mod);
+        layer_spec_str(type, sizeof type, &mod->spec);
         layer_shape_str(shape, sizeof shape, &mod->spec.out);
         fprintf(f, "%-10s %-26s %-14s %10llu\n", mod->name, type, shape, (unsigned long long)module_param_count(mod));
     }
