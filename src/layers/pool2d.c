@@ -15,8 +15,55 @@ struct PoolGeom { size_t planes, H, W, k, s, Ho, Wo; };
 
 #define POOL_INLINE static inline __attribute__((always_inline))
 
-/* One plane: y = the max of each window, idx its offset in the plane (idx may be NULL).
- * Inlined with constant k and s for the common 2x2 stride 2, so its loops unroll. */
+/* 2x2 windows at stride 2, L outputs at a time in 16-byte vectors (GCC's generic vectors:
+ * SSE2 on every x86-64): two input rows are split into the windows' four corners a b / c d
+ * and the scan "take v if v > max or v is NaN" runs in that order, so the value and the
+ * index are those of the scalar loop. idx: the window's offset in the plane. */
+#define MAXPOOL2X2_T(T, sfx, IT, L, EVEN, ODD)                                                \
+    typedef T vt_##sfx __attribute__((vector_size(16)));                                      \
+    typedef IT vi_##sfx __attribute__((vector_size(16)));                                     \
+    POOL_INLINE void take_##sfx(vt_##sfx v, IT k, vt_##sfx *m, vi_##sfx *code)                \
+    {                                                                                         \
+        vi_##sfx t = (v > *m) | (v != v);                                                     \
+        *m = (vt_##sfx)(((vi_##sfx)v & t) | ((vi_##sfx)*m & ~t));                             \
+        *code = (t & k) | (*code & ~t);                                                       \
+    }                                                                                         \
+    /* L windows whose rows start at r0 and r1: their max in y, corner codes in code */     \
+    POOL_INLINE void block_##sfx(const T *r0, const T *r1, T *y, vi_##sfx *code)              \
+    {                                                                                         \
+        const vi_##sfx even = EVEN, odd = ODD;                                                \
+        vt_##sfx x0, x1, x2, x3, m;                                                           \
+        memcpy(&x0, r0, 16), memcpy(&x1, r0 + L, 16), memcpy(&x2, r1, 16), memcpy(&x3, r1 + L, 16); \
+        *code = (vi_##sfx){0};                                                                \
+        m = __builtin_shuffle(x0, x1, even);                                                  \
+        take_##sfx(__builtin_shuffle(x0, x1, odd), 1, &m, code);                              \
+        take_##sfx(__builtin_shuffle(x2, x3, even), 2, &m, code);                             \
+        take_##sfx(__builtin_shuffle(x2, x3, odd), 3, &m, code);                              \
+        memcpy(y, &m, 16);                                                                    \
+    }                                                                                         \
+    /* One output row; the last partial block through copies of its inputs. */                \
+    static void maxpool2x2_row_##sfx(const T *r0, const T *r1, size_t Wo, size_t W, size_t base, T *y, \
+                                     uint32_t *idx)                                           \
+    {                                                                                         \
+        for (size_t j = 0; j < Wo; j += L) {                                                  \
+            size_t n = Wo - j < L ? Wo - j : L;                                               \
+            T t0[2 * L] = {0}, t1[2 * L] = {0}, ty[L];                                        \
+            vi_##sfx code;                                                                    \
+            if (n == L) block_##sfx(r0 + 2 * j, r1 + 2 * j, y + j, &code);                    \
+            else {                                                                            \
+                memcpy(t0, r0 + 2 * j, 2 * n * sizeof(T)), memcpy(t1, r1 + 2 * j, 2 * n * sizeof(T)); \
+                block_##sfx(t0, t1, ty, &code);                                               \
+                memcpy(y + j, ty, n * sizeof(T));                                             \
+            }                                                                                 \
+            if (idx)                                                                          \
+                for (size_t l = 0; l < n; l++)                                                \
+                    idx[j + l] = (uint32_t)(base + 2 * (j + l) + (size_t)(code[l] >> 1) * W + (size_t)(code[l] & 1)); \
+        }                                                                                     \
+    }
+MAXPOOL2X2_T(float, f32, int32_t, 4, ((vi_f32){0, 2, 4, 6}), ((vi_f32){1, 3, 5, 7}))
+MAXPOOL2X2_T(double, f64, int64_t, 2, ((vi_f64){0, 2}), ((vi_f64){1, 3}))
+
+/* One plane: y = the max of each window, idx its offset in the plane (idx may be NULL). */
 #define MAXPOOL_T(T, sfx)                                                                     \
     POOL_INLINE void maxpool_plane_##sfx(const T *x, size_t W, size_t Ho, size_t Wo, size_t k, size_t s, \
                                          T *y, uint32_t *idx)                                  \
@@ -41,7 +88,10 @@ struct PoolGeom { size_t planes, H, W, k, s, Ho, Wo; };
         size_t in = q->H * q->W, out = q->Ho * q->Wo;                                         \
         for (size_t p = 0; p < q->planes; p++) {                                              \
             uint32_t *ip = idx ? idx + p * out : NULL;                                        \
-            if (q->k == 2 && q->s == 2) maxpool_plane_##sfx(x + p * in, q->W, q->Ho, q->Wo, 2, 2, y + p * out, ip); \
+            if (q->k == 2 && q->s == 2)                                                       \
+                for (size_t oh = 0; oh < q->Ho; oh++)                                         \
+                    maxpool2x2_row_##sfx(x + p * in + 2 * oh * q->W, x + p * in + (2 * oh + 1) * q->W, q->Wo, q->W, \
+                                         2 * oh * q->W, y + p * out + oh * q->Wo, ip ? ip + oh * q->Wo : NULL); \
             else maxpool_plane_##sfx(x + p * in, q->W, q->Ho, q->Wo, q->k, q->s, y + p * out, ip); \
         }                                                                                     \
     }                                                                                         \
