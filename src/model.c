@@ -235,14 +235,14 @@ void model_print_summary(const struct Model *m, void *file)
     const struct TrainConfig *c = &m->cfg;
     char shape[64], type[96];
     struct LayerShape in = {c->input_ndim, {c->input_shape[0], c->input_shape[1], c->input_shape[2]}};
-    fprintf(f, "%-10s %-26s %-14s %10s\n", "layer", "type", "output", "params");
+    fprintf(f, "%-12s %-26s %-14s %10s\n", "layer", "type", "output", "params");
     layer_shape_str(shape, sizeof shape, &in);
-    fprintf(f, "%-10s %-26s %-14s %10s\n", "input", "", shape, "0");
+    fprintf(f, "%-12s %-26s %-14s %10s\n", "input", "", shape, "0");
     for (uint32_t i = 0; i < m->n_mods; i++) {
         const struct Module *mod = m->mods[i];
         layer_spec_str(type, sizeof type, &mod->spec);
         layer_shape_str(shape, sizeof shape, &mod->spec.out);
-        fprintf(f, "%-10s %-26s %-14s %10llu\n", mod->name, type, shape, (unsigned long long)module_param_count(mod));
+        fprintf(f, "%-12s %-26s %-14s %10llu\n", mod->name, type, shape, (unsigned long long)module_param_count(mod));
     }
     int nt = threads_count();
     fprintf(f, "total parameters: %llu (%s), %d thread%s\n", (unsigned long long)model_param_count(m),
