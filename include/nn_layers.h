@@ -10,6 +10,10 @@
  * Initialisation as PyTorch's default: weight and bias uniform in +-1/sqrt(fan_in),
  * fan_in = in (Linear) or in_ch*kh*kw (Conv2d), drawn from the caller's generator.
  *
+ * MaxPool2d, AvgPool2d, Dropout, BatchNorm1d and BatchNorm2d: PyTorch's semantics; their
+ * graph ops are declared below, their layers are in src/layers/pool2d.c, dropout.c and
+ * batchnorm.c.
+ *
  * Each layer kind lives in its own file under src/layers/ (see layers.h). */
 #ifndef MINIDL_NN_LAYERS_H
 #define MINIDL_NN_LAYERS_H
