@@ -10,6 +10,7 @@ void bench_step(int quick) __attribute__((weak));
 void bench_train(int quick) __attribute__((weak));
 void bench_dataset(int quick) __attribute__((weak));
 void bench_threads(int quick) __attribute__((weak));
+void bench_layers(int quick) __attribute__((weak));
 
 double bench_median(double *v, int n); /* sorts v */
 /* Where scripts/fmnist.sh put the Fashion-MNIST files: $MINIDL_FMNIST_DIR, else

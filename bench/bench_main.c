@@ -1,6 +1,6 @@
 /* make bench: single-threaded figures for each ISA path, with yardsticks measured in
  * the same run (the part threads: 1 to all cores). Usage: bench_minidl [--quick] [part ...]
- * (parts: peak gemm ew step train dataset threads) */
+ * (parts: peak gemm ew layers step train dataset threads) */
 #include "bench.h"
 #include "math_kernels.h"
 #include "utils.h"
@@ -32,7 +32,7 @@ int main(int argc, char **argv)
     util_set_progname("bench");
     int quick = 0, any = 0;
     struct { const char *name; void (*fn)(int); } parts[] = {
-        {"peak", bench_peak}, {"gemm", bench_gemm}, {"ew", bench_ew},
+        {"peak", bench_peak}, {"gemm", bench_gemm}, {"ew", bench_ew}, {"layers", bench_layers},
         {"step", bench_step}, {"train", bench_train}, {"dataset", bench_dataset}, {"threads", bench_threads},
     };
     int n_parts = (int)(sizeof parts / sizeof parts[0]);

@@ -17,18 +17,26 @@
 #include <stdint.h>
 
 /* Layer kinds, in table order. */
-enum ModuleKind { MOD_LINEAR, MOD_CONV2D, MOD_RELU, MOD_SIGMOID, MOD_TANH, MOD_SOFTMAX, MOD_COUNT };
+enum ModuleKind {
+    MOD_LINEAR, MOD_CONV2D, MOD_RELU, MOD_SIGMOID, MOD_TANH, MOD_SOFTMAX,
+    MOD_MAXPOOL2D, MOD_AVGPOOL2D, MOD_DROPOUT, MOD_BATCHNORM1D, MOD_BATCHNORM2D, MOD_COUNT
+};
 
 /* Caps that keep every size product far from uint64 overflow and refuse layers that
  * could never be allocated: each per-sample output and each layer's parameters. */
 #define LAYER_MAX_ELEMS (1ULL << 32)
 #define LAYER_MAX_ARGS 6
 
-/* A layer's arguments as the config lists them (v), and by name. */
+/* A layer's arguments as the config lists them (v: whole numbers, r: the reals of
+ * LAYER_ARG_REAL_UNIT arguments, at the same index), and by name. */
 union LayerArgs {
     uint64_t v[LAYER_MAX_ARGS];
+    double r[LAYER_MAX_ARGS];
     struct { uint64_t in, out; } linear;
     struct { uint64_t in_ch, out_ch, kh, kw, stride, padding; } conv2d;
+    struct { uint64_t k, stride; } pool;        /* MaxPool2d, AvgPool2d: k x k windows */
+    struct { double p; } dropout;
+    struct { uint64_t n; } batchnorm;           /* features (1d) or channels (2d) */
 };
 
 /* What one sample looks like between layers: (features) or (C, H, W). */
@@ -46,9 +54,15 @@ struct LayerSpec {
     int line;               /* of the config, for messages */
 };
 
+/* How an argument is read: a whole number of at least min, or a real in [0, 1). */
+enum LayerArgType { LAYER_ARG_COUNT = 0, LAYER_ARG_REAL_UNIT };
+
 struct LayerArgDef {
     const char *name;       /* in messages: "in_ch" */
-    uint64_t min;           /* smallest value accepted (padding may be 0) */
+    uint64_t min;           /* smallest value accepted (padding may be 0); whole numbers only */
+    uint32_t type;          /* enum LayerArgType */
+    uint32_t default_to;    /* 0: required; i + 1: may be left out (trailing arguments only),
+                             * and then takes the value of argument i (a pool's stride: k) */
 };
 
 struct Module;
@@ -84,6 +98,10 @@ struct LayerType {
 
 /* The row of a kind (kind < MOD_COUNT). */
 const struct LayerType *layer_type(uint32_t kind);
+
+/* "Linear(784, 128)", "Dropout(0.25)": a layer as the config gives it (every argument,
+ * defaults filled in); an activation by its name. */
+void layer_spec_str(char *buf, size_t cap, const struct LayerSpec *l);
 
 /* "(16x14x14)" for a C,H,W shape, "" for a flat one: how messages show a shape. */
 void layer_shape_note(char *buf, size_t cap, const struct LayerShape *s);

@@ -51,8 +51,9 @@ struct Node *model_input(struct Graph *g, const struct Model *m, struct Tensor *
 /* Runs the modules over x. With skip_final_softmax a final Softmax is left out (the
  * CrossEntropy loss takes the pre-softmax values). Returns the network output. */
 struct Node *model_forward(const struct Model *m, struct Node *x, int skip_final_softmax);
-/* The same over any list of modules: the fusion rule (a Conv2d followed by a ReLU runs
- * as one nn_conv2d_relu op) lives here and nowhere else. */
+/* The same over any list of modules: the fusion rules (a Conv2d or a BatchNorm followed
+ * by a ReLU run as one op; in inference a BatchNorm after a Conv2d or Linear is folded
+ * into its weights) live here and nowhere else. */
 struct Node *model_forward_modules(struct Module *const *mods, uint32_t n, struct Node *x, int skip_final_softmax);
 
 /* Marks every parameter gradient as zero without touching it: the first backward write

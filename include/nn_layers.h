@@ -10,6 +10,10 @@
  * Initialisation as PyTorch's default: weight and bias uniform in +-1/sqrt(fan_in),
  * fan_in = in (Linear) or in_ch*kh*kw (Conv2d), drawn from the caller's generator.
  *
+ * MaxPool2d, AvgPool2d, Dropout, BatchNorm1d and BatchNorm2d: PyTorch's semantics; their
+ * graph ops are declared below, their layers are in src/layers/pool2d.c, dropout.c and
+ * batchnorm.c.
+ *
  * Each layer kind lives in its own file under src/layers/ (see layers.h). */
 #ifndef MINIDL_NN_LAYERS_H
 #define MINIDL_NN_LAYERS_H
@@ -60,7 +64,8 @@ int layer_shape_same(const struct LayerSpec *l, const struct LayerShape *in, int
                      uint64_t *n_params, char *err, size_t errlen);
 
 /* The rows, one per file under src/layers/. */
-extern const struct LayerType layer_linear, layer_conv2d, layer_relu, layer_sigmoid, layer_tanh, layer_softmax;
+extern const struct LayerType layer_linear, layer_conv2d, layer_relu, layer_sigmoid, layer_tanh, layer_softmax,
+    layer_maxpool2d, layer_avgpool2d, layer_dropout, layer_batchnorm1d, layer_batchnorm2d;
 
 /* Shorthands for tests and benchmarks: the module of one Linear or Conv2d spec. */
 struct Module *nn_linear_create(uint64_t in, uint64_t out, uint32_t dtype, struct Rng *rng);
@@ -74,6 +79,27 @@ struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t 
  * applied where the convolution stores its output, and its mask (y > 0) where the
  * backward reads the gradient, so the ReLU's own tensors and passes go away. */
 struct Node *nn_conv2d_relu(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding);
+/* Pooling over k x k windows at stride s of an NCHW input (no padding, floor mode):
+ * (N, C, H, W) -> (N, C, (H-k)/s+1, (W-k)/s+1). Max pooling's gradient goes to the first
+ * maximum of each window (the last NaN if any), as PyTorch's. */
+struct Node *nn_maxpool2d(struct Node *x, uint64_t k, uint64_t stride);
+struct Node *nn_avgpool2d(struct Node *x, uint64_t k, uint64_t stride);
+/* Inverted dropout: y = x * mask, the mask 1/(1-p) with probability 1-p and 0 otherwise,
+ * one rng_uniform draw per element in order (p == 0: x itself). nn_dropout_masked takes
+ * the mask (x's shape and dtype; it must outlive the step). */
+struct Node *nn_dropout(struct Node *x, double p, struct Rng *rng);
+struct Node *nn_dropout_masked(struct Node *x, const struct Tensor *mask);
+/* Batch normalisation over the channels of x (N, C) or (N, C, H, W) (momentum 0.1, eps
+ * 1e-5): w, b, running_mean, running_var (C). training: batch statistics (biased
+ * variance), differentiated through, and the running statistics (when not NULL) updated
+ * with the unbiased variance; else the running statistics. relu: max(0, y) in the same
+ * op (OP_BATCHNORM_RELU), its mask applied where the backward reads the gradient. */
+struct Node *nn_batchnorm(struct Node *x, struct Node *w, struct Node *b, struct Tensor *running_mean,
+                          struct Tensor *running_var, int training, int relu);
+/* Inference's batchnorm as y = scale[c] x + shift[c] (C values each), for folding it into
+ * the layer before it. */
+void nn_batchnorm_fold(const struct Tensor *weight, const struct Tensor *bias, const struct Tensor *running_mean,
+                       const struct Tensor *running_var, double *scale, double *shift);
 /* The naive loop convolution, kept as the reference the fast path is tested against.
  * x (N,C,H,W), w (O,C,kh,kw), b (O) or NULL, out (N,O,Ho,Wo); contiguous, one dtype. */
 void conv2d_forward_naive(const struct Tensor *x, const struct Tensor *w, const struct Tensor *b,

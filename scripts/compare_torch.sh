@@ -2,11 +2,14 @@
 # compare_torch.sh: minidl against PyTorch on the same Fashion-MNIST training work,
 # both on one core, in one invocation, so that the ratios come from one run.
 #
-# Usage: scripts/compare_torch.sh [--quick] [DIR]
+# Usage: scripts/compare_torch.sh [--quick] [--lenet] [DIR]
 #
 #   DIR      where the Fashion-MNIST data is prepared once (default /tmp/minidl-fmnist)
 #            by scripts/fmnist.sh, from Debian's dataset-fashion-mnist
-#   --quick  1 epoch per network on both sides instead of 5
+#   --quick  1 epoch per network on both sides instead of 5 (10 with --lenet)
+#   --lenet  only configs/fmnist_lenet.ini (convolutions, batch normalisation, pooling,
+#            dropout) against scripts/torch_lenet.py, the same network in PyTorch (Adam
+#            1e-3, batch 64, per-pixel standardisation, as the config), 10 epochs
 #
 # Needs `make` first (build/train, build/infer, build/csv2bin; MINIDL_BIN names another
 # build directory). PyTorch is optional: /usr/bin/python3 with python3-torch and the
@@ -29,12 +32,14 @@
 # Exit status: 0 on success (also without PyTorch), 1 if a run fails, 2 usage error.
 set -u
 
-usage() { echo "usage: $0 [--quick] [DIR]" >&2; exit 2; }
+usage() { echo "usage: $0 [--quick] [--lenet] [DIR]" >&2; exit 2; }
 quick=0
+lenet=0
 dir=
 for a in "$@"; do
     case "$a" in
         --quick) quick=1 ;;
+        --lenet) lenet=1 ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         -*) usage ;;
         *) [ -z "$dir" ] || usage; dir=$a ;;
@@ -42,6 +47,8 @@ for a in "$@"; do
 done
 dir=${dir:-/tmp/minidl-fmnist}
 epochs=5
+nets="mlp cnn"
+[ "$lenet" = 1 ] && epochs=10 nets=lenet
 [ "$quick" = 1 ] && epochs=1
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -144,18 +151,23 @@ torch_ok=0
 why_no_torch=
 if [ ! -x /usr/bin/python3 ] || ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
     why_no_torch="PyTorch not found (/usr/bin/python3 -c 'import torch' failed; apt install python3-torch)"
-elif [ ! -r "$shared/torch_mlp.py" ] || [ ! -r "$shared/torch_cnn.py" ]; then
+elif [ "$lenet" = 0 ] && { [ ! -r "$shared/torch_mlp.py" ] || [ ! -r "$shared/torch_cnn.py" ]; }; then
     why_no_torch="PyTorch found, but not its bench scripts in $shared (set MINIDL_SHARED_BENCH)"
 else
     torch_ok=1
 fi
 
-# torch NET: sets t_sec t_acc t_rss t_load.
+# torch NET: sets t_sec t_acc t_rss t_load. The LeNet's yardstick is scripts/torch_lenet.py
+# (it needs no OpenBLAS and shuffles each epoch itself).
 torch() {
     net=$1
+    if [ "$net" = lenet ]; then
+        set -- "$root/scripts/torch_lenet.py" --threads 1 --batch 64
+    else
+        set -- "$shared/torch_$net.py" --threads 1 --batch 64 --coretype auto --shuffle
+    fi
     run "$logs/torch_$net" env MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=67108864 \
-        /usr/bin/python3 "$shared/torch_$net.py" --threads 1 --batch 64 --coretype auto --shuffle \
-        --epochs "$epochs" --csv "$dir/torch" ||
+        /usr/bin/python3 "$@" --epochs "$epochs" --csv "$dir/torch" ||
         { tail -5 "$logs/torch_$net.log" >&2; die "PyTorch $net run failed (log: $logs/torch_$net.log)"; }
     t_sec=$(torch_epochs "$logs/torch_$net.log" | median)
     t_acc=$(sed -n 's/.*final test acc \([0-9.]*\).*/\1/p' "$logs/torch_$net.log")
@@ -173,7 +185,7 @@ echo "minidl: $("$bin/train" --version 2>&1 | head -1)"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"
 
 rows='' shares=''
-for net in mlp cnn; do
+for net in $nets; do
     echo "running minidl $net ..."
     ours "$net"
     t_sec=- t_acc=- t_rss=- t_load=-
@@ -184,14 +196,14 @@ for net in mlp cnn; do
     rows="$rows$net $o_sec $t_sec $(ratio "$t_sec" "$o_sec") $o_acc $t_acc ${o_rss:--} ${t_rss:--} ${o_load:--} ${t_load:--}
 "
 done
-[ "$torch_ok" = 1 ] && echo "torch:  $(sed -n 's/^# [^:]*: //p' "$logs/torch_mlp.log" | head -1)"
+[ "$torch_ok" = 1 ] && echo "torch:  $(sed -n 's/^# [^:]*: //p' "$logs/torch_${net}.log" | head -1)"
 echo "load after:  $(uptime | sed 's/.*load average/load average/')"
 echo
 
-printf '%-4s | %-17s | %-6s | %-15s | %-15s | %-15s\n' "" "s/epoch (median)" "" "test accuracy" "peak RSS MiB" "data load s"
-printf '%-4s | %8s %8s | %-6s | %7s %7s | %7s %7s | %7s %7s\n' net minidl torch ratio minidl torch minidl torch minidl torch
+printf '%-5s | %-17s | %-6s | %-15s | %-15s | %-15s\n' "" "s/epoch (median)" "" "test accuracy" "peak RSS MiB" "data load s"
+printf '%-5s | %8s %8s | %-6s | %7s %7s | %7s %7s | %7s %7s\n' net minidl torch ratio minidl torch minidl torch minidl torch
 printf '%s' "$rows" | while read -r n os ts r oa ta orr tr ol tl; do
-    printf '%-4s | %8s %8s | %6s | %7s %7s | %7s %7s | %7s %7s\n' "$n" "$os" "$ts" "$r" "$oa" "$ta" "$orr" "$tr" "$ol" "$tl"
+    printf '%-5s | %8s %8s | %6s | %7s %7s | %7s %7s | %7s %7s\n' "$n" "$os" "$ts" "$r" "$oa" "$ta" "$orr" "$tr" "$ol" "$tl"
 done
 echo
 echo "ratio = PyTorch s/epoch / minidl s/epoch (above 1: minidl is faster)."

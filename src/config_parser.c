@@ -221,7 +221,9 @@ static int find_kind(struct Parser *p, int line, const char *what, const char *w
     return fail(p, line, "unknown %s '%s'%s", what, word, h);
 }
 
-/* layer=Name,args...: the arguments as the row lists them, each at least its minimum. */
+/* layer=Name,args...: the arguments as the row lists them, each read as its type says
+ * (a whole number of at least its minimum, or a real in [0, 1)); trailing arguments with
+ * a default may be left out. */
 static int key_layer(struct Parser *p, int line, char *v)
 {
     char *f[LAYER_MAX_ARGS + 2];
@@ -229,19 +231,28 @@ static int key_layer(struct Parser *p, int line, char *v)
     uint32_t kind;
     if (find_kind(p, line, "layer type", f[0], 0, &kind)) return -1;
     const struct LayerType *lt = layer_type(kind);
-    if (n - 1 != (int)lt->n_args) {
+    uint32_t required = 0;
+    while (required < lt->n_args && !lt->args[required].default_to) required++;
+    if (n - 1 < (int)required || n - 1 > (int)lt->n_args) {
         char names[128];
         size_t k = 0;
         for (uint32_t i = 0; i < lt->n_args && k < sizeof names; i++)
             k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? "," : "", lt->args[i].name);
+        if (required < lt->n_args)
+            return fail(p, line, "%s takes %u to %u numbers: %s", lt->name, required, lt->n_args, names);
         return fail(p, line, "%s takes %u number%s: %s", lt->name, lt->n_args, lt->n_args == 1 ? "" : "s", names);
     }
     struct LayerSpec *l = new_layer(p, line, kind);
     if (!l) return -1;
     for (uint32_t i = 0; i < lt->n_args; i++) {
+        const struct LayerArgDef *a = &lt->args[i];
         char what[48];
-        snprintf(what, sizeof what, "%s %s", lt->name, lt->args[i].name);
-        if (parse_count(p, line, what, f[i + 1], (int64_t)lt->args[i].min, CFG_MAX_NUMBER, &l->args.v[i])) return -1;
+        snprintf(what, sizeof what, "%s %s", lt->name, a->name);
+        if (i + 1 >= (uint32_t)n) l->args.v[i] = l->args.v[a->default_to - 1];
+        else if (a->type == LAYER_ARG_REAL_UNIT) {
+            if (parse_real(p, line, what, f[i + 1], 1, &l->args.r[i])) return -1;
+        } else if (parse_count(p, line, what, f[i + 1], (int64_t)a->min, CFG_MAX_NUMBER, &l->args.v[i]))
+            return -1;
     }
     return 0;
 }

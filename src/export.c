@@ -123,9 +123,6 @@ int export_cannot(const struct ExportStep *s, const char *format, const char *wh
 
 void export_step_str(char *buf, size_t cap, const struct ExportStep *s)
 {
-    const struct LayerType *lt = layer_type(s->kind);
-    size_t k = (size_t)snprintf(buf, cap, "%s", lt->name);
-    for (uint32_t i = 0; s->mod && i < lt->n_args && k < cap; i++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%llu", i ? ", " : "(", (unsigned long long)s->mod->spec.args.v[i]);
-    if (s->mod && lt->n_args && k < cap) snprintf(buf + k, cap - k, ")");
+    if (s->mod) layer_spec_str(buf, cap, &s->mod->spec); /* reals (Dropout's p) as reals */
+    else snprintf(buf, cap, "%s", layer_type(s->kind)->name);
 }

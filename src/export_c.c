@@ -134,6 +134,39 @@ static const char softmax_src[] =
     "    for (i = 0; i < n; i++) y[i] /= s;\n"
     "}\n\n";
 
+static const char maxpool2d_src[] =
+    "/* MaxPool2d: k x k windows at stride s of each of c planes (h x w), no padding */\n"
+    "static void $P_maxpool2d(const $T *x, $T *y, size_t c, size_t h, size_t w, size_t k, size_t s)\n"
+    "{\n"
+    "    size_t ho = (h - k) / s + 1, wo = (w - k) / s + 1, p, i, j, a, b;\n"
+    "    for (p = 0; p < c; p++)\n"
+    "        for (i = 0; i < ho; i++)\n"
+    "            for (j = 0; j < wo; j++) {\n"
+    "                const $T *q = x + (p * h + i * s) * w + j * s;\n"
+    "                $T m = q[0];\n"
+    "                for (a = 0; a < k; a++)\n"
+    "                    for (b = 0; b < k; b++)\n"
+    "                        if (q[a * w + b] > m || q[a * w + b] != q[a * w + b]) m = q[a * w + b];\n"
+    "                y[(p * ho + i) * wo + j] = m;\n"
+    "            }\n"
+    "}\n\n";
+
+static const char avgpool2d_src[] =
+    "/* AvgPool2d: the mean of k x k windows at stride s of each of c planes (h x w) */\n"
+    "static void $P_avgpool2d(const $T *x, $T *y, size_t c, size_t h, size_t w, size_t k, size_t s)\n"
+    "{\n"
+    "    size_t ho = (h - k) / s + 1, wo = (w - k) / s + 1, p, i, j, a, b;\n"
+    "    for (p = 0; p < c; p++)\n"
+    "        for (i = 0; i < ho; i++)\n"
+    "            for (j = 0; j < wo; j++) {\n"
+    "                const $T *q = x + (p * h + i * s) * w + j * s;\n"
+    "                $T sum = 0;\n"
+    "                for (a = 0; a < k; a++)\n"
+    "                    for (b = 0; b < k; b++) sum += q[a * w + b];\n"
+    "                y[(p * ho + i) * wo + j] = sum / ($T)(k * k);\n"
+    "            }\n"
+    "}\n\n";
+
 /* ---- the table: how each layer kind is exported ---- */
 
 typedef void (*c_call_fn)(struct CGen *g, const struct ExportStep *s, const char *in, const char *out);
@@ -184,6 +217,14 @@ static void call_unary(struct CGen *g, const struct ExportStep *s, const char *i
                (unsigned long long)layer_shape_numel(&s->out));
 }
 
+static void call_pool(struct CGen *g, const struct ExportStep *s, const char *in, const char *out)
+{
+    const struct LayerSpec *l = &s->mod->spec;
+    buf_printf(g->b, "    %s_%s(%s, %s, %llu, %llu, %llu, %llu, %llu);\n", g->prefix, layer_type(s->kind)->prefix, in, out,
+               (unsigned long long)s->in.d[0], (unsigned long long)s->in.d[1], (unsigned long long)s->in.d[2],
+               (unsigned long long)l->args.pool.k, (unsigned long long)l->args.pool.stride);
+}
+
 static const struct CRow c_rows[] = {
     [MOD_LINEAR] = {linear_src, 0, call_linear, NULL},
     [MOD_CONV2D] = {conv2d_src, 0, call_conv2d, NULL},
@@ -191,8 +232,12 @@ static const struct CRow c_rows[] = {
     [MOD_SIGMOID] = {sigmoid_src, 1, call_unary, NULL},
     [MOD_TANH] = {tanh_src, 1, call_unary, NULL},
     [MOD_SOFTMAX] = {softmax_src, 1, call_unary, NULL},
-    /* issue 14's kinds go here: MaxPool2d and AvgPool2d (a helper each), Dropout
-     * ({NULL, 1, NULL, NULL, 1}: identity at inference), BatchNorm1d/2d (in place) */
+    [MOD_MAXPOOL2D] = {maxpool2d_src, 0, call_pool, NULL},
+    [MOD_AVGPOOL2D] = {avgpool2d_src, 0, call_pool, NULL},
+    [MOD_DROPOUT] = {NULL, 1, NULL, NULL, 1},
+    /* BatchNorm: the running statistics are state, which emit_weights does not write yet */
+    [MOD_BATCHNORM1D] = {NULL, 1, NULL, "BatchNorm export is not written yet", 0},
+    [MOD_BATCHNORM2D] = {NULL, 1, NULL, "BatchNorm export is not written yet", 0},
 };
 _Static_assert(sizeof c_rows / sizeof *c_rows == MOD_COUNT, "the C exporter needs a row per layer kind");
 

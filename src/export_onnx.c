@@ -216,12 +216,25 @@ static void emit_softmax(struct OGen *g, const struct ExportStep *s, const char 
     node(g, "Softmax", s->name, &in, 1, out, &attrs);
 }
 
+static void emit_pool(struct OGen *g, const struct ExportStep *s, const char *in, const char *out)
+{
+    const struct LayerSpec *l = &s->mod->spec;
+    int64_t k[2] = {(int64_t)l->args.pool.k, (int64_t)l->args.pool.k};
+    int64_t st[2] = {(int64_t)l->args.pool.stride, (int64_t)l->args.pool.stride};
+    struct ExportBuf attrs = {0};
+    attr_ints(&attrs, "kernel_shape", k, 2);
+    attr_ints(&attrs, "strides", st, 2);
+    node(g, s->kind == MOD_MAXPOOL2D ? "MaxPool" : "AveragePool", s->name, &in, 1, out, &attrs);
+}
+
 static const struct ORow onnx_rows[] = {
     [MOD_LINEAR] = {emit_linear, NULL},   [MOD_CONV2D] = {emit_conv2d, NULL}, [MOD_RELU] = {emit_relu, NULL},
     [MOD_SIGMOID] = {emit_sigmoid, NULL}, [MOD_TANH] = {emit_tanh, NULL},     [MOD_SOFTMAX] = {emit_softmax, NULL},
-    /* issue 14's kinds go here: MaxPool2d -> MaxPool, AvgPool2d -> AveragePool (kernel_shape,
-     * strides), BatchNorm1d/2d -> BatchNormalization (epsilon; running statistics as
-     * initializers), Dropout -> {NULL, NULL, 1}: no node (identity at inference) */
+    [MOD_MAXPOOL2D] = {emit_pool, NULL, 0}, [MOD_AVGPOOL2D] = {emit_pool, NULL, 0},
+    [MOD_DROPOUT] = {NULL, NULL, 1},
+    /* BatchNorm -> BatchNormalization needs the running statistics as initializers */
+    [MOD_BATCHNORM1D] = {NULL, "BatchNorm export is not written yet", 0},
+    [MOD_BATCHNORM2D] = {NULL, "BatchNorm export is not written yet", 0},
 };
 _Static_assert(sizeof onnx_rows / sizeof *onnx_rows == MOD_COUNT, "the ONNX exporter needs a row per layer kind");
 

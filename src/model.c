@@ -1,5 +1,6 @@
 /* model: the network of a config, built through the layer table. */
 #include "model.h"
+#include "activations.h"
 #include "threads.h"
 
 #include <stdio.h>
@@ -146,15 +147,63 @@ struct Node *model_input(struct Graph *g, const struct Model *m, struct Tensor *
     return ag_reshape(x, 4, shape);
 }
 
+/* Inference's BatchNorm after a Conv2d or Linear (y = s x + t per output channel) folded
+ * into that layer's weight and bias, in the step's arena: w'[o] = s[o] w[o],
+ * b'[o] = s[o] b[o] + t[o]. */
+static void fold_batchnorm(struct Graph *g, const struct Module *layer, const struct Module *bn, struct Node **w,
+                           struct Node **b)
+{
+    const struct Tensor *W = layer->params[0], *B = layer->params[1];
+    uint64_t O = B->shape[0], per = tensor_numel(W) / O;
+    struct Tensor *fw = tensor_create_in(&g->arena, W->ndim, W->shape, W->dtype);
+    struct Tensor *fb = tensor_create_in(&g->arena, 1, &O, W->dtype);
+    double *s = arena_alloc(&g->arena, 2 * O * sizeof *s), *t = s + O;
+    nn_batchnorm_fold(bn->params[0], bn->params[1], bn->state[0], bn->state[1], s, t);
+    for (uint64_t o = 0; o < O; o++) {
+        for (uint64_t i = o * per; i < (o + 1) * per; i++) {
+            if (W->dtype == DT_FLOAT32) tensor_f32(fw)[i] = (float)(s[o] * tensor_f32(W)[i]);
+            else tensor_f64(fw)[i] = s[o] * tensor_f64(W)[i];
+        }
+        double v = s[o] * tensor_at(B, o) + t[o];
+        if (W->dtype == DT_FLOAT32) tensor_f32(fb)[o] = (float)v;
+        else tensor_f64(fb)[o] = v;
+    }
+    *w = graph_input(g, fw, 0);
+    *b = graph_input(g, fb, 0);
+}
+
+/* The fusion rules, all of them:
+ *   Conv2d ReLU            one nn_conv2d_relu op;
+ *   BatchNorm ReLU         one nn_batchnorm op with relu (training or not);
+ *   Conv2d BatchNorm2d [ReLU], Linear BatchNorm1d [ReLU], in inference (running
+ *                          statistics, forward-only graph): the BatchNorm folded into
+ *                          the layer's weights (fold_batchnorm), so it costs nothing. */
 struct Node *model_forward_modules(struct Module *const *mods, uint32_t n, struct Node *x, int skip_final_softmax)
 {
     struct Node *h = x;
     for (uint32_t i = 0; i < n; i++) {
-        struct Module *m = mods[i];
+        struct Module *m = mods[i], *next = i + 1 < n ? mods[i + 1] : NULL;
         if (i == n - 1 && skip_final_softmax && m->kind == MOD_SOFTMAX) break;
-        if (m->kind == MOD_CONV2D && i + 1 < n && mods[i + 1]->kind == MOD_RELU) {
+        int conv = m->kind == MOD_CONV2D;
+        if (next && (conv || m->kind == MOD_LINEAR) && next->kind == (conv ? MOD_BATCHNORM2D : MOD_BATCHNORM1D) &&
+            !module_training(next) && h->graph && h->graph->no_grad) {
+            struct Node *w, *b;
+            fold_batchnorm(h->graph, m, next, &w, &b);
+            int relu = i + 2 < n && mods[i + 2]->kind == MOD_RELU;
+            const union LayerArgs *a = &m->spec.args;
+            if (conv) h = (relu ? nn_conv2d_relu : nn_conv2d)(h, w, b, a->conv2d.stride, a->conv2d.padding);
+            else h = relu ? act_relu(nn_linear(h, w, b)) : nn_linear(h, w, b);
+            i += 1 + (uint32_t)relu;
+            continue;
+        }
+        if (conv && next && next->kind == MOD_RELU) {
             h = nn_conv2d_relu(h, m->param_nodes[0], m->param_nodes[1], m->spec.args.conv2d.stride,
                                m->spec.args.conv2d.padding);
+            i++;
+            continue;
+        }
+        if ((m->kind == MOD_BATCHNORM1D || m->kind == MOD_BATCHNORM2D) && next && next->kind == MOD_RELU) {
+            h = nn_batchnorm(h, m->param_nodes[0], m->param_nodes[1], m->state[0], m->state[1], module_training(m), 1);
             i++;
             continue;
         }
@@ -180,30 +229,20 @@ uint64_t model_param_count(const struct Model *m)
     return n;
 }
 
-/* "Linear(784, 128)": a layer as the config gives it; an activation by its name. */
-static void layer_str(char *buf, size_t cap, const struct Module *mod)
-{
-    const struct LayerType *lt = layer_type(mod->kind);
-    size_t k = (size_t)snprintf(buf, cap, "%s", lt->name);
-    for (uint32_t i = 0; i < lt->n_args && k < cap; i++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%llu", i ? ", " : "(", (unsigned long long)mod->spec.args.v[i]);
-    if (lt->n_args && k < cap) snprintf(buf + k, cap - k, ")");
-}
-
 void model_print_summary(const struct Model *m, void *file)
 {
     FILE *f = file;
     const struct TrainConfig *c = &m->cfg;
     char shape[64], type[96];
     struct LayerShape in = {c->input_ndim, {c->input_shape[0], c->input_shape[1], c->input_shape[2]}};
-    fprintf(f, "%-10s %-26s %-14s %10s\n", "layer", "type", "output", "params");
+    fprintf(f, "%-12s %-26s %-14s %10s\n", "layer", "type", "output", "params");
     layer_shape_str(shape, sizeof shape, &in);
-    fprintf(f, "%-10s %-26s %-14s %10s\n", "input", "", shape, "0");
+    fprintf(f, "%-12s %-26s %-14s %10s\n", "input", "", shape, "0");
     for (uint32_t i = 0; i < m->n_mods; i++) {
         const struct Module *mod = m->mods[i];
-        layer_str(type, sizeof type, mod);
+        layer_spec_str(type, sizeof type, &mod->spec);
         layer_shape_str(shape, sizeof shape, &mod->spec.out);
-        fprintf(f, "%-10s %-26s %-14s %10llu\n", mod->name, type, shape, (unsigned long long)module_param_count(mod));
+        fprintf(f, "%-12s %-26s %-14s %10llu\n", mod->name, type, shape, (unsigned long long)module_param_count(mod));
     }
     int nt = threads_count();
     fprintf(f, "total parameters: %llu (%s), %d thread%s\n", (unsigned long long)model_param_count(m),

@@ -9,6 +9,8 @@
 static const struct LayerType *const table[] = {
     [MOD_LINEAR] = &layer_linear, [MOD_CONV2D] = &layer_conv2d,   [MOD_RELU] = &layer_relu,
     [MOD_SIGMOID] = &layer_sigmoid, [MOD_TANH] = &layer_tanh, [MOD_SOFTMAX] = &layer_softmax,
+    [MOD_MAXPOOL2D] = &layer_maxpool2d, [MOD_AVGPOOL2D] = &layer_avgpool2d, [MOD_DROPOUT] = &layer_dropout,
+    [MOD_BATCHNORM1D] = &layer_batchnorm1d, [MOD_BATCHNORM2D] = &layer_batchnorm2d,
 };
 _Static_assert(sizeof table / sizeof *table == MOD_COUNT, "one table row per layer kind");
 
@@ -39,6 +41,18 @@ void layer_shape_str(char *buf, size_t cap, const struct LayerShape *s)
                  (unsigned long long)s->d[2]);
     else
         snprintf(buf, cap, "%llu", (unsigned long long)s->d[0]);
+}
+
+void layer_spec_str(char *buf, size_t cap, const struct LayerSpec *l)
+{
+    const struct LayerType *lt = layer_type(l->kind);
+    size_t k = (size_t)snprintf(buf, cap, "%s", lt->name);
+    for (uint32_t i = 0; i < lt->n_args && k < cap; i++) {
+        const char *sep = i ? ", " : "(";
+        if (lt->args[i].type == LAYER_ARG_REAL_UNIT) k += (size_t)snprintf(buf + k, cap - k, "%s%g", sep, l->args.r[i]);
+        else k += (size_t)snprintf(buf + k, cap - k, "%s%llu", sep, (unsigned long long)l->args.v[i]);
+    }
+    if (lt->n_args && k < cap) snprintf(buf + k, cap - k, ")");
 }
 
 const char *layer_source(int first) { return first ? "the input has" : "the previous layer outputs"; }

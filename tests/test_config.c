@@ -223,7 +223,7 @@ static const struct { const char *text, *msg; } bad[] = {
     {M1 "layer Linear,4,2\n", "t.ini:3: expected key=value, [section] or a # comment, got 'layer Linear,4,2'"},
     {M1 "=4\n", "t.ini:3: missing key before '='"},
     {MODEL "lr=\n", "t.ini:5: lr: missing value"},
-    {M1 "layer=Dense,4,2\n", "t.ini:3: unknown layer type 'Dense' (expected Linear or Conv2d)"},
+    {M1 "layer=Dense,4,2\n", "t.ini:3: unknown layer type 'Dense' (expected Linear, Conv2d, MaxPool2d, AvgPool2d, Dropout, BatchNorm1d or BatchNorm2d)"},
     {M1 "layer=linear,4,2\n", "t.ini:3: unknown layer type 'linear' (did you mean 'Linear'?)"},
     {M1 "layer=Linear,4,2\nactivation=relu\n", "t.ini:4: unknown activation 'relu' (did you mean 'ReLU'?)"},
     {M1 "layer=Linear,4,2\nactivation=Swish\n",

@@ -102,8 +102,36 @@ static int same_value(double x, double y) { return x == y || (isnan(x) && isnan(
         fill_##sfx(r, y, n, 0); /* overwritten whatever it held */                             \
         k->relu_bwd_set_##sfx(n, x, g, y);                                                     \
         EXPECT_MSG(!count_diff_##sfx(y, want, n), "relu_bwd_set n=%zu", n);                    \
+        check_bn_##sfx(k, b, n, tol);                                                          \
         check_adam_##sfx(k, b, n, r, tol);                                                     \
     }
+
+/* Batch normalisation's kernels on b[0] (x) and b[1] (g): cdot, affine (with and without
+ * ReLU, in place), affine2 (= and +=) against the reference. */
+#define BN_KERNEL_TEST(T, sfx)                                                                \
+    static void check_bn_##sfx(const struct EwKernels *k, T **b, size_t n, double tol)         \
+    {                                                                                          \
+        const struct EwKernels *ref = &ew_kernels_ref;                                          \
+        T *x = b[0], *g = b[1], *y = b[2], *want = b[3];                                        \
+        double sq = 0;                                                                         \
+        for (size_t i = 0; i < n; i++) sq += ((double)x[i] + 0.5) * ((double)g[i] - 0.25) + 1;  \
+        EXPECT_NEAR(k->cdot_##sfx(n, x, (T)-0.5, g, (T)0.25), ref->cdot_##sfx(n, x, (T)-0.5, g, (T)0.25), \
+                    tol * (fabs(sq) + 10 * (double)n));                                        \
+        for (int relu = 0; relu < 2; relu++) {                                                 \
+            ref->affine_##sfx(n, x, (T)1.5, (T)-0.25, want, relu);                             \
+            memcpy(y, x, n * sizeof(T));                                                       \
+            k->affine_##sfx(n, y, (T)1.5, (T)-0.25, y, relu);                                  \
+            EXPECT_MSG(test_max_err_##sfx(y, want, n, tol, tol) <= 1, "affine relu=%d n=%zu", relu, n); \
+        }                                                                                      \
+        for (int acc = 0; acc < 2; acc++) {                                                    \
+            for (size_t i = 0; i < n; i++) want[i] = y[i] = (T)i;                              \
+            ref->affine2_##sfx(n, (T)0.5, g, (T)-2, x, (T)0.125, want, acc);                   \
+            k->affine2_##sfx(n, (T)0.5, g, (T)-2, x, (T)0.125, y, acc);                        \
+            EXPECT_MSG(test_max_err_##sfx(y, want, n, tol, tol) <= 1, "affine2 acc=%d n=%zu", acc, n); \
+        }                                                                                      \
+    }
+BN_KERNEL_TEST(float, f32)
+BN_KERNEL_TEST(double, f64)
 
 /* Adam state: p, g, m, v (v >= 0) and the expected p, m, v. */
 #define ADAM_TEST(T, sfx)                                                                     \

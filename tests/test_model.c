@@ -19,14 +19,19 @@ static struct LayerSpec sample_spec(uint32_t kind, struct LayerShape *in)
     if (kind == MOD_LINEAR) l.args.linear.in = 72, l.args.linear.out = 5;
     else if (kind == MOD_CONV2D) l.args.conv2d.in_ch = 2, l.args.conv2d.out_ch = 3, l.args.conv2d.kh = 3,
                                  l.args.conv2d.kw = 2, l.args.conv2d.stride = 1, l.args.conv2d.padding = 1;
-    int flat = kind == MOD_LINEAR || kind == MOD_SOFTMAX;
+    else if (kind == MOD_MAXPOOL2D || kind == MOD_AVGPOOL2D) l.args.pool.k = 3, l.args.pool.stride = 2;
+    else if (kind == MOD_DROPOUT) l.args.dropout.p = 0.5;
+    else if (kind == MOD_BATCHNORM1D) l.args.batchnorm.n = 72;
+    else if (kind == MOD_BATCHNORM2D) l.args.batchnorm.n = 2;
+    int flat = kind == MOD_LINEAR || kind == MOD_SOFTMAX || kind == MOD_BATCHNORM1D;
     *in = flat ? (struct LayerShape){1, {72, 0, 0}} : (struct LayerShape){3, {2, 6, 6}};
     return l;
 }
 
 /* Every kind has a name, a shape rule, a constructor, forward and backward, and where it
- * has parameters their names; the module it builds holds as many values as its shape
- * rule counts, and runs forward into the shape the rule gives. */
+ * has parameters or state their names; the module it builds holds as many values
+ * (parameters and state) as its shape rule counts, and runs forward (in training, with a
+ * run for dropout's generator) into the shape the rule gives. */
 TEST(layer_table_is_complete)
 {
     for (uint32_t k = 0; k < MOD_COUNT; k++) {
@@ -38,6 +43,8 @@ TEST(layer_table_is_complete)
         EXPECT_MSG(lt->n_params <= MODULE_MAX_PARAMS && (!lt->n_params || lt->param_names), "%s: parameter names",
                    lt->name);
         for (uint32_t j = 0; j < lt->n_params; j++) EXPECT_MSG(lt->param_names && lt->param_names[j], "%s", lt->name);
+        EXPECT_MSG(lt->n_state <= MODULE_MAX_PARAMS && (!lt->n_state || lt->state_names), "%s: state names", lt->name);
+        for (uint32_t j = 0; j < lt->n_state; j++) EXPECT_MSG(lt->state_names && lt->state_names[j], "%s", lt->name);
         for (uint32_t o = 0; o < k; o++) {
             EXPECT_MSG(strcmp(lt->name, layer_type(o)->name), "two kinds are called %s", lt->name);
             EXPECT_MSG(strcmp(lt->prefix, layer_type(o)->prefix), "two kinds number as %s", lt->prefix);
@@ -52,7 +59,13 @@ TEST(layer_table_is_complete)
         struct Module *m = module_create(&l, DT_FLOAT64, &rng);
         EXPECT_EQ_INT(m->kind, k);
         EXPECT_EQ_INT(m->n_params, lt->n_params);
-        EXPECT_EQ_INT(module_param_count(m), n_params);
+        EXPECT_EQ_INT(m->n_state, lt->n_state);
+        uint64_t n_state = 0;
+        for (uint32_t j = 0; j < m->n_state; j++) n_state += tensor_numel(m->state[j]);
+        EXPECT_EQ_INT(module_param_count(m) + n_state, n_params);
+        struct LayerRun run = {.training = 1};
+        rng_seed(&run.rng, 4);
+        m->run = &run;
         EXPECT(m->forward == lt->forward);
         /* forward on a batch of 2 gives the rule's shape and uses the row's backward */
         struct Graph g;

@@ -1,10 +1,14 @@
 /* minidl against PyTorch: outputs, losses and every gradient of tiny MLPs and CNNs
  * (every activation, both losses) compared with numbers PyTorch 1.13 computed in
- * float64 (tests/fixtures/torch_ref.txt, made by scripts/torch_fixture.py). */
+ * float64 (tests/fixtures/torch_ref.txt, made by scripts/torch_fixture.py); and a net of
+ * every layer with state or modes (pooling, batch normalisation, dropout): its forward in
+ * inference and in training, one training step's gradients, the running statistics after
+ * it, an SGD step, and inference after the step. */
 #include "test.h"
 #include "gradcheck.h"
 #include "activations.h"
 #include "losses.h"
+#include "optimizers.h"
 #include "train.h"
 
 #include <stdio.h>
@@ -12,7 +16,7 @@
 #include <string.h>
 
 #define FIXTURE "tests/fixtures/torch_ref.txt"
-#define MAX_T 32
+#define MAX_T 80
 
 struct Fixture {
     char name[32], loss[16], arch[256];
@@ -64,41 +68,71 @@ static int fx_read(FILE *in, struct Fixture *f)
     return f->name[0] != 0;
 }
 
-/* Builds the architecture of the "arch" line with the fixture's parameters. */
+/* Does the fixture hold a tensor of that name? (fx_get fails the test when not.) */
+static struct Tensor *fx_find(struct Fixture *f, const char *name)
+{
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->names[i], name)) return f->t[i];
+    return NULL;
+}
+
+/* The module of one token of the "arch" line: a table row's prefix, then its arguments
+ * after colons (conv2d:STRIDE:PADDING, maxpool2d:K:STRIDE, dropout:P); sizes come from
+ * the fixture's weights. Returns NULL for an unknown token. */
+static struct Module *module_of_token(struct Fixture *f, const char *tok, uint32_t *count, struct Rng *rng)
+{
+    char prefix[24], key[96];
+    size_t len = strcspn(tok, ":");
+    snprintf(prefix, sizeof prefix, "%.*s", (int)len, tok);
+    uint32_t kind = 0;
+    while (kind < MOD_COUNT && strcmp(layer_type(kind)->prefix, prefix)) kind++;
+    if (kind == MOD_COUNT) return NULL;
+    struct LayerSpec l = {.kind = kind};
+    snprintf(key, sizeof key, "%s%u.weight", prefix, count[kind] + 1);
+    struct Tensor *w = layer_type(kind)->n_params ? fx_get(f, key) : NULL;
+    if (layer_type(kind)->n_params && !w) return NULL;
+    unsigned long long a = 1, b = 0;
+    double p = 0;
+    if (kind == MOD_LINEAR) l.args.linear.in = w->shape[1], l.args.linear.out = w->shape[0];
+    else if (kind == MOD_CONV2D) {
+        sscanf(tok, "conv2d:%llu:%llu", &a, &b);
+        uint64_t v[6] = {w->shape[1], w->shape[0], w->shape[2], w->shape[3], a, b};
+        memcpy(l.args.v, v, sizeof v);
+    } else if (kind == MOD_MAXPOOL2D || kind == MOD_AVGPOOL2D) {
+        sscanf(tok + len, ":%llu:%llu", &a, &b);
+        l.args.pool.k = a, l.args.pool.stride = b;
+    } else if (kind == MOD_DROPOUT) {
+        sscanf(tok, "dropout:%lf", &p);
+        l.args.dropout.p = p;
+    } else if (kind == MOD_BATCHNORM1D || kind == MOD_BATCHNORM2D) l.args.batchnorm.n = w->shape[0];
+    struct Module *m = module_create(&l, DT_FLOAT64, rng);
+    snprintf(m->name, sizeof m->name, "%s%u", prefix, ++count[kind]);
+    const struct LayerType *lt = layer_type(kind);
+    for (uint32_t j = 0; j < m->n_params; j++) {
+        snprintf(key, sizeof key, "%s.%s", m->name, lt->param_names[j]);
+        struct Tensor *t = fx_get(f, key);
+        if (t) tensor_copy_into(m->params[j], t);
+    }
+    for (uint32_t j = 0; j < m->n_state; j++) {
+        snprintf(key, sizeof key, "%s.%s", m->name, lt->state_names[j]);
+        struct Tensor *t = fx_find(f, key);
+        if (t) tensor_copy_into(m->state[j], t);
+    }
+    return m;
+}
+
+/* Builds the architecture of the "arch" line with the fixture's parameters and state. */
 static uint32_t build_modules(struct Fixture *f, struct Module **mods)
 {
-    uint32_t n = 0;
-    int n_lin = 0, n_conv = 0;
+    uint32_t n = 0, count[MOD_COUNT] = {0};
     struct Rng rng;
     rng_seed(&rng, 1);
     char arch[256];
     str_copy(arch, f->arch, sizeof arch);
-    for (char *tok = strtok(arch, " \n"); tok; tok = strtok(NULL, " \n")) {
-        char key[48];
-        struct Module *m;
-        if (!strcmp(tok, "linear")) {
-            snprintf(key, sizeof key, "linear%d.weight", ++n_lin);
-            struct Tensor *w = fx_get(f, key);
-            m = nn_linear_create(w->shape[1], w->shape[0], DT_FLOAT64, &rng);
-            snprintf(m->name, sizeof m->name, "linear%d", n_lin);
-        } else if (!strncmp(tok, "conv2d", 6)) {
-            unsigned long long stride = 1, pad = 0;
-            sscanf(tok, "conv2d:%llu:%llu", &stride, &pad);
-            snprintf(key, sizeof key, "conv2d%d.weight", ++n_conv);
-            struct Tensor *w = fx_get(f, key);
-            m = nn_conv2d_create(w->shape[1], w->shape[0], w->shape[2], w->shape[3], stride, pad, DT_FLOAT64, &rng);
-            snprintf(m->name, sizeof m->name, "conv2d%d", n_conv);
-        } else {
-            uint32_t kind = !strcmp(tok, "relu") ? MOD_RELU : !strcmp(tok, "sigmoid") ? MOD_SIGMOID
-                          : !strcmp(tok, "tanh") ? MOD_TANH : MOD_SOFTMAX;
-            mods[n++] = act_module_create(kind);
-            continue;
-        }
-        for (int j = 0; j < 2; j++) {
-            snprintf(key, sizeof key, "%s.%s", m->name, j ? "bias" : "weight");
-            tensor_copy_into(m->params[j], fx_get(f, key));
-        }
-        mods[n++] = m;
+    for (char *tok = strtok(arch, " \n"); tok && n < 16; tok = strtok(NULL, " \n")) {
+        struct Module *m = module_of_token(f, tok, count, &rng);
+        EXPECT_MSG(m != NULL, "%s: cannot build '%s'", f->name, tok);
+        if (m) mods[n++] = m;
     }
     return n;
 }
@@ -146,6 +180,83 @@ static void check_case(struct Fixture *f)
     for (uint32_t i = 0; i < n; i++) module_free(mods[i]);
 }
 
+/* Inference in a forward-only graph (BatchNorm folded where it follows a Conv2d or Linear)
+ * and in a training graph (not folded): both PyTorch's eval-mode output. */
+static void check_inference(struct Fixture *f, struct Module **mods, uint32_t n, struct Node *x, const char *ref)
+{
+    for (int no_grad = 0; no_grad < 2; no_grad++) {
+        struct Graph g;
+        graph_init(&g);
+        graph_set_no_grad(&g, no_grad);
+        struct Node *out = model_forward_modules(mods, n, graph_attach(&g, x), 0);
+        expect_close(f, no_grad ? "inference (folded)" : "inference", out->value, ref);
+        graph_free(&g);
+    }
+}
+
+/* The net with modes and state: see the file comment and scripts/torch_fixture.py. */
+static void check_modes_case(struct Fixture *f)
+{
+    struct Module *mods[16];
+    uint32_t n = build_modules(f, mods), drop = n;
+    struct LayerRun run = {.training = 0};
+    for (uint32_t i = 0; i < n; i++) {
+        mods[i]->run = &run;
+        if (mods[i]->kind == MOD_DROPOUT) drop = i;
+    }
+    struct Tensor *mask = fx_get(f, "dropout1.mask"), *y = fx_get(f, "y");
+    EXPECT_MSG(drop < n && mask, "%s: no dropout layer or mask", f->name);
+    if (drop == n || !mask) goto done;
+    struct Node *x = node_from_tensor(fx_get(f, "x"), 1);
+    check_inference(f, mods, n, x, "out.eval");
+    /* training: the layers before the dropout, PyTorch's mask, the layers after it */
+    run.training = 1;
+    struct Graph g;
+    graph_init(&g);
+    uint32_t *cls = test_classes(y, mem_alloc(tensor_numel(y) * sizeof *cls));
+    struct Node *h = model_forward_modules(mods, drop, graph_attach(&g, x), 0);
+    h = model_forward_modules(mods + drop + 1, n - drop - 1, nn_dropout_masked(h, mask), 1);
+    struct Node *loss = loss_cross_entropy(h, cls);
+    zero_grad(loss);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < mods[i]->n_params; j++) tensor_fill(mods[i]->param_nodes[j]->grad, 0);
+    backward(loss);
+    expect_close(f, "training output", h->value, "out");
+    expect_close(f, "loss", loss->value, "loss");
+    expect_close(f, "grad of x", x->grad, "grad.x");
+    struct Tensor *ps[32], *gs[32];
+    uint32_t np = 0;
+    char key[80];
+    for (uint32_t i = 0; i < n; i++) {
+        const struct LayerType *lt = layer_type(mods[i]->kind);
+        for (uint32_t j = 0; j < mods[i]->n_params && np < 32; j++, np++) {
+            snprintf(key, sizeof key, "grad.%s.%s", mods[i]->name, lt->param_names[j]);
+            expect_close(f, key, mods[i]->param_nodes[j]->grad, key);
+            ps[np] = mods[i]->params[j], gs[np] = mods[i]->param_nodes[j]->grad;
+        }
+        for (uint32_t j = 0; j < mods[i]->n_state; j++) {
+            snprintf(key, sizeof key, "after.%s.%s", mods[i]->name, lt->state_names[j]);
+            expect_close(f, key, mods[i]->state[j], key);
+        }
+    }
+    /* one SGD step moves the parameters, not the running statistics */
+    struct Optimizer *opt = optim_sgd_create(ps, gs, np, 0.1, 0);
+    opt->step(opt);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < mods[i]->n_params; j++) {
+            snprintf(key, sizeof key, "step.%s.%s", mods[i]->name, layer_type(mods[i]->kind)->param_names[j]);
+            expect_close(f, key, mods[i]->params[j], key);
+        }
+    optim_free(opt);
+    run.training = 0;
+    check_inference(f, mods, n, x, "out.eval.step");
+    graph_free(&g);
+    mem_free(cls);
+    node_free(x);
+done:
+    for (uint32_t i = 0; i < n; i++) module_free(mods[i]);
+}
+
 TEST_ISA(matches_pytorch_fixture)
 {
     FILE *in = fopen(FIXTURE, "r");
@@ -154,10 +265,11 @@ TEST_ISA(matches_pytorch_fixture)
     struct Fixture f;
     int cases = 0;
     while (fx_read(in, &f)) {
-        check_case(&f);
+        if (fx_find(&f, "out.eval")) check_modes_case(&f);
+        else check_case(&f);
         fx_free(&f);
         cases++;
     }
     fclose(in);
-    EXPECT_EQ_INT(cases, 4);
+    EXPECT_EQ_INT(cases, 5);
 }

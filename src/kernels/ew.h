@@ -41,6 +41,18 @@ struct EwKernels {
                      float step, float bc2_sqrt, float eps);
     void (*adam_f64)(size_t n, double *p, const double *g, double *m, double *v, double b1,
                      double b2, double step, double bc2_sqrt, double eps);
+    /* Batch normalisation's per-channel passes (one contiguous run of a channel at a time):
+     * cdot = sum (a[i] - ca) * (b[i] - cb), summed like sum (a centred sum of squares with
+     * a = b, or a dot with a centred vector with ca = 0);
+     * affine: y = s*x + c, then max(y, 0) when relu (y may alias x);
+     * affine2: out = s*g + t*x + c, or out += that when acc. */
+    double (*cdot_f32)(size_t n, const float *a, float ca, const float *b, float cb);
+    double (*cdot_f64)(size_t n, const double *a, double ca, const double *b, double cb);
+    void (*affine_f32)(size_t n, const float *x, float s, float c, float *y, int relu);
+    void (*affine_f64)(size_t n, const double *x, double s, double c, double *y, int relu);
+    void (*affine2_f32)(size_t n, float s, const float *g, float t, const float *x, float c, float *out, int acc);
+    void (*affine2_f64)(size_t n, double s, const double *g, double t, const double *x, double c, double *out,
+                        int acc);
 };
 
 /* The initialisers of one dtype's EwKernels entries from functions named <op>_<sfx>
@@ -50,7 +62,8 @@ struct EwKernels {
     .scal_##sfx = {sadd_##sfx, smul_##sfx}, .sum_##sfx = sum_##sfx,                   \
     .axpy_##sfx = axpy_##sfx, .relu_##sfx = relu_##sfx,                               \
     .relu_bwd_##sfx = relu_bwd_##sfx, .relu_bwd_set_##sfx = relu_bwd_set_##sfx,     \
-    .adam_##sfx = adam_##sfx
+    .adam_##sfx = adam_##sfx, .cdot_##sfx = cdot_##sfx, .affine_##sfx = affine_##sfx,  \
+    .affine2_##sfx = affine2_##sfx
 
 /* Defined by src/kernels/ew/ew_<isa>.c and the reference ew_ref.c. */
 extern const struct EwKernels ew_kernels_ref, ew_kernels_sse2, ew_kernels_avx2, ew_kernels_avx512;

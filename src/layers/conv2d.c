@@ -641,8 +641,9 @@ struct Module *nn_conv2d_create(uint64_t in_ch, uint64_t out_ch, uint64_t kh, ui
     return conv2d_create(&l, dtype, rng);
 }
 
-static const struct LayerArgDef conv2d_args[] = {{"in_ch", 1}, {"out_ch", 1}, {"kh", 1},
-                                                 {"kw", 1},    {"stride", 1}, {"padding", 0}};
+static const struct LayerArgDef conv2d_args[] = {
+    {"in_ch", 1, LAYER_ARG_COUNT, 0}, {"out_ch", 1, LAYER_ARG_COUNT, 0}, {"kh", 1, LAYER_ARG_COUNT, 0},
+    {"kw", 1, LAYER_ARG_COUNT, 0},    {"stride", 1, LAYER_ARG_COUNT, 0}, {"padding", 0, LAYER_ARG_COUNT, 0}};
 static const char *const weight_bias[] = {"weight", "bias"};
 
 const struct LayerType layer_conv2d = {

@@ -112,7 +112,7 @@ struct Module *nn_linear_create(uint64_t in, uint64_t out, uint32_t dtype, struc
     return linear_create(&l, dtype, rng);
 }
 
-static const struct LayerArgDef linear_args[] = {{"in", 1}, {"out", 1}};
+static const struct LayerArgDef linear_args[] = {{"in", 1, LAYER_ARG_COUNT, 0}, {"out", 1, LAYER_ARG_COUNT, 0}};
 static const char *const weight_bias[] = {"weight", "bias"};
 
 const struct LayerType layer_linear = {

@@ -145,6 +145,20 @@ static double run_sum(struct EwJob *j)
     {                                                                                                \
         run_map(&(struct EwJob){.op = OP_ADAM, .f64 = F64, .n = n, .a = g, .out = p, .m = m, .v = v,  \
                                 .b1 = b1, .b2 = b2, .step = step, .bc2 = bc2, .eps = eps});           \
+    }                                                                                                \
+    /* batch normalisation's passes run over one channel's run at a time (small): the ISA's       \
+     * kernel itself, on the calling thread, so cdot's sum is the same bits on any thread count */ \
+    static double cdot_##sfx(size_t n, const T *a, T ca, const T *b, T cb)                         \
+    {                                                                                                \
+        return serial()->cdot_##sfx(n, a, ca, b, cb);                                                \
+    }                                                                                                \
+    static void affine_##sfx(size_t n, const T *x, T s, T c, T *y, int relu)                         \
+    {                                                                                                \
+        serial()->affine_##sfx(n, x, s, c, y, relu);                                                 \
+    }                                                                                                \
+    static void affine2_##sfx(size_t n, T s, const T *g, T t, const T *x, T c, T *out, int acc)       \
+    {                                                                                                \
+        serial()->affine2_##sfx(n, s, g, t, x, c, out, acc);                                         \
     }
 EW_PAR(float, f32, 0)
 EW_PAR(double, f64, 1)

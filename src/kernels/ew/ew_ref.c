@@ -31,6 +31,23 @@
             v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];                             \
             p[i] -= step * (m[i] / (SQRT(v[i]) / bc2_sqrt + eps));                 \
         }                                                                          \
+    }                                                                              \
+    static double cdot_##sfx(size_t n, const T *a, T ca, const T *b, T cb)        \
+    {                                                                              \
+        double s = 0;                                                              \
+        for (size_t i = 0; i < n; i++) s += (a[i] - ca) * (b[i] - cb);            \
+        return s;                                                                  \
+    }                                                                              \
+    static void affine_##sfx(size_t n, const T *x, T s, T c, T *y, int relu)      \
+    {                                                                              \
+        for (size_t i = 0; i < n; i++) {                                           \
+            T v = s * x[i] + c;                                                    \
+            y[i] = relu && !(v > 0) ? 0 : v;                                       \
+        }                                                                          \
+    }                                                                              \
+    static void affine2_##sfx(size_t n, T s, const T *g, T t, const T *x, T c, T *out, int acc) \
+    {                                                                              \
+        for (size_t i = 0; i < n; i++) out[i] = (acc ? out[i] : 0) + (s * g[i] + t * x[i] + c); \
     }
 
 DEF_ALL(float, f32, sqrtf)

@@ -166,6 +166,58 @@ static void FN(adam)(size_t n, T *p, const T *g, T *m, T *v, T b1, T b2, T step,
     }
 }
 
+/* sum (a - ca)(b - cb), four accumulators in blocks as sum does */
+static double FN(cdot)(size_t n, const T *a, T ca, const T *b, T cb)
+{
+    double total = 0;
+    size_t i = 0;
+    V va = VSET1(ca), vb = VSET1(cb);
+    while (i < n) {
+        size_t end = n - i > EW_SUM_BLOCK ? i + EW_SUM_BLOCK : n;
+        V s0 = VZERO(), s1 = VZERO(), s2 = VZERO(), s3 = VZERO();
+        for (; i + 4 * EPR <= end; i += 4 * EPR) {
+            s0 = VFMA(VSUB(VLOAD(a + i), va), VSUB(VLOAD(b + i), vb), s0);
+            s1 = VFMA(VSUB(VLOAD(a + i + EPR), va), VSUB(VLOAD(b + i + EPR), vb), s1);
+            s2 = VFMA(VSUB(VLOAD(a + i + 2 * EPR), va), VSUB(VLOAD(b + i + 2 * EPR), vb), s2);
+            s3 = VFMA(VSUB(VLOAD(a + i + 3 * EPR), va), VSUB(VLOAD(b + i + 3 * EPR), vb), s3);
+        }
+        for (; i + EPR <= end; i += EPR) s0 = VFMA(VSUB(VLOAD(a + i), va), VSUB(VLOAD(b + i), vb), s0);
+        T lanes[EPR], part = 0;
+        VSTORE(lanes, VADD(VADD(s0, s1), VADD(s2, s3)));
+        for (int l = 0; l < EPR; l++) part += lanes[l];
+        for (; i < end; i++) part += (a[i] - ca) * (b[i] - cb);
+        total += part;
+    }
+    return total;
+}
+
+static void FN(affine)(size_t n, const T *x, T s, T c, T *y, int relu)
+{
+    size_t i = 0;
+    V vs = VSET1(s), vc = VSET1(c), z = VZERO();
+    if (relu) {
+        for (; i + EPR <= n; i += EPR) VSTORE(y + i, VMAX(VFMA(vs, VLOAD(x + i), vc), z));
+        for (; i < n; i++) { T v = s * x[i] + c; y[i] = v > 0 ? v : 0; }
+        return;
+    }
+    for (; i + EPR <= n; i += EPR) VSTORE(y + i, VFMA(vs, VLOAD(x + i), vc));
+    for (; i < n; i++) y[i] = s * x[i] + c;
+}
+
+static void FN(affine2)(size_t n, T s, const T *g, T t, const T *x, T c, T *out, int acc)
+{
+    size_t i = 0;
+    V vs = VSET1(s), vt = VSET1(t), vc = VSET1(c);
+    if (acc) {
+        for (; i + EPR <= n; i += EPR)
+            VSTORE(out + i, VADD(VLOAD(out + i), VFMA(vs, VLOAD(g + i), VFMA(vt, VLOAD(x + i), vc))));
+        for (; i < n; i++) out[i] += s * g[i] + t * x[i] + c;
+        return;
+    }
+    for (; i + EPR <= n; i += EPR) VSTORE(out + i, VFMA(vs, VLOAD(g + i), VFMA(vt, VLOAD(x + i), vc)));
+    for (; i < n; i++) out[i] = s * g[i] + t * x[i] + c;
+}
+
 #undef FN
 #undef EW_IS_ALIGNED
 #undef EW_STREAMS
