@@ -41,7 +41,7 @@ void comm_mpi_compare(struct TrainComm *c, const struct CommIdentity *id);
  * rank 0 prints "mpi-check: epoch E: parameters crc32 X on all R ranks" (or each rank's). */
 void comm_mpi_check_params(struct TrainComm *c, const struct Model *m, uint64_t epoch);
 /* Rank 0, on stderr: the steps' traffic and time spent in the sums, per step. */
-void comm_mpi_report(struct TrainComm *c);
+void comm_mpi_report(struct TrainComm *c, int quiet);
 void comm_mpi_finalize(struct TrainComm *c);
 
 #endif

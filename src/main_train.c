@@ -503,7 +503,7 @@ done:
     model_free(&s.model);
     mem_free(s.cfg_text);
 #ifdef MINIDL_MPI
-    comm_mpi_report(s.comm);
+    comm_mpi_report(s.comm, s.o.quiet);
     comm_mpi_finalize(s.comm);
 #endif
     return 0;

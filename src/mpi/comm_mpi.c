@@ -222,10 +222,10 @@ void comm_mpi_check_params(struct TrainComm *c, const struct Model *m, uint64_t 
     mem_free(all);
 }
 
-void comm_mpi_report(struct TrainComm *c)
+void comm_mpi_report(struct TrainComm *c, int quiet)
 {
     struct MpiState *s = state(c);
-    if (c->rank || !s->steps || c->size < 2) return;
+    if (quiet || c->rank || !s->steps || c->size < 2) return;
     double st = (double)s->steps;
     log_err("mpi: %d ranks, %llu steps: %.0f bytes sent per rank and %.0f us in the sums per step (gradient: "
             "%llu values)", c->size, (unsigned long long)s->steps, (double)s->bytes / st, 1e6 * s->seconds / st,
