@@ -24,7 +24,8 @@ struct MpiState {
     uint32_t dtype;
     double *stats;            /* size x a few doubles */
     uint64_t steps, bytes;    /* sums made and bytes this rank sent */
-    double seconds;           /* spent in the sums */
+    double flat_s, stats_s;   /* spent in the gradient sums, and in the stats' (where a rank
+                               * waits for the slower ones: the step's first collective) */
 };
 
 static struct MpiState *state(struct TrainComm *c) { return c->impl; }
@@ -74,7 +75,7 @@ static void sum_flat(struct TrainComm *c, void *buf, uint64_t n, uint32_t dtype)
     /* every rank gets every summed chunk */
     MPI_Allgatherv(MPI_IN_PLACE, 0, mt, buf, s->counts, s->displs, mt, MPI_COMM_WORLD);
     s->bytes += 2 * (n - (uint64_t)mine) * es;
-    s->seconds += MPI_Wtime() - t0;
+    s->flat_s += MPI_Wtime() - t0;
 }
 
 static void sum_stats(struct TrainComm *c, double *v, uint32_t n)
@@ -90,7 +91,7 @@ static void sum_stats(struct TrainComm *c, double *v, uint32_t n)
     }
     s->steps++;
     s->bytes += (uint64_t)(c->size - 1) * n * sizeof(double);
-    s->seconds += MPI_Wtime() - t0;
+    s->stats_s += MPI_Wtime() - t0;
 }
 
 /* stdout and stderr to /dev/null (ranks other than 0). */
@@ -227,9 +228,10 @@ void comm_mpi_report(struct TrainComm *c, int quiet)
     struct MpiState *s = state(c);
     if (quiet || c->rank || !s->steps || c->size < 2) return;
     double st = (double)s->steps;
-    log_err("mpi: %d ranks, %llu steps: %.0f bytes sent per rank and %.0f us in the sums per step (gradient: "
-            "%llu values)", c->size, (unsigned long long)s->steps, (double)s->bytes / st, 1e6 * s->seconds / st,
-            (unsigned long long)s->n_cap);
+    log_err("mpi: %d ranks, %llu steps: per step %.0f bytes sent per rank, %.0f us in the gradient sum "
+            "(%llu values) and %.0f us in the loss sum (waiting for the slowest rank included)", c->size,
+            (unsigned long long)s->steps, (double)s->bytes / st, 1e6 * s->flat_s / st, (unsigned long long)s->n_cap,
+            1e6 * s->stats_s / st);
 }
 
 void comm_mpi_finalize(struct TrainComm *c)
