@@ -335,6 +335,9 @@ static void print_resume(const struct Session *s)
     const struct Options *o = &s->o;
     char n[32];
     fputs(" ", stderr);
+#ifdef MINIDL_MPI
+    fprintf(stderr, " mpirun -np %d", s->comm->size);
+#endif
     put_quoted(stderr, o->argv0);
     put_option(stderr, "--resume", s->ckpt);
     if (o->checkpoint) put_option(stderr, "--checkpoint", o->checkpoint);
