@@ -30,7 +30,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(B)/tests/%.o)
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_OBJ:= $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
 
-.PHONY: tsan all train infer dlexport tests asan bench install clean csv2bin test-interop
+.PHONY: tsan all train infer dlexport tests asan bench install clean csv2bin test-interop mpi test-mpi bench-mpi
 all: $(B)/train $(B)/infer $(B)/dlexport $(B)/run_tests $(B)/csv2bin
 	@ln -sf $(B)/train train; ln -sf $(B)/infer infer; ln -sf $(B)/dlexport dlexport
 
@@ -80,6 +80,27 @@ $(B)/idx2csv: $(B)/scripts/idx2csv.o
 tests: $(B)/run_tests $(B)/train $(B)/infer $(B)/csv2bin $(B)/dlexport
 	MINIDL_BIN=$(B) ./$(B)/run_tests $(T)
 
+# train-mpi: train's main compiled again with -DMINIDL_MPI and the MPI module
+# (src/mpi/), linked by mpicc (Open MPI: Debian openmpi-bin, libopenmpi-dev). Nothing
+# else needs MPI. make test-mpi runs tests/mpi/run.sh; make bench-mpi bench/mpi.sh.
+MPICC   ?= mpicc
+mpi: $(B)/train-mpi
+	@ln -sf $(B)/train-mpi train-mpi
+$(B)/mpi/%.o: src/%.c $(SRC_H)
+	@mkdir -p $(@D)
+	$(MPICC) $(ALL_CFLAGS) -DMINIDL_MPI -c $< -o $@
+$(B)/train-mpi: $(B)/mpi/main_train.o $(B)/mpi/mpi/comm_mpi.o $(B)/libminidl.a
+	$(MPICC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/mpi_modelcmp: $(B)/tests/mpi/modelcmp.o $(B)/libminidl.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/tests/mpi/%.o: tests/mpi/%.c $(SRC_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+test-mpi: $(B)/train-mpi $(B)/train $(B)/mpi_modelcmp
+	MINIDL_BIN=$(B) tests/mpi/run.sh
+bench-mpi: $(B)/train-mpi $(B)/train
+	MINIDL_BIN=$(B) bench/mpi.sh $(BENCH_ARGS)
+
 # ONNX's checker and ONNX Runtime on every exported example (scripts/test_interop.sh);
 # skips, saying why, where python3-onnx or onnxruntime-node is missing.
 ORT_DIR ?= $(B)/interop
@@ -107,4 +128,4 @@ install: $(B)/train $(B)/infer $(B)/dlexport $(B)/csv2bin
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
-	rm -rf build build-asan build-tsan train infer dlexport
+	rm -rf build build-asan build-tsan train infer dlexport train-mpi

@@ -60,6 +60,12 @@ uint64_t dataset_num_batches(const struct Dataset *ds, uint64_t batch_size); /* 
  * first call with this batch_size. */
 void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, struct Batch *b);
 
+/* Part `part` of `parts` of the same batch: its contiguous rows [rows x part / parts,
+ * rows x (part + 1) / parts) (data-parallel training: train.h TrainComm). Returns the
+ * rows of the whole batch; b->rows may be 0. */
+uint64_t dataset_get_batch_part(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t part,
+                                uint64_t parts, struct Batch *b);
+
 /* Holds n_held samples out of ds (0 < n_held < ds->n) into *held: a Fisher-Yates
  * permutation drawn from rng picks its last n_held as the held-out ones; both parts
  * keep the file's order. ds keeps the rest (its order reset to the identity). */

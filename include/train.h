@@ -21,8 +21,27 @@
 
 #include <signal.h>
 
+/* Data-parallel training over several processes (train-mpi; src/mpi/comm_mpi.c holds
+ * the MPI side, so this module needs no MPI). Each batch is cut into `size` contiguous
+ * slices (dataset_get_batch_part); this process computes the gradient of slice `rank`,
+ * scaled by its share of the batch's rows, and the sums below add every process's
+ * contribution in rank order, so every process gets the same bits and makes the same
+ * update. Each call is collective: every process makes it, in the same order. */
+struct TrainComm {
+    int rank, size;
+    /* buf (n values of dtype) becomes the element-wise sum over the processes, in rank
+     * order: one message carries the whole flat gradient. */
+    void (*sum_flat)(struct TrainComm *c, void *buf, uint64_t n, uint32_t dtype);
+    /* The same for a few doubles (a step's loss sum, hits and stop flag). */
+    void (*sum_stats)(struct TrainComm *c, double *v, uint32_t n);
+    void *impl;
+};
+
 struct Trainer {
     struct Model *model;        /* not owned */
+    struct TrainComm *comm;     /* NULL: one process (train_set_comm); not owned */
+    void *flat;                 /* with comm: every parameter gradient packed, allocated once */
+    uint64_t flat_n;
     struct Optimizer *opt;
     struct Graph g;             /* the step's nodes and temporaries, reset after each step */
     struct Graph eval_g;        /* validation's: forward only (graph_set_no_grad) */
@@ -36,6 +55,9 @@ enum TrainStatus { TRAIN_OK = 0, TRAIN_DIVERGED = -1, TRAIN_INTERRUPTED = 1 };
 /* The config's optimizer over every parameter of m, and the step's graph. */
 void train_init(struct Trainer *t, struct Model *m);
 void train_free(struct Trainer *t);
+/* From here on the steps are data parallel over c's processes (NULL: this one alone).
+ * With one process the steps are the plain ones, bit for bit. */
+void train_set_comm(struct Trainer *t, struct TrainComm *c);
 /* The config's optimizer (Adam or SGD) over every parameter of m. */
 struct Optimizer *train_optimizer_create(const struct Model *m);
 

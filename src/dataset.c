@@ -986,7 +986,26 @@ static void gather_rows(void *dst, const struct Tensor *src, const uint64_t *idx
     par_run((rows + j.per_task - 1) / j.per_task, gather_task, &j);
 }
 
+/* Rows [lo, hi) of batch batch_index into the batch buffers. */
+static void get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t lo, uint64_t hi,
+                     struct Batch *b);
+
 void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, struct Batch *b)
+{
+    get_rows(ds, batch_index, batch_size, 0, UINT64_MAX, b);
+}
+
+uint64_t dataset_get_batch_part(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t part,
+                                uint64_t parts, struct Batch *b)
+{
+    CHECK(part < parts, "part %llu of %llu", (unsigned long long)part, (unsigned long long)parts);
+    uint64_t first = batch_index * batch_size, rows = ds->n - first < batch_size ? ds->n - first : batch_size;
+    get_rows(ds, batch_index, batch_size, rows * part / parts, rows * (part + 1) / parts, b);
+    return rows;
+}
+
+static void get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t lo, uint64_t hi,
+                     struct Batch *b)
 {
     CHECK(batch_index < dataset_num_batches(ds, batch_size), "batch %llu of %llu",
           (unsigned long long)batch_index, (unsigned long long)dataset_num_batches(ds, batch_size));
@@ -1003,7 +1022,9 @@ void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_
     }
     uint64_t first = batch_index * batch_size;
     uint64_t rows = ds->n - first < batch_size ? ds->n - first : batch_size;
-    const uint64_t *idx = ds->order + first;
+    if (hi > rows) hi = rows;
+    rows = hi - lo;
+    const uint64_t *idx = ds->order + first + lo;
     gather_rows(ds->bx_buf->data, ds->x, idx, rows, ds->dim);
     batch_header(&ds->bx, ds->bx_buf, ds->bx_shape, ds->bx_stride, rows, ds->dim);
     *b = (struct Batch){.x = &ds->bx, .rows = rows};

@@ -6,6 +6,14 @@
 #include "math_kernels.h"
 #include "model.h"
 #include "train.h"
+#ifdef MINIDL_MPI /* train-mpi: this file compiled again with mpicc (make mpi) */
+#include "comm_mpi.h"
+#define PROG "train-mpi"
+#define USAGE_LINE "usage: mpirun -np R train-mpi [options] <config.ini> <data.csv> <labels.csv> <model.bin>\n"
+#else
+#define PROG "train"
+#define USAGE_LINE "usage: train [options] <config.ini> <data.csv> <labels.csv> <model.bin>\n"
+#endif
 
 #include <errno.h>
 #include <math.h>
@@ -16,7 +24,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: train [options] <config.ini> <data.csv> <labels.csv> <model.bin>\n"
+    USAGE_LINE
     "\n"
     "Trains the network described by config.ini on data.csv (one sample per row) and\n"
     "labels.csv (a class index per row for CrossEntropy, a row of targets for MSE), and\n"
@@ -44,7 +52,15 @@ static const char usage[] =
     "SIGINT (Ctrl-C) or SIGTERM finishes the running step, writes the checkpoint (the\n"
     "--checkpoint FILE, else model.bin.ckpt), prints the command that resumes, and exits\n"
     "130 or 143; a second signal ends the run at once. Logs go to stderr.\n"
-    "MINIDL_ISA=sse2|avx2|avx512 forces a kernel path.\n";
+    "MINIDL_ISA=sse2|avx2|avx512 forces a kernel path.\n"
+#ifdef MINIDL_MPI
+    "\n"
+    "train-mpi trains data parallel: each rank computes the gradient of its slice of every\n"
+    "batch, the gradients are summed in rank order, rank 0 logs and writes the files.\n"
+    "--threads N counts threads per rank. MINIDL_MPI_CHECK=1 compares the ranks'\n"
+    "parameters after each epoch.\n"
+#endif
+    ;
 
 struct Options {
     const char *argv0, *config, *data, *labels, *out, *init;
@@ -86,7 +102,7 @@ static void parse_args(int argc, char **argv, struct Options *o)
 {
     const char *pos[4];
     memset(o, 0, sizeof *o);
-    cli_parse_args(argc, argv, "train", usage, pos, 4, take_option, o);
+    cli_parse_args(argc, argv, PROG, usage, pos, 4, take_option, o);
     o->argv0 = argv[0];
     o->config = pos[0], o->data = pos[1], o->labels = pos[2], o->out = pos[3];
     if (o->init && o->resume) cli_usage_error("%s", "--init and --resume do not go together (a checkpoint holds the weights)");
@@ -123,14 +139,16 @@ static void progress(void *ctx, uint64_t done, uint64_t total, double loss)
             (int)(100.0 * (double)done / (double)total), loss, eta);
 }
 
-static void check_data_shape(const struct Dataset *ds, const struct TrainConfig *c, const char *data, const char *labels)
+static int check_data_shape(const struct Dataset *ds, const struct TrainConfig *c, const char *data, const char *labels,
+                            char *err, size_t errlen)
 {
     if (ds->dim != c->input_dim)
-        fatal("%s: rows have %llu values but the config's input is %llu", data, (unsigned long long)ds->dim,
-              (unsigned long long)c->input_dim);
+        return err_set(err, errlen, "%s: rows have %llu values but the config's input is %llu", data,
+                       (unsigned long long)ds->dim, (unsigned long long)c->input_dim);
     if (ds->y && c->loss == LOSS_MSE && ds->label_dim != c->output_dim)
-        fatal("%s: rows have %llu targets but the network outputs %llu", labels, (unsigned long long)ds->label_dim,
-              (unsigned long long)c->output_dim);
+        return err_set(err, errlen, "%s: rows have %llu targets but the network outputs %llu", labels,
+                       (unsigned long long)ds->label_dim, (unsigned long long)c->output_dim);
+    return 0;
 }
 
 
@@ -145,7 +163,30 @@ struct Session {
     struct TrainRun run;
     FILE *metrics;
     char ckpt[4200];         /* where a signal or --stop-after saves the run */
+    struct TrainComm *comm;  /* train-mpi's ranks, else NULL */
+    int writer;              /* this process logs and writes files (train, or rank 0) */
 };
+
+/* A failure that may be this process's alone (its files): train-mpi stops every rank
+ * with the first failing rank's message, printed once; train just stops. */
+static void agree(struct Session *s, int bad, const char *err)
+{
+#ifdef MINIDL_MPI
+    comm_mpi_agree(s->comm, bad, err);
+#endif
+    if (bad) fatal("%s", err);
+}
+
+/* train-mpi: every rank must train the same run on data of the same shape. */
+static void compare_ranks(struct Session *s)
+{
+#ifdef MINIDL_MPI
+    struct CommIdentity id = {crc32_ieee(0, s->cfg_text, strlen(s->cfg_text)), s->cfg.seed, s->cfg.epochs,
+                              s->ds.n, s->ds.dim, s->ds.label_dim, s->val.n};
+    comm_mpi_compare(s->comm, &id);
+#endif
+    (void)s;
+}
 
 /* ---- data ---- */
 
@@ -156,15 +197,19 @@ static void load_data(struct Session *s)
     char err[1024];
     uint64_t n_classes = c->loss == LOSS_CROSS_ENTROPY ? c->output_dim : 0;
     double tl = time_now();
-    if (dataset_load(&s->ds, o->data, o->labels, c->dtype, n_classes, err, sizeof err)) fatal("%s", err);
-    check_data_shape(&s->ds, c, o->data, o->labels);
+    int bad = dataset_load(&s->ds, o->data, o->labels, c->dtype, n_classes, err, sizeof err) ||
+              check_data_shape(&s->ds, c, o->data, o->labels, err, sizeof err);
+    agree(s, bad, err);
     if (!o->quiet)
         log_err("loaded %llu samples x %llu features in %.2f s", (unsigned long long)s->ds.n,
                 (unsigned long long)s->ds.dim, time_now() - tl);
     if (o->val_x) {
-        if (dataset_load(&s->val, o->val_x, o->val_y, c->dtype, n_classes, err, sizeof err)) fatal("%s", err);
-        check_data_shape(&s->val, c, o->val_x, o->val_y);
-    } else if (c->val_split > 0) {
+        bad = dataset_load(&s->val, o->val_x, o->val_y, c->dtype, n_classes, err, sizeof err) ||
+              check_data_shape(&s->val, c, o->val_x, o->val_y, err, sizeof err);
+        agree(s, bad, err);
+    }
+    compare_ranks(s);
+    if (!o->val_x && c->val_split > 0) {
         uint64_t n = s->ds.n, held = (uint64_t)llround(c->val_split * (double)n);
         if (held == 0 || held >= n)
             fatal("%s: val_split=%g of %llu samples holds out %llu: %s", o->config, c->val_split, (unsigned long long)n,
@@ -189,7 +234,7 @@ static void load_init_weights(struct Session *s)
 {
     struct ModelFile mf;
     char err[1024];
-    if (model_load(s->o.init, &mf, err, sizeof err)) fatal("%s", err);
+    agree(s, model_load(s->o.init, &mf, err, sizeof err), err);
     /* the weights only: the normalisation comes from this run's data */
     uint32_t n_w = s->model.n_named - (s->model.shift ? 2 : 0);
     int bad = model_assign(&mf, s->model.named, n_w, s->o.init, err, sizeof err);
@@ -245,6 +290,7 @@ static void log_epoch(const struct Session *s, uint64_t e, const struct EpochSta
 static void save_checkpoint(struct Session *s, const char *path)
 {
     char err[1024];
+    if (!s->writer) return;
     if (checkpoint_save(path, &s->tr, &s->run, s->cfg_text, err, sizeof err)) fatal("%s", err);
 }
 
@@ -258,6 +304,7 @@ static void save_model(struct Session *s)
             log_err("best epoch %llu (val_loss %.6g): the model holds its weights", (unsigned long long)s->run.best_epoch,
                     s->run.best_loss);
     }
+    if (!s->writer) return;
     train_hold_signals(1);
     int bad = model_save(s->o.out, s->model.named, s->model.n_named, s->cfg_text, err, sizeof err);
     train_hold_signals(0);
@@ -288,6 +335,9 @@ static void print_resume(const struct Session *s)
     const struct Options *o = &s->o;
     char n[32];
     fputs(" ", stderr);
+#ifdef MINIDL_MPI
+    fprintf(stderr, " mpirun -np %d", s->comm->size);
+#endif
     put_quoted(stderr, o->argv0);
     put_option(stderr, "--resume", s->ckpt);
     if (o->checkpoint) put_option(stderr, "--checkpoint", o->checkpoint);
@@ -312,6 +362,7 @@ static void setup(struct Session *s, int argc, char **argv)
     char err[1024];
     size_t len;
     parse_args(argc, argv, o);
+    if (!s->writer) o->quiet = 1;
     kernels_isa(); /* MINIDL_ISA errors show up before any work */
     s->cfg_text = config_read_file(o->config, &len, err, sizeof err);
     if (!s->cfg_text) fatal("%s", err);
@@ -326,14 +377,14 @@ static void setup(struct Session *s, int argc, char **argv)
     /* no output may replace an input (the checkpoint may be the one resumed from: it is read first) */
     const char *inputs[] = {o->config, o->data, o->labels, o->init, o->val_x, o->val_y, o->resume};
     if (model_check_output(o->out, inputs, 7, err, sizeof err)) fatal("%s", err);
-    check_output_path(o->out, "model");
+    if (s->writer) check_output_path(o->out, "model");
     if (o->checkpoint) {
         if (model_check_output(o->checkpoint, inputs, 6, err, sizeof err)) fatal("%s", err);
-        check_output_path(o->checkpoint, "checkpoint");
+        if (s->writer) check_output_path(o->checkpoint, "checkpoint");
     }
     snprintf(s->ckpt, sizeof s->ckpt, "%s%s", o->checkpoint ? o->checkpoint : o->out, o->checkpoint ? "" : ".ckpt");
     if (o->metrics && model_check_output(o->metrics, inputs, 7, err, sizeof err)) fatal("%s", err);
-    if (o->metrics) open_metrics(s);
+    if (o->metrics && s->writer) open_metrics(s);
 }
 
 /* The run from its checkpoint, or from the start (random or --init weights). */
@@ -341,18 +392,19 @@ static void start(struct Session *s)
 {
     char err[1024];
     struct Checkpoint ck;
-    if (s->o.resume && checkpoint_open(&ck, s->o.resume, &s->cfg, err, sizeof err)) fatal("%s", err);
+    agree(s, s->o.resume && checkpoint_open(&ck, s->o.resume, &s->cfg, err, sizeof err), err);
     model_init(&s->model, &s->cfg, s->cfg.seed);
     if (!s->o.quiet) model_print_summary(&s->model, stderr);
     load_data(s);
     if (s->o.init) load_init_weights(s);
     train_init(&s->tr, &s->model);
+    train_set_comm(&s->tr, s->comm);
     int validate = s->o.val_x ? VAL_FILES : s->val.n ? VAL_SPLIT : VAL_NONE;
     train_run_init(&s->run, &s->model, validate, s->ds.n, s->val.n);
     if (!s->o.resume) return;
     int bad = checkpoint_restore(&ck, &s->tr, &s->run, err, sizeof err);
     checkpoint_close(&ck);
-    if (bad) fatal("%s", err);
+    agree(s, bad, err);
     if (!s->o.quiet)
         log_err("resuming %s after epoch %llu%s", s->o.resume, (unsigned long long)s->run.epochs_done,
                 s->run.partial.steps ? " and some batches of the next" : "");
@@ -403,6 +455,9 @@ static int epoch(struct Session *s, uint64_t e, int live)
     }
     if (!s->o.quiet) log_epoch(s, e, &st, s->run.validate ? &vs : NULL, dt, st.seen - seen_before);
     if (s->metrics) write_metrics(s, e, &st, s->run.validate ? &vs : NULL, dt);
+#ifdef MINIDL_MPI
+    comm_mpi_check_params(s->comm, &s->model, e);
+#endif
     if (s->o.checkpoint) save_checkpoint(s, s->o.checkpoint);
     if (train_caught_signal()) interrupted(s, e, s->o.checkpoint != NULL);
     if (stop && !s->o.quiet)
@@ -415,6 +470,10 @@ int main(int argc, char **argv)
 {
     util_set_progname(argv[0]);
     static struct Session s; /* large (the config's layer list): off the stack */
+#ifdef MINIDL_MPI
+    s.comm = comm_mpi_init(&argc, &argv);
+#endif
+    s.writer = !s.comm || s.comm->rank == 0;
     setup(&s, argc, argv);
     start(&s);
     const struct TrainConfig *c = &s.cfg;
@@ -446,5 +505,9 @@ done:
     dataset_free(&s.val);
     model_free(&s.model);
     mem_free(s.cfg_text);
+#ifdef MINIDL_MPI
+    comm_mpi_report(s.comm, s.o.quiet);
+    comm_mpi_finalize(s.comm);
+#endif
     return 0;
 }

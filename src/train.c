@@ -32,10 +32,22 @@ void train_init(struct Trainer *t, struct Model *m)
 
 void train_free(struct Trainer *t)
 {
+    mem_free(t->flat);
     graph_free(&t->g);
     graph_free(&t->eval_g);
     optim_free(t->opt);
     memset(t, 0, sizeof *t);
+}
+
+void train_set_comm(struct Trainer *t, struct TrainComm *c)
+{
+    struct Model *m = t->model;
+    mem_free(t->flat);
+    t->flat = NULL, t->flat_n = 0;
+    t->comm = c && c->size > 1 ? c : NULL; /* one process: the plain step, the same bits */
+    if (!t->comm) return;
+    for (uint32_t i = 0; i < m->n_params; i++) t->flat_n += tensor_numel(m->param_nodes[i]->value);
+    t->flat = mem_alloc((t->flat_n ? t->flat_n : 1) * dtype_size(m->cfg.dtype));
 }
 
 struct Node *train_loss_modules(struct Module *const *mods, uint32_t n, struct Node *x, const struct Batch *b,
@@ -69,6 +81,90 @@ static void epoch_means(struct EpochStats *st)
     st->accuracy = st->seen ? (double)st->hits / (double)st->seen : 0;
 }
 
+#define PACK(T, sfx)                                                                \
+    static void pack_##sfx(void *dst, const void *src, uint64_t n, double scale)  \
+    {                                                                           \
+        T *d = dst;                                                             \
+        const T *s = src;                                                       \
+        for (uint64_t i = 0; i < n; i++) d[i] = (T)((double)s[i] * scale);      \
+    }
+PACK(float, f32)
+PACK(double, f64)
+
+/* The parameter gradients into t->flat, each times share (0 < share <= 1), or zeros. */
+static void pack_grads(struct Trainer *t, double share)
+{
+    struct Model *m = t->model;
+    size_t es = dtype_size(m->cfg.dtype);
+    char *p = t->flat;
+    if (share == 0) {
+        memset(p, 0, t->flat_n * es);
+        return;
+    }
+    for (uint32_t i = 0; i < m->n_params; i++) {
+        const struct Tensor *g = m->param_nodes[i]->grad;
+        uint64_t n = tensor_numel(g);
+        (m->cfg.dtype == DT_FLOAT64 ? pack_f64 : pack_f32)(p, g->data, n, share);
+        p += n * es;
+    }
+}
+
+/* t->flat back into the parameter gradients. */
+static void unpack_grads(struct Trainer *t)
+{
+    struct Model *m = t->model;
+    size_t es = dtype_size(m->cfg.dtype);
+    const char *p = t->flat;
+    for (uint32_t i = 0; i < m->n_params; i++) {
+        struct Node *pn = m->param_nodes[i];
+        uint64_t n = tensor_numel(pn->grad);
+        memcpy(pn->grad->data, p, n * es);
+        pn->grad_stale = 0;
+        p += n * es;
+    }
+}
+
+/* One data-parallel step (t->comm): this process's slice, its gradient times its share
+ * of the rows, the sums over all processes in rank order, then the update every process
+ * makes alike. The loss, hits and stop flag travel in their own small sum first, so a
+ * non-finite loss on any process stops every one before the update. */
+static int step_shared(struct Trainer *t, struct Dataset *ds, uint64_t b, double lr, struct EpochStats *st)
+{
+    struct Model *m = t->model;
+    struct TrainComm *c = t->comm;
+    struct Batch bt;
+    uint64_t rows = dataset_get_batch_part(ds, b, m->cfg.batch_size, (uint64_t)c->rank, (uint64_t)c->size, &bt);
+    double sums[3] = {0, 0, t->stop && *t->stop}; /* loss x rows, hits, stop */
+    double share = 0;
+    if (bt.rows) {
+        struct Node *out, *loss = train_loss(m, &t->g, &bt, &out);
+        double l = tensor_at(loss->value, 0);
+        sums[0] = l * (double)bt.rows;
+        if (isfinite(l)) {
+            model_zero_grad(m);
+            backward(loss);
+            share = (double)bt.rows / (double)rows;
+            if (m->cfg.loss == LOSS_CROSS_ENTROPY) sums[1] = (double)count_correct(out->value, bt.cls);
+        }
+    }
+    pack_grads(t, share);
+    graph_reset(&t->g);
+    c->sum_stats(c, sums, 3);
+    if (!isfinite(sums[0])) {
+        st->steps = b + 1, st->bad_loss = sums[0] / (double)rows;
+        return TRAIN_DIVERGED;
+    }
+    c->sum_flat(c, t->flat, t->flat_n, m->cfg.dtype);
+    unpack_grads(t);
+    optim_set_lr(t->opt, lr);
+    t->opt->step(t->opt);
+    st->loss_sum += sums[0];
+    st->seen += rows;
+    st->hits += (uint64_t)sums[1];
+    st->steps = b + 1;
+    return sums[2] > 0 ? TRAIN_INTERRUPTED : TRAIN_OK;
+}
+
 int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t max_steps,
                          epoch_progress_fn progress, void *ctx, struct EpochStats *st)
 {
@@ -84,6 +180,16 @@ int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, 
         dataset_shuffle_indices(ds, &r);
     }
     for (uint64_t b = st->steps; b < nb; b++) {
+        if (t->comm) {
+            int rc = step_shared(t, ds, b, optim_lr_at(c->lr_schedule, c->lr, first + b, total), st);
+            if (rc == TRAIN_DIVERGED) return rc;
+            if (progress) progress(ctx, b + 1, nb, st->loss_sum / (double)st->seen);
+            if (rc == TRAIN_INTERRUPTED && b + 1 < nb) {
+                epoch_means(st);
+                return rc;
+            }
+            continue;
+        }
         struct Batch bt;
         dataset_get_batch(ds, b, c->batch_size, &bt);
         struct Node *out, *loss = train_loss(m, &t->g, &bt, &out);
