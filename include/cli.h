@@ -3,6 +3,8 @@
 #ifndef MINIDL_CLI_H
 #define MINIDL_CLI_H
 
+#include <stdint.h>
+
 #define MINIDL_VERSION "0.1.0"
 
 /* "prog: <fmt with arg>" and a --help hint on stderr, exit 2. */
@@ -23,6 +25,12 @@ void cli_threads_start(void);
 /* The value after option argv[*i] (advancing *i); without one, the usage error
  * "option '<opt>' needs <what>". */
 const char *cli_option_value(int argc, char **argv, int *i, const char *what);
+/* The usage error "option '<opt>': <what with value>", e.g. "option '--seed': invalid
+ * number 'abc'": every error about an option's value names the option as given. */
+_Noreturn void cli_option_error(const char *opt, const char *what, const char *value);
+/* The whole number in [min, max] after option argv[*i] (advancing *i); anything else is
+ * cli_option_error's "invalid number" or "out of range" naming the option. */
+uint64_t cli_option_uint(int argc, char **argv, int *i, uint64_t min, uint64_t max);
 /* "train 0.1.0 (minidl), kernels: avx512, threads: 2" */
 void cli_print_version(const char *prog);
 

@@ -32,17 +32,14 @@ int main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout, 0);
         if (cli_take_threads(argc, argv, &i)) continue;
-        if (i + 1 < argc && !strcmp(argv[i], "--dtype")) {
-            if (!strcmp(argv[i + 1], "float32")) dtype = DT_FLOAT32;
-            else if (!strcmp(argv[i + 1], "float64")) dtype = DT_FLOAT64;
-            else {
-                log_err("unknown dtype '%s' (float32 or float64)", argv[i + 1]);
-                return 2;
-            }
-            i++;
+        if (!strcmp(argv[i], "--dtype")) {
+            const char *v = cli_option_value(argc, argv, &i, "float32 or float64");
+            if (!strcmp(v, "float32")) dtype = DT_FLOAT32;
+            else if (!strcmp(v, "float64")) dtype = DT_FLOAT64;
+            else cli_option_error("--dtype", "unknown dtype '%s' (float32 or float64)", v);
             continue;
         }
-        break; /* not an option: the first path */
+        cli_usage_error("unknown option '%s'", argv[i]);
     }
     cli_threads_start();
     int rest = argc - i;

@@ -74,6 +74,29 @@ const char *cli_option_value(int argc, char **argv, int *i, const char *what)
     return argv[++*i];
 }
 
+void cli_option_error(const char *opt, const char *what, const char *value)
+{
+    char msg[1024];
+    int k = snprintf(msg, sizeof msg, "option '%s': ", opt);
+    if (k > 0 && (size_t)k < sizeof msg) snprintf(msg + k, sizeof msg - (size_t)k, what, value);
+    cli_usage_error("%s", msg);
+}
+
+uint64_t cli_option_uint(int argc, char **argv, int *i, uint64_t min, uint64_t max)
+{
+    const char *opt = argv[*i], *v = cli_option_value(argc, argv, i, "a number");
+    int64_t n;
+    int r = str_to_int(v, &n);
+    if (r == STR_OK && n >= 0 && (uint64_t)n >= min && (uint64_t)n <= max) return (uint64_t)n;
+    char what[128];
+    if (r == STR_OK || r == STR_RANGE)
+        snprintf(what, sizeof what, "'%%s' is out of range (%llu to %llu)", (unsigned long long)min,
+                 (unsigned long long)max);
+    else
+        snprintf(what, sizeof what, "invalid number '%%s' (a whole number from %llu)", (unsigned long long)min);
+    cli_option_error(opt, what, v);
+}
+
 void cli_print_version(const char *prog)
 {
     int n = threads_wanted();

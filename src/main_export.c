@@ -40,7 +40,7 @@ static int take_option(void *ctx, int argc, char **argv, int *i)
         const char *v = cli_option_value(argc, argv, i, "c or onnx");
         if (!strcmp(v, "c")) o->format = FMT_C;
         else if (!strcmp(v, "onnx")) o->format = FMT_ONNX;
-        else cli_usage_error("unknown format '%s' (expected c or onnx)", v);
+        else cli_option_error(a, "unknown format '%s' (expected c or onnx)", v);
     } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->out = cli_option_value(argc, argv, i, "a file");
     else if (!strcmp(a, "-n") || !strcmp(a, "--name")) o->name = cli_option_value(argc, argv, i, "a prefix");
     else if (!strcmp(a, "--header")) o->header = cli_option_value(argc, argv, i, "a file");
@@ -73,8 +73,8 @@ static void parse_args(int argc, char **argv, struct Options *o, char *prefix, s
     if (o->out && !strcmp(o->out, "-")) o->out = NULL; /* standard output, as without -o */
     if (o->format == FMT_NONE) o->format = o->out && ends_with(o->out, ".onnx") ? FMT_ONNX : FMT_C;
     if (o->name && !export_prefix_ok(o->name))
-        cli_usage_error("'%s' is not a usable prefix (a C identifier of at most 32 characters, not starting with _)",
-                        o->name);
+        cli_option_error("--name", "'%s' is not a usable prefix (a C identifier of at most 32 characters, not starting with _)",
+                         o->name);
     if (o->header && o->format != FMT_C) cli_usage_error("%s", "--header goes with the C format");
     if (!o->out && o->format == FMT_ONNX && isatty(STDOUT_FILENO))
         cli_usage_error("%s", "an ONNX file is binary: give -o FILE or redirect standard output");

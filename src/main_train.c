@@ -69,28 +69,22 @@ struct Options {
     uint64_t seed, epochs, stop_after;
 };
 
-static uint64_t parse_count(const char *v)
-{
-    int64_t n;
-    if (str_to_int(v, &n) != STR_OK || n < 0) cli_usage_error("invalid number '%s'", v);
-    return (uint64_t)n;
-}
-
 static int take_option(void *ctx, int argc, char **argv, int *i)
 {
     struct Options *o = ctx;
     const char *a = argv[*i];
     if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
-    else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) o->seed = parse_count(cli_option_value(argc, argv, i, "a value")), o->have_seed = 1;
-    else if (!strcmp(a, "-e") || !strcmp(a, "--epochs")) o->epochs = parse_count(cli_option_value(argc, argv, i, "a value")), o->have_epochs = 1;
+    else if (!strcmp(a, "-s") || !strcmp(a, "--seed"))
+        o->seed = cli_option_uint(argc, argv, i, 0, INT64_MAX), o->have_seed = 1;
+    else if (!strcmp(a, "-e") || !strcmp(a, "--epochs"))
+        o->epochs = cli_option_uint(argc, argv, i, 0, INT64_MAX), o->have_epochs = 1;
     else if (!strcmp(a, "--init")) o->init = cli_option_value(argc, argv, i, "a file");
     else if (!strcmp(a, "--checkpoint")) o->checkpoint = cli_option_value(argc, argv, i, "a file");
     else if (!strcmp(a, "--resume")) o->resume = cli_option_value(argc, argv, i, "a file");
     else if (!strcmp(a, "--metrics")) o->metrics = cli_option_value(argc, argv, i, "a file");
     else if (!strcmp(a, "--stop-after")) {
-        o->stop_after = parse_count(cli_option_value(argc, argv, i, "a value"));
+        o->stop_after = cli_option_uint(argc, argv, i, 1, INT64_MAX);
         o->have_stop_after = 1;
-        if (!o->stop_after) cli_usage_error("--stop-after needs at least 1 epoch, got '%s'", argv[*i]);
     } else if (!strcmp(a, "--val")) {
         o->val_x = cli_option_value(argc, argv, i, "two files (data and labels)");
         o->val_y = cli_option_value(argc, argv, i, "two files (data and labels)");
