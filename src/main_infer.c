@@ -51,7 +51,13 @@ static void parse_args(int argc, char **argv, struct Options *o)
     o->model = pos[0], o->data = pos[1];
 }
 
-struct Tally { uint64_t n, hits, *confusion; double sq; };
+/* A confusion matrix up to this many classes; beyond it the classes with the lowest
+ * recall and the most frequent confusions, REPORT_TOP lines each: bounded output. */
+#define REPORT_MATRIX_MAX 20
+#define REPORT_TOP 10
+
+/* pairs: (true class, predicted class) of each labelled sample, in input order. */
+struct Tally { uint64_t n, hits; uint32_t (*pairs)[2]; double sq; };
 
 static void print_rows(const struct Model *model, const struct Tensor *out, const struct Batch *bt, int probs,
                        struct Tally *t)
@@ -79,7 +85,7 @@ static void print_rows(const struct Model *model, const struct Tensor *out, cons
             if (bt->cls) {
                 uint64_t label = bt->cls[r];
                 t->hits += best == label;
-                t->confusion[label * C + best]++;
+                t->pairs[t->n][0] = (uint32_t)label, t->pairs[t->n][1] = (uint32_t)best;
             }
         } else {
             for (uint64_t c = 0; c < C; c++) {
@@ -93,7 +99,70 @@ static void print_rows(const struct Model *model, const struct Tensor *out, cons
     }
 }
 
-static void print_report(const struct Model *m, const struct Tally *t)
+static void print_matrix(const struct Tally *t, uint64_t C)
+{
+    uint64_t *m = mem_alloc_zeroed(C * C * sizeof *m);
+    for (uint64_t i = 0; i < t->n; i++) m[t->pairs[i][0] * C + t->pairs[i][1]]++;
+    fprintf(stderr, "confusion matrix (rows: true class, columns: predicted)\n%6s", "");
+    for (uint64_t c = 0; c < C; c++) fprintf(stderr, " %6llu", (unsigned long long)c);
+    fputc('\n', stderr);
+    for (uint64_t r = 0; r < C; r++) {
+        fprintf(stderr, "%6llu", (unsigned long long)r);
+        for (uint64_t c = 0; c < C; c++) fprintf(stderr, " %6llu", (unsigned long long)m[r * C + c]);
+        fputc('\n', stderr);
+    }
+    mem_free(m);
+}
+
+static int by_pair(const void *a, const void *b)
+{
+    const uint32_t *x = a, *y = b;
+    return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* One line of a top list: a key (class or confusion), its figure and how to rank it. */
+struct Top { uint32_t a, b; uint64_t hits, n; double rank; };
+
+/* Keeps the k best-ranked (largest rank) entries of top, sorted, when e joins. */
+static void top_add(struct Top *top, uint32_t *k, struct Top e)
+{
+    uint32_t i = *k < REPORT_TOP ? (*k)++ : REPORT_TOP;
+    if (i == REPORT_TOP && e.rank <= top[REPORT_TOP - 1].rank) return;
+    if (i == REPORT_TOP) i--;
+    for (; i > 0 && top[i - 1].rank < e.rank; i--) top[i] = top[i - 1];
+    top[i] = e;
+}
+
+/* Beyond REPORT_MATRIX_MAX classes: the pairs sorted once give, run by run, each class's
+ * recall and each confusion's count. */
+static void print_summary(struct Tally *t, uint64_t C)
+{
+    struct Top worst[REPORT_TOP], conf[REPORT_TOP];
+    uint32_t nw = 0, nc = 0, classes = 0;
+    qsort(t->pairs, t->n, sizeof *t->pairs, by_pair);
+    for (uint64_t i = 0, j; i < t->n; i = j) {
+        uint64_t hits = 0;
+        for (j = i; j < t->n && t->pairs[j][0] == t->pairs[i][0]; j++) hits += t->pairs[j][0] == t->pairs[j][1];
+        classes++;
+        /* lowest recall first; among equals, the class with more samples */
+        top_add(worst, &nw, (struct Top){t->pairs[i][0], 0, hits, j - i, 1.0 - (double)hits / (double)(j - i) + 1e-12 * (double)(j - i)});
+    }
+    for (uint64_t i = 0, j; i < t->n; i = j) {
+        for (j = i; j < t->n && !by_pair(t->pairs[j], t->pairs[i]); j++) {}
+        if (t->pairs[i][0] != t->pairs[i][1])
+            top_add(conf, &nc, (struct Top){t->pairs[i][0], t->pairs[i][1], 0, j - i, (double)(j - i)});
+    }
+    fprintf(stderr, "%llu classes (no confusion matrix past %d), %u of them in the labels\n",
+            (unsigned long long)C, REPORT_MATRIX_MAX, classes);
+    fprintf(stderr, "lowest recall (true class: correct of samples):\n");
+    for (uint32_t i = 0; i < nw; i++)
+        fprintf(stderr, "  %6u: %llu of %llu\n", worst[i].a, (unsigned long long)worst[i].hits, (unsigned long long)worst[i].n);
+    fprintf(stderr, "most frequent confusions (true -> predicted: samples):%s\n", nc ? "" : " none");
+    for (uint32_t i = 0; i < nc; i++)
+        fprintf(stderr, "  %6u -> %u: %llu\n", conf[i].a, conf[i].b, (unsigned long long)conf[i].n);
+}
+
+static void print_report(const struct Model *m, struct Tally *t)
 {
     uint64_t C = m->cfg.output_dim;
     if (m->cfg.loss != LOSS_CROSS_ENTROPY) {
@@ -101,16 +170,10 @@ static void print_report(const struct Model *m, const struct Tally *t)
                 (unsigned long long)t->n, (unsigned long long)C);
         return;
     }
-    fprintf(stderr, "accuracy %.4f (%llu of %llu)\nconfusion matrix (rows: true class, columns: predicted)\n",
-            (double)t->hits / (double)t->n, (unsigned long long)t->hits, (unsigned long long)t->n);
-    fprintf(stderr, "%6s", "");
-    for (uint64_t c = 0; c < C; c++) fprintf(stderr, " %6llu", (unsigned long long)c);
-    fputc('\n', stderr);
-    for (uint64_t r = 0; r < C; r++) {
-        fprintf(stderr, "%6llu", (unsigned long long)r);
-        for (uint64_t c = 0; c < C; c++) fprintf(stderr, " %6llu", (unsigned long long)t->confusion[r * C + c]);
-        fputc('\n', stderr);
-    }
+    fprintf(stderr, "accuracy %.4f (%llu of %llu)\n", (double)t->hits / (double)t->n, (unsigned long long)t->hits,
+            (unsigned long long)t->n);
+    if (C <= REPORT_MATRIX_MAX) print_matrix(t, C);
+    else print_summary(t, C);
 }
 
 int main(int argc, char **argv)
@@ -136,7 +199,7 @@ int main(int argc, char **argv)
     if (m.shift) dataset_normalize(&ds, m.shift, m.scale);
 
     struct Tally tally = {0};
-    if (ds.cls) tally.confusion = mem_alloc_zeroed(m.cfg.output_dim * m.cfg.output_dim * sizeof(uint64_t));
+    if (ds.cls) tally.pairs = mem_alloc(ds.n * sizeof *tally.pairs);
     struct Graph g;
     graph_init(&g);
     graph_set_no_grad(&g, 1); /* forward only: nothing kept for a backward pass */
@@ -153,7 +216,7 @@ int main(int argc, char **argv)
     if (ds.y || ds.cls) print_report(&m, &tally);
 
     graph_free(&g);
-    mem_free(tally.confusion);
+    mem_free(tally.pairs);
     dataset_free(&ds);
     model_free(&m);
     return 0;
