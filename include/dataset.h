@@ -46,6 +46,8 @@ int csv_read_matrix(const char *path, uint32_t dtype, struct Tensor **out, char 
 int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uint32_t dtype,
                  uint64_t n_classes, char *err, size_t errlen);
 void dataset_free(struct Dataset *ds);
+/* Bytes the loaded dataset holds (features, labels, order): what memory checks count as used. */
+uint64_t dataset_bytes(const struct Dataset *ds);
 
 /* Per-feature statistics (kind: config_parser.h enum NormKind) from ds->x: the network sees (x - shift) * scale.
  * minmax: shift = min, scale = 1/(max-min); standard: shift = mean, scale = 1/std

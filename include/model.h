@@ -60,6 +60,26 @@ struct Node *model_forward_modules(struct Module *const *mods, uint32_t n, struc
  * overwrites it, and backward zeroes whatever it reached but did not write (autograd.h). */
 void model_zero_grad(struct Model *m);
 
+/* The memory a network of cfg needs, from the shape rules alone, before anything is
+ * allocated: its parameters; when training their gradients and the optimizer's state
+ * (Adam two copies, SGD one); each layer's outputs for `rows` samples at a time (value,
+ * gradient and a temporary when training, value and a temporary otherwise) and a
+ * convolution's unfolded input (twice when training); the batch buffers. A little more
+ * than a step really takes: the Fashion-MNIST CNN at batch 256 is estimated at about
+ * 100 MB for training. Sizes saturate at UINT64_MAX. */
+struct ModelMemory {
+    uint64_t total;         /* bytes */
+    uint32_t largest;       /* the layer that needs the most (n_layers when there are none) */
+    uint64_t largest_bytes;
+};
+void model_memory_estimate(const struct TrainConfig *cfg, uint64_t rows, int training, struct ModelMemory *mm);
+/* The estimate against what is left of mem_limit() once `used` bytes are taken (data
+ * already loaded): 0, or -1 with "FILE:LINE: the network needs N bytes (X GiB) ... but M
+ * are available" in err, LINE that of the layer needing the most. filename names the
+ * config in the message. */
+int model_memory_check(const struct TrainConfig *cfg, const char *filename, uint64_t rows, int training,
+                       uint64_t used, char *err, size_t errlen);
+
 uint64_t model_param_count(const struct Model *m);
 /* Prints the layer table (layer, output shape, parameters) on f. */
 void model_print_summary(const struct Model *m, void *file);

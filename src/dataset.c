@@ -832,6 +832,14 @@ int dataset_save_binary(const struct Dataset *ds, const char *path, char *err, s
     return r;
 }
 
+uint64_t dataset_bytes(const struct Dataset *ds)
+{
+    uint64_t b = ds->n * (sizeof *ds->order + (ds->cls ? sizeof *ds->cls : 0));
+    if (ds->x) b += tensor_numel(ds->x) * dtype_size(ds->x->dtype);
+    if (ds->y) b += tensor_numel(ds->y) * dtype_size(ds->y->dtype);
+    return b;
+}
+
 void dataset_free(struct Dataset *ds)
 {
     tensor_free(ds->x);

@@ -198,12 +198,16 @@ int main(int argc, char **argv)
               (unsigned long long)m.cfg.output_dim);
     if (m.shift) dataset_normalize(&ds, m.shift, m.scale);
 
+    const uint64_t bs = 256;
+    uint64_t used = dataset_bytes(&ds) + model_param_count(&m) * dtype_size(m.cfg.dtype);
+    char cfg_name[4200];
+    snprintf(cfg_name, sizeof cfg_name, o.config ? "%s" : "%s (embedded config)", o.config ? o.config : o.model);
+    if (model_memory_check(&m.cfg, cfg_name, bs < ds.n ? bs : ds.n, 0, used, err, sizeof err)) fatal("%s", err);
     struct Tally tally = {0};
     if (ds.cls) tally.pairs = mem_alloc(ds.n * sizeof *tally.pairs);
     struct Graph g;
     graph_init(&g);
     graph_set_no_grad(&g, 1); /* forward only: nothing kept for a backward pass */
-    const uint64_t bs = 256;
     for (uint64_t b = 0; b < dataset_num_batches(&ds, bs); b++) {
         struct Batch bt;
         dataset_get_batch(&ds, b, bs, &bt);

@@ -215,13 +215,27 @@ static void load_data(struct Session *s)
     if (s->val.n && !o->quiet)
         log_err("validating on %llu samples (%s), training on %llu", (unsigned long long)s->val.n,
                 o->val_x ? o->val_x : "held out by val_split", (unsigned long long)s->ds.n);
-    if (c->normalize != NORM_NONE) { /* the training part's statistics, applied to both */
-        struct Tensor *shift, *scale;
-        dataset_norm_stats(&s->ds, c->normalize, &shift, &scale);
-        dataset_normalize(&s->ds, shift, scale);
-        if (s->val.n) dataset_normalize(&s->val, shift, scale);
-        model_set_norm(&s->model, shift, scale);
-    }
+}
+
+/* The training part's statistics, applied to both parts and kept in the model. */
+static void normalize_data(struct Session *s)
+{
+    if (s->cfg.normalize == NORM_NONE) return;
+    struct Tensor *shift, *scale;
+    dataset_norm_stats(&s->ds, s->cfg.normalize, &shift, &scale);
+    dataset_normalize(&s->ds, shift, scale);
+    if (s->val.n) dataset_normalize(&s->val, shift, scale);
+    model_set_norm(&s->model, shift, scale);
+}
+
+/* A network too large for memory fails before anything of it is allocated: its
+ * weights before the data is read (rows 0), the whole step once the data says how
+ * many rows a batch has. */
+static void check_memory(struct Session *s, uint64_t rows)
+{
+    char err[1024];
+    uint64_t used = dataset_bytes(&s->ds) + dataset_bytes(&s->val);
+    agree(s, model_memory_check(&s->cfg, s->o.config, rows, 1, used, err, sizeof err), err);
 }
 
 static void load_init_weights(struct Session *s)
@@ -387,9 +401,12 @@ static void start(struct Session *s)
     char err[1024];
     struct Checkpoint ck;
     agree(s, s->o.resume && checkpoint_open(&ck, s->o.resume, &s->cfg, err, sizeof err), err);
+    check_memory(s, 0);
+    load_data(s);
+    check_memory(s, s->cfg.batch_size < s->ds.n ? s->cfg.batch_size : s->ds.n);
     model_init(&s->model, &s->cfg, s->cfg.seed);
     if (!s->o.quiet) model_print_summary(&s->model, stderr);
-    load_data(s);
+    normalize_data(s);
     if (s->o.init) load_init_weights(s);
     train_init(&s->tr, &s->model);
     train_set_comm(&s->tr, s->comm);

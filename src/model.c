@@ -6,6 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Byte counts that saturate instead of wrapping: a huge config must not look small. */
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
 /* Parameter names (linear1.weight, ...) then input.shift/scale, from the table's rows. */
 static void model_refresh_names(struct Model *m)
 {
@@ -126,6 +134,11 @@ int model_from_file(struct Model *m, const char *path, const char *config_path, 
         (!model_file_find(&mf, "input.shift") || !model_file_find(&mf, "input.scale")))
         bad = err_set(err, errlen, "%s: the config asks for normalisation but input.shift/input.scale are missing",
                       path);
+    if (!bad) { /* the weights are in memory once already: building copies them */
+        char name[4200];
+        snprintf(name, sizeof name, config_path ? "%s" : "%s (embedded config)", config_path ? config_path : path);
+        bad = model_memory_check(&cfg, name, 0, 0, sat_mul(have, dtype_size(cfg.dtype)), err, errlen);
+    }
     if (!bad) {
         model_init(m, &cfg, cfg.seed);
         m->run.training = 0;
@@ -220,6 +233,57 @@ struct Node *model_forward(const struct Model *m, struct Node *x, int skip_final
 void model_zero_grad(struct Model *m)
 {
     for (uint32_t i = 0; i < m->n_params; i++) node_grad_invalidate(m->param_nodes[i]);
+}
+
+/* ---- memory ---- */
+
+
+/* Bytes one layer needs: its parameters with their training copies, and its
+ * activations for rows samples. */
+static uint64_t layer_bytes(const struct TrainConfig *cfg, const struct LayerSpec *l, uint64_t rows, int training)
+{
+    uint64_t es = dtype_size(cfg->dtype), copies = 1;
+    if (training) copies += 1 + (cfg->optimizer == OPT_SGD ? 1 : 2); /* gradient, optimizer state */
+    uint64_t per_sample = sat_mul(layer_shape_numel(&l->out), training ? 3 : 2);
+    if (l->kind == MOD_CONV2D) { /* the unfolded input: in_ch*kh*kw values per output pixel */
+        uint64_t k = sat_mul(sat_mul(l->args.conv2d.in_ch, l->args.conv2d.kh), l->args.conv2d.kw);
+        uint64_t cols = sat_mul(k, sat_mul(l->out.d[1], l->out.d[2]));
+        per_sample = sat_add(per_sample, sat_mul(cols, training ? 2 : 1));
+    }
+    return sat_mul(es, sat_add(sat_mul(l->n_params, copies), sat_mul(per_sample, rows)));
+}
+
+void model_memory_estimate(const struct TrainConfig *cfg, uint64_t rows, int training, struct ModelMemory *mm)
+{
+    uint64_t es = dtype_size(cfg->dtype);
+    /* the input (and its gradient-free copy in the graph), the batch buffers, the labels */
+    mm->total = sat_mul(sat_mul(es, rows), sat_add(sat_mul(cfg->input_dim, 3), cfg->output_dim));
+    mm->largest = cfg->n_layers;
+    mm->largest_bytes = 0;
+    for (uint32_t i = 0; i < cfg->n_layers; i++) {
+        uint64_t b = layer_bytes(cfg, &cfg->layers[i], rows, training);
+        mm->total = sat_add(mm->total, b);
+        if (b > mm->largest_bytes || mm->largest == cfg->n_layers) mm->largest = i, mm->largest_bytes = b;
+    }
+}
+
+int model_memory_check(const struct TrainConfig *cfg, const char *filename, uint64_t rows, int training,
+                       uint64_t used, char *err, size_t errlen)
+{
+    struct ModelMemory mm;
+    model_memory_estimate(cfg, rows, training, &mm);
+    uint64_t limit = mem_limit(), avail = limit > used ? limit - used : 0;
+    if (mm.total <= avail || mm.largest == cfg->n_layers) return 0;
+    const struct LayerSpec *l = &cfg->layers[mm.largest];
+    char what[96], rows_note[96] = "";
+    layer_spec_str(what, sizeof what, l);
+    if (rows) snprintf(rows_note, sizeof rows_note, " in batches of %llu", (unsigned long long)rows);
+    return err_set(err, errlen,
+                   "%s:%d: the network needs %llu bytes (%.1f GiB) to %s%s, %llu of them for this layer "
+                   "(%s), but %llu are available",
+                   filename, l->line, (unsigned long long)mm.total, (double)mm.total / (1u << 30),
+                   training ? "train" : "run", rows_note, (unsigned long long)mm.largest_bytes, what,
+                   (unsigned long long)avail);
 }
 
 uint64_t model_param_count(const struct Model *m)

@@ -8,6 +8,7 @@
 #include "test.h"
 #include "dataset.h"
 #include "mem.h"
+#include "model.h"
 #include "model_io.h"
 #include "tensor.h"
 #include "utils.h"
@@ -516,4 +517,151 @@ TEST(hostile_nonfinite_weights_rejected_by_infer_and_init)
     snprintf(args, sizeof args, "-q --init %s configs/xor.ini data/xor_x.csv data/xor_y.csv %s", bad, tmp("fin2.bin"));
     EXPECT_EQ_INT(run("train", args), 1);
     EXPECT_STR_CONTAINS(err, "tensor 'linear2.weight'");
+}
+
+/* ---- 4: a network's memory checked before it is allocated ---- */
+
+static int memory_check_file(const char *path, uint64_t rows, char *e, size_t cap)
+{
+    struct TrainConfig cfg;
+    if (config_parse_file(path, &cfg, e, cap)) return -2;
+    return model_memory_check(&cfg, path, rows, 1, 0, e, cap);
+}
+
+TEST(hostile_memory_estimate_allows_the_examples)
+{
+    static const char *const configs[] = {"configs/xor.ini", "configs/digits_mlp.ini", "configs/diabetes_mse.ini",
+                                          "configs/fmnist_mlp.ini", "configs/fmnist_cnn.ini"};
+    char e[1024] = "";
+    mem_set_limit(1u << 30);
+    for (size_t i = 0; i < sizeof configs / sizeof *configs; i++) {
+        EXPECT_MSG(memory_check_file(configs[i], 256, e, sizeof e) == 0, "%s", e);
+        /* with the Fashion-MNIST training set loaded (188 MB as float32) */
+        struct TrainConfig cfg;
+        EXPECT_MSG(config_parse_file(configs[i], &cfg, e, sizeof e) == 0, "%s", e);
+        EXPECT_MSG(model_memory_check(&cfg, configs[i], 256, 1, 60000ull * 785 * 4, e, sizeof e) == 0, "%s", e);
+    }
+    struct TrainConfig cfg;
+    struct ModelMemory mm;
+    EXPECT(config_parse_file("configs/fmnist_cnn.ini", &cfg, e, sizeof e) == 0);
+    model_memory_estimate(&cfg, 256, 1, &mm);
+    EXPECT_MSG(mm.total > (50u << 20) && mm.total < (200u << 20), "the CNN at batch 256: %llu bytes",
+               (unsigned long long)mm.total);
+    EXPECT_EQ_INT(mm.largest, 2); /* the second convolution unfolds 72 values per output pixel */
+    mem_set_limit(0);
+}
+
+TEST(hostile_memory_too_large_configs_refused)
+{
+    /* the reported configs, at the size caps: each was killed by the kernel */
+    static const char *const texts[] = {
+        "[model]\ninput_dim=65536\nlayer=Linear,65536,65536\n",
+        "[model]\ninput_shape=65536,1,1\nlayer=Conv2d,65536,65536,1,1,1,0\nlayer=Linear,65536,2\n",
+        "[model]\ninput_dim=900000000\nlayer=Linear,900000000,4\n",
+        /* tiny weights, 3.6 GB of activations per sample: padding 15000 around one pixel */
+        "[model]\ninput_shape=1,1,1\nlayer=Conv2d,1,1,1,1,1,15000\nlayer=Conv2d,1,1,1,1,30001,0\nlayer=Linear,1,1\n[train]\nloss=MSE\n",
+    };
+    static const char *const want[] = {"big0.ini:3: the network needs ", "big1.ini:3: ", "big2.ini:3: ", "big3.ini:3: "};
+    static const char *const layer[] = {"(Linear(65536, 65536))", "(Conv2d(65536, 65536, 1, 1, 1, 0))",
+                                        "(Linear(900000000, 4))", "(Conv2d(1, 1, 1, 1, 1, 15000))"};
+    char e[1024] = "", name[32];
+    mem_set_limit(4ull << 30);
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "big%d.ini", i);
+        const char *path = test_write_file(tmp(name), texts[i]);
+        EXPECT_EQ_INT(memory_check_file(path, 64, e, sizeof e), -1);
+        EXPECT_STR_CONTAINS(e, want[i]);
+        EXPECT_STR_CONTAINS(e, layer[i]);
+        EXPECT_STR_CONTAINS(e, "but 4294967296 are available");
+        if (i < 3) { /* the weights alone, before any data is read */
+            EXPECT_EQ_INT(memory_check_file(path, 0, e, sizeof e), -1);
+            EXPECT_STR_CONTAINS(e, " GiB) to train, ");
+        }
+    }
+    mem_set_limit(0);
+    /* through train: a clear error at once instead of a kill */
+    char cmd[4096];
+    const char *x = test_write_file(tmp("m_x.csv"), "1\n2\n"), *big0 = tmp("big0.ini"), *pad = tmp("big3.ini");
+    snprintf(cmd, sizeof cmd, "ulimit -v 4000000 && %s/train -q %s %s %s %s", bin(), big0, x, x, tmp("m.bin"));
+    if (!UNDER_ASAN) {
+        EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 1);
+        EXPECT_STR_CONTAINS(err, "big0.ini:3: the network needs ");
+        snprintf(cmd, sizeof cmd, "ulimit -v 2000000 && %s/train -q %s %s %s %s", bin(), pad, x, x, tmp("m.bin"));
+        EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 1);
+        EXPECT_STR_CONTAINS(err, "big3.ini:3: the network needs ");
+        EXPECT_STR_CONTAINS(err, "in batches of 2, ");
+    }
+    /* infer and dlexport on a model file of that network (its weights are 5 numbers) */
+    struct Tensor *w[6];
+    struct NamedTensor ts[6];
+    static const char *const names[6] = {"conv2d1.weight", "conv2d1.bias", "conv2d2.weight", "conv2d2.bias",
+                                          "linear1.weight", "linear1.bias"};
+    for (int i = 0; i < 6; i++) {
+        w[i] = i % 2 ? tensor_zeros(1, (uint64_t[]){1}, DT_FLOAT32)
+                     : tensor_zeros(i < 4 ? 4 : 2, (uint64_t[]){1, 1, 1, 1}, DT_FLOAT32);
+        ts[i] = (struct NamedTensor){names[i], w[i]};
+    }
+    const char *m = tmp("pad.bin");
+    EXPECT_MSG(model_save(m, ts, 6, texts[3], e, sizeof e) == 0, "%s", e);
+    for (int i = 0; i < 6; i++) tensor_free(w[i]);
+    if (UNDER_ASAN) return;
+    snprintf(cmd, sizeof cmd, "ulimit -v 2000000 && %s/infer %s %s", bin(), m, x);
+    EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 1);
+    EXPECT_STR_CONTAINS(err, "pad.bin (embedded config):3: the network needs ");
+    EXPECT_STR_CONTAINS(err, "to run in batches of 2");
+}
+
+/* ---- 7: infer --labels with many classes ---- */
+
+TEST(hostile_many_classes_report_is_bounded)
+{
+    char args[2048];
+    const char *ini = test_write_file(tmp("many.ini"), "[model]\ninput_dim=2\nlayer=Linear,2,20000\n");
+    const char *x = test_write_file(tmp("mc_x.csv"), "0,0\n0,1\n1,0\n1,1\n");
+    const char *y = test_write_file(tmp("mc_y.csv"), "5\n19999\n7\n5\n"), *m = tmp("many.bin");
+    snprintf(args, sizeof args, "-q -e 0 %s %s %s %s", ini, x, y, m);
+    EXPECT_EQ_INT(run("train", args), 0);
+    snprintf(args, sizeof args, "--labels %s %s %s", y, m, x);
+    EXPECT_EQ_INT(run("infer", args), 0); /* was: 116 s and 1.3 GB of matrix on stderr */
+    EXPECT_STR_CONTAINS(err, "accuracy ");
+    EXPECT_STR_CONTAINS(err, "20000 classes (no confusion matrix past 20), 3 of them in the labels");
+    EXPECT_STR_CONTAINS(err, "lowest recall");
+    EXPECT_STR_CONTAINS(err, "      5: ");
+    EXPECT_STR_CONTAINS(err, "most frequent confusions");
+    EXPECT_MSG(strlen(err) < 2000, "%zu bytes of report", strlen(err));
+    EXPECT(!strstr(err, "confusion matrix ("));
+    /* 4 classes still get the matrix */
+    const char *ini4 = test_write_file(tmp("four.ini"), "[model]\ninput_dim=2\nlayer=Linear,2,4\n");
+    const char *y4 = test_write_file(tmp("mc_y4.csv"), "0\n3\n2\n1\n");
+    snprintf(args, sizeof args, "-q -e 0 %s %s %s %s", ini4, x, y4, m);
+    EXPECT_EQ_INT(run("train", args), 0);
+    snprintf(args, sizeof args, "--labels %s %s %s", y4, m, x);
+    EXPECT_EQ_INT(run("infer", args), 0);
+    EXPECT_STR_CONTAINS(err, "confusion matrix (rows: true class, columns: predicted)\n            0      1      2      3\n");
+}
+
+/* ---- 9: every option's error names the option ---- */
+
+TEST(hostile_option_errors_name_the_option)
+{
+    static const struct { const char *prog, *args, *want; } cases[] = {
+        {"train", "--seed abc a b c d", "train: option '--seed': invalid number 'abc'"},
+        {"train", "-s 1.5 a b c d", "train: option '-s': invalid number '1.5'"},
+        {"train", "--epochs -1 a b c d", "train: option '--epochs': '-1' is out of range"},
+        {"train", "-e 99999999999999999999 a b c d", "train: option '-e': '99999999999999999999' is out of range"},
+        {"train", "a b c d --seed", "train: option '--seed' needs a number"},
+        {"train", "a b c d --init", "train: option '--init' needs a file"},
+        {"infer", "m d --labels", "infer: option '--labels' needs a file"},
+        {"infer", "m d --config", "infer: option '--config' needs a file"},
+        {"csv2bin", "--dtype f16 a b", "csv2bin: option '--dtype': unknown dtype 'f16'"},
+        {"csv2bin", "--dtype", "csv2bin: option '--dtype' needs float32 or float64"},
+        {"csv2bin", "--bogus a b", "csv2bin: unknown option '--bogus'"},
+        {"dlexport", "-f tflite m", "dlexport: option '-f': unknown format 'tflite'"},
+        {"dlexport", "--name 9x m", "dlexport: option '--name': '9x' is not a usable prefix"},
+        {"dlexport", "m -o", "dlexport: option '-o' needs a file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        EXPECT_MSG(run(cases[i].prog, cases[i].args) == 2, "%s %s", cases[i].prog, cases[i].args);
+        EXPECT_STR_CONTAINS(err, cases[i].want);
+    }
 }
