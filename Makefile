@@ -25,12 +25,15 @@ ifneq ($(words $(notdir $(LIB_SRC))),$(words $(sort $(notdir $(LIB_SRC)))))
 $(error two library sources share a base name; libminidl.a would keep only one)
 endif
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(B)/src/%.o)
-TEST_SRC := $(wildcard tests/*.c)
+# The fuzz targets' bodies (tests/fuzz/targets.c) are in the test binary too: make tests
+# replays the committed corpora and regressions through them (tests/test_fuzz.c).
+TEST_SRC := $(wildcard tests/*.c) tests/fuzz/targets.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(B)/tests/%.o)
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_OBJ:= $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
 
-.PHONY: tsan all train infer dlexport tests asan bench install clean csv2bin test-interop mpi test-mpi bench-mpi
+.PHONY: tsan all train infer dlexport tests asan bench install clean csv2bin test-interop mpi test-mpi bench-mpi \
+        fuzz fuzz-targets fuzz-run
 all: $(B)/train $(B)/infer $(B)/dlexport $(B)/run_tests $(B)/csv2bin
 	@ln -sf $(B)/train train; ln -sf $(B)/infer infer; ln -sf $(B)/dlexport dlexport
 
@@ -44,7 +47,8 @@ dlexport: $(B)/dlexport
 $(B)/src/%.o: src/%.c $(SRC_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call isa_flags,$<) -c $< -o $@
-$(B)/tests/%.o: tests/%.c $(SRC_H) $(wildcard tests/*.h) | $(B)/tests
+$(B)/tests/%.o: tests/%.c $(SRC_H) $(wildcard tests/*.h tests/fuzz/*.h) | $(B)/tests
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
 $(B)/bench/%.o: bench/%.c $(SRC_H) $(wildcard bench/*.h) | $(B)/bench
 	$(CC) $(ALL_CFLAGS) $(call isa_flags,$<) -c $< -o $@
@@ -115,6 +119,28 @@ tsan:
 asan:
 	$(MAKE) B=build-asan OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" tests
 
+# Fuzzing (tests/fuzz/README.md): clang's libFuzzer with ASan and UBSan, the library
+# built again with the same flags in build-fuzz/, so make and make tests need no clang.
+FUZZ_CC      ?= clang
+FUZZ_B       := build-fuzz
+FUZZ_TARGETS := config csv_data csv_labels bin_dataset model
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 60
+# A finding: a crash, a sanitizer report, an exit, a leak, over 1 s on one input of at
+# most 64 KB, or over 512 MB.
+FUZZ_OPTS    ?= -rss_limit_mb=512 -timeout=1 -max_len=65536
+fuzz:
+	$(MAKE) B=$(FUZZ_B) CC=$(FUZZ_CC) OPT=-O1 EXTRA_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-targets
+fuzz-targets: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_main.c tests/fuzz/targets.c tests/fuzz/targets.h $(B)/libminidl.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz -DFUZZ_TARGET=fuzz_$* -fsanitize=fuzzer -o $@ tests/fuzz/fuzz_main.c \
+		tests/fuzz/targets.c $(B)/libminidl.a $(LDLIBS)
+# Each target for FUZZ_SECONDS from its committed corpus; a finding fails, its input
+# left in tests/fuzz/findings/.
+fuzz-run: fuzz
+	FUZZ_OPTS="$(FUZZ_OPTS)" tests/fuzz/run.sh $(FUZZ_B)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 bench: $(B)/bench_minidl $(B)/train
 	./$(B)/bench_minidl $(BENCH_ARGS)
 
@@ -128,4 +154,4 @@ install: $(B)/train $(B)/infer $(B)/dlexport $(B)/csv2bin
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
-	rm -rf build build-asan build-tsan train infer dlexport train-mpi
+	rm -rf build build-asan build-tsan build-fuzz train infer dlexport train-mpi
