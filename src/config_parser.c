@@ -537,8 +537,14 @@ char *config_read_file(const char *path, size_t *len, char *err, size_t errlen)
         err_set(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = mem_alloc(CFG_MAX_FILE + 1);
-    size_t n = fread(buf, 1, CFG_MAX_FILE + 1, f);
+    /* Grown as the text comes (up to one byte past the cap, to tell a file at the cap
+     * from a longer one): a config of a few hundred bytes takes no megabyte. */
+    size_t cap = 4096, n = 0;
+    char *buf = mem_alloc(cap + 1);
+    for (size_t k; (k = fread(buf + n, 1, cap - n, f)) > 0 && (n += k) == cap && cap <= CFG_MAX_FILE;) {
+        cap = cap * 2 > CFG_MAX_FILE ? CFG_MAX_FILE + 1 : cap * 2;
+        buf = mem_realloc(buf, cap + 1);
+    }
     int bad = ferror(f), e = errno;
     fclose(f);
     if (bad || n > CFG_MAX_FILE) {
