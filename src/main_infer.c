@@ -145,7 +145,8 @@ static void print_summary(struct Tally *t, uint64_t C)
         for (j = i; j < t->n && t->pairs[j][0] == t->pairs[i][0]; j++) hits += t->pairs[j][0] == t->pairs[j][1];
         classes++;
         /* lowest recall first; among equals, the class with more samples */
-        top_add(worst, &nw, (struct Top){t->pairs[i][0], 0, hits, j - i, 1.0 - (double)hits / (double)(j - i) + 1e-12 * (double)(j - i)});
+        double n = (double)(j - i), rank = 1.0 - (double)hits / n + 1e-12 * n;
+        top_add(worst, &nw, (struct Top){t->pairs[i][0], 0, hits, j - i, rank});
     }
     for (uint64_t i = 0, j; i < t->n; i = j) {
         for (j = i; j < t->n && !by_pair(t->pairs[j], t->pairs[i]); j++) {}
@@ -156,7 +157,8 @@ static void print_summary(struct Tally *t, uint64_t C)
             (unsigned long long)C, REPORT_MATRIX_MAX, classes);
     fprintf(stderr, "lowest recall (true class: correct of samples):\n");
     for (uint32_t i = 0; i < nw; i++)
-        fprintf(stderr, "  %6u: %llu of %llu\n", worst[i].a, (unsigned long long)worst[i].hits, (unsigned long long)worst[i].n);
+        fprintf(stderr, "  %6u: %llu of %llu\n", worst[i].a, (unsigned long long)worst[i].hits,
+                (unsigned long long)worst[i].n);
     fprintf(stderr, "most frequent confusions (true -> predicted: samples):%s\n", nc ? "" : " none");
     for (uint32_t i = 0; i < nc; i++)
         fprintf(stderr, "  %6u -> %u: %llu\n", conf[i].a, conf[i].b, (unsigned long long)conf[i].n);
