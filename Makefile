@@ -123,7 +123,7 @@ asan:
 # built again with the same flags in build-fuzz/, so make and make tests need no clang.
 FUZZ_CC      ?= clang
 FUZZ_B       := build-fuzz
-FUZZ_TARGETS := config csv_data csv_labels bin_dataset model
+FUZZ_TARGETS := config csv_data csv_labels bin_dataset model checkpoint
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 60
 # A finding: a crash, a sanitizer report, an exit, a leak, over 1 s on one input of at

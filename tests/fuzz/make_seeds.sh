@@ -11,7 +11,7 @@ bin=$(cd "${1:-$root/build}" && pwd)
 cd "$root"
 c=$here/corpus
 rm -rf "$c"
-mkdir -p "$c"/{config,csv_data,csv_labels,bin_dataset,model}
+mkdir -p "$c"/{config,csv_data,csv_labels,bin_dataset,model,checkpoint}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -46,7 +46,10 @@ activation=Tanh
 layer=Linear,3,3
 activation=Softmax
 [train]
+epochs=3
+batch_size=2
 normalize=standard
+val_split=0.5
 INI
 for r in 0 1 2 3 4 5; do seq -s, $r $((r + 15)); done >"$tmp/fx.csv"
 printf '0\n1\n2\n0\n1\n2\n' >"$tmp/fy.csv"
@@ -94,5 +97,14 @@ variants "$c/model/xor.bin" "$c/model" xor
 variants "$c/model/fixed.bin" "$c/model" fixed
 variants "$c/model/fixed_notrailer.bin" "$c/model" fixed_notrailer
 cp "$c/model/xor.bin" "$c/bin_dataset/model_xor.bin" # a container without data
+
+# checkpoint: the fixed network's run stopped after each epoch (validation, Adam), and
+# variants; one as a model too (infer reads checkpoints)
+for e in 1 2; do
+    "$bin/train" -q --stop-after $e "$tmp/fixed.ini" "$tmp/fx.csv" "$tmp/fy.csv" "$tmp/ck$e.bin"
+    cp "$tmp/ck$e.bin.ckpt" "$c/checkpoint/fixed_e$e.ckpt"
+done
+variants "$c/checkpoint/fixed_e1.ckpt" "$c/checkpoint" fixed_e1
+cp "$c/checkpoint/fixed_e2.ckpt" "$c/model/fixed_e2.ckpt"
 
 for d in "$c"/*; do echo "$(basename "$d"): $(ls "$d" | wc -l) seeds, $(du -sk "$d" | cut -f1) KB"; done

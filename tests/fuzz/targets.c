@@ -2,11 +2,13 @@
  * folder (/dev/shm where there is one) because the programs read files: the readers'
  * own open, stat, mmap and container probing are part of what is tested. */
 #include "targets.h"
+#include "checkpoint.h"
 #include "config_parser.h"
 #include "dataset.h"
 #include "mem.h"
 #include "model.h"
 #include "model_io.h"
+#include "train.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,7 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The fixed network of the model target: every layer kind, C,H,W input, normalisation. */
+/* The fixed network of the model and checkpoint targets: every layer kind, C,H,W input,
+ * normalisation, validation (make_seeds.sh trains its seeds with the same text). */
 static const char fixed_config[] =
     "[model]\n"
     "input_shape=1,4,4\n"
@@ -25,7 +28,10 @@ static const char fixed_config[] =
     "layer=Linear,3,3\n"
     "activation=Softmax\n"
     "[train]\n"
-    "normalize=standard\n";
+    "epochs=3\n"
+    "batch_size=2\n"
+    "normalize=standard\n"
+    "val_split=0.5\n";
 
 static char dir[256];
 
@@ -219,18 +225,23 @@ static void init_from(const char *p, const struct TrainConfig *cfg)
     model_free(&m);
 }
 
+static struct TrainConfig fixed;
+static const char *fixed_path;
+
+static void fixed_init(void)
+{
+    char err[1024];
+    if (fixed_path) return;
+    fixed_path = put_file("fixed.ini", fixed_config, sizeof fixed_config - 1);
+    if (config_parse_text(fixed_config, sizeof fixed_config - 1, "fixed.ini", &fixed, err, sizeof err)) {
+        fprintf(stderr, "fuzz: the fixed config: %s\n", err);
+        abort();
+    }
+}
+
 int fuzz_model(const uint8_t *data, size_t size)
 {
-    static struct TrainConfig fixed;
-    static const char *fixed_path;
-    char err[1024];
-    if (!fixed_path) {
-        fixed_path = put_file("fixed.ini", fixed_config, sizeof fixed_config - 1);
-        if (config_parse_text(fixed_config, sizeof fixed_config - 1, "fixed.ini", &fixed, err, sizeof err)) {
-            fprintf(stderr, "fuzz: the fixed config: %s\n", err);
-            abort();
-        }
-    }
+    fixed_init();
     int64_t live = mem_live_blocks();
     const char *p = put_file("input", data, size);
     load_model(p, NULL);
@@ -246,9 +257,64 @@ int fuzz_model(const uint8_t *data, size_t size)
     return 0;
 }
 
+/* The input's own statistics (when they have the model's shape) stand for the data's:
+ * with others check_norm stops the restore, as it should for other data. */
+static void copy_norm(struct Model *m, const struct ModelFile *mf)
+{
+    uint64_t d = m->cfg.input_dim;
+    struct Tensor *t[2];
+    const char *names[2] = {"input.shift", "input.scale"};
+    for (int i = 0; i < 2; i++) {
+        const struct Tensor *f = model_file_find(mf, names[i]);
+        t[i] = tensor_zeros(1, &d, m->cfg.dtype);
+        if (f && f->dtype == t[i]->dtype && tensor_same_shape(f, t[i]))
+            memcpy(t[i]->data, f->data, d * dtype_size(f->dtype));
+    }
+    model_set_norm(m, t[0], t[1]);
+}
+
+/* train --resume: the checkpoint opened against the fixed config, then restored into
+ * its network, optimizer and run, as train does once its data is loaded. */
+static void resume(const char *p)
+{
+    struct Checkpoint ck;
+    char err[1024];
+    if (!checkpoint_open(&ck, p, &fixed, err, sizeof err)) {
+        struct Model m;
+        struct Trainer tr;
+        struct TrainRun run;
+        const uint64_t *c = ck.counters;
+        model_init(&m, &fixed, fixed.seed);
+        copy_norm(&m, &ck.mf);
+        train_init(&tr, &m);
+        /* the samples the checkpoint names (bounded), else the check stops at once */
+        train_run_init(&run, &m, (int)c[CK_VALIDATE], c[CK_N_TRAIN] < 1000 ? c[CK_N_TRAIN] : 3,
+                       c[CK_N_VAL] < 1000 ? c[CK_N_VAL] : 3);
+        checkpoint_restore(&ck, &tr, &run, err, sizeof err);
+        train_run_free(&run);
+        train_free(&tr);
+        model_free(&m);
+    }
+    checkpoint_close(&ck);
+}
+
+int fuzz_checkpoint(const uint8_t *data, size_t size)
+{
+    fixed_init();
+    int64_t live = mem_live_blocks();
+    resume(put_file("input", data, size));
+    uint8_t *fixed_crc = fix_trailer_crc(data, size);
+    if (fixed_crc) {
+        resume(put_file("input2", fixed_crc, size));
+        free(fixed_crc);
+    }
+    check_no_leak(live, "checkpoint");
+    return 0;
+}
+
 const struct FuzzTarget fuzz_targets[] = {
     {"config", fuzz_config},       {"csv_data", fuzz_csv_data}, {"csv_labels", fuzz_csv_labels},
-    {"bin_dataset", fuzz_bin_dataset}, {"model", fuzz_model},
+    {"bin_dataset", fuzz_bin_dataset}, {"model", fuzz_model}, {"checkpoint", fuzz_checkpoint},
 };
 const size_t fuzz_n_targets = sizeof fuzz_targets / sizeof *fuzz_targets;
 

@@ -19,8 +19,9 @@ int fuzz_csv_data(const uint8_t *data, size_t size);    /* a data CSV, both dtyp
 int fuzz_csv_labels(const uint8_t *data, size_t size);  /* a labels CSV: class indices and regression targets */
 int fuzz_bin_dataset(const uint8_t *data, size_t size); /* a binary dataset alone, and as data and labels together */
 int fuzz_model(const uint8_t *data, size_t size);       /* a model file with its own trailer config and a fixed one */
-/* The checkpoint reader (train --checkpoint/--resume) gets its target here when it
- * exists: fuzz_checkpoint, a row below, and a corpus under tests/fuzz/corpus/checkpoint. */
+int fuzz_checkpoint(const uint8_t *data, size_t size);  /* a checkpoint resumed (train --resume) by a fixed config */
+/* A new reader gets a function here, a row in fuzz_targets[], a name in the Makefile's
+ * FUZZ_TARGETS and seeds under tests/fuzz/corpus/NAME (make_seeds.sh). */
 
 struct FuzzTarget {
     const char *name;   /* its corpus and regressions folder under tests/fuzz/ */
