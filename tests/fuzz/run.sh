@@ -5,6 +5,8 @@
 # second and coverage, and fails if any target finds something: a crash, a sanitizer
 # report, an exit, a leak, a timeout or too much memory (FUZZ_OPTS). The input that
 # did it is left in tests/fuzz/findings/TARGET-*; `BIN_DIR/fuzz_TARGET FILE` replays it.
+# A timeout that does not recur when its input is replayed alone is reported but does
+# not fail the run: on a loaded machine (CI, other jobs) a 1 s limit trips on pauses.
 set -uo pipefail
 bin=$1 secs=$2
 shift 2
@@ -31,6 +33,14 @@ for t in "$@"; do
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
     cov=$(sed -n 's/.* cov: \([0-9]*\) ft: \([0-9]*\).*/\1 edges, \2 features/p' <<<"$last")
     printf 'fuzz %-12s %ss: %s executions, %s/s, %s, peak %s MB\n' "$t" "$secs" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${rss:-?}"
+    unit=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+    # A timeout on a loaded machine may be the machine's: one that does not come back
+    # when its input is run alone again is reported, kept, and not a failure.
+    if [ $rc -ne 0 ] && grep -q 'ERROR: libFuzzer: timeout' "$log" && [ -f "$unit" ] &&
+        "$bin/fuzz_$t" ${FUZZ_OPTS:-} -runs=3 "$unit" >"$log.replay" 2>&1; then
+        echo "fuzz $t: a timeout that did not recur when replayed (machine load?): $unit"
+        rc=0
+    fi
     if [ $rc -ne 0 ]; then
         failed+=("$t")
         echo "fuzz $t: FINDING (exit $rc), log $log:"
