@@ -15,6 +15,18 @@ struct PoolGeom { size_t planes, H, W, k, s, Ho, Wo; };
 
 #define POOL_INLINE static inline __attribute__((always_inline))
 
+/* The even or odd lanes of two vectors: GCC's __builtin_shuffle takes the mask vector,
+ * clang (the fuzz build, make fuzz) only constant lanes in __builtin_shufflevector. */
+#if defined(__clang__)
+#define POOL_SHUFFLE_f32(a, b, mask, odd) \
+    ((void)(mask), (odd) ? __builtin_shufflevector(a, b, 1, 3, 5, 7) : __builtin_shufflevector(a, b, 0, 2, 4, 6))
+#define POOL_SHUFFLE_f64(a, b, mask, odd) \
+    ((void)(mask), (odd) ? __builtin_shufflevector(a, b, 1, 3) : __builtin_shufflevector(a, b, 0, 2))
+#else
+#define POOL_SHUFFLE_f32(a, b, mask, odd) __builtin_shuffle(a, b, mask)
+#define POOL_SHUFFLE_f64(a, b, mask, odd) __builtin_shuffle(a, b, mask)
+#endif
+
 /* 2x2 windows at stride 2, L outputs at a time in 16-byte vectors (GCC's generic vectors:
  * SSE2 on every x86-64): two input rows are split into the windows' four corners a b / c d
  * and the scan "take v if v > max or v is NaN" runs in that order, so the value and the
@@ -35,10 +47,10 @@ struct PoolGeom { size_t planes, H, W, k, s, Ho, Wo; };
         vt_##sfx x0, x1, x2, x3, m;                                                           \
         memcpy(&x0, r0, 16), memcpy(&x1, r0 + L, 16), memcpy(&x2, r1, 16), memcpy(&x3, r1 + L, 16); \
         *code = (vi_##sfx){0};                                                                \
-        m = __builtin_shuffle(x0, x1, even);                                                  \
-        take_##sfx(__builtin_shuffle(x0, x1, odd), 1, &m, code);                              \
-        take_##sfx(__builtin_shuffle(x2, x3, even), 2, &m, code);                             \
-        take_##sfx(__builtin_shuffle(x2, x3, odd), 3, &m, code);                              \
+        m = POOL_SHUFFLE_##sfx(x0, x1, even, 0);                                              \
+        take_##sfx(POOL_SHUFFLE_##sfx(x0, x1, odd, 1), 1, &m, code);                          \
+        take_##sfx(POOL_SHUFFLE_##sfx(x2, x3, even, 0), 2, &m, code);                         \
+        take_##sfx(POOL_SHUFFLE_##sfx(x2, x3, odd, 1), 3, &m, code);                          \
         memcpy(y, &m, 16);                                                                    \
     }                                                                                         \
     /* One output row; the last partial block through copies of its inputs. */                \
