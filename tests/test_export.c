@@ -13,32 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUT_CAP (1 << 16)
-
-static char out[OUT_CAP], err[OUT_CAP];
-
-static const char *bin(void)
-{
-    const char *b = getenv("MINIDL_BIN");
-    return b && *b ? b : "build";
-}
-
-/* Runs "<bin>/<prog> args" and returns the exit status. */
-static int run(const char *prog, const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s/%s %s", bin(), prog, args);
-    return test_run_cmd(cmd, out, sizeof out, err, sizeof err);
-}
-
-static const char *tmp(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 512, "%s/%s", test_tmpdir(), name);
-    return p;
-}
+#include "e2e.h"
 
 /* A whole file, NUL-terminated (mem_free it), or NULL. */
 static char *slurp(const char *path, size_t *len)

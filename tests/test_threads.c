@@ -152,20 +152,17 @@ TEST_ISA(gemm_same_bits_on_any_thread_count)
 EW_PAR_TEST(float, f32, 1e-6)
 EW_PAR_TEST(double, f64, 1e-14)
 
+#include "e2e.h"
+
 /* ---- end to end: the programs give the same bytes on any thread count ---- */
 
-static const char *bin_dir(void)
-{
-    const char *b = getenv("MINIDL_BIN");
-    return b && *b ? b : "build";
-}
 
 /* Trains cfg on (x, y) with 1, 2, 3, 4 and 7 threads on the default ISA path and 1 and 3
  * on the others; every model file and every infer --probs output must equal the
  * one-thread run's on that path. */
 static void check_same_model_bytes(const char *name, const char *cfg_text, const char *x, const char *y)
 {
-    char cfg[512], cmd[2048], ref_out[1 << 14], out[1 << 14];
+    char cfg[512], cmd[2048], ref_out[1 << 14], got[1 << 14];
     snprintf(cfg, sizeof cfg, "%s/%s.ini", test_tmpdir(), name);
     test_write_file(cfg, cfg_text);
     for (int isa = ISA_SSE2; isa < ISA_COUNT; isa++) {
@@ -176,12 +173,12 @@ static void check_same_model_bytes(const char *name, const char *cfg_text, const
             snprintf(cmd, sizeof cmd,
                      "MINIDL_ISA=%s %s/train -q --threads %d %s %s %s %s/%s_%d.bin && "
                      "MINIDL_ISA=%s %s/infer --threads %d -p %s/%s_%d.bin %s && cmp -s %s/%s_1.bin %s/%s_%d.bin",
-                     isa_name(isa), bin_dir(), nts[k], cfg, x, y, test_tmpdir(), name, nts[k], isa_name(isa), bin_dir(),
+                     isa_name(isa), bin(), nts[k], cfg, x, y, test_tmpdir(), name, nts[k], isa_name(isa), bin(),
                      nts[k], test_tmpdir(), name, nts[k], x, test_tmpdir(), name, test_tmpdir(), name, nts[k]);
-            int rc = test_run_cmd(cmd, k ? out : ref_out, sizeof out, NULL, 0);
+            int rc = test_run_cmd(cmd, k ? got : ref_out, sizeof got, NULL, 0);
             EXPECT_MSG(rc == 0, "%s on %s with %d threads: the model differs from one thread's (or a run failed)", name,
                        isa_name(isa), nts[k]);
-            if (k) EXPECT_MSG(!strcmp(out, ref_out), "%s on %s: infer with %d threads prints other bytes", name,
+            if (k) EXPECT_MSG(!strcmp(got, ref_out), "%s on %s: infer with %d threads prints other bytes", name,
                               isa_name(isa), nts[k]);
         }
     }
@@ -265,29 +262,28 @@ TEST(csv_chunks_read_the_same_and_report_the_first_error)
  * --version says how many threads run. */
 TEST(thread_options_and_environment)
 {
-    static char out[4096], err[4096];
     char cmd[1024];
     static const char *const bad[] = {"0", "abc", "1025", "-1", "2.5"};
     static const char *const progs[] = {"train", "infer", "csv2bin"};
     for (size_t p = 0; p < 3; p++)
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-            snprintf(cmd, sizeof cmd, "%s/%s --threads %s a b c d", bin_dir(), progs[p], bad[i]);
+            snprintf(cmd, sizeof cmd, "%s/%s --threads %s a b c d", bin(), progs[p], bad[i]);
             EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 2);
             EXPECT_STR_CONTAINS(err, "option '--threads'");
             EXPECT_STR_CONTAINS(err, bad[i]);
         }
-    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=abc %s/train c.ini x.csv y.csv m.bin", bin_dir());
+    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=abc %s/train c.ini x.csv y.csv m.bin", bin());
     EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 2);
     EXPECT_STR_CONTAINS(err, "MINIDL_THREADS=abc");
-    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=0 %s/csv2bin x.csv y.bin", bin_dir());
+    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=0 %s/csv2bin x.csv y.bin", bin());
     EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 2);
     EXPECT_STR_CONTAINS(err, "MINIDL_THREADS=0");
-    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=5 %s/infer --version", bin_dir());
+    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=5 %s/infer --version", bin());
     EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 0);
     EXPECT_STR_CONTAINS(out, "threads: 5");
-    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=5 %s/train --threads 3 --version", bin_dir());
+    snprintf(cmd, sizeof cmd, "MINIDL_THREADS=5 %s/train --threads 3 --version", bin());
     EXPECT_EQ_INT(test_run_cmd(cmd, out, sizeof out, err, sizeof err), 0);
     EXPECT_STR_CONTAINS(out, "threads: 3");
-    snprintf(cmd, sizeof cmd, "taskset -c 0 %s/train --version", bin_dir());
+    snprintf(cmd, sizeof cmd, "taskset -c 0 %s/train --version", bin());
     if (test_run_cmd(cmd, out, sizeof out, err, sizeof err) == 0) EXPECT_STR_CONTAINS(out, "threads: 1");
 }

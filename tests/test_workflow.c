@@ -20,32 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OUT_CAP (1 << 16)
-
-static char out[OUT_CAP], err[OUT_CAP];
-
-static const char *bin(void)
-{
-    const char *b = getenv("MINIDL_BIN");
-    return b && *b ? b : "build";
-}
-
-/* Runs "<bin>/<prog> args" and returns the exit status. */
-static int run(const char *prog, const char *args)
-{
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s/%s %s", bin(), prog, args);
-    return test_run_cmd(cmd, out, sizeof out, err, sizeof err);
-}
-
-static const char *tmp(const char *name)
-{
-    static char paths[16][512];
-    static int next;
-    char *p = paths[next++ % 16];
-    snprintf(p, 512, "%s/%s", test_tmpdir(), name);
-    return p;
-}
+#include "e2e.h"
 
 static int same_bytes(const char *a, const char *b)
 {
