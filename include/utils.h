@@ -57,8 +57,10 @@ double time_now(void); /* monotonic seconds */
 /* Runs fn(arg) and returns what it returns, or UTIL_SIGBUS when it touched a page of a
  * mapped file that is no longer there (another program truncated the file): the
  * signal that would kill the process becomes an error return. fn must leave nothing
- * half-done that a jump out of it would lose (no allocation in flight, no lock held);
- * the previous SIGBUS disposition is restored before returning. */
+ * half-done that a jump out of it would lose (no allocation in flight, no lock held, and no
+ * par_run task reading unguarded: a jump out of a task would leave its job running on a
+ * dead frame, so a parallel job guards each task itself). Threads may guard
+ * at once; the SIGBUS disposition before the first is back once the last returns. */
 #define UTIL_SIGBUS (-2)
 int util_catch_sigbus(int (*fn)(void *), void *arg);
 

@@ -528,23 +528,23 @@ struct CsvChunks {
     void *out;                    /* the matrix */
     uint32_t dtype;
     size_t n;
+    int mapped;                   /* reads may fault: every task guards its own */
+    int counting;                 /* the pass: newlines, then rows */
     const char *at[CSV_MAX_CHUNKS + 1];   /* chunk starts; at[n] = end of the data */
     uint64_t lines[CSV_MAX_CHUNKS];      /* newlines in each chunk, then its first row */
     int bad[CSV_MAX_CHUNKS];
     char err[CSV_MAX_CHUNKS][512];
 };
 
-static void chunk_count_task(void *ctx, size_t k, int worker)
-{
-    (void)worker;
-    struct CsvChunks *j = ctx;
-    j->lines[k] = count_newlines(j->at[k], j->at[k + 1]);
-}
-
-static int chunk_parse(void *arg)
+/* One task of either pass: counting the chunk's newlines, or parsing its rows. */
+static int chunk_work(void *arg)
 {
     struct CsvChunks *j = ((void **)arg)[0];
     size_t k = (size_t)(uintptr_t)((void **)arg)[1];
+    if (j->counting) {
+        j->lines[k] = count_newlines(j->at[k], j->at[k + 1]);
+        return 0;
+    }
     struct Csv c = *j->c;
     c.p = c.line_start = j->at[k];
     c.line = j->c->line + j->lines[k];
@@ -556,26 +556,35 @@ static int chunk_parse(void *arg)
                    j->dtype);
 }
 
-static void chunk_parse_task(void *ctx, size_t k, int worker)
+static void chunk_task(void *ctx, size_t k, int worker)
 {
     (void)worker;
     struct CsvChunks *j = ctx;
     void *arg[2] = {j, (void *)(uintptr_t)k};
-    /* a fault in a mapped file that shrank lands on the thread that read it */
-    int r = util_catch_sigbus(chunk_parse, arg);
+    /* A fault in a mapped file that shrank lands on the thread that read it, and must be
+     * caught there: a jump out of the task would abandon the parallel job. */
+    int r = j->mapped ? util_catch_sigbus(chunk_work, arg) : chunk_work(arg);
     if (r == UTIL_SIGBUS) err_set(j->err[k], sizeof j->err[k], "%s: the file shrank while it was being read", j->c->path);
     j->bad[k] = r != 0;
 }
 
+/* The first chunk in the file with an error gives the message; -1 then. */
+static int chunk_error(const struct CsvChunks *j, struct Csv *c)
+{
+    for (size_t i = 0; i < j->n; i++)
+        if (j->bad[i]) return err_set(c->err, c->errlen, "%s", j->err[i]);
+    return 0;
+}
+
 /* Parses the rows from c->p to dend into out (room for max_rows); 1 when it did (0: too
  * little for threads; the caller parses in one pass), -1 on an error. */
-static int csv_parse_chunks(struct Csv *c, const char *dend, void *out, uint32_t dtype, uint64_t *rows)
+static int csv_parse_chunks(struct Csv *c, const char *dend, void *out, uint32_t dtype, int mapped, uint64_t *rows)
 {
     size_t bytes = (size_t)(dend - c->p), n = par_tasks(bytes, CSV_PAR_BYTES / 4);
     if (threads_count() == 1 || bytes < CSV_PAR_BYTES || n < 2) return 0;
     static _Thread_local struct CsvChunks j; /* 130 KB of messages: not on the stack */
     n = n > CSV_MAX_CHUNKS ? CSV_MAX_CHUNKS : n;
-    j.c = c, j.out = out, j.dtype = dtype;
+    j.c = c, j.out = out, j.dtype = dtype, j.mapped = mapped;
     size_t k = 0;
     j.at[0] = c->p;
     for (size_t i = 1; i < n; i++) { /* each cut just after a newline, past the one before */
@@ -585,17 +594,19 @@ static int csv_parse_chunks(struct Csv *c, const char *dend, void *out, uint32_t
     }
     j.n = k + 1;
     j.at[j.n] = dend;
-    par_run(j.n, chunk_count_task, &j);
+    memset(j.bad, 0, sizeof j.bad);
+    j.counting = 1;
+    par_run(j.n, chunk_task, &j);
+    if (chunk_error(&j, c)) return -1;
     uint64_t sum = 0;
     for (size_t i = 0; i < j.n; i++) { /* newlines -> the rows before each chunk */
         uint64_t nl = j.lines[i];
         j.lines[i] = sum;
         sum += nl;
     }
-    memset(j.bad, 0, sizeof j.bad);
-    par_run(j.n, chunk_parse_task, &j);
-    for (size_t i = 0; i < j.n; i++)
-        if (j.bad[i]) return err_set(c->err, c->errlen, "%s", j.err[i]);
+    j.counting = 0;
+    par_run(j.n, chunk_task, &j);
+    if (chunk_error(&j, c)) return -1;
     *rows = sum + 1; /* the last row ends at dend, without a newline */
     return 1;
 }
@@ -612,7 +623,7 @@ static int csv_parse(void *arg)
         return err_set(j->err, j->errlen, "%s: %llu rows of %llu values would not fit in memory (%zu MB)", j->path,
                        (unsigned long long)max_rows, (unsigned long long)c.cols, mem_limit() >> 20);
     j->t = tensor_create(2, (uint64_t[]){max_rows, c.cols}, j->dtype);
-    int par = csv_parse_chunks(&c, data_end(c.p, c.end), j->t->data, j->dtype, &rows);
+    int par = csv_parse_chunks(&c, data_end(c.p, c.end), j->t->data, j->dtype, j->text->map_len != 0, &rows);
     if (par < 0) return -1;
     if (!par && DT_CALL(j->dtype, parse_rows, &c, j->t->data, max_rows, &rows, j->dtype)) return -1;
     j->t->shape[0] = rows;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -251,20 +252,44 @@ static void on_sigbus(int sig)
     raise(SIGBUS);
 }
 
-int util_catch_sigbus(int (*fn)(void *), void *arg)
+/* The handler is process-wide and threads guard their own reads at once (the parallel
+ * CSV parse guards every task): the first guard in installs it, the last one out puts
+ * the old disposition back, so no thread restores it under another that still reads. */
+static pthread_mutex_t sigbus_lock = PTHREAD_MUTEX_INITIALIZER;
+static int sigbus_users;
+static struct sigaction sigbus_before;
+
+static int sigbus_arm(void)
 {
-    struct sigaction sa, old;
+    struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigbus;
     sigemptyset(&sa.sa_mask);
+    int ok = 1;
+    pthread_mutex_lock(&sigbus_lock);
+    if (sigbus_users == 0) ok = sigaction(SIGBUS, &sa, &sigbus_before) == 0;
+    sigbus_users += ok;
+    pthread_mutex_unlock(&sigbus_lock);
+    return ok;
+}
+
+static void sigbus_disarm(void)
+{
+    pthread_mutex_lock(&sigbus_lock);
+    if (--sigbus_users == 0) sigaction(SIGBUS, &sigbus_before, NULL);
+    pthread_mutex_unlock(&sigbus_lock);
+}
+
+int util_catch_sigbus(int (*fn)(void *), void *arg)
+{
+    if (!sigbus_arm()) return fn(arg);
     sigjmp_buf here, *outer = sigbus_target;
     volatile int r = UTIL_SIGBUS;
-    if (sigaction(SIGBUS, &sa, &old) != 0) return fn(arg);
     if (sigsetjmp(here, 1) == 0) {
         sigbus_target = &here;
         r = fn(arg);
     }
     sigbus_target = outer;
-    sigaction(SIGBUS, &old, NULL);
+    sigbus_disarm();
     return r;
 }

@@ -11,6 +11,7 @@
 #include "model.h"
 #include "model_io.h"
 #include "tensor.h"
+#include "threads.h"
 #include "utils.h"
 
 #include <fcntl.h>
@@ -126,6 +127,59 @@ TEST(hostile_sigbus_becomes_an_error_return)
     EXPECT(ftruncate(fd, 0) == 0); /* another program truncates the file */
     EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), UTIL_SIGBUS);
     EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), UTIL_SIGBUS); /* and again: the guard is re-armed */
+    sigaction(SIGBUS, NULL, &after);
+    EXPECT(before.sa_handler == after.sa_handler);
+    munmap(m, (size_t)page * 3);
+    close(fd);
+}
+
+/* Guards on several threads at once, as the parallel CSV parse runs them: every task
+ * that reads a vanished page gets UTIL_SIGBUS on its own thread, the tasks reading the
+ * page still there get their sum, and the process keeps running. Each guard installs
+ * and restores the process-wide handler, so one that restored the old disposition while
+ * another thread still read would let the fault kill the process (the CI failure). */
+struct GuardJob {
+    const char *m;
+    long page;
+    int r[64];
+};
+
+static int first_page(void *arg)
+{
+    const volatile char *p = arg;
+    return p[0];
+}
+
+static void guard_task(void *ctx, size_t k, int worker)
+{
+    (void)worker;
+    struct GuardJob *g = ctx;
+    for (int rep = 0; rep < 50; rep++) /* many installs and restores, overlapping */
+        g->r[k] = k % 2 ? util_catch_sigbus(sum_pages, (void *)g->m) : util_catch_sigbus(first_page, (void *)g->m);
+}
+
+TEST(hostile_sigbus_guards_on_many_threads_at_once)
+{
+    const char *path = tmp("pages4.bin");
+    long page = sysconf(_SC_PAGESIZE);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    EXPECT(fd >= 0);
+    char *fill = malloc((size_t)page * 3);
+    memset(fill, 5, (size_t)page * 3);
+    EXPECT(write(fd, fill, (size_t)page * 3) == page * 3);
+    free(fill);
+    char *m = mmap(NULL, (size_t)page * 3, PROT_READ, MAP_PRIVATE, fd, 0);
+    EXPECT(m != MAP_FAILED);
+    if (fd < 0 || m == MAP_FAILED) return;
+    EXPECT(ftruncate(fd, 10) == 0); /* page 0 stays (zeros past byte 10), pages 1-2 go */
+    struct sigaction before, after;
+    sigaction(SIGBUS, NULL, &before);
+    int saved = threads_count();
+    threads_set(4);
+    struct GuardJob g = {m, page, {0}};
+    par_run(64, guard_task, &g);
+    threads_set(saved);
+    for (int k = 0; k < 64; k++) EXPECT_EQ_INT(g.r[k], k % 2 ? UTIL_SIGBUS : 5);
     sigaction(SIGBUS, NULL, &after);
     EXPECT(before.sa_handler == after.sa_handler);
     munmap(m, (size_t)page * 3);
