@@ -1,8 +1,10 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 /* threads: the worker pool (include/threads.h). One pool per process, like the kernel
  * table: it holds threads, never training state. Jobs are published by a generation
- * counter; workers take tasks from a shared counter, so a slow thread does not hold
- * the others up, and results do not depend on who ran what. */
+ * counter. Each thread owns a contiguous share of a job's tasks and takes them first, so
+ * consecutive ops cut the same way (by samples, say) give a thread the same data, still
+ * in its cache; a thread done with its share takes what is left of the others', so a
+ * slow thread does not hold the job up. Results never depend on who ran what. */
 #include "threads.h"
 #include "utils.h"
 
@@ -31,7 +33,10 @@ struct Pool {
     par_fn fn;
     void *ctx;
     size_t n_tasks;
-    atomic_size_t next;             /* the next task to take */
+    struct Share {                  /* thread w's tasks: [next, end) */
+        _Alignas(64) atomic_size_t next;
+        size_t end;
+    } share[THREADS_MAX];
     atomic_int done;                /* workers finished with this job */
     unsigned long gen_at_start;     /* the generation when the workers were made */
 };
@@ -56,10 +61,13 @@ static inline void cpu_relax(void)
 static void run_tasks(int worker)
 {
     in_task = 1;
-    for (;;) {
-        size_t t = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed);
-        if (t >= pool.n_tasks) break;
-        pool.fn(pool.ctx, t, worker);
+    for (int k = 0; k < pool.n; k++) { /* its own share, then the others' */
+        struct Share *s = &pool.share[(worker + k) % pool.n];
+        for (;;) {
+            size_t t = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
+            if (t >= s->end) break;
+            pool.fn(pool.ctx, t, worker);
+        }
     }
     in_task = 0;
 }
@@ -156,7 +164,10 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx)
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n_tasks = n_tasks;
-    atomic_store_explicit(&pool.next, 0, memory_order_relaxed);
+    for (int w = 0; w < pool.n; w++) {
+        atomic_store_explicit(&pool.share[w].next, n_tasks * (size_t)w / (size_t)pool.n, memory_order_relaxed);
+        pool.share[w].end = n_tasks * (size_t)(w + 1) / (size_t)pool.n;
+    }
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
     atomic_fetch_add(&pool.gen, 1); /* seq_cst: pairs with a sleeper's count and check */
     if (atomic_load(&pool.sleepers) > 0) {

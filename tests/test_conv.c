@@ -11,8 +11,9 @@
 struct ConvCase { uint64_t N, C, H, W, O, kh, kw, stride, pad; };
 
 /* Every stride (1, 2, 3), padding (0, 1, 2), kernel (1x1, 3x3, 5x3, 2x4), channel count
- * (1, 3, 8), odd and even sizes (1, 5, 7, 13, 28) and batch (1, 3); Wo of 1 or 2 takes
- * the gemm path on every ISA, wide rows the direct one (with a partial last vector). */
+ * (1, 3, 8), odd and even sizes (1, 5, 7, 13, 28) and batch (1, 3; 7: two backward chunks,
+ * the last short; 300: 60 chunks of 5); Wo of 1 or 2 takes the gemm path on every ISA,
+ * wide rows the direct one (with a partial last vector). */
 static const struct ConvCase cases[] = {
     {3, 1, 28, 28, 8, 3, 3, 1, 1}, {3, 8, 28, 28, 16, 3, 3, 2, 1}, {1, 3, 13, 7, 5, 5, 3, 1, 0},
     {3, 3, 7, 13, 4, 2, 4, 2, 2}, {1, 8, 13, 13, 3, 3, 3, 3, 1}, {3, 1, 5, 5, 2, 1, 1, 1, 0},

@@ -4,6 +4,7 @@
 #include "gradcheck.h"
 #include "math_kernels.h"
 #include "mem.h"
+#include "nn_layers.h"
 #include "threads.h"
 #include "dataset.h"
 #include "utils.h"
@@ -100,6 +101,43 @@ TEST_ISA(gemm_same_bits_on_any_thread_count)
                 }
                 tensor_free(A), tensor_free(B), tensor_free(C0), tensor_free(C1), tensor_free(C);
             }
+    threads_set(saved);
+}
+
+/* Conv2d's backward by chunks of samples: the same gradient bits on any thread count,
+ * for batches of one chunk, of a short last chunk and of many (chunks of 5). */
+TEST_ISA(conv_backward_same_bits_on_any_thread_count)
+{
+    static const uint64_t batches[] = {3, 7, 64, 300};
+    int saved = threads_count();
+    for (uint32_t dt = 0; dt < 2; dt++)
+        for (size_t bi = 0; bi < 4; bi++) {
+            uint64_t N = batches[bi], sx[4] = {N, 3, 13, 17}, sw[4] = {6, 3, 3, 3}, sb[1] = {6};
+            struct Tensor *x = tensor_create(4, sx, dt), *w = tensor_create(4, sw, dt), *b = tensor_create(1, sb, dt);
+            fill_uniform(x, -1, 1, 21 + bi), fill_uniform(w, -1, 1, 22 + bi), fill_uniform(b, -1, 1, 23 + bi);
+            struct Tensor *ref[3] = {NULL, NULL, NULL};
+            for (size_t c = 0; c <= N_COUNTS; c++) {
+                threads_set(c ? counts[c - 1] : 1);
+                struct Graph g;
+                graph_init(&g);
+                struct Node *wn = node_from_tensor(w, 1), *bn = node_from_tensor(b, 1), *xn = graph_input(&g, x, 1);
+                struct Node *y = nn_conv2d(xn, wn, bn, 2, 1);
+                fill_uniform(node_grad(y), -1, 1, 24 + bi);
+                tensor_fill(wn->grad, 0.5), tensor_fill(bn->grad, 0.5); /* accumulated into */
+                y->backward_fn(y);
+                struct Tensor *got[3] = {wn->grad, bn->grad, xn->grad};
+                for (int k = 0; k < 3; k++) {
+                    if (!c) ref[k] = tensor_copy(got[k]);
+                    else EXPECT_MSG(!memcmp(got[k]->data, ref[k]->data, tensor_numel(got[k]) * dtype_size(dt)),
+                                    "batch %llu %s: gradient %d with %d threads differs from one thread's",
+                                    (unsigned long long)N, dtype_name(dt), k, counts[c - 1]);
+                }
+                node_free(wn), node_free(bn);
+                graph_free(&g);
+            }
+            for (int k = 0; k < 3; k++) tensor_free(ref[k]);
+            tensor_free(x), tensor_free(w), tensor_free(b);
+        }
     threads_set(saved);
 }
 

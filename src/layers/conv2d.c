@@ -197,22 +197,25 @@ static size_t conv_grad_rows_size(const struct ConvCtx *cx, size_t es)
 }
 
 /* ---- the direct path's work, cut into parallel tasks (threads.h) ----
- * Forward and input gradient: by samples (each sample's output is its own). Weight
- * gradient: by blocks of CONV_WG_CHUNK output channels, each summing over every sample
- * in order, so no sum is split; a block is a whole number of the kernel's channel
- * tiles, so each weight sees the same arithmetic as in one pass over all channels. */
-#define CONV_WG_CHUNK 8
-
+ * Forward: by samples (each sample's output is its own). Backward: by chunks of samples
+ * whose size depends on the batch alone (conv_bwd_chunk), never on the thread count: a
+ * chunk's task pads each sample's gradient, takes its input gradient and adds its weight
+ * gradient into lane partial sums, all while the sample is in cache; the chunk's sums
+ * are then kept per weight, and one last pass adds the chunks in chunk order. So each
+ * weight's sum is the same on any number of threads, and no thread reads another's
+ * samples. */
 struct ConvJob {
     const struct ConvCtx *cx;
     uint32_t dt;
     const void *x, *w, *b, *g, *ymask, *xmask;
     void *y, *xs_all, *gw, *gb, *gx;
     void *wt;           /* fwd: weights transposed; bwd: in igrad's tap order */
-    void *part, *gp_all; /* bwd: lane partial sums; every sample's padded gradient */
     void *per_worker;   /* one split buffer per worker (xs in fwd, gxs in bwd) */
+    void *part, *gp;    /* bwd, per worker: lane partial sums; a sample's padded gradient */
+    void *chunk_sums;   /* bwd: per chunk, the weight then bias gradient sums */
+    size_t n_chunks, n_w;   /* bwd: chunks; weight and bias sums per chunk */
     int w_overwrite, b_overwrite, overwrite, pad;
-    size_t per_task;    /* samples per task */
+    size_t per_task;    /* samples per task (fwd) or per chunk (bwd) */
 };
 
 #define CONV_DIRECT_FWD(T, sfx)                                                                \
@@ -269,54 +272,46 @@ GEN_BOTH(CONV_REDUCE)
     }
 GEN_BOTH(CONV_DIRECT_IGRAD)
 
-/* The weight (and bias) gradient of output channels [o0, o0 + oc) over every sample, from
- * the split inputs the forward kept and the gradient rows at gs(n) (sample n's gradient
- * rows: gp_all, or g itself unpadded). */
-#define CONV_DIRECT_WGRAD(T, sfx)                                                              \
-    static void conv_wgrad_block_##sfx(const struct ConvJob *j, size_t o0, size_t oc)          \
+/* One chunk of samples: each one's input gradient, then its weight (and bias) gradient
+ * into the worker's lane partial sums, whose totals become the chunk's sums. */
+#define CONV_DIRECT_CHUNK(T, sfx)                                                              \
+    static void conv_bwd_chunk_##sfx(const struct ConvJob *j, size_t c, int worker)            \
     {                                                                                          \
         const struct ConvCtx *cx = j->cx;                                                      \
         const struct ConvGeom *q = &cx->q;                                                     \
         size_t K = cx->d.K, xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T);       \
+        size_t gn = q->O * q->Ho * q->Wo, n_part = (q->O * K + q->O) * pl;                      \
         struct ConvDims dw = cx->d;                                                            \
         dw.g_row = j->pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                              \
-        dw.O = oc;                                                                             \
-        size_t gn = q->O * q->Ho * dw.g_row;                                                   \
-        T *part = (T *)j->part + o0 * K * pl, *partb = j->gb ? (T *)j->part + (q->O * K + o0) * pl : NULL; \
-        memset(part, 0, oc * K * pl * sizeof(T));                                              \
-        if (partb) memset(partb, 0, oc * pl * sizeof(T));                                      \
-        const T *g = j->pad ? (const T *)j->gp_all : (const T *)j->g;                          \
-        for (uint64_t n = 0; n < q->N; n++)                                                    \
-            cx->ck->wgrad_##sfx(&dw, (const T *)j->xs_all + n * xsn, g + n * gn + o0 * q->Ho * dw.g_row, part, partb); \
-        conv_reduce_##sfx(oc * K, pl, part, (T *)j->gw + o0 * K, j->w_overwrite);              \
-        if (partb) conv_reduce_##sfx(oc, pl, partb, (T *)j->gb + o0, j->b_overwrite);          \
-    }
-GEN_BOTH(CONV_DIRECT_WGRAD)
-
-/* One thread: sample by sample, the input gradient and then the weight gradient of all
- * channels while the sample's gradient rows are in cache; the same arithmetic per
- * weight as the channel blocks (whole tiles), so the same bits. */
-#define CONV_DIRECT_FUSED(T, sfx)                                                              \
-    static void conv_bwd_fused_##sfx(const struct ConvJob *j)                                  \
-    {                                                                                          \
-        const struct ConvCtx *cx = j->cx;                                                      \
-        const struct ConvGeom *q = &cx->q;                                                     \
-        size_t K = cx->d.K, xsn = conv_split_size(cx), pl = CONV_PART_BYTES / sizeof(T);       \
-        size_t gn = q->O * q->Ho * q->Wo;                                                      \
-        struct ConvDims dw = cx->d;                                                            \
-        dw.g_row = j->pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                              \
-        T *part = j->part, *partb = j->gb ? part + q->O * K * pl : NULL, *gp = j->gp_all;      \
-        if (j->gw) memset(part, 0, (q->O * K + q->O) * pl * sizeof(T));                        \
-        for (uint64_t n = 0; n < q->N; n++) {                                                  \
-            if (j->pad) conv_igrad_sample_##sfx(j, n, gp, 0);                                  \
+        T *part = (T *)j->part + (size_t)worker * n_part, *partb = j->gb ? part + q->O * K * pl : NULL; \
+        T *gp = (T *)j->gp + (size_t)worker * conv_grad_rows_size(cx, sizeof(T));              \
+        if (j->gw) memset(part, 0, n_part * sizeof(T));                                        \
+        uint64_t n1 = (c + 1) * j->per_task < q->N ? (c + 1) * j->per_task : q->N;             \
+        for (uint64_t n = c * j->per_task; n < n1; n++) {                                      \
+            if (j->pad) conv_igrad_sample_##sfx(j, n, gp, worker);                             \
             if (j->gw)                                                                         \
                 cx->ck->wgrad_##sfx(&dw, (const T *)j->xs_all + n * xsn,                       \
                                     j->pad ? gp : (const T *)j->g + n * gn, part, partb);      \
         }                                                                                      \
-        if (j->gw) conv_reduce_##sfx(q->O * K, pl, part, j->gw, j->w_overwrite);               \
-        if (partb) conv_reduce_##sfx(q->O, pl, partb, j->gb, j->b_overwrite);                  \
+        if (!j->gw) return;                                                                    \
+        T *sums = (T *)j->chunk_sums + c * j->n_w;                                             \
+        conv_reduce_##sfx(q->O * K, pl, part, sums, 1);                                        \
+        if (partb) conv_reduce_##sfx(q->O, pl, partb, sums + q->O * K, 1);                     \
+    }                                                                                          \
+    /* gradient [i0, i1) of the weights then biases (+)= the chunks' sums, in chunk order */   \
+    static void conv_sum_chunks_##sfx(const struct ConvJob *j, size_t i0, size_t i1)           \
+    {                                                                                          \
+        size_t OK = j->cx->q.O * j->cx->d.K;                                                   \
+        const T *sums = j->chunk_sums;                                                         \
+        for (size_t i = i0; i < i1; i++) {                                                     \
+            T s = sums[i];                                                                     \
+            for (size_t c = 1; c < j->n_chunks; c++) s += sums[c * j->n_w + i];                 \
+            T *out = i < OK ? (T *)j->gw + i : (T *)j->gb + (i - OK);                          \
+            int ow = i < OK ? j->w_overwrite : j->b_overwrite;                                 \
+            *out = ow ? s : *out + s;                                                          \
+        }                                                                                      \
     }
-GEN_BOTH(CONV_DIRECT_FUSED)
+GEN_BOTH(CONV_DIRECT_CHUNK)
 
 static void conv_fwd_task(void *ctx, size_t task, int worker)
 {
@@ -325,20 +320,29 @@ static void conv_fwd_task(void *ctx, size_t task, int worker)
         DT_CALL(j->dt, conv_fwd_sample, j, n, worker);
 }
 
-static void conv_igrad_task(void *ctx, size_t task, int worker)
+static void conv_bwd_task(void *ctx, size_t task, int worker)
 {
     const struct ConvJob *j = ctx;
-    size_t gpn = conv_grad_rows_size(j->cx, dtype_size(j->dt)) * dtype_size(j->dt);
-    for (uint64_t n = task * j->per_task; n < j->cx->q.N && n < (task + 1) * j->per_task; n++)
-        DT_CALL(j->dt, conv_igrad_sample, j, n, (void *)((char *)j->gp_all + n * gpn), worker);
+    DT_CALL(j->dt, conv_bwd_chunk, j, task, worker);
 }
 
-static void conv_wgrad_task(void *ctx, size_t task, int worker)
+/* The chunks' sums are added in CONV_SUM_SPAN slices of the gradient. */
+#define CONV_SUM_SPAN 1024
+
+static void conv_sum_task(void *ctx, size_t task, int worker)
 {
     (void)worker;
     const struct ConvJob *j = ctx;
-    size_t o0 = task * CONV_WG_CHUNK, O = j->cx->q.O;
-    DT_CALL(j->dt, conv_wgrad_block, j, o0, O - o0 < CONV_WG_CHUNK ? O - o0 : CONV_WG_CHUNK);
+    size_t i0 = task * CONV_SUM_SPAN, i1 = i0 + CONV_SUM_SPAN < j->n_w ? i0 + CONV_SUM_SPAN : j->n_w;
+    DT_CALL(j->dt, conv_sum_chunks, j, i0, i1);
+}
+
+/* Samples per backward chunk: a few, so that a batch of 64 feeds 16 threads, and at most
+ * 64 chunks, which bounds the memory their sums take. A function of the batch alone. */
+static size_t conv_bwd_chunk(uint64_t N)
+{
+    size_t c = (size_t)((N + 63) / 64);
+    return c < 4 ? 4 : c;
 }
 
 /* Tasks of whole samples for work spread evenly over n samples; sets j->per_task. */
@@ -383,8 +387,7 @@ static const void *conv_premask(struct Node *x, int overwrite)
     return overwrite ? x->value->data : NULL;
 }
 
-/* Weight gradient by channel blocks after the input gradient by samples: every sample's
- * padded gradient is kept (gp_all) between the two passes. */
+/* The backward pass by chunks of samples (above); the bias of frozen weights alone below. */
 static void conv2d_backward_direct(struct Node *self)
 {
     struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
@@ -400,22 +403,22 @@ static void conv2d_backward_direct(struct Node *self)
     j.xmask = want_x ? conv_premask(x, j.overwrite) : NULL;
     j.xs_all = cx->xs;
     j.pad = j.ymask || j.gx;
-    size_t tasks = conv_sample_tasks(&j, 2 * q->O * K * HW), workers = (size_t)threads_count();
-    size_t n_part = want_w ? (q->O * K + q->O) * CONV_PART_BYTES / es : 0, n_gp = conv_grad_rows_size(cx, es);
-    int fused = workers == 1; /* one thread: one sample's gradient rows at a time, in cache */
-    char *s = graph_scratch(self->graph, (n_part + (want_x ? q->O * K + workers * xsn : 0) + (fused ? 1 : q->N) * n_gp) * es);
-    j.part = s;
-    j.wt = s + n_part * es;
-    j.per_worker = (char *)j.wt + (want_x ? q->O * K : 0) * es;
-    j.gp_all = (char *)j.per_worker + (want_x ? workers * xsn : 0) * es;
+    j.per_task = conv_bwd_chunk(q->N);
+    j.n_chunks = (q->N + j.per_task - 1) / j.per_task;
+    j.n_w = want_w ? q->O * K + (j.gb ? q->O : 0) : 0;
+    size_t workers = (size_t)threads_count(), pl = CONV_PART_BYTES / es;
+    size_t n_part = want_w ? (q->O * K + q->O) * pl : 0, n_gp = j.pad ? conv_grad_rows_size(cx, es) : 0;
+    size_t n_wt = want_x ? q->O * K : 0, n_gxs = want_x ? xsn : 0;
+    char *s = graph_scratch(self->graph, (n_wt + workers * (n_part + n_gxs + n_gp) + j.n_chunks * j.n_w) * es);
+    j.wt = s;
+    j.per_worker = s + n_wt * es;
+    j.part = (char *)j.per_worker + workers * n_gxs * es;
+    j.gp = (char *)j.part + workers * n_part * es;
+    j.chunk_sums = (char *)j.gp + workers * n_gp * es;
     for (size_t i = 0; want_x && i < q->O * K; i++) /* weights in igrad's tap order */
         memcpy((char *)j.wt + i * es, (const char *)w->value->data + (i - i % K + cx->ig_tap[i % K]) * es, es);
-    if (fused && (want_x || want_w)) {
-        DT_CALL(dt, conv_bwd_fused, &j);
-    } else {
-        if (j.pad && (want_x || want_w)) par_run(tasks, conv_igrad_task, &j);
-        if (want_w) par_run((q->O + CONV_WG_CHUNK - 1) / CONV_WG_CHUNK, conv_wgrad_task, &j);
-    }
+    if (want_x || want_w) par_run(j.n_chunks, conv_bwd_task, &j);
+    if (want_w) par_run((j.n_w + CONV_SUM_SPAN - 1) / CONV_SUM_SPAN, conv_sum_task, &j);
     if (!want_b || want_w) return;
     /* a bias without its weight's gradient (frozen weights): sums of g alone */
     int b_overwrite;
