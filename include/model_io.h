@@ -41,6 +41,8 @@ int model_save_bytes(const char *path, const void *data, size_t n, char *err, si
 int model_load(const char *path, struct ModelFile *mf, char *err, size_t errlen);
 void model_file_free(struct ModelFile *mf);
 const struct Tensor *model_file_find(const struct ModelFile *mf, const char *name);
+/* The bytes its tensors hold in memory (what loading it took, beyond the names). */
+uint64_t model_file_bytes(const struct ModelFile *mf);
 /* Copies each dst tensor from the tensor of the same name in mf, checking that it
  * exists with dst's dtype and shape; the error names the tensor and both shapes. */
 int model_assign(const struct ModelFile *mf, const struct NamedTensor *dst, uint32_t n,

@@ -230,11 +230,15 @@ static void normalize_data(struct Session *s)
 
 /* A network too large for memory fails before anything of it is allocated: its
  * weights before the data is read (rows 0), the whole step once the data says how
- * many rows a batch has. */
-static void check_memory(struct Session *s, uint64_t rows)
+ * many rows a batch has. `held`: what files loaded for the run take besides the data
+ * (a checkpoint being resumed, held until it is restored); an --init file's weights,
+ * loaded next to the network's own, count as one more copy of them. */
+static void check_memory(struct Session *s, uint64_t rows, uint64_t held)
 {
     char err[1024];
-    uint64_t used = dataset_bytes(&s->ds) + dataset_bytes(&s->val);
+    uint64_t used = dataset_bytes(&s->ds) + dataset_bytes(&s->val) + held;
+    if (s->o.init)
+        for (uint32_t i = 0; i < s->cfg.n_layers; i++) used += s->cfg.layers[i].n_params * dtype_size(s->cfg.dtype);
     agree(s, model_memory_check(&s->cfg, s->o.config, rows, 1, used, err, sizeof err), err);
 }
 
@@ -401,9 +405,10 @@ static void start(struct Session *s)
     char err[1024];
     struct Checkpoint ck;
     agree(s, s->o.resume && checkpoint_open(&ck, s->o.resume, &s->cfg, err, sizeof err), err);
-    check_memory(s, 0);
+    uint64_t held = s->o.resume ? model_file_bytes(&ck.mf) : 0;
+    check_memory(s, 0, held);
     load_data(s);
-    check_memory(s, s->cfg.batch_size < s->ds.n ? s->cfg.batch_size : s->ds.n);
+    check_memory(s, s->cfg.batch_size < s->ds.n ? s->cfg.batch_size : s->ds.n, held);
     model_init(&s->model, &s->cfg, s->cfg.seed);
     if (!s->o.quiet) model_print_summary(&s->model, stderr);
     normalize_data(s);

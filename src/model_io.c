@@ -334,6 +334,14 @@ void model_file_free(struct ModelFile *mf)
     memset(mf, 0, sizeof *mf);
 }
 
+uint64_t model_file_bytes(const struct ModelFile *mf)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < mf->n; i++)
+        if (mf->tensors[i].t) n += tensor_numel(mf->tensors[i].t) * dtype_size(mf->tensors[i].t->dtype);
+    return n;
+}
+
 const struct Tensor *model_file_find(const struct ModelFile *mf, const char *name)
 {
     for (uint32_t i = 0; i < mf->n; i++)

@@ -158,6 +158,9 @@ static void round_trip(uint32_t dtype, const char *config)
         EXPECT(model_file_find(&mf, s.nt[i].name) == mf.tensors[i].t);
     }
     EXPECT(model_file_find(&mf, "nope") == NULL);
+    uint64_t held = 0;
+    for (int i = 0; i < 3; i++) held += tensor_numel(s.t[i]) * dtype_size(dtype);
+    EXPECT(model_file_bytes(&mf) == held);
     if (!config) {
         EXPECT(mf.config_text == NULL);
         EXPECT_EQ_INT(mf.config_len, 0);
