@@ -274,8 +274,8 @@ static int emit_graph(struct OGen *g, const struct ExportPlan *p, struct ExportB
                       char *err, size_t errlen)
 {
     const char *cur = emit_input(g, p);
-    char outs[2][40];
-    uint32_t last = p->n; /* the step whose output is "output" */
+    char outs[2][40]; /* the last node's output (cur) and the next one's, in turn */
+    uint32_t last = p->n, k = 0; /* the step whose output is "output"; nodes so far */
     for (uint32_t i = 0; i < p->n; i++)
         if (!onnx_rows[p->steps[i].kind].identity) last = i;
     for (uint32_t i = 0; i < p->n; i++) {
@@ -283,7 +283,7 @@ static int emit_graph(struct OGen *g, const struct ExportPlan *p, struct ExportB
         const struct ORow *row = &onnx_rows[s->kind];
         if (row->identity) continue;
         if (!row->emit) return export_cannot(s, "ONNX", row->cannot, err, errlen);
-        char *out = outs[i % 2];
+        char *out = outs[k++ % 2]; /* not by i: a left-out Dropout would make it cur */
         str_copy(out, i == last ? "output" : s->name, sizeof outs[0]);
         row->emit(g, s, cur, out);
         cur = out;
