@@ -19,7 +19,8 @@
  *   runs as a scale and a shift per channel, rounded to the dtype as infer rounds them.
  * ONNX: protobuf written by hand; IR version 8, opset 13; input "input" [N, D], output
  *   "output" [N, outputs], N a dynamic dimension; initializers named as the model
- *   file's tensors; a convolutional model reshapes its input inside.
+ *   file's tensors; a convolutional model reshapes its input inside; a BatchNorm is a
+ *   BatchNormalization node reading its running statistics.
  *
  * Both fill a growable byte buffer, which the caller writes out (atomically with
  * model_save_bytes). They return 0, or -1 with the message in err. */
