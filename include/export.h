@@ -14,10 +14,13 @@
  *     void PREFIX_forward(const T *x, T *y);   x: PREFIX_INPUTS values, y: PREFIX_OUTPUTS
  *     int PREFIX_predict(const T *x);          the class (classifiers only)
  *     #define PREFIX_INPUTS, PREFIX_OUTPUTS    (PREFIX in upper case)
- *   No allocation, no library calls but exp/tanh (expf/tanhf for float32).
+ *   No allocation, no library calls but exp/tanh (expf/tanhf for float32). A BatchNorm
+ *   after a Linear or Conv2d is folded into its weights, as infer folds it; any other
+ *   runs as a scale and a shift per channel, rounded to the dtype as infer rounds them.
  * ONNX: protobuf written by hand; IR version 8, opset 13; input "input" [N, D], output
  *   "output" [N, outputs], N a dynamic dimension; initializers named as the model
- *   file's tensors; a convolutional model reshapes its input inside.
+ *   file's tensors; a convolutional model reshapes its input inside; a BatchNorm is a
+ *   BatchNormalization node reading its running statistics.
  *
  * Both fill a growable byte buffer, which the caller writes out (atomically with
  * model_save_bytes). They return 0, or -1 with the message in err. */
@@ -39,7 +42,8 @@ void export_buf_free(struct ExportBuf *b);
 
 /* What the C export needs on the target. */
 struct ExportSizes {
-    uint64_t const_bytes;   /* the weights and normalisation statistics (flash) */
+    uint64_t const_bytes;   /* the weights and normalisation statistics (flash), as written:
+                             * a folded BatchNorm costs nothing, another 2 x channels */
     uint64_t ram_bytes;     /* the static activation buffers */
     uint64_t stack_bytes;   /* PREFIX_predict's output array on the stack (0 for regressors) */
 };

@@ -56,6 +56,17 @@ struct Node *model_forward(const struct Model *m, struct Node *x, int skip_final
  * into its weights) live here and nowhere else. */
 struct Node *model_forward_modules(struct Module *const *mods, uint32_t n, struct Node *x, int skip_final_softmax);
 
+/* Does inference fold a BatchNorm of kind next_kind into the layer of kind kind before
+ * it (Conv2d then BatchNorm2d, Linear then BatchNorm1d)? */
+int model_folds_batchnorm(uint32_t kind, uint32_t next_kind);
+/* The weight and bias of layer (Conv2d or Linear) with the BatchNorm bn after it folded
+ * in, as inference runs them, into w and b (shaped and typed as layer's parameters):
+ * with y = s x + t the BatchNorm per output channel o (nn_batchnorm_fold, in double),
+ * w[o] = s[o] W[o], b[o] = s[o] B[o] + t[o], each rounded once to the dtype. scratch:
+ * 2 x out_channels doubles. */
+void model_fold_batchnorm(const struct Module *layer, const struct Module *bn, double *scratch, struct Tensor *w,
+                          struct Tensor *b);
+
 /* Marks every parameter gradient as zero without touching it: the first backward write
  * overwrites it, and backward zeroes whatever it reached but did not write (autograd.h). */
 void model_zero_grad(struct Model *m);

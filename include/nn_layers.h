@@ -89,6 +89,10 @@ struct Node *nn_avgpool2d(struct Node *x, uint64_t k, uint64_t stride);
  * the mask (x's shape and dtype; it must outlive the step). */
 struct Node *nn_dropout(struct Node *x, double p, struct Rng *rng);
 struct Node *nn_dropout_masked(struct Node *x, const struct Tensor *mask);
+/* PyTorch's BatchNorm defaults, which minidl's BatchNorm layers always use: running =
+ * (1 - momentum) running + momentum batch, and var + eps under the square root. */
+#define NN_BATCHNORM_MOMENTUM 0.1
+#define NN_BATCHNORM_EPS 1e-5
 /* Batch normalisation over the channels of x (N, C) or (N, C, H, W) (momentum 0.1, eps
  * 1e-5): w, b, running_mean, running_var (C). training: batch statistics (biased
  * variance), differentiated through, and the running statistics (when not NULL) updated
@@ -97,7 +101,7 @@ struct Node *nn_dropout_masked(struct Node *x, const struct Tensor *mask);
 struct Node *nn_batchnorm(struct Node *x, struct Node *w, struct Node *b, struct Tensor *running_mean,
                           struct Tensor *running_var, int training, int relu);
 /* Inference's batchnorm as y = scale[c] x + shift[c] (C values each), for folding it into
- * the layer before it. */
+ * the layer before it and for the exporters: the same numbers as nn_batchnorm's. */
 void nn_batchnorm_fold(const struct Tensor *weight, const struct Tensor *bias, const struct Tensor *running_mean,
                        const struct Tensor *running_var, double *scale, double *shift);
 /* The naive loop convolution, kept as the reference the fast path is tested against.

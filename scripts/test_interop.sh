@@ -53,6 +53,11 @@ fmnist_cnn configs/fmnist_cnn.ini $WORK/fm_x.csv $WORK/fm_y.csv $WORK/fm_x.csv 3
 kinds_f32 tests/fixtures/export_kinds_f32.ini data/digits_train_x.csv data/digits_train_y.csv data/digits_test_x.csv 10
 kinds_f64 tests/fixtures/export_kinds_f64.ini data/digits_train_x.csv data/digits_train_y.csv data/digits_test_x.csv 10
 mlp_f64 tests/fixtures/export_mlp_f64.ini data/diabetes_train_x.csv data/diabetes_train_y.csv data/diabetes_test_x.csv 100
+bn_mlp_f32 tests/fixtures/export_bn_mlp_f32.ini data/digits_train_x.csv data/digits_train_y.csv data/digits_test_x.csv 1
+bn_mlp_f64 tests/fixtures/export_bn_mlp_f64.ini data/digits_train_x.csv data/digits_train_y.csv data/digits_test_x.csv 1
+bn_cnn_f32 tests/fixtures/export_bn_cnn_f32.ini data/digits_train_x.csv data/digits_train_y.csv data/digits_test_x.csv 1
+bn_cnn_f64 tests/fixtures/export_bn_cnn_f64.ini data/digits_train_x.csv data/digits_train_y.csv data/digits_test_x.csv 1
+fmnist_lenet configs/fmnist_lenet.ini $WORK/fm_x.csv $WORK/fm_y.csv $WORK/fm_x.csv 1
 "
 
 fail() { echo "test-interop: FAIL $1: $2"; failed=$((failed + 1)); }

@@ -72,6 +72,23 @@ static int check_finite(const struct Model *m, char *err, size_t errlen)
     return 0;
 }
 
+/* A negative running variance (var + eps not positive) has no square root: infer gives
+ * NaN, which no export could match. */
+static int check_variances(const struct Model *m, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < m->n_mods; i++) {
+        const struct Module *mod = m->mods[i];
+        if (mod->kind != MOD_BATCHNORM1D && mod->kind != MOD_BATCHNORM2D) continue;
+        const struct Tensor *var = mod->state[1];
+        for (uint64_t k = 0; k < tensor_numel(var); k++)
+            if (!(tensor_at(var, k) + NN_BATCHNORM_EPS > 0))
+                return err_set(err, errlen, "tensor '%s.%s' holds %g at index %llu: a running variance cannot be "
+                               "negative", mod->name, layer_type(mod->kind)->state_names[1], tensor_at(var, k),
+                               (unsigned long long)k);
+    }
+    return 0;
+}
+
 /* The base name of path as it may appear in a C comment and an ONNX string (UTF-8):
  * printable ASCII, '?' for anything else, and no comment end. */
 static void source_name(char *buf, size_t cap, const char *path)
@@ -89,7 +106,7 @@ static void source_name(char *buf, size_t cap, const char *path)
 int export_plan(const struct Model *m, const char *source, struct ExportPlan *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    if (check_finite(m, err, errlen)) return -1;
+    if (check_finite(m, err, errlen) || check_variances(m, err, errlen)) return -1;
     source_name(p->source, sizeof p->source, source);
     const struct TrainConfig *c = &m->cfg;
     p->m = m;

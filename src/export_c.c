@@ -9,10 +9,16 @@
  * what lies between the first and the last shape-changing layer, each sized to the
  * largest activation that lives in it.
  *
+ * BatchNorm: where infer folds it into the Linear or Conv2d before it (model.c's
+ * fusion rules), the export writes that layer's folded weights, made by the same
+ * function; elsewhere it runs as y = scale x + shift per channel, scale and shift made
+ * and rounded as nn_batchnorm makes them. Either way the numbers are infer's.
+ *
  * Templates: $P is the prefix, $T the element type, $E and $H its exp and tanh. */
 #include "cli.h"
 #include "export_impl.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -134,6 +140,17 @@ static const char softmax_src[] =
     "    for (i = 0; i < n; i++) y[i] /= s;\n"
     "}\n\n";
 
+/* y = scale x + shift: per feature (hw 1) or per plane of hw values */
+static const char batchnorm_src[] =
+    "/* BatchNorm at inference: y = scale[p] x + shift[p] over c planes of hw values (hw is 1\n"
+    " * for BatchNorm1d), scale and shift made from the running statistics as infer makes them */\n"
+    "static void $P_batchnorm(const $T *x, $T *y, const $T *scale, const $T *shift, size_t c, size_t hw)\n"
+    "{\n"
+    "    size_t p, i;\n"
+    "    for (p = 0; p < c; p++)\n"
+    "        for (i = 0; i < hw; i++) y[p * hw + i] = scale[p] * x[p * hw + i] + shift[p];\n"
+    "}\n\n";
+
 static const char maxpool2d_src[] =
     "/* MaxPool2d: k x k windows at stride s of each of c planes (h x w), no padding */\n"
     "static void $P_maxpool2d(const $T *x, $T *y, size_t c, size_t h, size_t w, size_t k, size_t s)\n"
@@ -172,17 +189,22 @@ static const char avgpool2d_src[] =
 typedef void (*c_call_fn)(struct CGen *g, const struct ExportStep *s, const char *in, const char *out);
 
 struct CRow {
-    const char *helper;     /* the helper's template (NULL: none) */
+    const char *helper;     /* the helper's template (NULL: none); kinds may share one */
     int in_place;           /* keeps its input's shape: may run with in == out */
     c_call_fn call;         /* writes the helper call of one step; NULL: cannot export */
     const char *cannot;     /* why not, when call is NULL */
     int identity;           /* nothing to do at inference (Dropout): no helper, no call */
 };
 
-/* "digits_linear1_weight": a parameter's array. */
+static int is_batchnorm(uint32_t kind) { return kind == MOD_BATCHNORM1D || kind == MOD_BATCHNORM2D; }
+
+/* "digits_linear1_weight": the j-th array of a step, a parameter's, or for a BatchNorm
+ * its scale (0) and shift (1). */
 static void param_name(char *buf, size_t cap, const struct CGen *g, const struct ExportStep *s, uint32_t j)
 {
-    snprintf(buf, cap, "%s_%s_%s", g->prefix, s->name, layer_type(s->kind)->param_names[j]);
+    static const char *const bn[2] = {"scale", "shift"};
+    const char *what = is_batchnorm(s->kind) ? bn[j] : layer_type(s->kind)->param_names[j];
+    snprintf(buf, cap, "%s_%s_%s", g->prefix, s->name, what);
 }
 
 static void call_linear(struct CGen *g, const struct ExportStep *s, const char *in, const char *out)
@@ -225,6 +247,16 @@ static void call_pool(struct CGen *g, const struct ExportStep *s, const char *in
                (unsigned long long)l->args.pool.k, (unsigned long long)l->args.pool.stride);
 }
 
+static void call_batchnorm(struct CGen *g, const struct ExportStep *s, const char *in, const char *out)
+{
+    char scale[96], shift[96];
+    param_name(scale, sizeof scale, g, s, 0);
+    param_name(shift, sizeof shift, g, s, 1);
+    uint64_t hw = s->in.ndim == 3 ? s->in.d[1] * s->in.d[2] : 1;
+    buf_printf(g->b, "    %s_batchnorm(%s, %s, %s, %s, %llu, %llu);\n", g->prefix, in, out, scale, shift,
+               (unsigned long long)s->in.d[0], (unsigned long long)hw);
+}
+
 static const struct CRow c_rows[] = {
     [MOD_LINEAR] = {linear_src, 0, call_linear, NULL},
     [MOD_CONV2D] = {conv2d_src, 0, call_conv2d, NULL},
@@ -235,9 +267,9 @@ static const struct CRow c_rows[] = {
     [MOD_MAXPOOL2D] = {maxpool2d_src, 0, call_pool, NULL},
     [MOD_AVGPOOL2D] = {avgpool2d_src, 0, call_pool, NULL},
     [MOD_DROPOUT] = {NULL, 1, NULL, NULL, 1},
-    /* BatchNorm: the running statistics are state, which emit_weights does not write yet */
-    [MOD_BATCHNORM1D] = {NULL, 1, NULL, "BatchNorm export is not written yet", 0},
-    [MOD_BATCHNORM2D] = {NULL, 1, NULL, "BatchNorm export is not written yet", 0},
+    /* after a Linear or Conv2d folded into its weights instead (see export_c) */
+    [MOD_BATCHNORM1D] = {batchnorm_src, 1, call_batchnorm, NULL},
+    [MOD_BATCHNORM2D] = {batchnorm_src, 1, call_batchnorm, NULL},
 };
 _Static_assert(sizeof c_rows / sizeof *c_rows == MOD_COUNT, "the C exporter needs a row per layer kind");
 
@@ -245,10 +277,14 @@ _Static_assert(sizeof c_rows / sizeof *c_rows == MOD_COUNT, "the C exporter need
 
 enum Place { AT_X, AT_Y, AT_B0, AT_B1 };
 
-/* One helper call of the forward pass: a layer (step) or the normalisation (step NULL). */
+/* One helper call of the forward pass: a layer (step) or the normalisation (step NULL).
+ * Its arrays are the step's parameters, unless arrays[0] is set: a BatchNorm's scale and
+ * shift, or the weight and bias of a Linear or Conv2d with the BatchNorm bn after it
+ * folded in, as infer runs both (owned). */
 struct COp {
-    const struct ExportStep *step;
+    const struct ExportStep *step, *bn;
     enum Place in, out;
+    struct Tensor *arrays[2];
 };
 
 struct CPlan {
@@ -282,6 +318,63 @@ static void plan_places(struct CPlan *cp)
     }
 }
 
+static void cplan_free(struct CPlan *cp)
+{
+    for (uint32_t i = 0; i < cp->n; i++) {
+        tensor_free(cp->ops[i].arrays[0]);
+        tensor_free(cp->ops[i].arrays[1]);
+    }
+}
+
+/* ---- BatchNorm's arrays, as infer computes them ---- */
+
+static struct Tensor *channel_tensor(uint64_t n, uint32_t dtype, const double *v)
+{
+    struct Tensor *t = tensor_create(1, &n, dtype);
+    for (uint64_t i = 0; i < n; i++) {
+        if (dtype == DT_FLOAT32) tensor_f32(t)[i] = (float)v[i];
+        else tensor_f64(t)[i] = v[i];
+    }
+    return t;
+}
+
+/* Sets op's arrays when it is a BatchNorm (its scale and shift, rounded to the dtype as
+ * nn_batchnorm rounds them) or has one folded in (model_fold_batchnorm's weights). Fails
+ * when a value is not finite (the dtype overflowed): no export could reproduce it. */
+static int bn_arrays(struct COp *op, char *err, size_t errlen)
+{
+    const struct Module *mod = op->step->mod, *bn = op->bn ? op->bn->mod : mod;
+    if (!op->bn && !is_batchnorm(op->step->kind)) return 0;
+    uint32_t dt = mod->params[0]->dtype;
+    uint64_t C = bn->params[0]->shape[0];
+    double *st = mem_alloc(2 * C * sizeof *st);
+    if (op->bn) {
+        const struct Tensor *W = mod->params[0];
+        op->arrays[0] = tensor_create(W->ndim, W->shape, dt);
+        op->arrays[1] = tensor_create(1, &C, dt);
+        model_fold_batchnorm(mod, bn, st, op->arrays[0], op->arrays[1]);
+    } else {
+        nn_batchnorm_fold(bn->params[0], bn->params[1], bn->state[0], bn->state[1], st, st + C);
+        op->arrays[0] = channel_tensor(C, dt, st);
+        op->arrays[1] = channel_tensor(C, dt, st + C);
+    }
+    mem_free(st);
+    for (int j = 0; j < 2; j++)
+        for (uint64_t k = 0; k < tensor_numel(op->arrays[j]); k++) {
+            double v = tensor_at(op->arrays[j], k);
+            if (isfinite(v)) continue;
+            char why[160];
+            if (op->bn)
+                snprintf(why, sizeof why, "folded into %s, it gives a %s that is not finite (%g at index %llu)",
+                         op->step->name, j ? "bias" : "weight", v, (unsigned long long)k);
+            else
+                snprintf(why, sizeof why, "its %s is not finite (%g at channel %llu)", j ? "shift" : "scale", v,
+                         (unsigned long long)k);
+            return export_cannot(op->bn ? op->bn : op->step, "C", why, err, errlen);
+        }
+    return 0;
+}
+
 static const char *place_name(const struct CGen *g, enum Place p, char *buf, size_t cap)
 {
     static const char *const names[] = {"x", "y", "buf0", "buf1"};
@@ -313,7 +406,7 @@ static void emit_array(struct CGen *g, const char *name, const struct Tensor *t,
     *bytes += n * dtype_size(t->dtype);
 }
 
-static void emit_weights(struct CGen *g, const struct ExportPlan *p, uint64_t *bytes)
+static void emit_weights(struct CGen *g, const struct ExportPlan *p, const struct CPlan *cp, uint64_t *bytes)
 {
     char name[96];
     const struct Model *m = p->m;
@@ -324,25 +417,37 @@ static void emit_weights(struct CGen *g, const struct ExportPlan *p, uint64_t *b
         snprintf(name, sizeof name, "%s_input_scale", g->prefix);
         emit_array(g, name, m->scale, bytes);
     }
-    for (uint32_t i = 0; i < p->n; i++) {
-        const struct ExportStep *s = &p->steps[i];
-        for (uint32_t j = 0; s->mod && j < s->mod->n_params; j++) {
-            if (!j) buf_printf(g->b, "\n/* %s */\n", s->name);
+    for (uint32_t i = 0; i < cp->n; i++) {
+        const struct COp *op = &cp->ops[i];
+        const struct ExportStep *s = op->step;
+        if (!s || !s->mod || !s->mod->n_params) continue;
+        if (op->bn) buf_printf(g->b, "\n/* %s with %s folded in, as infer runs them */\n", s->name, op->bn->name);
+        else if (op->arrays[0])
+            buf_printf(g->b, "\n/* %s: scale = weight / sqrt(running_var + eps), shift = bias - running_mean"
+                             " * scale */\n", s->name);
+        else buf_printf(g->b, "\n/* %s */\n", s->name);
+        for (uint32_t j = 0; j < (op->arrays[0] ? 2 : s->mod->n_params); j++) {
             param_name(name, sizeof name, g, s, j);
-            emit_array(g, name, s->mod->params[j], bytes);
+            emit_array(g, name, op->arrays[0] ? op->arrays[j] : s->mod->params[j], bytes);
         }
     }
 }
 
-/* Each needed helper once, in table order. */
-static void emit_helpers(struct CGen *g, const struct ExportPlan *p)
+/* Each helper the forward pass calls, once (an unused static function would be a
+ * warning), in table order. */
+static void emit_helpers(struct CGen *g, const struct ExportPlan *p, const struct CPlan *cp)
 {
+    const char *done[MOD_COUNT];
+    uint32_t n_done = 0;
     buf_printf(g->b, "\n");
     if (p->m->shift) emit(g, normalize_src);
     for (uint32_t k = 0; k < MOD_COUNT; k++) {
-        int used = 0;
-        for (uint32_t i = 0; i < p->n; i++) used |= p->steps[i].kind == k;
-        if (used && c_rows[k].helper) emit(g, c_rows[k].helper);
+        int used = p->classify && k == MOD_SOFTMAX; /* the output softmax */
+        for (uint32_t i = 0; i < cp->n; i++) used |= cp->ops[i].step && cp->ops[i].step->kind == k;
+        for (uint32_t j = 0; j < n_done; j++) used &= done[j] != c_rows[k].helper;
+        if (!used || !c_rows[k].helper) continue;
+        emit(g, c_rows[k].helper);
+        done[n_done++] = c_rows[k].helper;
     }
 }
 
@@ -358,7 +463,12 @@ static void emit_ops(struct CGen *g, const struct CPlan *cp)
             continue;
         }
         export_step_str(what, sizeof what, op->step);
-        buf_printf(g->b, "    /* %s: %s */\n", op->step->name, what);
+        buf_printf(g->b, "    /* %s: %s", op->step->name, what);
+        if (op->bn) {
+            export_step_str(what, sizeof what, op->bn);
+            buf_printf(g->b, ", %s: %s folded in", op->bn->name, what);
+        }
+        buf_printf(g->b, " */\n");
         c_rows[op->step->kind].call(g, op->step, in, out);
     }
     if (!cp->n) buf_printf(g->b, "    size_t i;\n    for (i = 0; i < %s_OUTPUTS; i++) y[i] = x[i];\n", g->upper);
@@ -436,12 +546,24 @@ int export_c(const struct Model *m, const char *prefix, const char *source, stru
     if (!export_prefix_ok(prefix)) return err_set(err, errlen, "'%s' is not a usable C prefix", prefix);
     if (export_plan(m, source, &p, err, errlen)) return -1;
     struct CPlan cp = {.inputs = p.inputs};
-    if (m->shift) cp.ops[cp.n++] = (struct COp){NULL, AT_X, AT_X};
-    for (uint32_t i = 0; i + (uint32_t)p.classify < p.n; i++) {
+    if (m->shift) cp.ops[cp.n++] = (struct COp){NULL, NULL, AT_X, AT_X, {NULL, NULL}};
+    int bad = 0;
+    for (uint32_t i = 0; !bad && i + (uint32_t)p.classify < p.n; i++) {
         const struct ExportStep *s = &p.steps[i];
         if (c_rows[s->kind].identity) continue;
-        if (!c_rows[s->kind].call) return export_cannot(s, "C", c_rows[s->kind].cannot, err, errlen);
-        cp.ops[cp.n++] = (struct COp){s, AT_X, AT_X};
+        if (!c_rows[s->kind].call) {
+            bad = export_cannot(s, "C", c_rows[s->kind].cannot, err, errlen);
+            break;
+        }
+        struct COp *op = &cp.ops[cp.n++];
+        *op = (struct COp){s, NULL, AT_X, AT_X, {NULL, NULL}};
+        /* where infer folds a BatchNorm into the layer before it, so does the export */
+        if (i + 1 < p.n && model_folds_batchnorm(s->kind, p.steps[i + 1].kind)) op->bn = &p.steps[++i];
+        bad = bn_arrays(op, err, errlen);
+    }
+    if (bad) {
+        cplan_free(&cp);
+        return -1;
     }
     plan_places(&cp);
 
@@ -451,8 +573,8 @@ int export_c(const struct Model *m, const char *prefix, const char *source, stru
     emit_intro(&g, &p, "A standalone C version");
     buf_printf(c, "#include <math.h>\n#include <stddef.h>\n\n");
     emit_decls(&g, &p);
-    emit_weights(&g, &p, &sizes->const_bytes);
-    emit_helpers(&g, &p);
+    emit_weights(&g, &p, &cp, &sizes->const_bytes);
+    emit_helpers(&g, &p, &cp);
     emit_api(&g, &p, &cp);
     sizes->ram_bytes = (cp.buf[0] + cp.buf[1]) * dtype_size(p.dtype);
     sizes->stack_bytes = p.classify ? p.outputs * dtype_size(p.dtype) : 0;
@@ -460,5 +582,6 @@ int export_c(const struct Model *m, const char *prefix, const char *source, stru
         g.b = h;
         emit_header(&g, &p);
     }
+    cplan_free(&cp);
     return 0;
 }

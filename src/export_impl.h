@@ -30,8 +30,8 @@ struct ExportPlan {
     struct ExportStep steps[CONFIG_MAX_LAYERS + 1];
 };
 
-/* The plan of m, loaded from the file source; fails when a weight is not finite (no
- * export could reproduce it). */
+/* The plan of m, loaded from the file source; fails when a weight is not finite or a
+ * BatchNorm's running variance is negative (no export could reproduce infer's NaNs). */
 int export_plan(const struct Model *m, const char *source, struct ExportPlan *p, char *err, size_t errlen);
 /* "layer 'dropout1' (Dropout) cannot be exported to <format>: <why>" in err; returns -1. */
 int export_cannot(const struct ExportStep *s, const char *format, const char *why, char *err, size_t errlen);

@@ -11,8 +11,8 @@
  * The graph: input "input" [N, D] -> Sub(input.shift), Mul(input.scale) when the model
  * normalises -> Reshape to [N, C, H, W] for a convolutional model -> one node per layer
  * (a Flatten before a Linear on C,H,W values) -> "output" [N, outputs]. Initializers:
- * every tensor of the model file under its own name, plus "input.shape" for the
- * Reshape. */
+ * every tensor of the model file under its own name (a BatchNorm's running statistics
+ * too: its node reads them), plus "input.shape" for the Reshape. */
 #include "cli.h"
 #include "export_impl.h"
 
@@ -59,6 +59,17 @@ static void pb_bytes(struct ExportBuf *b, uint32_t field, const void *p, size_t 
 
 static void pb_str(struct ExportBuf *b, uint32_t field, const char *s) { pb_bytes(b, field, s, strlen(s)); }
 
+/* A float field: its IEEE bits, little-endian. */
+static void pb_float(struct ExportBuf *b, uint32_t field, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    unsigned char s[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
+                          (unsigned char)(u >> 24)};
+    pb_key(b, field, WIRE_FIXED32);
+    buf_put(b, s, sizeof s);
+}
+
 /* Appends the sub-message sub as field and frees it. */
 static void pb_msg(struct ExportBuf *b, uint32_t field, struct ExportBuf *sub)
 {
@@ -68,7 +79,7 @@ static void pb_msg(struct ExportBuf *b, uint32_t field, struct ExportBuf *sub)
 
 /* ---- onnx.proto's messages ---- */
 
-/* AttributeProto: name 1, i 3, ints 8, type 20. Appended to a node's attribute list. */
+/* AttributeProto: name 1, f 2, i 3, ints 8, type 20. Appended to a node's attribute list. */
 static void attr_ints(struct ExportBuf *attrs, const char *name, const int64_t *v, uint32_t n)
 {
     struct ExportBuf a = {0};
@@ -84,6 +95,15 @@ static void attr_int(struct ExportBuf *attrs, const char *name, int64_t v)
     pb_str(&a, 1, name);
     pb_int(&a, 3, v);
     pb_int(&a, 20, ATTR_INT);
+    pb_msg(attrs, 5, &a);
+}
+
+static void attr_float(struct ExportBuf *attrs, const char *name, float v)
+{
+    struct ExportBuf a = {0};
+    pb_str(&a, 1, name);
+    pb_float(&a, 2, v);
+    pb_int(&a, 20, ATTR_FLOAT);
     pb_msg(attrs, 5, &a);
 }
 
@@ -227,14 +247,28 @@ static void emit_pool(struct OGen *g, const struct ExportStep *s, const char *in
     node(g, s->kind == MOD_MAXPOOL2D ? "MaxPool" : "AveragePool", s->name, &in, 1, out, &attrs);
 }
 
+/* BatchNormalization (opset 9, the one of opset 13) in inference mode: inputs X, scale,
+ * B, input_mean, input_var on axis 1, as N x C and N x C x H x W put their channels.
+ * ONNX's momentum weighs the old running value: 1 - PyTorch's. */
+static void emit_batchnorm(struct OGen *g, const struct ExportStep *s, const char *in, const char *out)
+{
+    const struct LayerType *lt = layer_type(s->kind);
+    char names[4][96];
+    const char *ins[5] = {in, names[0], names[1], names[2], names[3]};
+    for (uint32_t j = 0; j < 4; j++)
+        snprintf(names[j], sizeof names[j], "%s.%s", s->name, j < 2 ? lt->param_names[j] : lt->state_names[j - 2]);
+    struct ExportBuf attrs = {0};
+    attr_float(&attrs, "epsilon", (float)NN_BATCHNORM_EPS);
+    attr_float(&attrs, "momentum", (float)(1 - NN_BATCHNORM_MOMENTUM));
+    node(g, "BatchNormalization", s->name, ins, 5, out, &attrs);
+}
+
 static const struct ORow onnx_rows[] = {
     [MOD_LINEAR] = {emit_linear, NULL},   [MOD_CONV2D] = {emit_conv2d, NULL}, [MOD_RELU] = {emit_relu, NULL},
     [MOD_SIGMOID] = {emit_sigmoid, NULL}, [MOD_TANH] = {emit_tanh, NULL},     [MOD_SOFTMAX] = {emit_softmax, NULL},
     [MOD_MAXPOOL2D] = {emit_pool, NULL, 0}, [MOD_AVGPOOL2D] = {emit_pool, NULL, 0},
     [MOD_DROPOUT] = {NULL, NULL, 1},
-    /* BatchNorm -> BatchNormalization needs the running statistics as initializers */
-    [MOD_BATCHNORM1D] = {NULL, "BatchNorm export is not written yet", 0},
-    [MOD_BATCHNORM2D] = {NULL, "BatchNorm export is not written yet", 0},
+    [MOD_BATCHNORM1D] = {emit_batchnorm, NULL}, [MOD_BATCHNORM2D] = {emit_batchnorm, NULL},
 };
 _Static_assert(sizeof onnx_rows / sizeof *onnx_rows == MOD_COUNT, "the ONNX exporter needs a row per layer kind");
 
@@ -274,8 +308,8 @@ static int emit_graph(struct OGen *g, const struct ExportPlan *p, struct ExportB
                       char *err, size_t errlen)
 {
     const char *cur = emit_input(g, p);
-    char outs[2][40];
-    uint32_t last = p->n; /* the step whose output is "output" */
+    char outs[2][40]; /* the last node's output (cur) and the next one's, in turn */
+    uint32_t last = p->n, k = 0; /* the step whose output is "output"; nodes so far */
     for (uint32_t i = 0; i < p->n; i++)
         if (!onnx_rows[p->steps[i].kind].identity) last = i;
     for (uint32_t i = 0; i < p->n; i++) {
@@ -283,7 +317,7 @@ static int emit_graph(struct OGen *g, const struct ExportPlan *p, struct ExportB
         const struct ORow *row = &onnx_rows[s->kind];
         if (row->identity) continue;
         if (!row->emit) return export_cannot(s, "ONNX", row->cannot, err, errlen);
-        char *out = outs[i % 2];
+        char *out = outs[k++ % 2]; /* not by i: a left-out Dropout would make it cur */
         str_copy(out, i == last ? "output" : s->name, sizeof outs[0]);
         row->emit(g, s, cur, out);
         cur = out;

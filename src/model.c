@@ -160,27 +160,38 @@ struct Node *model_input(struct Graph *g, const struct Model *m, struct Tensor *
     return ag_reshape(x, 4, shape);
 }
 
-/* Inference's BatchNorm after a Conv2d or Linear (y = s x + t per output channel) folded
- * into that layer's weight and bias, in the step's arena: w'[o] = s[o] w[o],
- * b'[o] = s[o] b[o] + t[o]. */
-static void fold_batchnorm(struct Graph *g, const struct Module *layer, const struct Module *bn, struct Node **w,
-                           struct Node **b)
+int model_folds_batchnorm(uint32_t kind, uint32_t next_kind)
+{
+    return (kind == MOD_CONV2D && next_kind == MOD_BATCHNORM2D) || (kind == MOD_LINEAR && next_kind == MOD_BATCHNORM1D);
+}
+
+void model_fold_batchnorm(const struct Module *layer, const struct Module *bn, double *scratch, struct Tensor *w,
+                          struct Tensor *b)
 {
     const struct Tensor *W = layer->params[0], *B = layer->params[1];
     uint64_t O = B->shape[0], per = tensor_numel(W) / O;
-    struct Tensor *fw = tensor_create_in(&g->arena, W->ndim, W->shape, W->dtype);
-    struct Tensor *fb = tensor_create_in(&g->arena, 1, &O, W->dtype);
-    double *s = arena_alloc(&g->arena, 2 * O * sizeof *s), *t = s + O;
+    double *s = scratch, *t = s + O;
     nn_batchnorm_fold(bn->params[0], bn->params[1], bn->state[0], bn->state[1], s, t);
     for (uint64_t o = 0; o < O; o++) {
         for (uint64_t i = o * per; i < (o + 1) * per; i++) {
-            if (W->dtype == DT_FLOAT32) tensor_f32(fw)[i] = (float)(s[o] * tensor_f32(W)[i]);
-            else tensor_f64(fw)[i] = s[o] * tensor_f64(W)[i];
+            if (W->dtype == DT_FLOAT32) tensor_f32(w)[i] = (float)(s[o] * tensor_f32(W)[i]);
+            else tensor_f64(w)[i] = s[o] * tensor_f64(W)[i];
         }
         double v = s[o] * tensor_at(B, o) + t[o];
-        if (W->dtype == DT_FLOAT32) tensor_f32(fb)[o] = (float)v;
-        else tensor_f64(fb)[o] = v;
+        if (W->dtype == DT_FLOAT32) tensor_f32(b)[o] = (float)v;
+        else tensor_f64(b)[o] = v;
     }
+}
+
+/* model_fold_batchnorm in the step's arena, as graph inputs. */
+static void fold_batchnorm(struct Graph *g, const struct Module *layer, const struct Module *bn, struct Node **w,
+                           struct Node **b)
+{
+    const struct Tensor *W = layer->params[0];
+    uint64_t O = layer->params[1]->shape[0];
+    struct Tensor *fw = tensor_create_in(&g->arena, W->ndim, W->shape, W->dtype);
+    struct Tensor *fb = tensor_create_in(&g->arena, 1, &O, W->dtype);
+    model_fold_batchnorm(layer, bn, arena_alloc(&g->arena, 2 * O * sizeof(double)), fw, fb);
     *w = graph_input(g, fw, 0);
     *b = graph_input(g, fb, 0);
 }
@@ -190,7 +201,8 @@ static void fold_batchnorm(struct Graph *g, const struct Module *layer, const st
  *   BatchNorm ReLU         one nn_batchnorm op with relu (training or not);
  *   Conv2d BatchNorm2d [ReLU], Linear BatchNorm1d [ReLU], in inference (running
  *                          statistics, forward-only graph): the BatchNorm folded into
- *                          the layer's weights (fold_batchnorm), so it costs nothing. */
+ *                          the layer's weights (model_fold_batchnorm), so it costs nothing.
+ * The C exporter folds the same pairs with the same function (model_folds_batchnorm). */
 struct Node *model_forward_modules(struct Module *const *mods, uint32_t n, struct Node *x, int skip_final_softmax)
 {
     struct Node *h = x;
@@ -198,8 +210,8 @@ struct Node *model_forward_modules(struct Module *const *mods, uint32_t n, struc
         struct Module *m = mods[i], *next = i + 1 < n ? mods[i + 1] : NULL;
         if (i == n - 1 && skip_final_softmax && m->kind == MOD_SOFTMAX) break;
         int conv = m->kind == MOD_CONV2D;
-        if (next && (conv || m->kind == MOD_LINEAR) && next->kind == (conv ? MOD_BATCHNORM2D : MOD_BATCHNORM1D) &&
-            !module_training(next) && h->graph && h->graph->no_grad) {
+        if (next && model_folds_batchnorm(m->kind, next->kind) && !module_training(next) && h->graph &&
+            h->graph->no_grad) {
             struct Node *w, *b;
             fold_batchnorm(h->graph, m, next, &w, &b);
             int relu = i + 2 < n && mods[i + 2]->kind == MOD_RELU;

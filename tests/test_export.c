@@ -65,7 +65,17 @@ struct Case {
     const char *train_x, *train_y, *test_x;
     const char *epochs;
     int f64, classify;
+    const char *sizes;      /* what dlexport must print ("N bytes of constant data ..."), or NULL */
+    int bn_calls, bn_folded; /* BatchNorms run as scale and shift, and folded into the layer before */
 };
+
+/* How many times needle occurs in hay. */
+static int count_str(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
 
 /* Fashion-MNIST's shape without its data: 48 rows of 784 pixels 0-255, labels 0-9. */
 static void write_fake_fmnist(const char *x_path, const char *y_path)
@@ -128,6 +138,14 @@ static double c_export_error(const struct Case *k, uint64_t *rows_out, uint64_t 
     snprintf(args, sizeof args, "-o %s --header %s %s", src, hdr, model);
     EXPECT_EQ_INT(run("dlexport", args), 0);
     EXPECT_STR_CONTAINS(err, "bytes of constant data");
+    if (k->sizes) EXPECT_STR_CONTAINS(err, k->sizes);
+    char *text = slurp(src, NULL), call[96];
+    snprintf(call, sizeof call, "\n    %s_batchnorm(", k->name);
+    EXPECT_MSG(text && count_str(text, call) == k->bn_calls, "%s: %d BatchNorm calls, expected %d", k->name,
+               text ? count_str(text, call) : -1, k->bn_calls);
+    EXPECT_MSG(text && count_str(text, " folded in */\n") == k->bn_folded, "%s: %d folded BatchNorms, expected %d",
+               k->name, text ? count_str(text, " folded in */\n") : -1, k->bn_folded);
+    mem_free(text);
     write_driver(drv, k);
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "cc -std=c99 -Wall -Wextra -pedantic -Werror -O1 -I%s -o %s %s %s -lm", test_tmpdir(), exe,
@@ -183,32 +201,37 @@ static void check_c_export(const struct Case *k)
 
 TEST(export_c_xor)
 {
-    struct Case k = {"xor", "configs/xor.ini", "data/xor_x.csv", "data/xor_y.csv", "data/xor_x.csv", "300", 0, 1};
+    struct Case k = {"xor", "configs/xor.ini", "data/xor_x.csv", "data/xor_y.csv", "data/xor_x.csv", "300", 0, 1,
+                     NULL, 0, 0};
     check_c_export(&k);
 }
 
 TEST(export_c_digits_mlp)
 {
     struct Case k = {"digits", "configs/digits_mlp.ini", "data/digits_train_x.csv", "data/digits_train_y.csv",
-                     "data/digits_test_x.csv", "5", 0, 1};
+                     "data/digits_test_x.csv", "5", 0, 1, NULL, 0, 0};
     check_c_export(&k);
 }
 
 TEST(export_c_diabetes_regressor)
 {
     struct Case k = {"diabetes", "configs/diabetes_mse.ini", "data/diabetes_train_x.csv", "data/diabetes_train_y.csv",
-                     "data/diabetes_test_x.csv", "30", 0, 0};
+                     "data/diabetes_test_x.csv", "30", 0, 0, NULL, 0, 0};
     check_c_export(&k);
 }
 
-TEST(export_c_fmnist_mlp_and_cnn)
+TEST(export_c_fmnist_mlp_cnn_and_lenet)
 {
     const char *x = tmp("fake_fmnist_x.csv"), *y = tmp("fake_fmnist_y.csv");
     write_fake_fmnist(x, y);
-    struct Case mlp = {"fmnist_mlp", "configs/fmnist_mlp.ini", x, y, x, "2", 0, 1};
+    struct Case mlp = {"fmnist_mlp", "configs/fmnist_mlp.ini", x, y, x, "2", 0, 1, NULL, 0, 0};
     check_c_export(&mlp);
-    struct Case cnn = {"fmnist_cnn", "configs/fmnist_cnn.ini", x, y, x, "2", 0, 1};
+    struct Case cnn = {"fmnist_cnn", "configs/fmnist_cnn.ini", x, y, x, "2", 0, 1, NULL, 0, 0};
     check_c_export(&cnn);
+    /* both BatchNorm2d folded: 2x784 + 16x25+16 + 32x16x25+32 + 1568x128+128 + 128x10+10 values */
+    struct Case lenet = {"fmnist_lenet", "configs/fmnist_lenet.ini", x, y, x, "2", 0, 1, "867752 bytes of constant data",
+                         0, 2};
+    check_c_export(&lenet);
 }
 
 /* Conv2d with and without padding and stride, Tanh, ReLU, Sigmoid, a Softmax inside,
@@ -216,14 +239,64 @@ TEST(export_c_fmnist_mlp_and_cnn)
 TEST(export_c_every_layer_kind_both_dtypes)
 {
     struct Case f32 = {"kinds32", "tests/fixtures/export_kinds_f32.ini", "data/digits_train_x.csv",
-                       "data/digits_train_y.csv", "data/digits_test_x.csv", "3", 0, 1};
+                       "data/digits_train_y.csv", "data/digits_test_x.csv", "3", 0, 1, NULL, 0, 0};
     check_c_export(&f32);
     struct Case f64 = {"kinds64", "tests/fixtures/export_kinds_f64.ini", "data/digits_train_x.csv",
-                       "data/digits_train_y.csv", "data/digits_test_x.csv", "3", 1, 1};
+                       "data/digits_train_y.csv", "data/digits_test_x.csv", "3", 1, 1, NULL, 0, 0};
     check_c_export(&f64);
     struct Case mse = {"mse64", "tests/fixtures/export_mlp_f64.ini", "data/diabetes_train_x.csv",
-                       "data/diabetes_train_y.csv", "data/diabetes_test_x.csv", "20", 1, 0};
+                       "data/diabetes_train_y.csv", "data/diabetes_test_x.csv", "20", 1, 0, NULL, 0, 0};
     check_c_export(&mse);
+}
+
+/* The model file name.bin holds n BatchNorms whose running statistics moved away from
+ * their start (mean 0, var 1) in at least 3 of 4 channels (a constant input feature
+ * keeps its mean). */
+static void check_running_stats_trained(const char *name, int n)
+{
+    struct ModelFile mf;
+    char e[512], path[600];
+    snprintf(path, sizeof path, "%s.bin", name);
+    int loaded = model_load(path, &mf, e, sizeof e) == 0;
+    EXPECT_MSG(loaded, "%s", e);
+    if (!loaded) return;
+    int found = 0;
+    for (uint32_t i = 0; i < mf.n; i++) {
+        const char *dot = strrchr(mf.tensors[i].name, '.');
+        int var = dot && !strcmp(dot, ".running_var");
+        if (!var && !(dot && !strcmp(dot, ".running_mean"))) continue;
+        found += var;
+        const struct Tensor *t = mf.tensors[i].t;
+        uint64_t moved = 0;
+        for (uint64_t k = 0; k < tensor_numel(t); k++) moved += tensor_at(t, k) != (var ? 1.0 : 0.0);
+        EXPECT_MSG(moved * 4 >= tensor_numel(t) * 3, "%s: %s: %llu of %llu values moved from the start", path,
+                   mf.tensors[i].name, (unsigned long long)moved, (unsigned long long)tensor_numel(t));
+    }
+    EXPECT_EQ_INT(found, n);
+    model_file_free(&mf);
+}
+
+/* BatchNorm1d and BatchNorm2d trained an epoch (45 steps: running statistics far from 0
+ * and 1, and probabilities not yet so extreme that float32 rounding in infer itself nears
+ * 1e-5), in every place the exporter treats differently: folded into the Linear or Conv2d
+ * before it, as infer folds it, else run as scale and shift. Constant data (float32,
+ * doubled for float64): MLP: the input statistics 2x64, batchnorm1d1, 3 and 4 2x64 +
+ * 2x16 + 2x16, linear1-3 (folded or not) 64x32+32 + 32x16+16 + 16x10+10 = 3098 values;
+ * CNN: 2x64, batchnorm2d1 2x1, conv2d1 4x9+4, batchnorm2d3 2x4, conv2d2 6x4x9+6, linear1
+ * 24x10+10 = 650 values. */
+TEST(export_c_batchnorm_both_dtypes)
+{
+    const char *x = "data/digits_train_x.csv", *y = "data/digits_train_y.csv", *t = "data/digits_test_x.csv";
+    struct Case cases[] = {
+        {"bnmlp32", "tests/fixtures/export_bn_mlp_f32.ini", x, y, t, "1", 0, 1, "12392 bytes of constant data", 3, 2},
+        {"bnmlp64", "tests/fixtures/export_bn_mlp_f64.ini", x, y, t, "1", 1, 1, "24784 bytes of constant data", 3, 2},
+        {"bncnn32", "tests/fixtures/export_bn_cnn_f32.ini", x, y, t, "1", 0, 1, "2600 bytes of constant data", 2, 3},
+        {"bncnn64", "tests/fixtures/export_bn_cnn_f64.ini", x, y, t, "1", 1, 1, "5200 bytes of constant data", 2, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        check_c_export(&cases[i]);
+        check_running_stats_trained(tmp(cases[i].name), 5);
+    }
 }
 
 /* What the issue promises of the file itself: two includes, no allocation, the API. */
@@ -361,18 +434,46 @@ static int find_node(struct Pb graph, const char *name, struct PbField *nd)
     return 0;
 }
 
+/* "a b c": a node's inputs in order. */
+static void node_inputs(const struct PbField *nd, char *buf, size_t cap)
+{
+    struct PbField f;
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; pb_find(pb_sub(nd), 1, i, &f); i++)
+        at += (size_t)snprintf(buf + at, at < cap ? cap - at : 0, "%s%.*s", i ? " " : "", (int)f.len,
+                               (const char *)f.data);
+}
+
+/* The attribute name of a node, or 0. */
+static int find_attr(const struct PbField *node, const char *name, struct PbField *a)
+{
+    struct PbField f;
+    for (int i = 0; pb_find(pb_sub(node), 5, i, a); i++)
+        if (pb_find(pb_sub(a), 1, 0, &f) && pb_str_is(&f, name)) return 1;
+    return 0;
+}
+
 /* The ints of a node's attribute ("kernel_shape"), or the single int (type INT); n of them. */
 static int attr_ints(const struct PbField *node, const char *name, int64_t *v, int cap)
 {
     struct PbField a, f;
-    for (int i = 0; pb_find(pb_sub(node), 5, i, &a); i++) {
-        if (!pb_find(pb_sub(&a), 1, 0, &f) || !pb_str_is(&f, name)) continue;
-        int n = 0;
-        if (pb_find(pb_sub(&a), 3, 0, &f)) v[n++] = (int64_t)f.v;
-        for (int j = 0; n < cap && pb_find(pb_sub(&a), 8, j, &f); j++) v[n++] = (int64_t)f.v;
-        return n;
-    }
-    return 0;
+    if (!find_attr(node, name, &a)) return 0;
+    int n = 0;
+    if (pb_find(pb_sub(&a), 3, 0, &f)) v[n++] = (int64_t)f.v;
+    for (int j = 0; n < cap && pb_find(pb_sub(&a), 8, j, &f); j++) v[n++] = (int64_t)f.v;
+    return n;
+}
+
+/* A float attribute (type FLOAT, its value in field f as 4 bytes): 1 and the value, or 0. */
+static int attr_float(const struct PbField *node, const char *name, float *v)
+{
+    struct PbField a, f;
+    if (!find_attr(node, name, &a) || !pb_find(pb_sub(&a), 20, 0, &f) || f.v != 1) return 0;
+    if (!pb_find(pb_sub(&a), 2, 0, &f) || f.wire != 5) return 0;
+    uint32_t u = (uint32_t)f.v;
+    memcpy(v, &u, sizeof u);
+    return 1;
 }
 
 /* "N,64": the shape of a graph input or output (value info). */
@@ -544,6 +645,68 @@ TEST(export_onnx_every_kind_float64)
     mem_free(file);
 }
 
+/* Every BatchNormalization node of g: n of them, in order those of names, each reading
+ * the one before it (first_in for the first), its layer's four tensors (initializers,
+ * checked by check_initializers), with PyTorch's eps and momentum as ONNX has them. */
+static void check_bn_nodes(struct Pb g, const char *const *names, int n, const char *first_in)
+{
+    struct PbField nd, f;
+    char op[64], want[512], got[512], prev[64];
+    int k = 0;
+    str_copy(prev, first_in, sizeof prev);
+    for (int i = 0; g.p && pb_find(g, 1, i, &nd); i++) {
+        struct Pb np = pb_sub(&nd);
+        if (strcmp(pb_str(np, 4, 0, op, sizeof op), "BatchNormalization")) {
+            pb_str(np, 2, 0, prev, sizeof prev);
+            continue;
+        }
+        EXPECT_MSG(k < n, "more than %d BatchNormalization nodes", n);
+        if (k >= n) return;
+        const char *s = names[k++];
+        EXPECT(pb_find(np, 3, 0, &f) && pb_str_is(&f, s));
+        snprintf(want, sizeof want, "%s %s.weight %s.bias %s.running_mean %s.running_var", prev, s, s, s, s);
+        node_inputs(&nd, got, sizeof got);
+        EXPECT_MSG(!strcmp(got, want), "%s: inputs '%s', expected '%s'", s, got, want);
+        float eps = 0, momentum = 0;
+        EXPECT_MSG(attr_float(&nd, "epsilon", &eps) && eps == 1e-5f, "%s: epsilon %.9g", s, eps);
+        EXPECT_MSG(attr_float(&nd, "momentum", &momentum) && momentum == 0.9f, "%s: momentum %.9g", s, momentum);
+        pb_str(np, 2, 0, prev, sizeof prev);
+    }
+    EXPECT_EQ_INT(k, n);
+}
+
+/* BatchNorm1d and BatchNorm2d (their fixtures, see export_c_batchnorm_both_dtypes) as
+ * BatchNormalization nodes, a Dropout left out, both dtypes. */
+TEST(export_onnx_batchnorm)
+{
+    const char *x = "data/digits_train_x.csv", *y = "data/digits_train_y.csv";
+    const char *mlp_ops = "Sub Mul BatchNormalization Gemm BatchNormalization Relu Gemm BatchNormalization Tanh "
+                          "BatchNormalization Relu Gemm BatchNormalization Softmax";
+    const char *cnn_ops = "Sub Mul Reshape BatchNormalization Conv BatchNormalization Relu MaxPool BatchNormalization "
+                          "Conv BatchNormalization Tanh Flatten Gemm BatchNormalization Softmax";
+    const char *mlp_bn[] = {"batchnorm1d1", "batchnorm1d2", "batchnorm1d3", "batchnorm1d4", "batchnorm1d5"};
+    const char *cnn_bn[] = {"batchnorm2d1", "batchnorm2d2", "batchnorm2d3", "batchnorm2d4", "batchnorm1d1"};
+    for (int f64 = 0; f64 < 2; f64++) {
+        char name[32], config[128];
+        struct OnnxWant w = {mlp_ops, "N,64", "N,10", f64 ? 11 : 1};
+        snprintf(name, sizeof name, "bnmlp_onnx%d", f64);
+        snprintf(config, sizeof config, "tests/fixtures/export_bn_mlp_f%s.ini", f64 ? "64" : "32");
+        char *file;
+        struct Pb g = export_onnx_checked(name, config, x, y, "1", &w, &file);
+        check_bn_nodes(g, mlp_bn, 5, "input.normalised");
+        struct PbField nd, f;
+        /* the Dropout left out: the BatchNorm after it reads the Linear before it */
+        EXPECT(g.p && find_node(g, "batchnorm1d3", &nd) && pb_find(pb_sub(&nd), 1, 0, &f) && pb_str_is(&f, "linear2"));
+        mem_free(file);
+        w = (struct OnnxWant){cnn_ops, "N,64", "N,10", f64 ? 11 : 1};
+        snprintf(name, sizeof name, "bncnn_onnx%d", f64);
+        snprintf(config, sizeof config, "tests/fixtures/export_bn_cnn_f%s.ini", f64 ? "64" : "32");
+        g = export_onnx_checked(name, config, x, y, "1", &w, &file);
+        check_bn_nodes(g, cnn_bn, 5, "input.nchw");
+        mem_free(file);
+    }
+}
+
 /* ---- the command ---- */
 
 TEST(export_cli_formats_and_names)
@@ -635,6 +798,55 @@ TEST(export_cli_bad_input)
     /* a missing model file */
     EXPECT_EQ_INT(run("dlexport", "no/such/model.bin"), 1);
     EXPECT_STR_CONTAINS(err, "cannot open");
+}
+
+/* The model file src saved again as dst with value at index k of its tensor name. */
+static void set_model_value(const char *src, const char *dst, const char *name, uint64_t k, double value)
+{
+    struct ModelFile mf;
+    char e[512];
+    EXPECT_MSG(model_load(src, &mf, e, sizeof e) == 0, "%s", e);
+    struct Tensor *t = (struct Tensor *)model_file_find(&mf, name);
+    EXPECT_MSG(t && k < tensor_numel(t), "%s: no %s[%llu]", src, name, (unsigned long long)k);
+    if (t && k < tensor_numel(t)) {
+        if (t->dtype == DT_FLOAT32) tensor_f32(t)[k] = (float)value;
+        else tensor_f64(t)[k] = value;
+    }
+    EXPECT_MSG(model_save(dst, mf.tensors, mf.n, mf.config_text, e, sizeof e) == 0, "%s", e);
+    model_file_free(&mf);
+}
+
+/* BatchNorm statistics no export could reproduce: a negative running variance (infer
+ * takes its square root), and a scale or folded weight beyond float32. Errors name the
+ * file and the layer or tensor. */
+TEST(export_batchnorm_bad_statistics)
+{
+    char args[2048];
+    const char *model = tmp("bnbad.bin"), *neg = tmp("bnbad_var.bin"), *big = tmp("bnbad_big.bin");
+    snprintf(args, sizeof args, "-q -e 1 tests/fixtures/export_bn_mlp_f32.ini data/digits_train_x.csv "
+             "data/digits_train_y.csv %s", model);
+    EXPECT_EQ_INT(run("train", args), 0);
+    set_model_value(model, neg, "batchnorm1d3.running_var", 3, -2);
+    for (int onnx = 0; onnx < 2; onnx++) {
+        snprintf(args, sizeof args, "-o %s %s", tmp(onnx ? "bnbad.onnx" : "bnbad.c"), neg);
+        EXPECT_EQ_INT(run("dlexport", args), 1);
+        EXPECT_STR_CONTAINS(err, "bnbad_var.bin: tensor 'batchnorm1d3.running_var' holds -2 at index 3: a running "
+                                 "variance cannot be negative");
+    }
+    /* a variance of 0 divides by sqrt(1e-5): weight 3e38 gives a scale beyond float32 */
+    set_model_value(model, big, "batchnorm1d1.weight", 5, 3e38);
+    set_model_value(big, big, "batchnorm1d1.running_var", 5, 0);
+    snprintf(args, sizeof args, "-o %s %s", tmp("bnbad.c"), big);
+    EXPECT_EQ_INT(run("dlexport", args), 1);
+    EXPECT_STR_CONTAINS(err, "bnbad_big.bin: layer 'batchnorm1d1' (BatchNorm1d) cannot be exported to C: its scale is "
+                             "not finite (inf at channel 5)");
+    /* the same folded into linear1 makes its weights overflow */
+    set_model_value(model, big, "batchnorm1d2.weight", 0, 3e38);
+    set_model_value(big, big, "batchnorm1d2.running_var", 0, 0);
+    snprintf(args, sizeof args, "-o %s %s", tmp("bnbad.c"), big);
+    EXPECT_EQ_INT(run("dlexport", args), 1);
+    EXPECT_STR_CONTAINS(err, "bnbad_big.bin: layer 'batchnorm1d2' (BatchNorm1d) cannot be exported to C: folded into "
+                             "linear1, it gives a weight that is not finite");
 }
 
 TEST(export_save_bytes_is_atomic)

@@ -20,9 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define BN_MOMENTUM 0.1
-#define BN_EPS 1e-5
-
 struct BnCtx {
     size_t N, C, HW;
     double *mean, *invstd;     /* per channel: what normalised the batch */
@@ -195,11 +192,20 @@ static void bn_check(struct Node *x, struct Node *w, struct Node *b, const struc
 static void bn_update_running(struct Tensor *rm, struct Tensor *rv, const double *mean, const double *var, double M)
 {
     for (uint64_t c = 0; c < rm->shape[0]; c++) {
-        double m = (1 - BN_MOMENTUM) * tensor_at(rm, c) + BN_MOMENTUM * mean[c];
-        double v = (1 - BN_MOMENTUM) * tensor_at(rv, c) + BN_MOMENTUM * var[c] * M / (M - 1);
+        double m = (1 - NN_BATCHNORM_MOMENTUM) * tensor_at(rm, c) + NN_BATCHNORM_MOMENTUM * mean[c];
+        double v = (1 - NN_BATCHNORM_MOMENTUM) * tensor_at(rv, c) + NN_BATCHNORM_MOMENTUM * var[c] * M / (M - 1);
         if (rm->dtype == DT_FLOAT32) tensor_f32(rm)[c] = (float)m, tensor_f32(rv)[c] = (float)v;
         else tensor_f64(rm)[c] = m, tensor_f64(rv)[c] = v;
     }
+}
+
+/* One channel's y = s x + t, the one formula of nn_batchnorm and nn_batchnorm_fold (so a
+ * folded BatchNorm and the exporters get infer's numbers to the bit). */
+static void bn_affine(double w, double b, double mean, double var, double *invstd, double *s, double *t)
+{
+    *invstd = 1 / sqrt(var + NN_BATCHNORM_EPS);
+    *s = w * *invstd;
+    *t = b - mean * *s;
 }
 
 struct Node *nn_batchnorm(struct Node *x, struct Node *w, struct Node *b, struct Tensor *running_mean,
@@ -227,11 +233,8 @@ struct Node *nn_batchnorm(struct Node *x, struct Node *w, struct Node *b, struct
         if (running_mean && running_var) bn_update_running(running_mean, running_var, cx->mean, var, M);
     } else
         for (size_t c = 0; c < C; c++) cx->mean[c] = tensor_at(running_mean, c), var[c] = tensor_at(running_var, c);
-    for (size_t c = 0; c < C; c++) {
-        cx->invstd[c] = 1 / sqrt(var[c] + BN_EPS);
-        s[c] = tensor_at(w->value, c) * cx->invstd[c];
-        t[c] = tensor_at(b->value, c) - cx->mean[c] * s[c];
-    }
+    for (size_t c = 0; c < C; c++)
+        bn_affine(tensor_at(w->value, c), tensor_at(b->value, c), cx->mean[c], var[c], &cx->invstd[c], &s[c], &t[c]);
     DT_CALL(X->dtype, bn_apply, cx, X->data, s, t, y->value->data);
     return y;
 }
@@ -240,8 +243,9 @@ void nn_batchnorm_fold(const struct Tensor *weight, const struct Tensor *bias, c
                        const struct Tensor *running_var, double *scale, double *shift)
 {
     for (uint64_t c = 0; c < weight->shape[0]; c++) {
-        scale[c] = tensor_at(weight, c) / sqrt(tensor_at(running_var, c) + BN_EPS);
-        shift[c] = tensor_at(bias, c) - tensor_at(running_mean, c) * scale[c];
+        double invstd;
+        bn_affine(tensor_at(weight, c), tensor_at(bias, c), tensor_at(running_mean, c), tensor_at(running_var, c),
+                  &invstd, &scale[c], &shift[c]);
     }
 }
 
