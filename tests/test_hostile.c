@@ -108,19 +108,30 @@ static int sum_pages(void *arg)
     return (int)s;
 }
 
-TEST(hostile_sigbus_becomes_an_error_return)
+/* A file of three pages of 5s, mapped; NULL (and a failed expectation) if that fails. */
+static char *map_three_pages(const char *path, int *fd)
 {
-    const char *path = tmp("pages.bin");
     long page = sysconf(_SC_PAGESIZE);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    EXPECT(fd >= 0);
+    *fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    EXPECT(*fd >= 0);
+    if (*fd < 0) return NULL;
     char *fill = malloc((size_t)page * 3);
     memset(fill, 5, (size_t)page * 3);
-    EXPECT(write(fd, fill, (size_t)page * 3) == page * 3);
+    EXPECT(write(*fd, fill, (size_t)page * 3) == page * 3);
     free(fill);
-    char *m = mmap(NULL, (size_t)page * 3, PROT_READ, MAP_PRIVATE, fd, 0);
+    char *m = mmap(NULL, (size_t)page * 3, PROT_READ, MAP_PRIVATE, *fd, 0);
     EXPECT(m != MAP_FAILED);
-    if (fd < 0 || m == MAP_FAILED) return;
+    if (m != MAP_FAILED) return m;
+    close(*fd);
+    return NULL;
+}
+
+TEST(hostile_sigbus_becomes_an_error_return)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    int fd;
+    char *m = map_three_pages(tmp("pages.bin"), &fd);
+    if (!m) return;
     struct sigaction before, after;
     sigaction(SIGBUS, NULL, &before);
     EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), 15);
@@ -160,17 +171,10 @@ static void guard_task(void *ctx, size_t k, int worker)
 
 TEST(hostile_sigbus_guards_on_many_threads_at_once)
 {
-    const char *path = tmp("pages4.bin");
     long page = sysconf(_SC_PAGESIZE);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    EXPECT(fd >= 0);
-    char *fill = malloc((size_t)page * 3);
-    memset(fill, 5, (size_t)page * 3);
-    EXPECT(write(fd, fill, (size_t)page * 3) == page * 3);
-    free(fill);
-    char *m = mmap(NULL, (size_t)page * 3, PROT_READ, MAP_PRIVATE, fd, 0);
-    EXPECT(m != MAP_FAILED);
-    if (fd < 0 || m == MAP_FAILED) return;
+    int fd;
+    char *m = map_three_pages(tmp("pages4.bin"), &fd);
+    if (!m) return;
     EXPECT(ftruncate(fd, 10) == 0); /* page 0 stays (zeros past byte 10), pages 1-2 go */
     struct sigaction before, after;
     sigaction(SIGBUS, NULL, &before);
