@@ -837,8 +837,13 @@ int dataset_save_binary(const struct Dataset *ds, const char *path, char *err, s
         cls = tensor_create(2, (uint64_t[]){ds->n, 1}, ds->x->dtype);
         for (uint64_t i = 0; i < ds->n; i++) tensor_set(cls, (uint64_t[]){i, 0}, ds->cls[i]);
     }
-    struct NamedTensor ts[2] = {{"data", ds->x}, {"labels", cls ? cls : ds->y}};
-    int r = model_save(path, ts, ts[1].t ? 2 : 1, NULL, err, errlen);
+    /* A scalar before "data" puts its values at byte 64 of the file, aligned for either
+     * dtype, where model_load_mapped can leave them in a mapping. */
+    struct Tensor *align = tensor_create(0, NULL, DT_FLOAT32);
+    tensor_fill(align, 64);
+    struct NamedTensor ts[3] = {{"align", align}, {"data", ds->x}, {"labels", cls ? cls : ds->y}};
+    int r = model_save(path, ts, ts[2].t ? 3 : 2, NULL, err, errlen);
+    tensor_free(align);
     tensor_free(cls);
     return r;
 }
