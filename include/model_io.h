@@ -29,6 +29,12 @@ struct ModelFile {
     struct NamedTensor *tensors;  /* names and tensors owned by the ModelFile */
     char *config_text;            /* NUL-terminated, or NULL without trailer */
     size_t config_len;
+    /* model_load_mapped: the file's read-only mapping that one tensor's data lies in, and
+     * the file, still open; map NULL when nothing is mapped. model_file_free unmaps and
+     * closes them unless the caller took them (map set to NULL). */
+    void *map;
+    size_t map_len;
+    int map_fd;
 };
 
 uint32_t crc32_ieee(uint32_t crc, const void *data, size_t n); /* zlib's crc32: start with 0 */
@@ -39,6 +45,15 @@ int model_save(const char *path, const struct NamedTensor *ts, uint32_t n,
  * either the old one or all n bytes, never a part. */
 int model_save_bytes(const char *path, const void *data, size_t n, char *err, size_t errlen);
 int model_load(const char *path, struct ModelFile *mf, char *err, size_t errlen);
+/* As model_load, except for the tensor called `name` when it is stored in `dtype` at a
+ * file offset aligned for that dtype: its data is not read but mapped (a shared
+ * read-only mapping of the whole file, mf->map), so processes that load one file share
+ * its page cache instead of holding a copy each; the tensor points into the mapping and
+ * does not own it. Everything else is checked and read as model_load does. Reading the
+ * mapped data faults (SIGBUS) once another program truncates the file: such reads go
+ * through util_catch_sigbus. */
+int model_load_mapped(const char *path, const char *name, uint32_t dtype, struct ModelFile *mf, char *err,
+                      size_t errlen);
 void model_file_free(struct ModelFile *mf);
 const struct Tensor *model_file_find(const struct ModelFile *mf, const char *name);
 /* The bytes its tensors hold in memory (what loading it took, beyond the names). */

@@ -1,6 +1,7 @@
 /* tensor: n-dimensional arrays of float32 or float64.
  *
- * Shapes and strides count elements, row-major. Data blocks are 64-byte aligned.
+ * Shapes and strides count elements, row-major. Data blocks are 64-byte aligned (data
+ * that tensor_wrap puts a header on: at least to its dtype).
  * Ownership is in flags: OWN_DATA (tensor_free frees the data), OWN_META (the
  * struct with its shape and stride arrays is one heap block that tensor_free frees).
  * Tensors made in an arena own nothing: arena_reset() takes them all at once.
@@ -39,6 +40,9 @@ struct Tensor *tensor_create_in(struct Arena *a, uint64_t ndim, const uint64_t *
 struct Tensor *tensor_zeros_in(struct Arena *a, uint64_t ndim, const uint64_t *shape, uint32_t dtype);
 /* A contiguous header from the arena over existing data (owns nothing). */
 struct Tensor *tensor_header_in(struct Arena *a, uint64_t ndim, const uint64_t *shape, uint32_t dtype, void *data);
+/* A contiguous heap header over data that something else owns (a file's mapping, at an
+ * address aligned for the dtype): tensor_free frees the header, never the data. */
+struct Tensor *tensor_wrap(uint64_t ndim, const uint64_t *shape, uint32_t dtype, void *data);
 void tensor_free(struct Tensor *t);         /* frees what the flags say it owns; NULL ok */
 
 struct Tensor *tensor_copy(const struct Tensor *t);          /* deep, contiguous */

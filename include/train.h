@@ -50,7 +50,7 @@ struct Trainer {
 };
 
 /* What train_epoch returns. */
-enum TrainStatus { TRAIN_OK = 0, TRAIN_DIVERGED = -1, TRAIN_INTERRUPTED = 1 };
+enum TrainStatus { TRAIN_OK = 0, TRAIN_DIVERGED = -1, TRAIN_READ_ERROR = -2, TRAIN_INTERRUPTED = 1 };
 
 /* The config's optimizer over every parameter of m, and the step's graph. */
 void train_init(struct Trainer *t, struct Model *m);
@@ -81,8 +81,10 @@ struct EpochStats {
 typedef void (*epoch_progress_fn)(void *ctx, uint64_t done, uint64_t total, double loss);
 /* One epoch (numbered from 1) over ds, its first max_steps batches when max_steps > 0.
  * Returns TRAIN_OK; TRAIN_DIVERGED when the loss becomes NaN or infinite (st->steps
- * names the batch, st->bad_loss the value; that step's update is not applied); or
- * TRAIN_INTERRUPTED when *t->stop was set during a step that was not the epoch's last
+ * names the batch, st->bad_loss the value; that step's update is not applied);
+ * TRAIN_READ_ERROR when a batch could not be read (the mapped file shrank: dataset_error;
+ * with comm, on at least one process, and every process stops at that batch, st->steps);
+ * or TRAIN_INTERRUPTED when *t->stop was set during a step that was not the epoch's last
  * (st holds the batches done and their sums). */
 int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t max_steps,
                 epoch_progress_fn progress, void *ctx, struct EpochStats *st);
@@ -93,8 +95,9 @@ int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, 
 
 /* Validation: the mean loss and the accuracy (classifiers) of the model on ds, forward
  * only, in inference mode (model->run.training is 0 meanwhile: no dropout, running
- * statistics); ds is read in file order. */
-void train_evaluate(struct Trainer *t, struct Dataset *ds, struct EpochStats *st);
+ * statistics); ds is read in file order. Returns TRAIN_OK, or TRAIN_READ_ERROR (this
+ * process alone: no sums across processes here). */
+int train_evaluate(struct Trainer *t, struct Dataset *ds, struct EpochStats *st);
 
 /* ---- a whole run ---- */
 

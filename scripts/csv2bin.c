@@ -1,5 +1,6 @@
 /* csv2bin: converts a CSV dataset into minidl's binary dataset (the DLASM1 container
- * with tensors "data" and, given a labels file, "labels"), which loads many times
+ * with tensors "data" and, given a labels file, "labels", after a scalar "align" that
+ * puts the data at byte 64, where it can be memory-mapped), which loads many times
  * faster and can stand wherever a CSV is accepted.
  *
  *   csv2bin [--dtype float32|float64] [--threads N] data.csv [labels.csv] out.bin

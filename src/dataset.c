@@ -18,6 +18,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,11 @@ static int too_big(const char *path, size_t limit, char *err, size_t errlen)
 {
     return err_set(err, errlen, "%s: more than %zu MB of input: it would not fit in memory "
                    "(the text and the matrix read from it must both fit)", path, limit >> 20);
+}
+
+static int shrank_error(const char *path, char *err, size_t errlen)
+{
+    return err_set(err, errlen, "%s: the file shrank while it was being read (another program changed it)", path);
 }
 
 /* Through a read loop: pipes, devices, and files whose size is a multiple of the page
@@ -85,7 +91,7 @@ static int text_read(struct Text *t, int fd, const char *path, char *err, size_t
     }
     if (n < expect) { /* a regular file cut short under us: its end is missing */
         mem_free(buf);
-        return err_set(err, errlen, "%s: the file shrank while it was being read (another program changed it)", path);
+        return shrank_error(path, err, errlen);
     }
     buf[n] = 0;
     t->buf = buf;
@@ -710,6 +716,41 @@ static uint32_t find_tensor(const struct ModelFile *mf, const char *name)
     return k;
 }
 
+struct ValueCheck {
+    const char *path, *name;
+    const struct Tensor *t;
+    uint64_t n_classes;
+    char *err;
+    size_t errlen;
+};
+
+static int value_check(void *arg)
+{
+    const struct ValueCheck *c = arg;
+    return check_binary_values(c->path, c->name, c->t, c->n_classes, c->err, c->errlen);
+}
+
+struct Copy { void *dst; const void *src; size_t bytes; };
+
+static int copy_work(void *arg)
+{
+    const struct Copy *c = arg;
+    memcpy(c->dst, c->src, c->bytes);
+    return 0;
+}
+
+/* A private heap copy of t, whose data may lie in a file's mapping (mapped: the reads are
+ * guarded). 0, or -1 (*out NULL) when the file shrank under the copy. */
+static int copy_tensor(const struct Tensor *t, int mapped, struct Tensor **out)
+{
+    *out = tensor_create(t->ndim, t->shape, t->dtype);
+    struct Copy c = {(*out)->data, t->data, tensor_numel(t) * dtype_size(t->dtype)};
+    if ((mapped ? util_catch_sigbus(copy_work, &c) : copy_work(&c)) == 0) return 0;
+    tensor_free(*out);
+    *out = NULL;
+    return -1;
+}
+
 /* Tensor `name` of a loaded binary dataset (or `alt` when it has none), checked. */
 static int binary_take(struct ModelFile *mf, const char *path, uint32_t dtype, uint64_t n_classes,
                        const char *name, const char *alt, struct Tensor **out, char *err, size_t errlen)
@@ -723,7 +764,9 @@ static int binary_take(struct ModelFile *mf, const char *path, uint32_t dtype, u
     if (n_classes && (*out)->shape[1] != 1)
         r = err_set(err, errlen, "%s: tensor '%s' has %llu columns, expected 1 (a class index per row)", path,
                     got, (unsigned long long)(*out)->shape[1]);
-    if (!r) r = check_binary_values(path, got, *out, n_classes, err, errlen);
+    struct ValueCheck vc = {path, got, *out, n_classes, err, errlen};
+    if (!r) r = mf->map ? util_catch_sigbus(value_check, &vc) : value_check(&vc);
+    if (r == UTIL_SIGBUS) r = shrank_error(path, err, errlen);
     if (r) {
         tensor_free(*out);
         *out = NULL;
@@ -731,12 +774,24 @@ static int binary_take(struct ModelFile *mf, const char *path, uint32_t dtype, u
     return r;
 }
 
+/* The file's mapping, which x's data lies in, passes from mf to ds. */
+static void take_map(struct Dataset *ds, struct ModelFile *mf, const char *path)
+{
+    size_t len = strlen(path) + 1;
+    ds->map = mf->map, ds->map_len = mf->map_len, ds->map_fd = mf->map_fd;
+    ds->map_path = mem_alloc(len);
+    memcpy(ds->map_path, path, len);
+    mf->map = NULL;
+}
+
+/* map_to non-NULL: the tensor may stay in a mapping of the file, which goes to map_to. */
 static int read_binary(const char *path, uint32_t dtype, uint64_t n_classes, const char *name,
-                       const char *alt, struct Tensor **out, char *err, size_t errlen)
+                       const char *alt, struct Tensor **out, struct Dataset *map_to, char *err, size_t errlen)
 {
     struct ModelFile mf;
-    if (model_load(path, &mf, err, errlen)) return -1;
+    if (model_load_mapped(path, map_to ? name : NULL, dtype, &mf, err, errlen)) return -1;
     int r = binary_take(&mf, path, dtype, n_classes, name, alt, out, err, errlen);
+    if (!r && mf.map) take_map(map_to, &mf, path);
     model_file_free(&mf);
     return r;
 }
@@ -749,38 +804,41 @@ static int same_container(const char *a, const char *b)
            sa.st_ino == sb.st_ino && model_is_container(a);
 }
 
-static int read_binary_both(const char *path, uint32_t dtype, uint64_t n_classes, struct Tensor **x,
-                            struct Tensor **y, char *err, size_t errlen)
+static int read_binary_both(const char *path, uint32_t dtype, uint64_t n_classes, struct Dataset *ds, char *err,
+                            size_t errlen)
 {
     struct ModelFile mf;
-    if (model_load(path, &mf, err, errlen)) return -1;
-    int r = binary_take(&mf, path, dtype, 0, "data", NULL, x, err, errlen);
+    if (model_load_mapped(path, "data", dtype, &mf, err, errlen)) return -1;
+    int r = binary_take(&mf, path, dtype, 0, "data", NULL, &ds->x, err, errlen);
     uint32_t k = find_tensor(&mf, "data");
     /* Without a "labels" tensor the labels are the data, whose tensor may just have been
-     * handed to *x: they get a copy of their own. */
-    if (!r && find_tensor(&mf, "labels") == mf.n && !mf.tensors[k].t) mf.tensors[k].t = tensor_copy(*x);
-    if (!r) r = binary_take(&mf, path, dtype, n_classes, "labels", "data", y, err, errlen);
+     * handed to x: they get a copy of their own. */
+    if (!r && find_tensor(&mf, "labels") == mf.n && !mf.tensors[k].t &&
+        copy_tensor(ds->x, mf.map != NULL, &mf.tensors[k].t))
+        r = shrank_error(path, err, errlen);
+    if (!r) r = binary_take(&mf, path, dtype, n_classes, "labels", "data", &ds->y, err, errlen);
+    if (!r && mf.map) take_map(ds, &mf, path);
     model_file_free(&mf);
     return r;
 }
 
 /* The matrix in a CSV file or binary dataset; n_classes > 0 asks for one class index per
- * row. Labels come from a binary file's "labels" tensor, or its "data" without one. */
+ * row. Labels come from a binary file's "labels" tensor, or its "data" without one.
+ * map_to non-NULL: a binary file's "data" may stay in a mapping, which goes to map_to. */
 static int read_matrix(const char *path, uint32_t dtype, uint64_t n_classes, int labels,
-                       struct Tensor **out, char *err, size_t errlen)
+                       struct Tensor **out, struct Dataset *map_to, char *err, size_t errlen)
 {
     struct stat st;
     /* Only a regular file is probed: probing a pipe would eat its first bytes. */
     if (strcmp(path, "-") && stat(path, &st) == 0 && S_ISREG(st.st_mode) && model_is_container(path))
         return read_binary(path, dtype, n_classes, labels ? "labels" : "data", labels ? "data" : NULL,
-                           out, err, errlen);
+                           out, labels ? NULL : map_to, err, errlen);
     struct Text text;
     if (text_open(&text, path, err, errlen)) return -1;
     struct CsvJob job = {path, &text, dtype, n_classes, NULL, err, errlen};
     /* Another program truncating a mapped file would kill the parse with SIGBUS. */
     int r = text.map_len ? util_catch_sigbus(csv_parse, &job) : csv_parse(&job);
-    if (r == UTIL_SIGBUS || text_shrank(&text))
-        r = err_set(err, errlen, "%s: the file shrank while it was being read (another program changed it)", path);
+    if (r == UTIL_SIGBUS || text_shrank(&text)) r = shrank_error(path, err, errlen);
     text_close(&text);
     if (r) tensor_free(job.t);
     else *out = job.t;
@@ -789,10 +847,56 @@ static int read_matrix(const char *path, uint32_t dtype, uint64_t n_classes, int
 
 int csv_read_matrix(const char *path, uint32_t dtype, struct Tensor **out, char *err, size_t errlen)
 {
-    return read_matrix(path, dtype, 0, 0, out, err, errlen);
+    return read_matrix(path, dtype, 0, 0, out, NULL, err, errlen);
 }
 
 /* ---- the dataset ---- */
+
+/* After a read of ds's mapping: did it fault, or is the file now shorter than the
+ * mapping (the rest of a cut file's last page reads as zeros, without a fault)? Either
+ * is recorded; -1 then. */
+static int map_read_done(struct Dataset *ds, int faulted)
+{
+    struct stat st;
+    if (faulted || fstat(ds->map_fd, &st) != 0 || (uint64_t)st.st_size < ds->map_len) ds->map_shrank = 1;
+    return ds->map_shrank ? -1 : 0;
+}
+
+/* fn(arg), reading ds's data: guarded where it is mapped. 0, or -1 when the file shrank. */
+static int map_read(struct Dataset *ds, int (*fn)(void *), void *arg)
+{
+    if (!ds->map) return fn(arg);
+    return map_read_done(ds, util_catch_sigbus(fn, arg) == UTIL_SIGBUS);
+}
+
+static void map_close(struct Dataset *ds)
+{
+    if (!ds->map) return;
+    munmap(ds->map, ds->map_len);
+    close(ds->map_fd);
+    mem_free(ds->map_path);
+    ds->map = NULL, ds->map_len = 0, ds->map_fd = -1, ds->map_path = NULL, ds->map_shrank = 0;
+}
+
+/* x becomes a private heap copy (what writing it needs); the mapping goes. */
+static int map_to_heap(struct Dataset *ds)
+{
+    if (!ds->map) return 0;
+    struct Tensor *c;
+    if (map_read_done(ds, copy_tensor(ds->x, 1, &c) != 0)) {
+        tensor_free(c);
+        return -1;
+    }
+    tensor_free(ds->x);
+    ds->x = c;
+    map_close(ds);
+    return 0;
+}
+
+int dataset_error(const struct Dataset *ds, char *err, size_t errlen)
+{
+    return ds->map_shrank ? shrank_error(ds->map_path, err, errlen) : 0;
+}
 
 /* Class labels (checked whole numbers in range by the reader) become integers once. */
 static void take_classes(struct Dataset *ds)
@@ -808,9 +912,10 @@ int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uin
 {
     memset(ds, 0, sizeof *ds);
     int bad = y_path && same_container(x_path, y_path)
-                  ? read_binary_both(x_path, dtype, n_classes, &ds->x, &ds->y, err, errlen)
-                  : read_matrix(x_path, dtype, 0, 0, &ds->x, err, errlen) ||
-                        (y_path && read_matrix(y_path, dtype, n_classes, 1, &ds->y, err, errlen));
+                  ? read_binary_both(x_path, dtype, n_classes, ds, err, errlen)
+                  : read_matrix(x_path, dtype, 0, 0, &ds->x, ds, err, errlen) ||
+                        (y_path && read_matrix(y_path, dtype, n_classes, 1, &ds->y, NULL, err, errlen));
+    if (!bad && ds->map && map_read_done(ds, 0)) bad = dataset_error(ds, err, errlen);
     if (bad) {
         dataset_free(ds);
         return -1;
@@ -832,13 +937,21 @@ int dataset_load(struct Dataset *ds, const char *x_path, const char *y_path, uin
 
 int dataset_save_binary(const struct Dataset *ds, const char *path, char *err, size_t errlen)
 {
-    struct Tensor *cls = NULL;
+    /* Mapped data is written from a copy: a fault inside the save could not be caught. */
+    struct Tensor *x = NULL, *cls = NULL;
+    if (ds->map && copy_tensor(ds->x, 1, &x)) return shrank_error(ds->map_path, err, errlen);
     if (ds->cls) { /* the container holds numbers: class indices as one column */
         cls = tensor_create(2, (uint64_t[]){ds->n, 1}, ds->x->dtype);
         for (uint64_t i = 0; i < ds->n; i++) tensor_set(cls, (uint64_t[]){i, 0}, ds->cls[i]);
     }
-    struct NamedTensor ts[2] = {{"data", ds->x}, {"labels", cls ? cls : ds->y}};
-    int r = model_save(path, ts, ts[1].t ? 2 : 1, NULL, err, errlen);
+    /* A scalar before "data" puts its values at byte 64 of the file, aligned for either
+     * dtype, where model_load_mapped can leave them in a mapping. */
+    struct Tensor *align = tensor_create(0, NULL, DT_FLOAT32);
+    tensor_fill(align, 64);
+    struct NamedTensor ts[3] = {{"align", align}, {"data", x ? x : ds->x}, {"labels", cls ? cls : ds->y}};
+    int r = model_save(path, ts, ts[2].t ? 3 : 2, NULL, err, errlen);
+    tensor_free(align);
+    tensor_free(x);
     tensor_free(cls);
     return r;
 }
@@ -854,6 +967,7 @@ uint64_t dataset_bytes(const struct Dataset *ds)
 void dataset_free(struct Dataset *ds)
 {
     tensor_free(ds->x);
+    map_close(ds);
     tensor_free(ds->y);
     tensor_free(ds->bx_buf);
     tensor_free(ds->by_buf);
@@ -865,14 +979,15 @@ void dataset_free(struct Dataset *ds)
 
 /* ---- normalisation ---- */
 
-/* Per-feature min, max and mean in one pass, then the variance about the mean. */
+/* Per-feature min, max and mean in one pass, then the variance about the mean; tmp
+ * holds 4 d doubles (allocated by the caller: a guarded read may end in a jump). */
 #define NORM_STATS(T, sfx)                                                                \
     static void norm_stats_##sfx(const void *xv, uint64_t n, uint64_t d, int kind,        \
-                                 void *shiftv, void *scalev)                              \
+                                 void *shiftv, void *scalev, double *tmp)                 \
     {                                                                                     \
         const T *x = xv;                                                                  \
         T *shift = shiftv, *scale = scalev;                                               \
-        double *lo = mem_alloc(3 * d * sizeof *lo), *hi = lo + d, *acc = hi + d;          \
+        double *lo = tmp, *hi = lo + d, *acc = hi + d;                                    \
         for (uint64_t j = 0; j < d; j++) { lo[j] = hi[j] = x[j]; acc[j] = 0; }            \
         for (uint64_t i = 0; i < n; i++)                                                  \
             for (uint64_t j = 0; j < d; j++) {                                            \
@@ -883,7 +998,8 @@ void dataset_free(struct Dataset *ds)
             }                                                                             \
         for (uint64_t j = 0; j < d; j++) acc[j] /= (double)n;                             \
         if (kind == NORM_STANDARD) {                                                      \
-            double *var = mem_alloc_zeroed(d * sizeof *var);                              \
+            double *var = acc + d;                                                        \
+            for (uint64_t j = 0; j < d; j++) var[j] = 0;                                  \
             for (uint64_t i = 0; i < n; i++)                                              \
                 for (uint64_t j = 0; j < d; j++) {                                        \
                     double u = x[i * d + j] - acc[j];                                     \
@@ -893,7 +1009,6 @@ void dataset_free(struct Dataset *ds)
                 shift[j] = (T)acc[j];                                                     \
                 scale[j] = lo[j] == hi[j] ? 1 : (T)(1 / sqrt(var[j] / (double)n));        \
             }                                                                             \
-            mem_free(var);                                                                \
         } else if (kind == NORM_MINMAX) {                                                 \
             for (uint64_t j = 0; j < d; j++) {                                            \
                 shift[j] = (T)lo[j];                                                      \
@@ -902,17 +1017,39 @@ void dataset_free(struct Dataset *ds)
         } else {                                                                          \
             for (uint64_t j = 0; j < d; j++) { shift[j] = 0; scale[j] = 1; }              \
         }                                                                                 \
-        mem_free(lo);                                                                     \
     }
 GEN_BOTH(NORM_STATS)
 
-void dataset_norm_stats(const struct Dataset *ds, int kind, struct Tensor **shift, struct Tensor **scale)
+struct NormJob {
+    const struct Dataset *ds;
+    int kind;
+    struct Tensor *shift, *scale;
+    double *tmp;
+};
+
+static int norm_stats_work(void *arg)
+{
+    const struct NormJob *j = arg;
+    const struct Dataset *ds = j->ds;
+    DT_CALL(ds->x->dtype, norm_stats, ds->x->data, ds->n, ds->dim, j->kind, j->shift->data, j->scale->data, j->tmp);
+    return 0;
+}
+
+int dataset_norm_stats(struct Dataset *ds, int kind, struct Tensor **shift, struct Tensor **scale)
 {
     CHECK(ds->n > 0, "no samples");
     uint64_t d = ds->dim;
-    *shift = tensor_create(1, &d, ds->x->dtype);
-    *scale = tensor_create(1, &d, ds->x->dtype);
-    DT_CALL(ds->x->dtype, norm_stats, ds->x->data, ds->n, d, kind, (*shift)->data, (*scale)->data);
+    struct NormJob j = {ds, kind, tensor_create(1, &d, ds->x->dtype), tensor_create(1, &d, ds->x->dtype),
+                        mem_alloc(4 * d * sizeof(double))};
+    int r = map_read(ds, norm_stats_work, &j);
+    mem_free(j.tmp);
+    if (r) {
+        tensor_free(j.shift);
+        tensor_free(j.scale);
+        j.shift = j.scale = NULL;
+    }
+    *shift = j.shift, *scale = j.scale;
+    return r;
 }
 
 #define NORMALIZE(T, sfx)                                                                     \
@@ -925,14 +1062,16 @@ void dataset_norm_stats(const struct Dataset *ds, int kind, struct Tensor **shif
     }
 GEN_BOTH(NORMALIZE)
 
-void dataset_normalize(struct Dataset *ds, const struct Tensor *shift, const struct Tensor *scale)
+int dataset_normalize(struct Dataset *ds, const struct Tensor *shift, const struct Tensor *scale)
 {
     uint32_t dt = ds->x->dtype;
     CHECK(shift->dtype == dt && scale->dtype == dt, "normalisation statistics in %s for %s data",
           dtype_name(shift->dtype), dtype_name(dt));
     CHECK(tensor_numel(shift) == ds->dim && tensor_numel(scale) == ds->dim,
           "%llu statistics for %llu features", (unsigned long long)tensor_numel(shift), (unsigned long long)ds->dim);
+    if (map_to_heap(ds)) return -1;
     DT_CALL(dt, normalize, ds->x->data, ds->n, ds->dim, shift->data, scale->data);
+    return 0;
 }
 
 /* ---- shuffling and batching ---- */
@@ -985,46 +1124,68 @@ static void gather_range(char *d, const char *s, const uint64_t *idx, uint64_t l
     }
 }
 
-struct GatherJob { char *d; const char *s; const uint64_t *idx; uint64_t rows, per_task; size_t row_bytes; };
+struct GatherJob {
+    char *d;
+    const char *s;
+    const uint64_t *idx;
+    uint64_t rows, per_task;
+    size_t row_bytes;
+    int mapped;          /* s lies in a file's mapping: every task guards its reads */
+    atomic_int fault;    /* a task's read faulted (the file shrank) */
+};
+
+struct GatherPart { const struct GatherJob *j; size_t task; };
+
+static int gather_part(void *arg)
+{
+    const struct GatherPart *p = arg;
+    const struct GatherJob *j = p->j;
+    uint64_t lo = p->task * j->per_task, hi = lo + j->per_task < j->rows ? lo + j->per_task : j->rows;
+    gather_range(j->d, j->s, j->idx, lo, hi, j->row_bytes);
+    return 0;
+}
 
 static void gather_task(void *ctx, size_t task, int worker)
 {
     (void)worker;
-    const struct GatherJob *j = ctx;
-    uint64_t lo = task * j->per_task, hi = lo + j->per_task < j->rows ? lo + j->per_task : j->rows;
-    gather_range(j->d, j->s, j->idx, lo, hi, j->row_bytes);
+    struct GatherJob *j = ctx;
+    struct GatherPart p = {j, task};
+    /* A fault lands on the thread that read: it is caught there, not by a jump out of
+     * the task (as the parallel CSV parse does). */
+    if (!j->mapped) gather_part(&p);
+    else if (util_catch_sigbus(gather_part, &p) == UTIL_SIGBUS) atomic_store(&j->fault, 1);
 }
 
-/* A copy: the threads split the rows. */
-static void gather_rows(void *dst, const struct Tensor *src, const uint64_t *idx, uint64_t rows, uint64_t cols)
+/* A copy: the threads split the rows. Returns 0, or -1 when a read of mapped src faulted. */
+static int gather_rows(void *dst, const struct Tensor *src, const uint64_t *idx, uint64_t rows, uint64_t cols,
+                       int mapped)
 {
-    struct GatherJob j = {dst, src->data, idx, rows, rows, cols * dtype_size(src->dtype)};
+    struct GatherJob j = {dst, src->data, idx, rows, rows, cols * dtype_size(src->dtype), mapped, 0};
     size_t tasks = par_tasks(rows * j.row_bytes, 16 << 10);
     j.per_task = (rows + tasks - 1) / (tasks ? tasks : 1);
-    if (!j.per_task) return;
+    if (!j.per_task) return 0;
     par_run((rows + j.per_task - 1) / j.per_task, gather_task, &j);
+    return atomic_load(&j.fault) ? -1 : 0;
 }
 
-/* Rows [lo, hi) of batch batch_index into the batch buffers. */
-static void get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t lo, uint64_t hi,
-                     struct Batch *b);
+/* Part `part` of `parts` of batch batch_index into the batch buffers. */
+static int get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t part, uint64_t parts,
+                    struct Batch *b);
 
-void dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, struct Batch *b)
+int dataset_get_batch(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, struct Batch *b)
 {
-    get_rows(ds, batch_index, batch_size, 0, UINT64_MAX, b);
+    return get_rows(ds, batch_index, batch_size, 0, 1, b);
 }
 
-uint64_t dataset_get_batch_part(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t part,
-                                uint64_t parts, struct Batch *b)
+int dataset_get_batch_part(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t part,
+                           uint64_t parts, struct Batch *b)
 {
     CHECK(part < parts, "part %llu of %llu", (unsigned long long)part, (unsigned long long)parts);
-    uint64_t first = batch_index * batch_size, rows = ds->n - first < batch_size ? ds->n - first : batch_size;
-    get_rows(ds, batch_index, batch_size, rows * part / parts, rows * (part + 1) / parts, b);
-    return rows;
+    return get_rows(ds, batch_index, batch_size, part, parts, b);
 }
 
-static void get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t lo, uint64_t hi,
-                     struct Batch *b)
+static int get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t part, uint64_t parts,
+                    struct Batch *b)
 {
     CHECK(batch_index < dataset_num_batches(ds, batch_size), "batch %llu of %llu",
           (unsigned long long)batch_index, (unsigned long long)dataset_num_batches(ds, batch_size));
@@ -1040,15 +1201,13 @@ static void get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_si
         ds->batch_cap = cap;
     }
     uint64_t first = batch_index * batch_size;
-    uint64_t rows = ds->n - first < batch_size ? ds->n - first : batch_size;
-    if (hi > rows) hi = rows;
-    rows = hi - lo;
+    uint64_t all = ds->n - first < batch_size ? ds->n - first : batch_size;
+    uint64_t lo = all * part / parts, rows = all * (part + 1) / parts - lo;
     const uint64_t *idx = ds->order + first + lo;
-    gather_rows(ds->bx_buf->data, ds->x, idx, rows, ds->dim);
     batch_header(&ds->bx, ds->bx_buf, ds->bx_shape, ds->bx_stride, rows, ds->dim);
-    *b = (struct Batch){.x = &ds->bx, .rows = rows};
-    if (ds->y) {
-        gather_rows(ds->by_buf->data, ds->y, idx, rows, ds->label_dim);
+    *b = (struct Batch){.x = &ds->bx, .rows = rows, .batch_rows = all};
+    if (ds->y) { /* labels are never mapped */
+        gather_rows(ds->by_buf->data, ds->y, idx, rows, ds->label_dim, 0);
         batch_header(&ds->by, ds->by_buf, ds->by_shape, ds->by_stride, rows, ds->label_dim);
         b->y = &ds->by;
     }
@@ -1056,20 +1215,23 @@ static void get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_si
         for (uint64_t r = 0; r < rows; r++) ds->bcls_buf[r] = ds->cls[idx[r]];
         b->cls = ds->bcls_buf;
     }
+    int fault = gather_rows(ds->bx_buf->data, ds->x, idx, rows, ds->dim, ds->map != NULL);
+    return ds->map ? map_read_done(ds, fault) : 0;
 }
 
 /* ---- holding samples out ---- */
 
-/* *dst: a new dataset of src's rows idx[0..n), in that order. */
-static void take_rows(struct Dataset *dst, const struct Dataset *src, const uint64_t *idx, uint64_t n)
+/* *dst: a new dataset of src's rows idx[0..n), in that order, on the heap. Returns 0, or
+ * -1 when src is mapped and its file shrank. */
+static int take_rows(struct Dataset *dst, struct Dataset *src, const uint64_t *idx, uint64_t n)
 {
     memset(dst, 0, sizeof *dst);
     dst->n = n, dst->dim = src->dim, dst->label_dim = src->label_dim;
     dst->x = tensor_create(2, (uint64_t[]){n, src->dim}, src->x->dtype);
-    gather_rows(dst->x->data, src->x, idx, n, src->dim);
+    int fault = gather_rows(dst->x->data, src->x, idx, n, src->dim, src->map != NULL);
     if (src->y) {
         dst->y = tensor_create(2, (uint64_t[]){n, src->label_dim}, src->y->dtype);
-        gather_rows(dst->y->data, src->y, idx, n, src->label_dim);
+        gather_rows(dst->y->data, src->y, idx, n, src->label_dim, 0);
     }
     if (src->cls) {
         dst->cls = mem_alloc(n * sizeof *dst->cls);
@@ -1077,13 +1239,15 @@ static void take_rows(struct Dataset *dst, const struct Dataset *src, const uint
     }
     dst->order = mem_alloc(n * sizeof *dst->order);
     for (uint64_t i = 0; i < n; i++) dst->order[i] = i;
+    return src->map ? map_read_done(src, fault) : 0;
 }
 
-void dataset_split(struct Dataset *ds, struct Dataset *held, uint64_t n_held, struct Rng *rng)
+int dataset_split(struct Dataset *ds, struct Dataset *held, uint64_t n_held, struct Rng *rng)
 {
     uint64_t n = ds->n, n_keep = n - n_held;
     CHECK(n_held > 0 && n_held < n, "holding out %llu of %llu samples", (unsigned long long)n_held,
           (unsigned long long)n);
+    memset(held, 0, sizeof *held);
     uint64_t *perm = mem_alloc(2 * n * sizeof *perm), *idx = perm + n;
     unsigned char *out = mem_alloc_zeroed(n);
     for (uint64_t i = 0; i < n; i++) perm[i] = i;
@@ -1096,10 +1260,15 @@ void dataset_split(struct Dataset *ds, struct Dataset *held, uint64_t n_held, st
     uint64_t k = 0, h = n_keep; /* kept rows first, then the held-out ones, each in file order */
     for (uint64_t i = 0; i < n; i++) idx[out[i] ? h++ : k++] = i;
     struct Dataset keep;
-    take_rows(&keep, ds, idx, n_keep);
-    take_rows(held, ds, idx + n_keep, n_held);
-    dataset_free(ds);
-    *ds = keep;
+    int r = take_rows(&keep, ds, idx, n_keep) || take_rows(held, ds, idx + n_keep, n_held) ? -1 : 0;
     mem_free(perm);
     mem_free(out);
+    if (r) {
+        dataset_free(&keep);
+        dataset_free(held);
+        return -1;
+    }
+    dataset_free(ds);
+    *ds = keep;
+    return 0;
 }

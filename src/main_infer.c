@@ -198,7 +198,10 @@ int main(int argc, char **argv)
     if (ds.y && !classify && ds.label_dim != m.cfg.output_dim)
         fatal("%s: rows have %llu targets but the model outputs %llu", o.labels, (unsigned long long)ds.label_dim,
               (unsigned long long)m.cfg.output_dim);
-    if (m.shift) dataset_normalize(&ds, m.shift, m.scale);
+    if (m.shift && dataset_normalize(&ds, m.shift, m.scale)) {
+        dataset_error(&ds, err, sizeof err);
+        fatal("%s", err);
+    }
 
     const uint64_t bs = 256;
     uint64_t used = dataset_bytes(&ds) + model_param_count(&m) * dtype_size(m.cfg.dtype);
@@ -212,7 +215,10 @@ int main(int argc, char **argv)
     graph_set_no_grad(&g, 1); /* forward only: nothing kept for a backward pass */
     for (uint64_t b = 0; b < dataset_num_batches(&ds, bs); b++) {
         struct Batch bt;
-        dataset_get_batch(&ds, b, bs, &bt);
+        if (dataset_get_batch(&ds, b, bs, &bt)) { /* a mapped binary dataset cut short under us */
+            dataset_error(&ds, err, sizeof err);
+            fatal("%s", err);
+        }
         /* classifiers: the pre-softmax values, from which both argmax and --probs follow */
         struct Node *out = model_forward(&m, model_input(&g, &m, bt.x), classify);
         print_rows(&m, out->value, &bt, o.probs, &tally);

@@ -195,8 +195,8 @@ static void load_data(struct Session *s)
               check_data_shape(&s->ds, c, o->data, o->labels, err, sizeof err);
     agree(s, bad, err);
     if (!o->quiet)
-        log_err("loaded %llu samples x %llu features in %.2f s", (unsigned long long)s->ds.n,
-                (unsigned long long)s->ds.dim, time_now() - tl);
+        log_err("loaded %llu samples x %llu features in %.2f s%s", (unsigned long long)s->ds.n,
+                (unsigned long long)s->ds.dim, time_now() - tl, s->ds.map ? " (mapped, not copied)" : "");
     if (o->val_x) {
         bad = dataset_load(&s->val, o->val_x, o->val_y, c->dtype, n_classes, err, sizeof err) ||
               check_data_shape(&s->val, c, o->val_x, o->val_y, err, sizeof err);
@@ -210,7 +210,8 @@ static void load_data(struct Session *s)
                   (unsigned long long)held, held ? "none left to train on" : "none to validate on");
         struct Rng r;
         rng_seed(&r, c->seed ^ 0x76616c73706c6974u); /* "valsplit": apart from the other streams */
-        dataset_split(&s->ds, &s->val, held, &r);
+        bad = dataset_split(&s->ds, &s->val, held, &r) && dataset_error(&s->ds, err, sizeof err);
+        agree(s, bad, err);
     }
     if (s->val.n && !o->quiet)
         log_err("validating on %llu samples (%s), training on %llu", (unsigned long long)s->val.n,
@@ -222,10 +223,21 @@ static void normalize_data(struct Session *s)
 {
     if (s->cfg.normalize == NORM_NONE) return;
     struct Tensor *shift, *scale;
-    dataset_norm_stats(&s->ds, s->cfg.normalize, &shift, &scale);
-    dataset_normalize(&s->ds, shift, scale);
-    if (s->val.n) dataset_normalize(&s->val, shift, scale);
+    char err[1024];
+    int bad = dataset_norm_stats(&s->ds, s->cfg.normalize, &shift, &scale) || dataset_normalize(&s->ds, shift, scale);
+    if (bad) dataset_error(&s->ds, err, sizeof err);
+    else if (s->val.n && dataset_normalize(&s->val, shift, scale)) bad = dataset_error(&s->val, err, sizeof err);
+    agree(s, bad, err);
     model_set_norm(&s->model, shift, scale);
+}
+
+/* After a read of ds that failed here or (train-mpi) on another rank: a mapped file
+ * shrank. Every rank stops with the first failing rank's message; the model file is
+ * left as it was. Collective. */
+static void agree_read(struct Session *s, const struct Dataset *ds)
+{
+    char err[1024];
+    agree(s, dataset_error(ds, err, sizeof err), err);
 }
 
 /* A network too large for memory fails before anything of it is allocated: its
@@ -458,6 +470,10 @@ static int epoch(struct Session *s, uint64_t e, int live)
               "try a lower learning rate (lr=%g now)", isnan(st.bad_loss) ? "NaN" : "infinite",
               (unsigned long long)e, (unsigned long long)st.steps,
               (unsigned long long)dataset_num_batches(&s->ds, c->batch_size), c->lr);
+    if (rc == TRAIN_READ_ERROR) {
+        agree_read(s, &s->ds);
+        panic("batch %llu: a failed read that no rank recorded", (unsigned long long)st.steps);
+    }
     if (rc == TRAIN_INTERRUPTED) {
         s->run.partial = st;
         interrupted(s, e, 0);
@@ -467,6 +483,7 @@ static int epoch(struct Session *s, uint64_t e, int live)
     int stop = 0;
     if (s->run.validate) {
         train_evaluate(&s->tr, &s->val, &vs);
+        agree_read(s, &s->val); /* collective: every rank, every epoch */
         stop = train_run_observe(&s->run, &s->model, e, vs.loss);
     }
     if (!s->o.quiet) log_epoch(s, e, &st, s->run.validate ? &vs : NULL, dt, st.seen - seen_before);

@@ -3,8 +3,9 @@
  * Loading streams the file once: every length is checked against the bytes that remain
  * before anything is allocated, and tensor data is read straight into the tensor's
  * aligned buffer (no per-element work, so a 188 MB dataset loads at disk/page-cache
- * speed). The checksum covers the whole file, so it is computed in a second pass, only
- * when a trailer is present (models, which are small). */
+ * speed), or, for the one tensor model_load_mapped asks for, skipped and left in a
+ * mapping of the file. The checksum covers the whole file, so it is computed in a second
+ * pass, only when a trailer is present (models, which are small). */
 #include "model_io.h"
 #include "mem.h"
 #include "utils.h"
@@ -85,6 +86,12 @@ struct Reader {
     uint64_t pos, size;
     char *err;
     size_t errlen;
+    /* model_load_mapped: the file's mapping, the tensor whose data may stay in it, and
+     * whether one does */
+    const char *map_name;
+    uint32_t map_dtype;
+    char *map;
+    int mapped;
 };
 
 static uint64_t rd_left(const struct Reader *r) { return r->size - r->pos; }
@@ -103,6 +110,15 @@ static int rd_bytes(struct Reader *r, void *dst, uint64_t n, const char *what, c
     if (n && fread(dst, 1, n, r->f) != n)
         return err_set(r->err, r->errlen, "%s: read error at byte %llu: %s", r->path,
                     (unsigned long long)r->pos, ferror(r->f) ? strerror(errno) : "file shrank while reading");
+    r->pos += n;
+    return 0;
+}
+
+/* Moves past n bytes (known to fit in the file) without reading them. */
+static int rd_skip(struct Reader *r, uint64_t n)
+{
+    if (n > (uint64_t)INT64_MAX || fseeko(r->f, (off_t)n, SEEK_CUR) != 0)
+        return err_set(r->err, r->errlen, "%s: cannot seek: %s", r->path, strerror(errno));
     r->pos += n;
     return 0;
 }
@@ -190,6 +206,11 @@ static int read_tensor(struct Reader *r, uint32_t index, struct NamedTensor *nt)
     char *owned = mem_alloc(len + 1);
     memcpy(owned, name, len + 1);
     nt->name = owned;
+    if (r->map && !strcmp(name, r->map_name) && dtype == r->map_dtype && r->pos % dtype_size(dtype) == 0) {
+        nt->t = tensor_wrap(ndim, shape, dtype, r->map + r->pos);
+        r->mapped = 1;
+        return rd_skip(r, bytes);
+    }
     nt->t = tensor_create(ndim, shape, dtype);
     prefault(nt->t->data, bytes);
     return rd_bytes(r, nt->t->data, bytes, "data", name);
@@ -309,17 +330,37 @@ static FILE *open_regular(const char *path, struct stat *st, char *err, size_t e
     return f;
 }
 
-int model_load(const char *path, struct ModelFile *mf, char *err, size_t errlen)
+/* The mapping is made before the file is parsed, through the same descriptor, so the
+ * tensor that points into it is the one the checks saw. A file that cannot be mapped
+ * is read. */
+int model_load_mapped(const char *path, const char *name, uint32_t dtype, struct ModelFile *mf, char *err,
+                      size_t errlen)
 {
     memset(mf, 0, sizeof *mf);
     struct stat st;
     FILE *f = open_regular(path, &st, err, errlen);
     if (!f) return -1;
-    struct Reader r = {f, path, 0, (uint64_t)st.st_size, err, errlen};
+    struct Reader r = {f, path, 0, (uint64_t)st.st_size, err, errlen, name, dtype, NULL, 0};
+    if (name && r.size > 0) {
+        void *m = mmap(NULL, (size_t)r.size, PROT_READ, MAP_SHARED, fileno(f), 0);
+        if (m != MAP_FAILED) r.map = m;
+    }
     int rc = read_body(&r, mf);
+    if (r.mapped) {
+        mf->map = r.map, mf->map_len = (size_t)r.size;
+        mf->map_fd = dup(fileno(f));
+        if (mf->map_fd < 0) rc = err_set(err, errlen, "%s: %s", path, strerror(errno));
+    } else if (r.map) {
+        munmap(r.map, (size_t)r.size);
+    }
     fclose(f);
     if (rc) model_file_free(mf);
     return rc;
+}
+
+int model_load(const char *path, struct ModelFile *mf, char *err, size_t errlen)
+{
+    return model_load_mapped(path, NULL, 0, mf, err, errlen);
 }
 
 void model_file_free(struct ModelFile *mf)
@@ -331,6 +372,10 @@ void model_file_free(struct ModelFile *mf)
     }
     mem_free(mf->tensors);
     mem_free(mf->config_text);
+    if (mf->map) {
+        munmap(mf->map, mf->map_len);
+        if (mf->map_fd >= 0) close(mf->map_fd);
+    }
     memset(mf, 0, sizeof *mf);
 }
 

@@ -95,6 +95,16 @@ struct Tensor *tensor_header_in(struct Arena *a, uint64_t ndim, const uint64_t *
     return &m->t;
 }
 
+struct Tensor *tensor_wrap(uint64_t ndim, const uint64_t *shape, uint32_t dtype, void *data)
+{
+    CHECK(((uintptr_t)data & (dtype_size(dtype) - 1)) == 0, "%s data at a misaligned address", dtype_name(dtype));
+    struct TensorMeta *m = mem_alloc(sizeof *m);
+    init_meta(m, ndim, shape, dtype);
+    m->t.data = data;
+    m->t.flags = OWN_META;
+    return &m->t;
+}
+
 struct Tensor *tensor_zeros_in(struct Arena *a, uint64_t ndim, const uint64_t *shape, uint32_t dtype)
 {
     struct Tensor *t = tensor_create_in(a, ndim, shape, dtype);

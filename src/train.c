@@ -126,17 +126,19 @@ static void unpack_grads(struct Trainer *t)
 
 /* One data-parallel step (t->comm): this process's slice, its gradient times its share
  * of the rows, the sums over all processes in rank order, then the update every process
- * makes alike. The loss, hits and stop flag travel in their own small sum first, so a
- * non-finite loss on any process stops every one before the update. */
+ * makes alike. The loss, hits, stop flag and read failures travel in their own small sum
+ * first, so a non-finite loss or a failed read on any process stops every one before
+ * the update. */
 static int step_shared(struct Trainer *t, struct Dataset *ds, uint64_t b, double lr, struct EpochStats *st)
 {
     struct Model *m = t->model;
     struct TrainComm *c = t->comm;
     struct Batch bt;
-    uint64_t rows = dataset_get_batch_part(ds, b, m->cfg.batch_size, (uint64_t)c->rank, (uint64_t)c->size, &bt);
-    double sums[3] = {0, 0, t->stop && *t->stop}; /* loss x rows, hits, stop */
+    int unread = dataset_get_batch_part(ds, b, m->cfg.batch_size, (uint64_t)c->rank, (uint64_t)c->size, &bt) != 0;
+    uint64_t rows = bt.batch_rows;
+    double sums[4] = {0, 0, t->stop && *t->stop, unread}; /* loss x rows, hits, stop, read failures */
     double share = 0;
-    if (bt.rows) {
+    if (bt.rows && !unread) {
         struct Node *out, *loss = train_loss(m, &t->g, &bt, &out);
         double l = tensor_at(loss->value, 0);
         sums[0] = l * (double)bt.rows;
@@ -149,7 +151,11 @@ static int step_shared(struct Trainer *t, struct Dataset *ds, uint64_t b, double
     }
     pack_grads(t, share);
     graph_reset(&t->g);
-    c->sum_stats(c, sums, 3);
+    c->sum_stats(c, sums, 4);
+    if (sums[3] > 0) {
+        st->steps = b + 1;
+        return TRAIN_READ_ERROR;
+    }
     if (!isfinite(sums[0])) {
         st->steps = b + 1, st->bad_loss = sums[0] / (double)rows;
         return TRAIN_DIVERGED;
@@ -182,7 +188,7 @@ int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, 
     for (uint64_t b = st->steps; b < nb; b++) {
         if (t->comm) {
             int rc = step_shared(t, ds, b, optim_lr_at(c->lr_schedule, c->lr, first + b, total), st);
-            if (rc == TRAIN_DIVERGED) return rc;
+            if (rc == TRAIN_DIVERGED || rc == TRAIN_READ_ERROR) return rc;
             if (progress) progress(ctx, b + 1, nb, st->loss_sum / (double)st->seen);
             if (rc == TRAIN_INTERRUPTED && b + 1 < nb) {
                 epoch_means(st);
@@ -191,7 +197,10 @@ int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, 
             continue;
         }
         struct Batch bt;
-        dataset_get_batch(ds, b, c->batch_size, &bt);
+        if (dataset_get_batch(ds, b, c->batch_size, &bt)) {
+            st->steps = b + 1;
+            return TRAIN_READ_ERROR;
+        }
         struct Node *out, *loss = train_loss(m, &t->g, &bt, &out);
         double l = tensor_at(loss->value, 0);
         if (!isfinite(l)) {
@@ -225,16 +234,19 @@ int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t 
     return train_epoch_continue(t, ds, epoch, max_steps, progress, ctx, st);
 }
 
-void train_evaluate(struct Trainer *t, struct Dataset *ds, struct EpochStats *st)
+int train_evaluate(struct Trainer *t, struct Dataset *ds, struct EpochStats *st)
 {
     struct Model *m = t->model;
     const uint64_t bs = 256;
-    int training = m->run.training;
+    int training = m->run.training, rc = TRAIN_OK;
     memset(st, 0, sizeof *st);
     m->run.training = 0;
     for (uint64_t b = 0; b < dataset_num_batches(ds, bs); b++) {
         struct Batch bt;
-        dataset_get_batch(ds, b, bs, &bt);
+        if (dataset_get_batch(ds, b, bs, &bt)) {
+            rc = TRAIN_READ_ERROR;
+            break;
+        }
         struct Node *out, *loss = train_loss(m, &t->eval_g, &bt, &out);
         st->loss_sum += tensor_at(loss->value, 0) * (double)bt.rows;
         st->seen += bt.rows;
@@ -244,6 +256,7 @@ void train_evaluate(struct Trainer *t, struct Dataset *ds, struct EpochStats *st
     }
     m->run.training = training;
     epoch_means(st);
+    return rc;
 }
 
 /* ---- a whole run ---- */

@@ -6,6 +6,7 @@
 #include "mem.h"
 #include "model_io.h"
 #include "tensor.h"
+#include "threads.h"
 #include "utils.h"
 
 #include <float.h>
@@ -562,5 +563,212 @@ TEST(dataset_binary_rejects_zero_columns)
         struct Tensor *t = NULL;
         EXPECT_EQ_INT(csv_read_matrix(bin, DT_FLOAT64, &t, err, sizeof err), -1);
         EXPECT(t == NULL);
+    }
+}
+
+/* ---- binary datasets left in a mapping of the file ---- */
+
+/* n rows of d values (eighths: exact in either dtype) with class labels 0..2, saved by
+ * dataset_save_binary in dtype, which puts "data" at byte 64 of the file. */
+static const char *save_fixture(char *path, size_t cap, const char *name, uint64_t n, uint64_t d, uint32_t dtype)
+{
+    char err[512] = "";
+    struct Dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.n = n, ds.dim = d, ds.label_dim = 1;
+    ds.x = tensor_create(2, (uint64_t[]){n, d}, dtype);
+    for (uint64_t i = 0; i < n * d; i++) {
+        double v = (double)((i * 37 + i / d) % 101) / 8 - 5;
+        if (dtype == DT_FLOAT32) tensor_f32(ds.x)[i] = (float)v;
+        else tensor_f64(ds.x)[i] = v;
+    }
+    ds.cls = mem_alloc(n * sizeof *ds.cls);
+    for (uint64_t i = 0; i < n; i++) ds.cls[i] = (uint32_t)(i % 3);
+    tmp_path(path, cap, name);
+    EXPECT_MSG(dataset_save_binary(&ds, path, err, sizeof err) == 0, "%s", err);
+    dataset_free(&ds);
+    return path;
+}
+
+/* crc32 of a whole file (0 if it cannot be read). */
+static uint32_t file_crc32(const char *path)
+{
+    unsigned char buf[1 << 14];
+    uint32_t crc = 0;
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) crc = crc32_ieee(crc, buf, n);
+    fclose(f);
+    return crc;
+}
+
+enum { MAP_N = 3000, MAP_D = 16 };
+
+/* m: the file stored in dt, mapped; r: the same values stored in the other dtype, read
+ * and converted (today's path). Both in dtype dt. */
+static int load_pair(uint32_t dt, struct Dataset *m, struct Dataset *r)
+{
+    char f32[512], f64[512], err[512] = "";
+    save_fixture(f32, sizeof f32, "m32.bin", MAP_N, MAP_D, DT_FLOAT32);
+    save_fixture(f64, sizeof f64, "m64.bin", MAP_N, MAP_D, DT_FLOAT64);
+    const char *same = dt == DT_FLOAT32 ? f32 : f64, *other = dt == DT_FLOAT32 ? f64 : f32;
+    int bad = dataset_load(m, same, same, dt, 3, err, sizeof err);
+    EXPECT_MSG(!bad, "%s", err);
+    if (!bad) bad = dataset_load(r, other, other, dt, 3, err, sizeof err);
+    EXPECT_MSG(!bad, "%s", err);
+    if (!bad) EXPECT(m->map != NULL && r->map == NULL);
+    return bad;
+}
+
+TEST(dataset_binary_mapped_batches_match_the_read_path)
+{
+    int saved = threads_count();
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Dataset m, r;
+        if (load_pair(dt, &m, &r)) continue;
+        size_t es = dtype_size(dt), row = MAP_D * es;
+        EXPECT((char *)m.x->data == (char *)m.map + 64 && !(m.x->flags & OWN_DATA)); /* in place: no copy */
+        EXPECT(memcmp(m.x->data, r.x->data, MAP_N * row) == 0);
+        EXPECT(memcmp(m.cls, r.cls, MAP_N * sizeof *m.cls) == 0);
+        EXPECT_EQ_INT(dataset_bytes(&m), dataset_bytes(&r)); /* mapped bytes count as the read ones */
+        /* shuffled batches on one thread and on four (the gather's tasks guard their
+         * reads each), and the parts train-mpi's ranks take of them */
+        for (int threads = 1; threads <= 4; threads += 3) {
+            threads_set(threads);
+            struct Rng r1, r2;
+            rng_seed(&r1, 5), rng_seed(&r2, 5);
+            dataset_shuffle_indices(&m, &r1);
+            dataset_shuffle_indices(&r, &r2);
+            for (uint64_t b = 0; b < dataset_num_batches(&m, 1024); b++) {
+                struct Batch bm, br;
+                EXPECT_EQ_INT(dataset_get_batch(&m, b, 1024, &bm), 0);
+                EXPECT_EQ_INT(dataset_get_batch(&r, b, 1024, &br), 0);
+                EXPECT_EQ_INT(bm.rows, br.rows);
+                EXPECT_EQ_INT(bm.batch_rows, b < 2 ? 1024 : MAP_N - 2048);
+                EXPECT(memcmp(bm.x->data, br.x->data, br.rows * row) == 0);
+                EXPECT(memcmp(bm.cls, br.cls, br.rows * sizeof *bm.cls) == 0);
+                for (uint64_t p = 0; p < 3; p++) {
+                    uint64_t lo = br.rows * p / 3;
+                    EXPECT_EQ_INT(dataset_get_batch_part(&m, b, 1024, p, 3, &bm), 0);
+                    EXPECT_EQ_INT(bm.batch_rows, br.rows);
+                    EXPECT_EQ_INT(bm.rows, br.rows * (p + 1) / 3 - lo);
+                    EXPECT(memcmp(bm.x->data, (char *)br.x->data + lo * row, bm.rows * row) == 0);
+                    EXPECT(memcmp(bm.cls, br.cls + lo, bm.rows * sizeof *bm.cls) == 0);
+                }
+            }
+        }
+        threads_set(saved);
+        /* a file whose "data" does not start aligned for its dtype (model_save puts it
+         * at byte 43, as csv2bin did before) is read, not mapped */
+        char old[512], err[512] = "";
+        struct NamedTensor nt = {"data", m.x};
+        EXPECT_MSG(model_save(tmp_path(old, sizeof old, "old.bin"), &nt, 1, NULL, err, sizeof err) == 0, "%s", err);
+        struct Dataset o;
+        EXPECT_MSG(dataset_load(&o, old, NULL, dt, 0, err, sizeof err) == 0, "%s", err);
+        if (o.x) EXPECT(o.map == NULL && memcmp(o.x->data, r.x->data, MAP_N * row) == 0);
+        dataset_free(&o);
+        dataset_free(&m);
+        dataset_free(&r);
+    }
+}
+
+TEST(dataset_binary_mapped_normalize_copies_and_leaves_the_file)
+{
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Dataset m, r;
+        if (load_pair(dt, &m, &r)) continue;
+        char path[512];
+        tmp_path(path, sizeof path, dt == DT_FLOAT32 ? "m32.bin" : "m64.bin");
+        uint32_t before = file_crc32(path);
+        for (int kind = NORM_MINMAX; kind <= NORM_STANDARD; kind++) {
+            struct Tensor *ms, *mc, *rs, *rc;
+            EXPECT_EQ_INT(dataset_norm_stats(&m, kind, &ms, &mc), 0);
+            EXPECT_EQ_INT(dataset_norm_stats(&r, kind, &rs, &rc), 0);
+            EXPECT(memcmp(ms->data, rs->data, MAP_D * dtype_size(dt)) == 0);
+            EXPECT(memcmp(mc->data, rc->data, MAP_D * dtype_size(dt)) == 0);
+            EXPECT_EQ_INT(dataset_normalize(&m, ms, mc), 0);
+            EXPECT_EQ_INT(dataset_normalize(&r, rs, rc), 0);
+            EXPECT(m.map == NULL && (m.x->flags & OWN_DATA)); /* a private copy, written */
+            EXPECT(memcmp(m.x->data, r.x->data, MAP_N * MAP_D * dtype_size(dt)) == 0);
+            tensor_free(ms), tensor_free(mc), tensor_free(rs), tensor_free(rc);
+        }
+        struct Batch b;
+        EXPECT_EQ_INT(dataset_get_batch(&m, 2, 1024, &b), 0);
+        EXPECT_EQ_INT(file_crc32(path), before); /* the file was never written */
+        dataset_free(&m);
+        dataset_free(&r);
+    }
+}
+
+TEST(dataset_binary_mapped_split_matches_the_read_path)
+{
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Dataset m, r, mv, rv;
+        if (load_pair(dt, &m, &r)) continue;
+        struct Rng r1, r2;
+        rng_seed(&r1, 9), rng_seed(&r2, 9);
+        EXPECT_EQ_INT(dataset_split(&m, &mv, 600, &r1), 0);
+        EXPECT_EQ_INT(dataset_split(&r, &rv, 600, &r2), 0);
+        EXPECT(m.n == MAP_N - 600 && mv.n == 600 && r.n == m.n && rv.n == 600);
+        EXPECT(m.map == NULL && mv.map == NULL); /* both parts are copies */
+        size_t row = MAP_D * dtype_size(dt);
+        EXPECT(memcmp(m.x->data, r.x->data, m.n * row) == 0);
+        EXPECT(memcmp(mv.x->data, rv.x->data, mv.n * row) == 0);
+        EXPECT(memcmp(m.cls, r.cls, m.n * sizeof *m.cls) == 0);
+        EXPECT(memcmp(mv.cls, rv.cls, mv.n * sizeof *mv.cls) == 0);
+        dataset_free(&m), dataset_free(&r), dataset_free(&mv), dataset_free(&rv);
+    }
+}
+
+/* Another program truncates the file under a mapped dataset: every read of it returns
+ * -1 (the fault that would kill the process caught on the thread that read, on four at
+ * once), the message names the file, and the dataset can still be freed. */
+TEST(dataset_binary_mapped_file_cut_under_the_reads)
+{
+    int saved = threads_count();
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        char path[512], err[512] = "";
+        struct Dataset m;
+        struct Batch b;
+        /* cut in the last page (the labels' end): no read faults, the size says it */
+        save_fixture(path, sizeof path, "cut.bin", MAP_N, MAP_D, dt);
+        EXPECT_MSG(dataset_load(&m, path, path, dt, 3, err, sizeof err) == 0 && m.map, "%s", err);
+        if (!m.map) continue;
+        EXPECT_EQ_INT(dataset_get_batch(&m, 0, 64, &b), 0);
+        EXPECT(truncate(path, (off_t)m.map_len - 10) == 0);
+        EXPECT_EQ_INT(dataset_get_batch(&m, 0, 64, &b), -1);
+        EXPECT_EQ_INT(dataset_error(&m, err, sizeof err), -1);
+        EXPECT_STR_CONTAINS(err, path);
+        EXPECT_STR_CONTAINS(err, ": the file shrank while it was being read");
+        dataset_free(&m);
+        /* cut to 5000 bytes: the rows past it fault */
+        save_fixture(path, sizeof path, "cut.bin", MAP_N, MAP_D, dt);
+        EXPECT_MSG(dataset_load(&m, path, path, dt, 3, err, sizeof err) == 0 && m.map, "%s", err);
+        if (!m.map) continue;
+        EXPECT(truncate(path, 5000) == 0);
+        threads_set(4);
+        EXPECT_EQ_INT(dataset_get_batch(&m, 0, MAP_N, &b), -1);
+        EXPECT_EQ_INT(dataset_get_batch_part(&m, 0, 1024, 1, 2, &b), -1);
+        threads_set(saved);
+        struct Tensor *shift = NULL, *scale = NULL;
+        EXPECT_EQ_INT(dataset_norm_stats(&m, NORM_STANDARD, &shift, &scale), -1);
+        EXPECT(shift == NULL && scale == NULL);
+        shift = tensor_zeros(1, (uint64_t[]){MAP_D}, dt), scale = tensor_zeros(1, (uint64_t[]){MAP_D}, dt);
+        EXPECT_EQ_INT(dataset_normalize(&m, shift, scale), -1);
+        EXPECT(m.map != NULL); /* unchanged */
+        tensor_free(shift), tensor_free(scale);
+        struct Dataset held;
+        struct Rng rng;
+        rng_seed(&rng, 1);
+        EXPECT_EQ_INT(dataset_split(&m, &held, 100, &rng), -1);
+        EXPECT(held.n == 0 && held.x == NULL && m.n == MAP_N);
+        err[0] = 0;
+        EXPECT_EQ_INT(dataset_error(&m, err, sizeof err), -1);
+        EXPECT_STR_CONTAINS(err, "cut.bin: the file shrank while it was being read");
+        dataset_free(&m);
+        struct Dataset again;
+        EXPECT_EQ_INT(dataset_load(&again, path, path, dt, 3, err, sizeof err), -1); /* and loading it now */
+        EXPECT_STR_CONTAINS(err, "cut.bin: truncated at byte 5000");
     }
 }

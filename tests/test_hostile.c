@@ -53,6 +53,8 @@ static void save_data_only(const char *path, uint64_t rows, uint64_t cols, const
     tensor_free(t);
 }
 
+static int file_equals(const char *path, const char *text);
+
 /* ---- 1: a binary dataset without "labels" given as both data and labels ---- */
 
 TEST(hostile_binary_data_only_as_data_and_labels)
@@ -217,6 +219,39 @@ TEST(hostile_csv_truncated_while_train_reads_it)
         hit += strstr(err, "while it was being read") != NULL;
     }
     if (!hit) fprintf(stderr, "    (note: no run was truncated mid-read this time)\n");
+}
+
+/* The same with a binary dataset, which train leaves in a mapping of the file and reads
+ * on every step: a run that never ends by itself is cut under at different moments. Each
+ * must end with exit status 1 and a message naming the file, the old model untouched. */
+TEST(hostile_binary_truncated_while_train_reads_it)
+{
+    const char *big = tmp("shrink.bin"), *keep = tmp("shrink.bin.keep"), *m = tmp("shrink_model.bin");
+    struct Dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.n = 100000, ds.dim = 10, ds.label_dim = 10;
+    ds.x = tensor_create(2, (uint64_t[]){ds.n, 10}, DT_FLOAT32);
+    for (uint64_t i = 0; i < ds.n * 10; i++) tensor_f32(ds.x)[i] = (float)(i % 7) / 8;
+    ds.y = ds.x; /* the labels are the data: a 10-in, 10-out regressor */
+    char e[512] = "";
+    EXPECT_MSG(dataset_save_binary(&ds, keep, e, sizeof e) == 0, "%s", e); /* 8 MB */
+    tensor_free(ds.x);
+    const char *ini = test_write_file(tmp("b10.ini"), "[model]\ninput_dim=10\nlayer=Linear,10,10\n"
+                                                      "[train]\nloss=MSE\nepochs=1000000\nbatch_size=64\n");
+    static const char *const delays[] = {"0.05", "0.3", "1"};
+    int hit = 0;
+    for (int i = 0; i < 3; i++) {
+        char cmd[4096];
+        test_write_file(m, "old");
+        snprintf(cmd, sizeof cmd, "cp %s %s && { (sleep %s; truncate -s 5000 %s) & timeout 120 %s/train -q %s %s %s %s; "
+                 "rc=$?; wait; exit $rc; }", keep, big, delays[i], big, bin(), ini, big, big, m);
+        int rc = test_run_cmd(cmd, out, sizeof out, err, sizeof err);
+        EXPECT_MSG(rc == 1, "train exited with %d after %s s: %s", rc, delays[i], err);
+        EXPECT_STR_CONTAINS(err, "shrink.bin: ");
+        EXPECT(file_equals(m, "old"));
+        hit += strstr(err, "shrink.bin: the file shrank while it was being read (another program changed it)") != NULL;
+    }
+    EXPECT_MSG(hit > 0, "no run was cut while training: %s", err);
 }
 
 /* ---- 3: an output path that is not a regular file, or is an input ---- */

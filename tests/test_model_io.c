@@ -492,3 +492,77 @@ TEST(model_failed_save_keeps_old_file)
     EXPECT(!has_temp_file(dir));
     small_free(&s);
 }
+
+/* ---- one tensor left in a mapping of the file ---- */
+
+/* "w" (float32, 5 values) has its data at byte 32, aligned for either dtype; "b" (3
+ * values) at byte 73, aligned for neither. */
+static const char *save_mappable(char *path, size_t cap, const char *config)
+{
+    struct Tensor *w = make(DT_FLOAT32, 1, (uint64_t[]){5}, 2), *b = make(DT_FLOAT32, 1, (uint64_t[]){3}, -1);
+    struct NamedTensor nt[2] = {{"w", w}, {"b", b}};
+    char err[256];
+    EXPECT_MSG(model_save(path_in(path, cap, "mappable.bin"), nt, 2, config, err, sizeof err) == 0, "%s", err);
+    tensor_free(w);
+    tensor_free(b);
+    return path;
+}
+
+TEST(model_load_mapped_maps_the_named_aligned_tensor)
+{
+    char path[512], err[512] = "";
+    save_mappable(path, sizeof path, "[net]\n");
+    struct ModelFile ref, mf;
+    EXPECT_MSG(model_load(path, &ref, err, sizeof err) == 0, "%s", err);
+    EXPECT(ref.map == NULL);
+    int64_t live = mem_live_blocks();
+    EXPECT_MSG(model_load_mapped(path, "w", DT_FLOAT32, &mf, err, sizeof err) == 0, "%s", err);
+    const struct Tensor *w = model_file_find(&mf, "w"), *b = model_file_find(&mf, "b");
+    EXPECT(mf.map != NULL && w && b);
+    if (mf.map && w && b) {
+        EXPECT(w->data == (char *)mf.map + 32); /* no copy */
+        EXPECT(!(w->flags & OWN_DATA));
+        EXPECT(b->flags & OWN_DATA); /* the others are read as model_load reads them */
+        EXPECT(tensors_equal(w, model_file_find(&ref, "w")));
+        EXPECT(tensors_equal(b, model_file_find(&ref, "b")));
+        EXPECT_STR_CONTAINS(mf.config_text, "[net]");
+    }
+    model_file_free(&mf);
+    EXPECT_EQ_INT(mem_live_blocks(), live);
+    /* stored in another dtype, or misaligned: read, nothing mapped */
+    EXPECT_MSG(model_load_mapped(path, "w", DT_FLOAT64, &mf, err, sizeof err) == 0, "%s", err);
+    EXPECT(mf.map == NULL && tensors_equal(model_file_find(&mf, "w"), model_file_find(&ref, "w")));
+    model_file_free(&mf);
+    EXPECT_MSG(model_load_mapped(path, "b", DT_FLOAT32, &mf, err, sizeof err) == 0, "%s", err);
+    EXPECT(mf.map == NULL && tensors_equal(model_file_find(&mf, "b"), model_file_find(&ref, "b")));
+    model_file_free(&mf);
+    model_file_free(&ref);
+}
+
+/* The checks are model_load's: the checksum covers the mapped bytes, and a cut file is
+ * refused wherever it is cut, except where the trailer starts (a file without one). */
+TEST(model_load_mapped_checks_as_model_load)
+{
+    char path[512], err[512] = "";
+    size_t n = 0;
+    save_mappable(path, sizeof path, "[net]\n");
+    unsigned char *bytes = slurp(path, &n);
+    if (!bytes) return;
+    bytes[33] ^= 0x10; /* inside the mapped tensor's data */
+    spit(path, bytes, n);
+    struct ModelFile mf;
+    EXPECT_EQ_INT(model_load_mapped(path, "w", DT_FLOAT32, &mf, err, sizeof err), -1);
+    EXPECT_STR_CONTAINS(err, "checksum mismatch");
+    bytes[33] ^= 0x10;
+    int64_t live = mem_live_blocks();
+    size_t tensors_end = n - (7 + 4 + strlen("[net]\n") + 4);
+    for (size_t len = 0; len < n; len++) {
+        spit(path, bytes, len);
+        int rc = model_load_mapped(path, "w", DT_FLOAT32, &mf, err, sizeof err);
+        EXPECT_MSG(rc == (len == tensors_end ? 0 : -1), "a file cut to %zu of %zu bytes: %d (%s)", len, n, rc, err);
+        if (!rc) EXPECT(mf.map != NULL);
+        if (!rc) model_file_free(&mf);
+    }
+    EXPECT_EQ_INT(mem_live_blocks(), live);
+    mem_free(bytes);
+}

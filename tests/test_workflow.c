@@ -559,3 +559,66 @@ TEST(workflow_checkpoint_round_trips_every_field)
     train_free(&t);
     model_free(&m);
 }
+
+/* ---- binary datasets left in a mapping of the file (issue 12, 3) ---- */
+
+static const char mapped_net[] = "[model]\n%sinput_dim=64\nlayer=Linear,64,32\nactivation=ReLU\nlayer=Linear,32,10\n"
+                                 "activation=Softmax\n[train]\nbatch_size=32\n%s";
+
+/* csv2bin's files in both dtypes: training on the one stored in the run's dtype (left
+ * in a mapping), on the other (read and converted) and on the CSV writes one model,
+ * byte for byte, with the data mapped through the whole run and with normalisation and
+ * val_split (which make private copies); infer prints the same from all three, and the
+ * files are never written. */
+TEST(workflow_mapped_binary_trains_as_the_csv)
+{
+    static const char *const variants[4][2] = {
+        {"", ""}, {"", "normalize=standard\nval_split=0.2\n"},
+        {"dtype=float64\n", ""}, {"dtype=float64\n", "normalize=minmax\nval_split=0.2\n"},
+    };
+    /* tmp() hands out a ring of 16 buffers: the paths the loop uses are kept here */
+    enum { B32, B64, KEEP32, KEEP64, INI, REF, MODEL, N_PATHS };
+    static const char *const names[N_PATHS] = {"d32.bin", "d64.bin", "d32.keep", "d64.keep", "mapped.ini",
+                                               "mapped_ref.bin", "mapped.bin"};
+    char paths[N_PATHS][512], args[4096], ini_text[512];
+    for (int i = 0; i < N_PATHS; i++) snprintf(paths[i], sizeof paths[i], "%s", tmp(names[i]));
+    const char *b32 = paths[B32], *b64 = paths[B64], *keep32 = paths[KEEP32], *keep64 = paths[KEEP64];
+    const char *ini = paths[INI], *ref = paths[REF], *model = paths[MODEL];
+    static char ref_out[OUT_CAP];
+    snprintf(args, sizeof args, "%s %s", digits, b32);
+    EXPECT_EQ_INT(run("csv2bin", args), 0);
+    snprintf(args, sizeof args, "--dtype float64 %s %s", digits, b64);
+    EXPECT_EQ_INT(run("csv2bin", args), 0);
+    snprintf(args, sizeof args, "cp %s %s && cp %s %s", b32, keep32, b64, keep64);
+    EXPECT_EQ_INT(test_run_cmd(args, NULL, 0, NULL, 0), 0);
+    for (int v = 0; v < 4; v++) {
+        snprintf(ini_text, sizeof ini_text, mapped_net, variants[v][0], variants[v][1]);
+        test_write_file(ini, ini_text);
+        snprintf(args, sizeof args, "-q -e 2 %s %s %s", ini, digits, ref);
+        EXPECT_EQ_INT(run("train", args), 0);
+        snprintf(args, sizeof args, "%s data/digits_train_x.csv", ref);
+        EXPECT_EQ_INT(run("infer", args), 0);
+        snprintf(ref_out, sizeof ref_out, "%s", out);
+        for (int f = 0; f < 2; f++) {
+            const char *data = f ? b64 : b32;
+            snprintf(args, sizeof args, "-q -e 2 %s %s %s %s", ini, data, data, model);
+            EXPECT_MSG(run("train", args) == 0, "%s", err);
+            EXPECT_MSG(same_bytes(ref, model), "config %d on %s: another model than on the CSV", v, data);
+            snprintf(args, sizeof args, "%s %s", ref, data);
+            EXPECT_EQ_INT(run("infer", args), 0);
+            EXPECT_MSG(strlen(out) > 1000 && !strcmp(out, ref_out), "config %d: infer on %s differs", v, data);
+        }
+    }
+    EXPECT(same_bytes(b32, keep32));
+    EXPECT(same_bytes(b64, keep64));
+    /* train's log says which file it mapped: the one in the run's dtype (float32 here) */
+    snprintf(ini_text, sizeof ini_text, mapped_net, "", "");
+    test_write_file(ini, ini_text);
+    snprintf(args, sizeof args, "-e 0 %s %s %s %s", ini, b32, b32, model);
+    EXPECT_EQ_INT(run("train", args), 0);
+    EXPECT_STR_CONTAINS(err, "loaded 1437 samples x 64 features in ");
+    EXPECT_STR_CONTAINS(err, " s (mapped, not copied)\n");
+    snprintf(args, sizeof args, "-e 0 %s %s %s %s", ini, b64, b64, model);
+    EXPECT_EQ_INT(run("train", args), 0);
+    EXPECT(strstr(err, "loaded 1437 samples") && !strstr(err, "(mapped"));
+}

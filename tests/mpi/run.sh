@@ -89,5 +89,28 @@ fault "a non-finite loss" "the loss became" -np 3 "$MPITRAIN" -q "$T/div.ini" $X
 fault "a bad label on rank 0 alone" "rank 0 (and" \
     -np 2 "$MPITRAIN" "${A[@]}" $X "$T/x101.csv" "$T/old.bin" : -np 1 "$MPITRAIN" "${A[@]}" $X $Y "$T/old.bin"
 
+# A binary dataset stays in a mapping of the file on every rank (its page cache shared):
+# the bytes of the CSV run. Cut while the ranks train (after epoch 1, seen in the
+# metrics), it stops them all with one message naming it, the old model untouched.
+"$BIN/csv2bin" $X $Y "$T/d.bin" 2>/dev/null
+mpi 2 -e 1 "$T/mlp32.ini" "$T/d.bin" "$T/d.bin" "$T/bin.2.bin"
+check "-np 2 on a binary dataset: the bytes of the CSV run" cmp -s "$T/mlp32.2.bin" "$T/bin.2.bin"
+"${MPIRUN[@]}" -np 2 "$MPITRAIN" --threads 1 -e 0 "$T/mlp32.ini" "$T/d.bin" "$T/d.bin" "$T/bin.0.bin" 2> "$T/log"
+check "-np 2: the binary dataset is mapped, not copied" grep -q "(mapped, not copied)" "$T/log"
+sed '/^normalize=/d; s/^epochs=.*/epochs=1000000/' configs/digits_mlp.ini > "$T/long.ini"
+cp "$T/d.bin" "$T/cut.bin"
+echo old > "$T/old.bin"
+rm -f "$T/cut.metrics"
+( for _ in $(seq 1200); do [ "$(cat "$T/cut.metrics" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.1; done
+  truncate -s 5000 "$T/cut.bin" ) &
+timeout 300 "${MPIRUN[@]}" -np 2 "$MPITRAIN" --threads 1 -q --metrics "$T/cut.metrics" "$T/long.ini" "$T/cut.bin" \
+    "$T/cut.bin" "$T/old.bin" > "$T/out" 2> "$T/err"
+rc=$?
+wait
+n=$(grep -c "^train-mpi: " "$T/err")
+if [ $rc = 1 ] && [ "$n" = 1 ] && grep -q "cut.bin: the file shrank while it was being read" "$T/err" &&
+    [ "$(cat "$T/old.bin")" = old ]; then ok
+else bad "a binary dataset cut while the ranks train: exit $rc, $n messages: $(grep '^train-mpi' "$T/err")"; fi
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
