@@ -42,6 +42,7 @@ struct Dataset {
     int map_fd;             /* the file, open: a file cut inside its last page reads zeros there, no fault */
     char *map_path;         /* for the error */
     int map_shrank;         /* a read found the file shorter than the mapping (sticky) */
+    int map_held;           /* holds the SIGBUS handler (util_sigbus_hold) while mapped */
 };
 
 /* One batch: views into the dataset's buffers, valid until the next dataset_get_batch. */

@@ -779,6 +779,7 @@ static void take_map(struct Dataset *ds, struct ModelFile *mf, const char *path)
 {
     size_t len = strlen(path) + 1;
     ds->map = mf->map, ds->map_len = mf->map_len, ds->map_fd = mf->map_fd;
+    ds->map_held = util_sigbus_hold() == 0; /* every batch is guarded: no system calls for it */
     ds->map_path = mem_alloc(len);
     memcpy(ds->map_path, path, len);
     mf->map = NULL;
@@ -874,8 +875,9 @@ static void map_close(struct Dataset *ds)
     if (!ds->map) return;
     munmap(ds->map, ds->map_len);
     close(ds->map_fd);
+    if (ds->map_held) util_sigbus_release();
     mem_free(ds->map_path);
-    ds->map = NULL, ds->map_len = 0, ds->map_fd = -1, ds->map_path = NULL, ds->map_shrank = 0;
+    ds->map = NULL, ds->map_len = 0, ds->map_fd = -1, ds->map_path = NULL, ds->map_shrank = 0, ds->map_held = 0;
 }
 
 /* x becomes a private heap copy (what writing it needs); the mapping goes. */
