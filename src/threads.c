@@ -18,8 +18,10 @@
 #include <string.h>
 #include <time.h>
 
-/* How long an idle worker polls for the next job before it sleeps. */
+/* How long an idle worker polls for the next job before it sleeps, and after how long
+ * it starts yielding the core between polls. */
 #define SPIN_NS 1000000
+#define YIELD_AFTER_NS 100000
 
 struct Pool {
     int n;                          /* threads, the caller included */
@@ -75,13 +77,16 @@ static void run_tasks(int worker)
 /* Waits until the generation differs from seen (or quit); returns the new one. */
 static unsigned long wait_job(unsigned long seen)
 {
-    uint64_t until = now_ns() + SPIN_NS;
+    uint64_t start = now_ns(), t = start;
     for (int i = 0;; i++) {
         unsigned long g = atomic_load_explicit(&pool.gen, memory_order_acquire);
         if (g != seen || atomic_load(&pool.quit)) return g;
         if ((i & 63) == 63) {
-            if (now_ns() > until) break;
-            sched_yield(); /* a machine with more threads than cores: let the others run */
+            if ((t = now_ns()) - start > SPIN_NS) break;
+            /* Past a short pure spin (the gap between a step's ops), yield: on a machine
+             * with more threads than cores the others run. Sooner, a yield would hand
+             * the core to any background process for a whole time slice. */
+            if (t - start > YIELD_AFTER_NS) sched_yield();
         }
         cpu_relax();
     }
@@ -178,9 +183,10 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx)
     run_tasks(0);
     /* A worker descheduled by other work on the machine holds the job up: past a short
      * spin, give it the core. */
+    uint64_t t0 = 0;
     for (int i = 0; atomic_load_explicit(&pool.done, memory_order_acquire) != pool.n - 1; i++) {
-        if (i > 256) sched_yield();
-        else cpu_relax();
+        if ((i & 63) == 63 && (t0 ? now_ns() - t0 > YIELD_AFTER_NS : !(t0 = now_ns()))) sched_yield();
+        cpu_relax();
     }
 }
 
