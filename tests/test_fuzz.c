@@ -1,7 +1,8 @@
 /* The fuzz targets' committed inputs, replayed in make tests through the same target
  * functions the libFuzzer binaries run (tests/fuzz/targets.c), so no clang is needed:
- * the seed corpora (tests/fuzz/corpus/TARGET) show the targets work, and every input a
- * fuzzing run found (tests/fuzz/regressions/TARGET) stays fixed. Each target's inputs
+ * the seed corpora (tests/fuzz/corpus/TARGET) show the targets work, the inputs long runs
+ * found new code with (tests/fuzz/found/TARGET) keep that code covered, and every input
+ * a fuzzing run failed on (tests/fuzz/regressions/TARGET) stays fixed. Each target's inputs
  * run in a child process: a crash or a panic's exit fails the test, naming the input. */
 #include "test.h"
 #include "fuzz/targets.h"
@@ -92,6 +93,12 @@ static size_t replay_all(const char *kind)
 TEST(fuzz_corpora_replay)
 {
     EXPECT_MSG(replay_all("corpus") >= 50, "the seed corpora under tests/fuzz/corpus/ are missing");
+}
+
+/* What the long runs found (tests/fuzz/found/TARGET): inputs that reached new code. */
+TEST(fuzz_found_replay)
+{
+    EXPECT_MSG(replay_all("found") >= 500, "the found corpora under tests/fuzz/found/ are missing");
 }
 
 TEST(fuzz_regressions_replay)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh BIN_DIR SECONDS TARGET...: runs each libFuzzer target for SECONDS
-# from its committed corpus (tests/fuzz/corpus/TARGET; new inputs go to
+# from its committed corpus (tests/fuzz/corpus/TARGET, the seeds, and found/TARGET,
+# what long runs found; new inputs go to
 # build-fuzz/corpus/TARGET) with its dictionary, prints executions, executions per
 # second and coverage, and fails if any target finds something: a crash, a sanitizer
 # report, an exit, a leak, a timeout or too much memory (FUZZ_OPTS). The input that
@@ -25,7 +26,8 @@ for t in "$@"; do
     mkdir -p "$work/corpus/$t"
     log="$work/logs/$t.log"
     "$bin/fuzz_$t" ${FUZZ_OPTS:-} -max_total_time="$secs" -print_final_stats=1 -dict="$(dict_of "$t")" \
-        -artifact_prefix="$here/findings/$t-" "$work/corpus/$t" "$here/corpus/$t" >"$log" 2>&1
+        -artifact_prefix="$here/findings/$t-" "$work/corpus/$t" "$here/corpus/$t" \
+        $( [ -d "$here/found/$t" ] && echo "$here/found/$t") >"$log" 2>&1
     rc=$?
     last=$(grep -E '^#[0-9]+' "$log" | tail -1)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
