@@ -264,9 +264,6 @@ static int sigbus_arm(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigbus;
-    /* SIGBUS stays unblocked in the handler, so the jump out of it needs no saved mask
-     * (sigsetjmp(.., 0): no system call per guard) */
-    sa.sa_flags = SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     int ok = 1;
     pthread_mutex_lock(&sigbus_lock);
@@ -291,7 +288,9 @@ int util_catch_sigbus(int (*fn)(void *), void *arg)
     if (!sigbus_arm()) return fn(arg);
     sigjmp_buf here, *outer = sigbus_target;
     volatile int r = UTIL_SIGBUS;
-    if (sigsetjmp(here, 0) == 0) {
+    /* The mask is saved and restored by the jump: the handler runs with SIGBUS blocked
+     * (and, under a sanitizer's wrapper, more), which must not outlive it. */
+    if (sigsetjmp(here, 1) == 0) {
         sigbus_target = &here;
         r = fn(arg);
     }
