@@ -64,7 +64,8 @@ double time_now(void); /* monotonic seconds */
 #define UTIL_SIGBUS (-2)
 int util_catch_sigbus(int (*fn)(void *), void *arg);
 /* Keeps the handler installed between guards (0, or -1 when it cannot be), so that a
- * reader guarding every step (a mapped dataset's batches) makes no system call for it;
+ * reader guarding every step (a mapped dataset's batches) does not install and restore
+ * it each time (the guard still saves the signal mask: one system call);
  * each hold is undone by one release. */
 int util_sigbus_hold(void);
 void util_sigbus_release(void);
