@@ -779,7 +779,7 @@ static void take_map(struct Dataset *ds, struct ModelFile *mf, const char *path)
 {
     size_t len = strlen(path) + 1;
     ds->map = mf->map, ds->map_len = mf->map_len, ds->map_fd = mf->map_fd;
-    ds->map_held = util_sigbus_hold() == 0; /* every batch is guarded: no system calls for it */
+    ds->map_held = util_sigbus_hold() == 0; /* every batch is guarded: no sigaction per batch */
     ds->map_path = mem_alloc(len);
     memcpy(ds->map_path, path, len);
     mf->map = NULL;
