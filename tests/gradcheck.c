@@ -65,3 +65,17 @@ uint32_t *test_classes(const struct Tensor *y, uint32_t *buf)
     for (uint64_t i = 0; i < tensor_numel(y); i++) buf[i] = (uint32_t)tensor_at(y, i);
     return buf;
 }
+
+struct Node *leaf(uint64_t ndim, const uint64_t *shape, double lo, double hi, uint64_t seed)
+{
+    struct Tensor *t = tensor_create(ndim, shape, DT_FLOAT64);
+    fill_uniform(t, lo, hi, seed);
+    return node_from_tensor(t, 1);
+}
+
+void leaf_free(struct Node *n)
+{
+    struct Tensor *t = n->value;
+    node_free(n);
+    tensor_free(t);
+}

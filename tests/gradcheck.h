@@ -19,4 +19,9 @@ uint32_t *test_classes(const struct Tensor *y, uint32_t *buf);
 /* Fills a tensor with uniform values in [lo, hi) from a fixed seed. */
 void fill_uniform(struct Tensor *t, double lo, double hi, uint64_t seed);
 
+/* A persistent f64 leaf with a gradient, filled uniformly in [lo, hi); leaf_free frees
+ * the node and its tensor. */
+struct Node *leaf(uint64_t ndim, const uint64_t *shape, double lo, double hi, uint64_t seed);
+void leaf_free(struct Node *n);
+
 #endif

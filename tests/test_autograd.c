@@ -14,21 +14,6 @@
 #define GC_EPS 1e-6
 #define GC_TOL 1e-6
 
-/* Persistent f64 leaf with a gradient, filled uniformly in [lo, hi). */
-static struct Node *leaf(uint64_t ndim, const uint64_t *shape, double lo, double hi, uint64_t seed)
-{
-    struct Tensor *t = tensor_create(ndim, shape, DT_FLOAT64);
-    fill_uniform(t, lo, hi, seed);
-    return node_from_tensor(t, 1);
-}
-
-static void leaf_free(struct Node *n)
-{
-    struct Tensor *t = n->value;
-    node_free(n);
-    tensor_free(t);
-}
-
 /* The op under test reads its inputs from ctx. */
 struct OpCase {
     struct Node *in[3];
