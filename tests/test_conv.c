@@ -12,14 +12,18 @@ struct ConvCase { uint64_t N, C, H, W, O, kh, kw, stride, pad; };
 
 /* Every stride (1, 2, 3), padding (0, 1, 2), kernel (1x1, 3x3, 5x3, 2x4), channel count
  * (1, 3, 8), odd and even sizes (1, 5, 7, 13, 28) and batch (1, 3; 7: two backward chunks,
- * the last short; 300: 60 chunks of 5); Wo of 1 or 2 takes the gemm path on every ISA,
- * wide rows the direct one (with a partial last vector). */
+ * the last short; 300: 60 chunks of 5; 64 and 300 on the gemm path, whose copies are cut
+ * by samples); Wo of 1 or 2 takes the gemm path on every ISA, wide rows the direct one
+ * (with a partial last vector). */
 static const struct ConvCase cases[] = {
     {3, 1, 28, 28, 8, 3, 3, 1, 1}, {3, 8, 28, 28, 16, 3, 3, 2, 1}, {1, 3, 13, 7, 5, 5, 3, 1, 0},
     {3, 3, 7, 13, 4, 2, 4, 2, 2}, {1, 8, 13, 13, 3, 3, 3, 3, 1}, {3, 1, 5, 5, 2, 1, 1, 1, 0},
     {1, 3, 28, 13, 7, 5, 3, 2, 2}, {3, 8, 7, 28, 9, 2, 4, 3, 0}, {1, 1, 1, 1, 3, 1, 1, 2, 0},
     {3, 3, 5, 7, 2, 3, 3, 1, 2}, {1, 8, 13, 28, 17, 1, 1, 2, 1}, {3, 1, 28, 7, 3, 5, 3, 3, 2},
     {1, 3, 1, 5, 4, 1, 2, 1, 0}, {3, 8, 5, 1, 2, 3, 3, 1, 1}, {1, 1, 7, 5, 1, 2, 4, 1, 1},
+    /* batches big enough to be cut across threads: direct (Wo 9) and gemm (Wo 2 and 1) */
+    {7, 3, 13, 17, 6, 3, 3, 2, 1}, {300, 3, 9, 9, 5, 3, 3, 1, 1}, {300, 3, 7, 2, 5, 3, 3, 1, 1},
+    {64, 8, 5, 1, 9, 3, 3, 1, 1},
 };
 
 static uint64_t out_size(uint64_t n, uint64_t k, uint64_t s, uint64_t p) { return (n + 2 * p - k) / s + 1; }

@@ -104,40 +104,49 @@ TEST_ISA(gemm_same_bits_on_any_thread_count)
     threads_set(saved);
 }
 
-/* Conv2d's backward by chunks of samples: the same gradient bits on any thread count,
- * for batches of one chunk, of a short last chunk and of many (chunks of 5). */
-TEST_ISA(conv_backward_same_bits_on_any_thread_count)
+/* Conv2d on both paths, with and without the fused ReLU: the same output and gradient
+ * bits on any thread count. The direct path's backward runs by chunks of samples
+ * (batches of one chunk, of a short last chunk and of many: chunks of 5); the gemm
+ * path's copies around its gemms are cut by samples. */
+TEST_ISA(conv_same_bits_on_any_thread_count)
 {
     static const uint64_t batches[] = {3, 7, 64, 300};
+    /* {H, W, stride, pad}: Wo 9 takes the direct path, Wo 2 the gemm path */
+    static const uint64_t geoms[2][4] = {{13, 17, 2, 1}, {9, 2, 1, 1}};
     int saved = threads_count();
     for (uint32_t dt = 0; dt < 2; dt++)
-        for (size_t bi = 0; bi < 4; bi++) {
-            uint64_t N = batches[bi], sx[4] = {N, 3, 13, 17}, sw[4] = {6, 3, 3, 3}, sb[1] = {6};
-            struct Tensor *x = tensor_create(4, sx, dt), *w = tensor_create(4, sw, dt), *b = tensor_create(1, sb, dt);
-            fill_uniform(x, -1, 1, 21 + bi), fill_uniform(w, -1, 1, 22 + bi), fill_uniform(b, -1, 1, 23 + bi);
-            struct Tensor *ref[3] = {NULL, NULL, NULL};
-            for (size_t c = 0; c <= N_COUNTS; c++) {
-                threads_set(c ? counts[c - 1] : 1);
-                struct Graph g;
-                graph_init(&g);
-                struct Node *wn = node_from_tensor(w, 1), *bn = node_from_tensor(b, 1), *xn = graph_input(&g, x, 1);
-                struct Node *y = nn_conv2d(xn, wn, bn, 2, 1);
-                fill_uniform(node_grad(y), -1, 1, 24 + bi);
-                tensor_fill(wn->grad, 0.5), tensor_fill(bn->grad, 0.5); /* accumulated into */
-                y->backward_fn(y);
-                struct Tensor *got[3] = {wn->grad, bn->grad, xn->grad};
-                for (int k = 0; k < 3; k++) {
-                    if (!c) ref[k] = tensor_copy(got[k]);
-                    else EXPECT_MSG(!memcmp(got[k]->data, ref[k]->data, tensor_numel(got[k]) * dtype_size(dt)),
-                                    "batch %llu %s: gradient %d with %d threads differs from one thread's",
-                                    (unsigned long long)N, dtype_name(dt), k, counts[c - 1]);
+        for (size_t gi = 0; gi < 2; gi++)
+            for (size_t bi = 0; bi < 4; bi++) {
+                const uint64_t *gm = geoms[gi];
+                int relu = (int)((gi + bi) % 2);
+                uint64_t N = batches[bi], sx[4] = {N, 3, gm[0], gm[1]}, sw[4] = {6, 3, 3, 3}, sb[1] = {6};
+                struct Tensor *x = tensor_create(4, sx, dt), *w = tensor_create(4, sw, dt), *b = tensor_create(1, sb, dt);
+                fill_uniform(x, -1, 1, 21 + bi), fill_uniform(w, -1, 1, 22 + bi), fill_uniform(b, -1, 1, 23 + bi);
+                struct Tensor *ref[4] = {NULL, NULL, NULL, NULL};
+                for (size_t c = 0; c <= N_COUNTS; c++) {
+                    threads_set(c ? counts[c - 1] : 1);
+                    struct Graph g;
+                    graph_init(&g);
+                    struct Node *wn = node_from_tensor(w, 1), *bn = node_from_tensor(b, 1), *xn = graph_input(&g, x, 1);
+                    struct Node *y = relu ? nn_conv2d_relu(xn, wn, bn, gm[2], gm[3]) : nn_conv2d(xn, wn, bn, gm[2], gm[3]);
+                    fill_uniform(node_grad(y), -1, 1, 24 + bi);
+                    tensor_fill(wn->grad, 0.5), tensor_fill(bn->grad, 0.5); /* accumulated into */
+                    y->backward_fn(y);
+                    struct Tensor *got[4] = {y->value, wn->grad, bn->grad, xn->grad};
+                    for (int k = 0; k < 4; k++) {
+                        if (!c) ref[k] = tensor_copy(got[k]);
+                        else EXPECT_MSG(!memcmp(got[k]->data, ref[k]->data, tensor_numel(got[k]) * dtype_size(dt)),
+                                        "%s path, batch %llu %s%s: %s with %d threads differs from one thread's",
+                                        gi ? "gemm" : "direct", (unsigned long long)N, dtype_name(dt),
+                                        relu ? ", ReLU" : "", (const char *[]){"output", "dW", "db", "dx"}[k],
+                                        counts[c - 1]);
+                    }
+                    node_free(wn), node_free(bn);
+                    graph_free(&g);
                 }
-                node_free(wn), node_free(bn);
-                graph_free(&g);
+                for (int k = 0; k < 4; k++) tensor_free(ref[k]);
+                tensor_free(x), tensor_free(w), tensor_free(b);
             }
-            for (int k = 0; k < 3; k++) tensor_free(ref[k]);
-            tensor_free(x), tensor_free(w), tensor_free(b);
-        }
     threads_set(saved);
 }
 

@@ -80,24 +80,28 @@ GEN_BOTH(IM2COL)
     }
 GEN_BOTH(COL2IM)
 
-/* Between the gemm's (O x N*HW) layout t and NCHW y: y[n][o][i] = t[o][n*HW+i] + b[o];
- * and back, t[o][n*HW+i] = y[n][o][i], where mask (NCHW, not NULL) > 0 and 0 elsewhere
- * (a fused ReLU's backward in the same pass). */
+/* Between the gemm's (O x N*HW) layout t and NCHW y, for samples [n0, n1):
+ * y[n][o][i] = t[o][n*HW+i] + b[o] (then max(0, .) when relu); and back,
+ * t[o][n*HW+i] = y[n][o][i], where mask (NCHW, not NULL) > 0 and 0 elsewhere (a fused
+ * ReLU's backward in the same pass). */
 #define CONV_LAYOUT(T, sfx)                                                               \
-    static void conv_to_nchw_##sfx(const struct ConvGeom *q, const T *t, const T *b, T *y) \
+    static void conv_to_nchw_##sfx(const struct ConvGeom *q, uint64_t n0, uint64_t n1, const T *t, const T *b, \
+                                   int relu, T *y)                                        \
     {                                                                                     \
         size_t HW = q->Ho * q->Wo, NHW = q->N * HW;                                       \
-        for (uint64_t n = 0; n < q->N; n++)                                               \
+        for (uint64_t n = n0; n < n1; n++)                                                \
             for (uint64_t o = 0; o < q->O; o++) {                                         \
                 T *yr = y + (n * q->O + o) * HW, bias = b ? b[o] : 0;                     \
                 const T *tr = t + o * NHW + n * HW;                                       \
                 for (size_t i = 0; i < HW; i++) yr[i] = tr[i] + bias;                     \
             }                                                                             \
+        if (relu) kernels_get()->ew->relu_##sfx((n1 - n0) * q->O * HW, y + n0 * q->O * HW, y + n0 * q->O * HW); \
     }                                                                                     \
-    static void conv_to_gemm_##sfx(const struct ConvGeom *q, const T *y, const T *mask, T *t) \
+    static void conv_to_gemm_##sfx(const struct ConvGeom *q, uint64_t n0, uint64_t n1, const T *y, const T *mask, \
+                                   T *t)                                                  \
     {                                                                                     \
         size_t HW = q->Ho * q->Wo, NHW = q->N * HW;                                       \
-        for (uint64_t n = 0; n < q->N; n++)                                               \
+        for (uint64_t n = n0; n < n1; n++)                                                \
             for (uint64_t o = 0; o < q->O; o++) {                                         \
                 size_t at = (n * q->O + o) * HW;                                          \
                 T *tr = t + o * NHW + n * HW;                                             \
@@ -434,7 +438,65 @@ static void conv2d_backward_direct(struct Node *self)
         }
 }
 
-/* ---- the gemm path ---- */
+/* ---- the gemm path: the gemms cut themselves; the copies around them are cut here by
+ * samples (the bias sums by output channels). Each item is written by one task, in the
+ * same order on any number of threads. ---- */
+
+enum conv_gemm_stage { CG_IM2COL, CG_TO_NCHW, CG_TO_GEMM, CG_COL2IM, CG_BIAS };
+
+struct ConvGemmJob {
+    const struct ConvGeom *q;
+    uint32_t dt;
+    enum conv_gemm_stage stage;
+    const void *src;    /* x, t, the output gradient, dcols, t */
+    const void *aux;    /* to_nchw: the bias or NULL; to_gemm: the ReLU mask or NULL */
+    void *dst;          /* cols, y, t, gx, the bias gradient */
+    int relu;
+    size_t per_task;    /* samples (channels for CG_BIAS) per task */
+};
+
+static void conv_gemm_task(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const struct ConvGemmJob *j = ctx;
+    const struct ConvGeom *q = j->q;
+    uint64_t items = j->stage == CG_BIAS ? q->O : q->N;
+    uint64_t i0 = task * j->per_task, i1 = i0 + j->per_task < items ? i0 + j->per_task : items;
+    size_t es = dtype_size(j->dt), HW = q->Ho * q->Wo, NHW = q->N * HW, CHW = q->C * q->H * q->W;
+    const char *src = j->src;
+    char *dst = j->dst;
+    switch (j->stage) {
+    case CG_IM2COL:
+        for (uint64_t n = i0; n < i1; n++) DT_CALL(j->dt, im2col, q, src + n * CHW * es, dst + n * HW * es, NHW);
+        break;
+    case CG_TO_NCHW: DT_CALL(j->dt, conv_to_nchw, q, i0, i1, j->src, j->aux, j->relu, j->dst); break;
+    case CG_TO_GEMM: DT_CALL(j->dt, conv_to_gemm, q, i0, i1, j->src, j->aux, j->dst); break;
+    case CG_COL2IM:
+        for (uint64_t n = i0; n < i1; n++) DT_CALL(j->dt, col2im, q, src + n * HW * es, NHW, dst + n * CHW * es);
+        break;
+    case CG_BIAS: {
+        const struct EwKernels *k = kernels_get()->ew;
+        for (uint64_t o = i0; o < i1; o++) {
+            if (j->dt == DT_FLOAT32)
+                ((float *)j->dst)[o] += (float)k->sum_f32(NHW, (const float *)(const void *)src + o * NHW);
+            else ((double *)j->dst)[o] += k->sum_f64(NHW, (const double *)(const void *)src + o * NHW);
+        }
+        break;
+    }
+    }
+}
+
+/* Runs one stage, touching bytes_per_item per sample (or channel). */
+static void conv_gemm_run(struct ConvGemmJob *j, size_t bytes_per_item)
+{
+    uint64_t items = j->stage == CG_BIAS ? j->q->O : j->q->N;
+    size_t tasks = par_tasks(items * bytes_per_item, (size_t)16 << 10);
+    if (tasks > items) tasks = items;
+    j->per_task = (items + tasks - 1) / tasks;
+    par_run((items + j->per_task - 1) / j->per_task, conv_gemm_task, j);
+}
+
+/* ---- the gemm path's backward and forward ---- */
 
 static void conv2d_backward_gemm(struct Node *self)
 {
@@ -446,23 +508,24 @@ static void conv2d_backward_gemm(struct Node *self)
     int want_x = node_wants_grad(x);
     char *gt = graph_scratch(self->graph, (q->O + (want_x ? K : 0)) * NHW * es);
     void *gcol = gt + q->O * NHW * es;
-    DT_CALL(dt, conv_to_gemm, q, self->grad->data, conv_out_mask(self), (void *)gt);
+    struct ConvGemmJob j = {.q = q, .dt = dt, .stage = CG_TO_GEMM, .src = self->grad->data,
+                            .aux = conv_out_mask(self), .dst = gt};
+    conv_gemm_run(&j, 2 * q->O * HW * es);
     if (node_wants_grad(w))   /* dW += g cols^T */
         DT_CALL(dt, gemm, 0, 1, q->O, K, NHW, 1, (void *)gt, NHW, cx->cols, NHW, 1, node_grad(w)->data, K);
     if (b && node_wants_grad(b)) {
-        const struct EwKernels *k = kernels_get()->ew;
-        char *gb = node_grad(b)->data;
-        for (uint64_t o = 0; o < q->O; o++) {
-            if (dt == DT_FLOAT32) ((float *)gb)[o] += (float)k->sum_f32(NHW, (const float *)(void *)gt + o * NHW);
-            else ((double *)gb)[o] += k->sum_f64(NHW, (const double *)(void *)gt + o * NHW);
-        }
+        j.stage = CG_BIAS;
+        j.src = gt;
+        j.dst = node_grad(b)->data;
+        conv_gemm_run(&j, NHW * es);
     }
     if (!want_x) return;
     /* dcols = W^T g, scattered back into dx sample by sample */
     DT_CALL(dt, gemm, 1, 0, K, NHW, q->O, 1, w->value->data, K, (void *)gt, NHW, 0, gcol, NHW);
-    char *gx = node_grad(x)->data;
-    for (uint64_t n = 0; n < q->N; n++)
-        DT_CALL(dt, col2im, q, (char *)gcol + n * HW * es, NHW, gx + n * q->C * q->H * q->W * es);
+    j.stage = CG_COL2IM;
+    j.src = gcol;
+    j.dst = node_grad(x)->data;
+    conv_gemm_run(&j, 2 * K * HW * es);
 }
 
 static void conv2d_backward(struct Node *self)
@@ -530,14 +593,12 @@ static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, ui
      * columns stay in the arena when a weight gradient will need them. */
     char *tmp = graph_scratch(g, (q.O + (y->requires_grad ? 0 : K)) * NHW * es);
     cx->cols = y->requires_grad ? arena_alloc(&g->arena, K * NHW * es) : tmp + q.O * NHW * es;
-    for (uint64_t n = 0; n < q.N; n++)
-        DT_CALL(dt, im2col, &q, (const char *)x->value->data + n * q.C * q.H * q.W * es,
-                (char *)cx->cols + n * HW * es, NHW);
+    struct ConvGemmJob j = {.q = &q, .dt = dt, .stage = CG_IM2COL, .src = x->value->data, .dst = cx->cols};
+    conv_gemm_run(&j, (q.C * q.H * q.W + K * HW) * es);
     DT_CALL(dt, gemm, 0, 0, q.O, NHW, K, 1, w->value->data, K, cx->cols, NHW, 0, (void *)tmp, NHW);
-    DT_CALL(dt, conv_to_nchw, &q, (void *)tmp, b ? b->value->data : NULL, y->value->data);
-    if (!relu) return y;
-    if (dt == DT_FLOAT32) kernels_get()->ew->relu_f32(q.N * q.O * HW, tensor_f32(y->value), tensor_f32(y->value));
-    else kernels_get()->ew->relu_f64(q.N * q.O * HW, tensor_f64(y->value), tensor_f64(y->value));
+    j = (struct ConvGemmJob){.q = &q, .dt = dt, .stage = CG_TO_NCHW, .src = tmp, .aux = b ? b->value->data : NULL,
+                             .dst = y->value->data, .relu = relu};
+    conv_gemm_run(&j, 2 * q.O * HW * es);
     return y;
 }
 
