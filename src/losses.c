@@ -1,6 +1,10 @@
-/* losses: MSE and CrossEntropy (fused, max-subtracted log-softmax). */
+/* losses: MSE and CrossEntropy (fused, max-subtracted log-softmax). Rows (for MSE's
+ * gradient, elements) are cut across threads above a measured size; each row is computed
+ * by one task and the loss's sum over rows is taken after, in row order, so the bits do
+ * not depend on the thread count. */
 #include "losses.h"
 #include "generic.h"
+#include "threads.h"
 #include "utils.h"
 
 #include <math.h>
@@ -30,14 +34,89 @@ static void set_scalar(struct Tensor *t, double v)
     else tensor_f64(t)[0] = v;
 }
 
+/* ---- CrossEntropy: mean over rows of logsumexp(x) - x[target] ---- */
+
+struct CeCtx { const uint32_t *cls; void *probs; /* softmax of the logits, B x C */ };
+
+#define CE_T(T, sfx)                                                                      \
+    /* rows' probabilities, and each row's logsumexp(x) - x[target] into loss */          \
+    static void ce_rows_##sfx(size_t B, size_t C, const void *x_, const uint32_t *cls, void *pr_, double *loss) \
+    {                                                                                     \
+        const T *x = x_;                                                                  \
+        T *pr = pr_;                                                                      \
+        for (size_t r = 0; r < B; r++, x += C, pr += C) {                                 \
+            T m = x[0];                                                                   \
+            for (size_t i = 1; i < C; i++) m = x[i] > m ? x[i] : m;                       \
+            double s = 0;                                                                 \
+            for (size_t i = 0; i < C; i++) s += pr[i] = (T)exp(x[i] - m);                 \
+            for (size_t i = 0; i < C; i++) pr[i] = (T)(pr[i] / s);                        \
+            loss[r] = (double)m + log(s) - (double)x[cls[r]];                             \
+        }                                                                                 \
+    }                                                                                     \
+    /* gx += g/B * (softmax - onehot) */                                                  \
+    static void ce_grad_##sfx(size_t B, size_t C, double scale, const void *pr_, const uint32_t *cls, void *gx_) \
+    {                                                                                     \
+        const T *pr = pr_;                                                                \
+        T *gx = gx_;                                                                      \
+        for (size_t r = 0; r < B; r++, pr += C, gx += C) {                                \
+            for (size_t i = 0; i < C; i++) gx[i] += (T)(scale * pr[i]);                   \
+            gx[cls[r]] -= (T)scale;                                                       \
+        }                                                                                 \
+    }
+GEN_BOTH(CE_T)
+
+/* What an element costs, in the bytes-touched units of par_tasks: the forward's exp,
+ * log and divide about 8 ns (measured: 7.5-8.7 ns per element for 10 to 1000 classes),
+ * what copying 64 bytes costs; the gradient's multiply-add about 1 ns. So the forward
+ * is cut from 512 elements (a batch of 64 over 10 classes), the gradient from 4096. */
+enum { ROW_FWD_COST = 64, ROW_GRAD_COST = 8, ROW_MIN_TASK = 256 };
+
+enum row_kind { ROW_CE_FWD, ROW_CE_GRAD, ROW_MSE_GRAD };
+
+struct RowJob {
+    uint32_t dt;
+    enum row_kind kind;
+    size_t rows, cols, per_task;
+    const void *x;          /* logits, probabilities or predictions */
+    const void *t;          /* MSE: the targets */
+    const uint32_t *cls;
+    void *out;              /* probabilities or the gradient */
+    double *loss, scale;
+};
+
+static void row_task(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const struct RowJob *j = ctx;
+    size_t r0 = task * j->per_task, n = j->rows - r0 < j->per_task ? j->rows - r0 : j->per_task;
+    size_t at = r0 * j->cols * dtype_size(j->dt);
+    const char *x = j->x;
+    char *out = j->out;
+    if (j->kind == ROW_CE_FWD) DT_CALL(j->dt, ce_rows, n, j->cols, x + at, j->cls + r0, out + at, j->loss + r0);
+    else if (j->kind == ROW_CE_GRAD) DT_CALL(j->dt, ce_grad, n, j->cols, j->scale, x + at, j->cls + r0, out + at);
+    else DT_CALL(j->dt, mse_grad, n * j->cols, j->scale, x + at, (const char *)j->t + at, out + at);
+}
+
+/* Runs j over whole rows, cut by par_tasks at cost units per element. */
+static void row_run(struct RowJob *j, size_t cost)
+{
+    size_t tasks = par_tasks(j->rows * j->cols * cost, ROW_MIN_TASK * cost);
+    if (tasks > j->rows) tasks = j->rows;
+    j->per_task = (j->rows + tasks - 1) / tasks;
+    par_run((j->rows + j->per_task - 1) / j->per_task, row_task, j);
+}
+
+/* ---- the graph ops ---- */
+
 static void mse_backward(struct Node *self)
 {
     struct Node *p = self->parents[0], *t = self->parents[1];
     size_t n = tensor_numel(p->value);
     double scale = 2.0 * tensor_at(self->grad, 0) / (double)n;
-    uint32_t dt = p->value->dtype;
-    if (node_wants_grad(p)) DT_CALL(dt, mse_grad, n, scale, p->value->data, t->value->data, node_grad(p)->data);
-    if (node_wants_grad(t)) DT_CALL(dt, mse_grad, n, -scale, p->value->data, t->value->data, node_grad(t)->data);
+    struct RowJob j = {.dt = p->value->dtype, .kind = ROW_MSE_GRAD, .rows = n, .cols = 1, .x = p->value->data,
+                       .t = t->value->data};
+    if (node_wants_grad(p)) j.scale = scale, j.out = node_grad(p)->data, row_run(&j, ROW_GRAD_COST);
+    if (node_wants_grad(t)) j.scale = -scale, j.out = node_grad(t)->data, row_run(&j, ROW_GRAD_COST);
 }
 
 struct Node *loss_mse(struct Node *pred, struct Node *target)
@@ -55,46 +134,15 @@ struct Node *loss_mse(struct Node *pred, struct Node *target)
     return l;
 }
 
-/* ---- CrossEntropy: mean over rows of logsumexp(x) - x[target] ---- */
-
-struct CeCtx { const uint32_t *cls; void *probs; /* softmax of the logits, B x C */ };
-
-#define CE_T(T, sfx)                                                                      \
-    static double ce_fwd_##sfx(size_t B, size_t C, const void *x_, const uint32_t *cls, void *pr_) \
-    {                                                                                     \
-        const T *x = x_;                                                                  \
-        T *pr = pr_;                                                                      \
-        double total = 0;                                                                 \
-        for (size_t r = 0; r < B; r++, x += C, pr += C) {                                 \
-            T m = x[0];                                                                   \
-            for (size_t i = 1; i < C; i++) m = x[i] > m ? x[i] : m;                       \
-            double s = 0;                                                                 \
-            for (size_t i = 0; i < C; i++) s += pr[i] = (T)exp(x[i] - m);                 \
-            for (size_t i = 0; i < C; i++) pr[i] = (T)(pr[i] / s);                        \
-            total += (double)m + log(s) - (double)x[cls[r]];                              \
-        }                                                                                 \
-        return total / (double)B;                                                         \
-    }                                                                                     \
-    /* gx += g/B * (softmax - onehot) */                                                  \
-    static void ce_grad_##sfx(size_t B, size_t C, double scale, const void *pr_, const uint32_t *cls, void *gx_) \
-    {                                                                                     \
-        const T *pr = pr_;                                                                \
-        T *gx = gx_;                                                                      \
-        for (size_t r = 0; r < B; r++, pr += C, gx += C) {                                \
-            for (size_t i = 0; i < C; i++) gx[i] += (T)(scale * pr[i]);                   \
-            gx[cls[r]] -= (T)scale;                                                       \
-        }                                                                                 \
-    }
-GEN_BOTH(CE_T)
-
 static void ce_backward(struct Node *self)
 {
     struct Node *x = self->parents[0];
     if (!node_wants_grad(x)) return;
     struct CeCtx *c = self->ctx;
-    size_t B = x->value->shape[0], C = x->value->shape[1];
-    double scale = tensor_at(self->grad, 0) / (double)B;
-    DT_CALL(x->value->dtype, ce_grad, B, C, scale, c->probs, c->cls, node_grad(x)->data);
+    struct RowJob j = {.dt = x->value->dtype, .kind = ROW_CE_GRAD, .rows = x->value->shape[0], .cols = x->value->shape[1],
+                       .x = c->probs, .cls = c->cls, .out = node_grad(x)->data};
+    j.scale = tensor_at(self->grad, 0) / (double)j.rows;
+    row_run(&j, ROW_GRAD_COST);
 }
 
 struct Node *loss_cross_entropy(struct Node *logits, const uint32_t *cls)
@@ -112,6 +160,11 @@ struct Node *loss_cross_entropy(struct Node *logits, const uint32_t *cls)
     c->cls = cls;
     c->probs = arena_alloc(&g->arena, B * C * dtype_size(X->dtype));
     l->ctx = c;
-    set_scalar(l->value, DT_CALL(X->dtype, ce_fwd, B, C, X->data, cls, c->probs));
+    struct RowJob j = {.dt = X->dtype, .kind = ROW_CE_FWD, .rows = B, .cols = C, .x = X->data, .cls = cls, .out = c->probs,
+                       .loss = arena_alloc(&g->arena, B * sizeof(double))};
+    row_run(&j, ROW_FWD_COST);
+    double total = 0;
+    for (size_t r = 0; r < B; r++) total += j.loss[r];
+    set_scalar(l->value, total / (double)B);
     return l;
 }

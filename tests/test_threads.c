@@ -11,6 +11,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ew.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,74 @@ TEST_ISA(conv_same_bits_on_any_thread_count)
                 for (int k = 0; k < 4; k++) tensor_free(ref[k]);
                 tensor_free(x), tensor_free(w), tensor_free(b);
             }
+    threads_set(saved);
+}
+
+/* The losses cut by rows (CrossEntropy's rows, MSE's gradient by elements): the same
+ * loss and gradient bits on any thread count, and the values of plain double loops,
+ * at sizes on both sides of the cut (64 x 10 is cut in the forward only). */
+#include "losses.h"
+
+TEST(losses_same_bits_on_any_thread_count)
+{
+    static const uint64_t sizes[][2] = {{5, 3}, {64, 10}, {300, 37}, {1000, 1}};
+    int saved = threads_count();
+    for (uint32_t dt = 0; dt < 2; dt++)
+        for (size_t si = 0; si < 4; si++) {
+            uint64_t B = sizes[si][0], C = sizes[si][1], shape[2] = {B, C};
+            struct Tensor *x = tensor_create(2, shape, dt), *t = tensor_create(2, shape, dt);
+            fill_uniform(x, -4, 4, 31 + si), fill_uniform(t, -1, 1, 32 + si);
+            uint32_t *cls = mem_alloc(B * sizeof *cls);
+            for (uint64_t r = 0; r < B; r++) cls[r] = (uint32_t)((r * 7 + si) % C);
+            /* the values, by plain double loops */
+            double ce = 0, mse = 0, tol = dt == DT_FLOAT32 ? 1e-5 : 1e-12, *gce = mem_alloc(B * C * sizeof *gce);
+            for (uint64_t r = 0; r < B; r++) {
+                double m = -1e300, s = 0;
+                for (uint64_t c = 0; c < C; c++) m = fmax(m, tensor_at(x, r * C + c));
+                for (uint64_t c = 0; c < C; c++) s += exp(tensor_at(x, r * C + c) - m);
+                ce += m + log(s) - tensor_at(x, r * C + cls[r]);
+                for (uint64_t c = 0; c < C; c++)
+                    gce[r * C + c] = (exp(tensor_at(x, r * C + c) - m) / s - (c == cls[r])) / (double)B;
+            }
+            for (uint64_t i = 0; i < B * C; i++) mse += pow(tensor_at(x, i) - tensor_at(t, i), 2);
+            ce /= (double)B, mse /= (double)(B * C);
+            struct Tensor *ref[4] = {NULL, NULL, NULL, NULL};
+            for (size_t c = 0; c <= N_COUNTS; c++) {
+                threads_set(c ? counts[c - 1] : 1);
+                struct Graph g;
+                graph_init(&g);
+                struct Node *xn = graph_input(&g, x, 1), *tn = graph_input(&g, t, 1);
+                struct Node *lc = loss_cross_entropy(xn, cls), *lm = loss_mse(xn, tn);
+                tensor_fill(node_grad(lc), 1), tensor_fill(node_grad(lm), 0.5);
+                lm->backward_fn(lm); /* xn's gradient: the MSE's, then the CE's added */
+                lc->backward_fn(lc);
+                struct Tensor *got[4] = {lc->value, lm->value, xn->grad, tn->grad};
+                if (!c) {
+                    EXPECT_NEAR(tensor_at(lc->value, 0), ce, tol * fabs(ce));
+                    EXPECT_NEAR(tensor_at(lm->value, 0), mse, tol * mse);
+                    double worst = 0;
+                    for (uint64_t i = 0; i < B * C; i++) {
+                        double d = tensor_at(x, i) - tensor_at(t, i), gm = 2 * 0.5 * d / (double)(B * C);
+                        worst = fmax(worst, fabs(tensor_at(xn->grad, i) - (gm + gce[i])));
+                        worst = fmax(worst, fabs(tensor_at(tn->grad, i) + gm));
+                    }
+                    EXPECT_MSG(worst <= tol / (double)B, "%llu x %llu %s: gradient off by %.3g", (unsigned long long)B,
+                               (unsigned long long)C, dtype_name(dt), worst);
+                }
+                for (int k = 0; k < 4; k++) {
+                    if (!c) ref[k] = tensor_copy(got[k]);
+                    else EXPECT_MSG(!memcmp(got[k]->data, ref[k]->data, tensor_numel(got[k]) * dtype_size(dt)),
+                                    "%llu x %llu %s: %s with %d threads differs from one thread's",
+                                    (unsigned long long)B, (unsigned long long)C, dtype_name(dt),
+                                    (const char *[]){"CE loss", "MSE loss", "input gradient", "target gradient"}[k],
+                                    counts[c - 1]);
+                }
+                graph_free(&g);
+            }
+            for (int k = 0; k < 4; k++) tensor_free(ref[k]);
+            tensor_free(x), tensor_free(t);
+            mem_free(cls), mem_free(gce);
+        }
     threads_set(saved);
 }
 
