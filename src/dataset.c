@@ -863,13 +863,6 @@ static int map_read_done(struct Dataset *ds, int faulted)
     return ds->map_shrank ? -1 : 0;
 }
 
-/* fn(arg), reading ds's data: guarded where it is mapped. 0, or -1 when the file shrank. */
-static int map_read(struct Dataset *ds, int (*fn)(void *), void *arg)
-{
-    if (!ds->map) return fn(arg);
-    return map_read_done(ds, util_catch_sigbus(fn, arg) == UTIL_SIGBUS);
-}
-
 static void map_close(struct Dataset *ds)
 {
     if (!ds->map) return;
@@ -981,69 +974,95 @@ void dataset_free(struct Dataset *ds)
 
 /* ---- normalisation ---- */
 
-/* Per-feature min, max and mean in one pass, then the variance about the mean; tmp
- * holds 4 d doubles (allocated by the caller: a guarded read may end in a jump). */
+/* Per-feature min, max and mean in one pass, then the variance about the mean, for
+ * features [j0, j1); tmp holds 4 d doubles (allocated by the caller: a guarded read may
+ * end in a jump). Each feature's sums run over every sample in order, whoever takes it. */
 #define NORM_STATS(T, sfx)                                                                \
-    static void norm_stats_##sfx(const void *xv, uint64_t n, uint64_t d, int kind,        \
+    static void norm_stats_##sfx(const void *xv, uint64_t n, uint64_t d, uint64_t j0, uint64_t j1, int kind, \
                                  void *shiftv, void *scalev, double *tmp)                 \
     {                                                                                     \
         const T *x = xv;                                                                  \
         T *shift = shiftv, *scale = scalev;                                               \
         double *lo = tmp, *hi = lo + d, *acc = hi + d;                                    \
-        for (uint64_t j = 0; j < d; j++) { lo[j] = hi[j] = x[j]; acc[j] = 0; }            \
+        for (uint64_t j = j0; j < j1; j++) { lo[j] = hi[j] = x[j]; acc[j] = 0; }          \
         for (uint64_t i = 0; i < n; i++)                                                  \
-            for (uint64_t j = 0; j < d; j++) {                                            \
+            for (uint64_t j = j0; j < j1; j++) {                                          \
                 double v = x[i * d + j];                                                  \
                 lo[j] = v < lo[j] ? v : lo[j];                                            \
                 hi[j] = v > hi[j] ? v : hi[j];                                            \
                 acc[j] += v;                                                              \
             }                                                                             \
-        for (uint64_t j = 0; j < d; j++) acc[j] /= (double)n;                             \
+        for (uint64_t j = j0; j < j1; j++) acc[j] /= (double)n;                           \
         if (kind == NORM_STANDARD) {                                                      \
             double *var = acc + d;                                                        \
-            for (uint64_t j = 0; j < d; j++) var[j] = 0;                                  \
+            for (uint64_t j = j0; j < j1; j++) var[j] = 0;                                \
             for (uint64_t i = 0; i < n; i++)                                              \
-                for (uint64_t j = 0; j < d; j++) {                                        \
+                for (uint64_t j = j0; j < j1; j++) {                                      \
                     double u = x[i * d + j] - acc[j];                                     \
                     var[j] += u * u;                                                      \
                 }                                                                         \
-            for (uint64_t j = 0; j < d; j++) {                                            \
+            for (uint64_t j = j0; j < j1; j++) {                                          \
                 shift[j] = (T)acc[j];                                                     \
                 scale[j] = lo[j] == hi[j] ? 1 : (T)(1 / sqrt(var[j] / (double)n));        \
             }                                                                             \
         } else if (kind == NORM_MINMAX) {                                                 \
-            for (uint64_t j = 0; j < d; j++) {                                            \
+            for (uint64_t j = j0; j < j1; j++) {                                          \
                 shift[j] = (T)lo[j];                                                      \
                 scale[j] = lo[j] == hi[j] ? 1 : (T)(1 / (hi[j] - lo[j]));                 \
             }                                                                             \
         } else {                                                                          \
-            for (uint64_t j = 0; j < d; j++) { shift[j] = 0; scale[j] = 1; }              \
+            for (uint64_t j = j0; j < j1; j++) { shift[j] = 0; scale[j] = 1; }            \
         }                                                                                 \
     }
 GEN_BOTH(NORM_STATS)
+
+/* The statistics are cut by features, in groups of NORM_GROUP (a cache line of the
+ * doubles each task writes); the normalisation itself by rows. Where the data is mapped,
+ * every task guards its own reads (utils.h). */
+#define NORM_GROUP 8
 
 struct NormJob {
     const struct Dataset *ds;
     int kind;
     struct Tensor *shift, *scale;
     double *tmp;
+    uint64_t per_task;      /* features per task */
+    atomic_int fault;       /* a task's read of the mapping faulted */
 };
 
-static int norm_stats_work(void *arg)
+struct NormPart { const struct NormJob *j; size_t task; };
+
+static int norm_stats_part(void *arg)
 {
-    const struct NormJob *j = arg;
+    const struct NormPart *p = arg;
+    const struct NormJob *j = p->j;
     const struct Dataset *ds = j->ds;
-    DT_CALL(ds->x->dtype, norm_stats, ds->x->data, ds->n, ds->dim, j->kind, j->shift->data, j->scale->data, j->tmp);
+    uint64_t j0 = p->task * j->per_task, j1 = j0 + j->per_task < ds->dim ? j0 + j->per_task : ds->dim;
+    DT_CALL(ds->x->dtype, norm_stats, ds->x->data, ds->n, ds->dim, j0, j1, j->kind, j->shift->data, j->scale->data,
+            j->tmp);
     return 0;
+}
+
+static void norm_stats_task(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    struct NormJob *j = ctx;
+    struct NormPart p = {j, task};
+    if (!j->ds->map) norm_stats_part(&p);
+    else if (util_catch_sigbus(norm_stats_part, &p) == UTIL_SIGBUS) atomic_store(&j->fault, 1);
 }
 
 int dataset_norm_stats(struct Dataset *ds, int kind, struct Tensor **shift, struct Tensor **scale)
 {
     CHECK(ds->n > 0, "no samples");
-    uint64_t d = ds->dim;
+    uint64_t d = ds->dim, groups = (d + NORM_GROUP - 1) / NORM_GROUP;
     struct NormJob j = {ds, kind, tensor_create(1, &d, ds->x->dtype), tensor_create(1, &d, ds->x->dtype),
-                        mem_alloc(4 * d * sizeof(double))};
-    int r = map_read(ds, norm_stats_work, &j);
+                        mem_alloc(4 * d * sizeof(double)), 0, 0};
+    size_t tasks = par_tasks(ds->n * d * dtype_size(ds->x->dtype), (size_t)16 << 10);
+    if (tasks > groups) tasks = groups ? groups : 1;
+    j.per_task = (groups + tasks - 1) / tasks * NORM_GROUP;
+    if (d) par_run((d + j.per_task - 1) / j.per_task, norm_stats_task, &j);
+    int r = ds->map ? map_read_done(ds, atomic_load(&j.fault)) : 0;
     mem_free(j.tmp);
     if (r) {
         tensor_free(j.shift);
@@ -1064,6 +1083,17 @@ int dataset_norm_stats(struct Dataset *ds, int kind, struct Tensor **shift, stru
     }
 GEN_BOTH(NORMALIZE)
 
+struct NormalizeJob { struct Dataset *ds; const struct Tensor *shift, *scale; uint64_t per_task; };
+
+static void normalize_task(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const struct NormalizeJob *j = ctx;
+    uint64_t i0 = task * j->per_task, n = j->ds->n - i0 < j->per_task ? j->ds->n - i0 : j->per_task;
+    char *x = (char *)j->ds->x->data + i0 * j->ds->dim * dtype_size(j->ds->x->dtype);
+    DT_CALL(j->ds->x->dtype, normalize, x, n, j->ds->dim, j->shift->data, j->scale->data);
+}
+
 int dataset_normalize(struct Dataset *ds, const struct Tensor *shift, const struct Tensor *scale)
 {
     uint32_t dt = ds->x->dtype;
@@ -1072,7 +1102,12 @@ int dataset_normalize(struct Dataset *ds, const struct Tensor *shift, const stru
     CHECK(tensor_numel(shift) == ds->dim && tensor_numel(scale) == ds->dim,
           "%llu statistics for %llu features", (unsigned long long)tensor_numel(shift), (unsigned long long)ds->dim);
     if (map_to_heap(ds)) return -1;
-    DT_CALL(dt, normalize, ds->x->data, ds->n, ds->dim, shift->data, scale->data);
+    if (!ds->n) return 0;
+    struct NormalizeJob j = {ds, shift, scale, 0};
+    size_t tasks = par_tasks(ds->n * ds->dim * dtype_size(dt), (size_t)16 << 10);
+    if (tasks > ds->n) tasks = ds->n;
+    j.per_task = (ds->n + tasks - 1) / tasks;
+    par_run((ds->n + j.per_task - 1) / j.per_task, normalize_task, &j);
     return 0;
 }
 

@@ -750,10 +750,10 @@ TEST(dataset_binary_mapped_file_cut_under_the_reads)
         threads_set(4);
         EXPECT_EQ_INT(dataset_get_batch(&m, 0, MAP_N, &b), -1);
         EXPECT_EQ_INT(dataset_get_batch_part(&m, 0, 1024, 1, 2, &b), -1);
-        threads_set(saved);
         struct Tensor *shift = NULL, *scale = NULL;
-        EXPECT_EQ_INT(dataset_norm_stats(&m, NORM_STANDARD, &shift, &scale), -1);
+        EXPECT_EQ_INT(dataset_norm_stats(&m, NORM_STANDARD, &shift, &scale), -1); /* 2 tasks of 8 features */
         EXPECT(shift == NULL && scale == NULL);
+        threads_set(saved);
         shift = tensor_zeros(1, (uint64_t[]){MAP_D}, dt), scale = tensor_zeros(1, (uint64_t[]){MAP_D}, dt);
         EXPECT_EQ_INT(dataset_normalize(&m, shift, scale), -1);
         EXPECT(m.map != NULL); /* unchanged */

@@ -6,6 +6,7 @@
 #include "mem.h"
 #include "nn_layers.h"
 #include "threads.h"
+#include "config_parser.h"
 #include "dataset.h"
 #include "utils.h"
 #include "kernels/dispatch.h"
@@ -215,6 +216,57 @@ TEST(losses_same_bits_on_any_thread_count)
             for (int k = 0; k < 4; k++) tensor_free(ref[k]);
             tensor_free(x), tensor_free(t);
             mem_free(cls), mem_free(gce);
+        }
+    threads_set(saved);
+}
+
+/* Normalisation: the statistics cut by groups of features (each summed over every
+ * sample in order), the data by rows: the same bits on any thread count, and the
+ * statistics of plain double loops. */
+TEST(normalisation_same_bits_on_any_thread_count)
+{
+    const uint64_t n = 700, d = 99; /* 13 groups of 8 features, the last short */
+    int saved = threads_count();
+    for (uint32_t dt = 0; dt < 2; dt++)
+        for (int kind = NORM_MINMAX; kind <= NORM_STANDARD; kind++) {
+            struct Tensor *x = tensor_create(2, (uint64_t[]){n, d}, dt), *ref[3] = {NULL, NULL, NULL};
+            fill_uniform(x, -3, 5, 40 + (uint64_t)kind);
+            for (uint64_t i = 0; i < n; i++) tensor_set(x, (uint64_t[]){i, 5}, 2.5); /* a constant feature */
+            for (size_t c = 0; c <= N_COUNTS; c++) {
+                threads_set(c ? counts[c - 1] : 1);
+                struct Dataset ds = {0};
+                ds.x = tensor_copy(x), ds.n = n, ds.dim = d;
+                struct Tensor *shift = NULL, *scale = NULL;
+                EXPECT_EQ_INT(dataset_norm_stats(&ds, kind, &shift, &scale), 0);
+                EXPECT_EQ_INT(shift ? dataset_normalize(&ds, shift, scale) : -1, 0);
+                if (!shift) { tensor_free(ds.x); continue; }
+                if (!c) {
+                    double worst = 0, tol = dt == DT_FLOAT32 ? 1e-6 : 1e-13;
+                    for (uint64_t j = 0; j < d; j++) {
+                        double lo = 1e300, hi = -1e300, s = 0, v2 = 0;
+                        for (uint64_t i = 0; i < n; i++) {
+                            double v = tensor_at(x, i * d + j);
+                            lo = fmin(lo, v), hi = fmax(hi, v), s += v;
+                        }
+                        for (uint64_t i = 0; i < n; i++) v2 += pow(tensor_at(x, i * d + j) - s / (double)n, 2);
+                        double want_shift = kind == NORM_STANDARD ? s / (double)n : lo;
+                        double want_scale = lo == hi ? 1 : kind == NORM_STANDARD ? 1 / sqrt(v2 / (double)n) : 1 / (hi - lo);
+                        worst = fmax(worst, fabs(tensor_at(shift, j) - want_shift) / fmax(1, fabs(want_shift)));
+                        worst = fmax(worst, fabs(tensor_at(scale, j) - want_scale) / fmax(1, fabs(want_scale)));
+                    }
+                    EXPECT_MSG(worst <= tol, "%s kind %d: statistics off by %.3g", dtype_name(dt), kind, worst);
+                }
+                struct Tensor *got[3] = {shift, scale, ds.x};
+                for (int k = 0; k < 3; k++) {
+                    if (!c) ref[k] = tensor_copy(got[k]);
+                    else EXPECT_MSG(!memcmp(got[k]->data, ref[k]->data, tensor_numel(got[k]) * dtype_size(dt)),
+                                    "%s kind %d: %s with %d threads differs from one thread's", dtype_name(dt), kind,
+                                    (const char *[]){"shift", "scale", "normalised data"}[k], counts[c - 1]);
+                }
+                tensor_free(shift), tensor_free(scale), tensor_free(ds.x);
+            }
+            for (int k = 0; k < 3; k++) tensor_free(ref[k]);
+            tensor_free(x);
         }
     threads_set(saved);
 }
