@@ -508,6 +508,14 @@ static const char *data_end(const char *p, const char *end)
     return end;
 }
 
+/* fn(arg), guarded against SIGBUS when it reads a file's mapping (utils.h): fn's
+ * result, or UTIL_SIGBUS when the file shrank under the read. A par_run task calls it
+ * itself: the fault lands on the thread that read. */
+static int read_guarded(int mapped, int (*fn)(void *), void *arg)
+{
+    return mapped ? util_catch_sigbus(fn, arg) : fn(arg);
+}
+
 /* One parse, in a form util_catch_sigbus can run: the matrix is recorded as soon as it
  * exists, so the caller frees it whichever way the parse ends. */
 struct CsvJob {
@@ -569,7 +577,7 @@ static void chunk_task(void *ctx, size_t k, int worker)
     void *arg[2] = {j, (void *)(uintptr_t)k};
     /* A fault in a mapped file that shrank lands on the thread that read it, and must be
      * caught there: a jump out of the task would abandon the parallel job. */
-    int r = j->mapped ? util_catch_sigbus(chunk_work, arg) : chunk_work(arg);
+    int r = read_guarded(j->mapped, chunk_work, arg);
     if (r == UTIL_SIGBUS) err_set(j->err[k], sizeof j->err[k], "%s: the file shrank while it was being read", j->c->path);
     j->bad[k] = r != 0;
 }
@@ -745,7 +753,7 @@ static int copy_tensor(const struct Tensor *t, int mapped, struct Tensor **out)
 {
     *out = tensor_create(t->ndim, t->shape, t->dtype);
     struct Copy c = {(*out)->data, t->data, tensor_numel(t) * dtype_size(t->dtype)};
-    if ((mapped ? util_catch_sigbus(copy_work, &c) : copy_work(&c)) == 0) return 0;
+    if (read_guarded(mapped, copy_work, &c) == 0) return 0;
     tensor_free(*out);
     *out = NULL;
     return -1;
@@ -765,7 +773,7 @@ static int binary_take(struct ModelFile *mf, const char *path, uint32_t dtype, u
         r = err_set(err, errlen, "%s: tensor '%s' has %llu columns, expected 1 (a class index per row)", path,
                     got, (unsigned long long)(*out)->shape[1]);
     struct ValueCheck vc = {path, got, *out, n_classes, err, errlen};
-    if (!r) r = mf->map ? util_catch_sigbus(value_check, &vc) : value_check(&vc);
+    if (!r) r = read_guarded(mf->map != NULL, value_check, &vc);
     if (r == UTIL_SIGBUS) r = shrank_error(path, err, errlen);
     if (r) {
         tensor_free(*out);
@@ -838,7 +846,7 @@ static int read_matrix(const char *path, uint32_t dtype, uint64_t n_classes, int
     if (text_open(&text, path, err, errlen)) return -1;
     struct CsvJob job = {path, &text, dtype, n_classes, NULL, err, errlen};
     /* Another program truncating a mapped file would kill the parse with SIGBUS. */
-    int r = text.map_len ? util_catch_sigbus(csv_parse, &job) : csv_parse(&job);
+    int r = read_guarded(text.map_len != 0, csv_parse, &job);
     if (r == UTIL_SIGBUS || text_shrank(&text)) r = shrank_error(path, err, errlen);
     text_close(&text);
     if (r) tensor_free(job.t);
@@ -1048,8 +1056,7 @@ static void norm_stats_task(void *ctx, size_t task, int worker)
     (void)worker;
     struct NormJob *j = ctx;
     struct NormPart p = {j, task};
-    if (!j->ds->map) norm_stats_part(&p);
-    else if (util_catch_sigbus(norm_stats_part, &p) == UTIL_SIGBUS) atomic_store(&j->fault, 1);
+    if (read_guarded(j->ds->map != NULL, norm_stats_part, &p) == UTIL_SIGBUS) atomic_store(&j->fault, 1);
 }
 
 int dataset_norm_stats(struct Dataset *ds, int kind, struct Tensor **shift, struct Tensor **scale)
@@ -1189,8 +1196,7 @@ static void gather_task(void *ctx, size_t task, int worker)
     struct GatherPart p = {j, task};
     /* A fault lands on the thread that read: it is caught there, not by a jump out of
      * the task (as the parallel CSV parse does). */
-    if (!j->mapped) gather_part(&p);
-    else if (util_catch_sigbus(gather_part, &p) == UTIL_SIGBUS) atomic_store(&j->fault, 1);
+    if (read_guarded(j->mapped, gather_part, &p) == UTIL_SIGBUS) atomic_store(&j->fault, 1);
 }
 
 /* A copy: the threads split the rows. Returns 0, or -1 when a read of mapped src faulted. */

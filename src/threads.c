@@ -185,7 +185,11 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx)
      * spin, give it the core. */
     uint64_t t0 = 0;
     for (int i = 0; atomic_load_explicit(&pool.done, memory_order_acquire) != pool.n - 1; i++) {
-        if ((i & 63) == 63 && (t0 ? now_ns() - t0 > YIELD_AFTER_NS : !(t0 = now_ns()))) sched_yield();
+        if ((i & 63) == 63) {
+            uint64_t t = now_ns();
+            if (!t0) t0 = t;
+            else if (t - t0 > YIELD_AFTER_NS) sched_yield();
+        }
         cpu_relax();
     }
 }
