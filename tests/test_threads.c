@@ -220,6 +220,67 @@ TEST(losses_same_bits_on_any_thread_count)
     threads_set(saved);
 }
 
+/* Linear's backward: the bias gradient cut by column ranges (each column summed over the
+ * rows in order), its input and weight gradients by the gemm: values of plain double
+ * loops, and the same bits on any thread count, written whole and added to. */
+TEST(linear_backward_same_bits_on_any_thread_count)
+{
+    static const uint64_t sizes[][3] = {{64, 784, 128}, {67, 33, 300}, {5, 7, 10}, {200, 16, 1000}};
+    int saved = threads_count();
+    for (uint32_t dt = 0; dt < 2; dt++)
+        for (size_t si = 0; si < 4; si++) {
+            uint64_t B = sizes[si][0], in = sizes[si][1], out = sizes[si][2];
+            uint64_t xs[2] = {B, in}, gs[2] = {B, out};
+            struct Tensor *x = tensor_create(2, xs, dt), *seed = tensor_create(2, gs, dt);
+            fill_uniform(x, -1, 1, 41 + si), fill_uniform(seed, -1, 1, 42 + si);
+            struct Rng r;
+            rng_seed(&r, 43 + si);
+            struct Module *m = nn_linear_create(in, out, dt, &r);
+            double tol = dt == DT_FLOAT32 ? 1e-5 : 1e-12, worst = 0;
+            struct Tensor *ref[2] = {NULL, NULL};
+            for (size_t c = 0; c <= N_COUNTS; c++) {
+                threads_set(c ? counts[c - 1] : 1);
+                for (int pass = 0; pass < 2; pass++) { /* written whole, then added to */
+                    struct Graph g;
+                    graph_init(&g);
+                    struct Node *w = m->param_nodes[0], *b = m->param_nodes[1];
+                    for (int k = 0; k < 2 && !pass; k++) { /* what a pass leaves out stays NaN */
+                        struct Node *p = k ? b : w;
+                        if (p->grad) tensor_fill(p->grad, NAN);
+                        node_grad_invalidate(p);
+                    }
+                    struct Node *y = nn_linear(graph_input(&g, x, 0), w, b);
+                    backward_seeded(y, seed);
+                    struct Tensor *gb = m->param_nodes[1]->grad;
+                    if (!c) /* the bias gradient: pass + 1 times the column sums */
+                        for (uint64_t j = 0; j < out; j++) {
+                            double sum = 0;
+                            for (uint64_t i = 0; i < B; i++) sum += tensor_at(seed, i * out + j);
+                            worst = fmax(worst, fabs(tensor_at(gb, j) - (pass + 1) * sum) / (double)B);
+                        }
+                    if (!c && pass) ref[0] = tensor_copy(gb), ref[1] = tensor_copy(m->param_nodes[0]->grad);
+                    if (c && pass) {
+                        EXPECT_MSG(!memcmp(gb->data, ref[0]->data, out * dtype_size(dt)),
+                                   "%llu x %llu -> %llu %s: bias gradient with %d threads differs",
+                                   (unsigned long long)B, (unsigned long long)in, (unsigned long long)out,
+                                   dtype_name(dt), counts[c - 1]);
+                        EXPECT_MSG(!memcmp(m->param_nodes[0]->grad->data, ref[1]->data, out * in * dtype_size(dt)),
+                                   "%llu x %llu -> %llu %s: weight gradient with %d threads differs",
+                                   (unsigned long long)B, (unsigned long long)in, (unsigned long long)out,
+                                   dtype_name(dt), counts[c - 1]);
+                    }
+                    graph_free(&g);
+                }
+            }
+            EXPECT_MSG(worst <= tol, "%llu x %llu -> %llu %s: bias gradient off by %.3g", (unsigned long long)B,
+                       (unsigned long long)in, (unsigned long long)out, dtype_name(dt), worst);
+            tensor_free(ref[0]), tensor_free(ref[1]);
+            tensor_free(x), tensor_free(seed);
+            module_free(m);
+        }
+    threads_set(saved);
+}
+
 /* Normalisation: the statistics cut by groups of features (each summed over every
  * sample in order), the data by rows: the same bits on any thread count, and the
  * statistics of plain double loops. */

@@ -200,6 +200,12 @@ static size_t conv_grad_rows_size(const struct ConvCtx *cx, size_t es)
     return cx->q.O * cx->q.Ho * conv_grad_row(cx, es);
 }
 
+/* n elements of scratch rounded up to whole pairs of cache lines, so that no two
+ * workers' buffers share a line (nor the pair a core's prefetcher fetches together):
+ * a line written by both would travel between their cores on every write. */
+#define SCRATCH_LINES 128
+static size_t scratch_lines(size_t n, size_t es) { return round_up(n * es, SCRATCH_LINES) / es; }
+
 /* ---- the direct path's work, cut into parallel tasks (threads.h) ----
  * Forward: by samples (each sample's output is its own). Backward: by chunks of samples
  * whose size depends on the batch alone (conv_bwd_chunk), never on the thread count: a
@@ -218,6 +224,8 @@ struct ConvJob {
     void *part, *gp;    /* bwd, per worker: lane partial sums; a sample's padded gradient */
     void *chunk_sums;   /* bwd: per chunk, the weight then bias gradient sums */
     size_t n_chunks, n_w;   /* bwd: chunks; weight and bias sums per chunk */
+    /* elements from one worker's buffer (or chunk's sums) to the next: whole lines */
+    size_t at_xs, at_part, at_gp, at_sums;
     int w_overwrite, b_overwrite, overwrite, pad;
     size_t per_task;    /* samples per task (fwd) or per chunk (bwd) */
 };
@@ -228,7 +236,8 @@ struct ConvJob {
         const struct ConvCtx *cx = j->cx;                                                      \
         const struct ConvGeom *q = &cx->q;                                                     \
         size_t xsn = conv_split_size(cx), yn = q->O * q->Ho * q->Wo;                           \
-        T *xs = j->xs_all ? (T *)j->xs_all + n * xsn : (T *)j->per_worker + (size_t)worker * xsn; \
+        T *xs = j->xs_all ? (T *)j->xs_all + n * xsn                                           \
+                          : (T *)j->per_worker + (size_t)worker * j->at_xs;                    \
         cx->ck->split_##sfx(&cx->d, (const T *)j->x + n * q->C * q->H * q->W, xs);             \
         cx->ck->fwd_##sfx(&cx->d, xs, j->wt, j->b, (T *)j->y + n * yn);                        \
     }                                                                                          \
@@ -266,7 +275,7 @@ GEN_BOTH(CONV_REDUCE)
             gs = gp;                                                                           \
         }                                                                                      \
         if (!j->gx) return;                                                                    \
-        T *gxs = (T *)j->per_worker + (size_t)worker * xsn, *gx = (T *)j->gx + n * xn;         \
+        T *gxs = (T *)j->per_worker + (size_t)worker * j->at_xs, *gx = (T *)j->gx + n * xn;   \
         memset(gxs, 0, xsn * sizeof(T));                                                       \
         cx->ck->igrad_##sfx(&cx->dg, j->wt, gs, gxs);                                          \
         /* the kept xs is the fused input's ReLU output: a mask in the split layout */         \
@@ -287,8 +296,8 @@ GEN_BOTH(CONV_DIRECT_IGRAD)
         size_t gn = q->O * q->Ho * q->Wo, n_part = (q->O * K + q->O) * pl;                      \
         struct ConvDims dw = cx->d;                                                            \
         dw.g_row = j->pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                              \
-        T *part = (T *)j->part + (size_t)worker * n_part, *partb = j->gb ? part + q->O * K * pl : NULL; \
-        T *gp = (T *)j->gp + (size_t)worker * conv_grad_rows_size(cx, sizeof(T));              \
+        T *part = (T *)j->part + (size_t)worker * j->at_part, *partb = j->gb ? part + q->O * K * pl : NULL; \
+        T *gp = (T *)j->gp + (size_t)worker * j->at_gp;                                        \
         if (j->gw) memset(part, 0, n_part * sizeof(T));                                        \
         uint64_t n1 = (c + 1) * j->per_task < q->N ? (c + 1) * j->per_task : q->N;             \
         for (uint64_t n = c * j->per_task; n < n1; n++) {                                      \
@@ -298,7 +307,7 @@ GEN_BOTH(CONV_DIRECT_IGRAD)
                                     j->pad ? gp : (const T *)j->g + n * gn, part, partb);      \
         }                                                                                      \
         if (!j->gw) return;                                                                    \
-        T *sums = (T *)j->chunk_sums + c * j->n_w;                                             \
+        T *sums = (T *)j->chunk_sums + c * j->at_sums;                                         \
         conv_reduce_##sfx(q->O * K, pl, part, sums, 1);                                        \
         if (partb) conv_reduce_##sfx(q->O, pl, partb, sums + q->O * K, 1);                     \
     }                                                                                          \
@@ -309,7 +318,7 @@ GEN_BOTH(CONV_DIRECT_IGRAD)
         const T *sums = j->chunk_sums;                                                         \
         for (size_t i = i0; i < i1; i++) {                                                     \
             T s = sums[i];                                                                     \
-            for (size_t c = 1; c < j->n_chunks; c++) s += sums[c * j->n_w + i];                 \
+            for (size_t c = 1; c < j->n_chunks; c++) s += sums[c * j->at_sums + i];             \
             T *out = i < OK ? (T *)j->gw + i : (T *)j->gb + (i - OK);                          \
             int ow = i < OK ? j->w_overwrite : j->b_overwrite;                                 \
             *out = ow ? s : *out + s;                                                          \
@@ -411,14 +420,18 @@ static void conv2d_backward_direct(struct Node *self)
     j.n_chunks = (q->N + j.per_task - 1) / j.per_task;
     j.n_w = want_w ? q->O * K + (j.gb ? q->O : 0) : 0;
     size_t workers = (size_t)threads_count(), pl = CONV_PART_BYTES / es;
-    size_t n_part = want_w ? (q->O * K + q->O) * pl : 0, n_gp = j.pad ? conv_grad_rows_size(cx, es) : 0;
-    size_t n_wt = want_x ? q->O * K : 0, n_gxs = want_x ? xsn : 0;
-    char *s = graph_scratch(self->graph, (n_wt + workers * (n_part + n_gxs + n_gp) + j.n_chunks * j.n_w) * es);
+    j.at_part = want_w ? scratch_lines((q->O * K + q->O) * pl, es) : 0;
+    j.at_gp = j.pad ? scratch_lines(conv_grad_rows_size(cx, es), es) : 0;
+    j.at_xs = want_x ? scratch_lines(xsn, es) : 0;
+    j.at_sums = scratch_lines(j.n_w, es);
+    size_t n_wt = want_x ? scratch_lines(q->O * K, es) : 0;
+    size_t n_s = n_wt + workers * (j.at_part + j.at_xs + j.at_gp) + j.n_chunks * j.at_sums;
+    char *s = graph_scratch(self->graph, n_s * es);
     j.wt = s;
     j.per_worker = s + n_wt * es;
-    j.part = (char *)j.per_worker + workers * n_gxs * es;
-    j.gp = (char *)j.part + workers * n_part * es;
-    j.chunk_sums = (char *)j.gp + workers * n_gp * es;
+    j.part = (char *)j.per_worker + workers * j.at_xs * es;
+    j.gp = (char *)j.part + workers * j.at_part * es;
+    j.chunk_sums = (char *)j.gp + workers * j.at_gp * es;
     for (size_t i = 0; want_x && i < q->O * K; i++) /* weights in igrad's tap order */
         memcpy((char *)j.wt + i * es, (const char *)w->value->data + (i - i % K + cx->ig_tap[i % K]) * es, es);
     if (want_x || want_w) par_run(j.n_chunks, conv_bwd_task, &j);
@@ -583,8 +596,10 @@ static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, ui
         struct ConvJob j = {.cx = cx, .dt = dt, .x = x->value->data, .b = b ? b->value->data : NULL,
                             .y = y->value->data, .xs_all = cx->xs};
         size_t tasks = conv_sample_tasks(&j, 2 * q.O * cx->d.K * HW);
-        j.wt = graph_scratch(g, (q.O * cx->d.K + (size_t)threads_count() * xsn) * es);
-        j.per_worker = (char *)j.wt + q.O * cx->d.K * es;
+        size_t n_wt = scratch_lines(q.O * cx->d.K, es);
+        j.at_xs = scratch_lines(xsn, es);
+        j.wt = graph_scratch(g, (n_wt + (size_t)threads_count() * j.at_xs) * es);
+        j.per_worker = (char *)j.wt + n_wt * es;
         DT_CALL(dt, conv_transpose_w, cx, w->value->data, j.wt);
         par_run(tasks, conv_fwd_task, &j);
         return y;

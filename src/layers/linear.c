@@ -5,6 +5,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ew.h"
 #include "math_kernels.h"
+#include "threads.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,15 +21,43 @@
     }
 GEN_BOTH(BIAS_ROWS)
 
-/* gb[j] += sum over rows of g[r][j] (= when overwrite: gb holds garbage then) */
+/* The bias gradient: gb[j] (+)= the sum over rows of g[r][j], each column summed in row
+ * order, so any cut into column ranges gives the same bits. One task per range of
+ * BIAS_COLS_MIN columns or more, on the ISA's own kernels: a call per row through the
+ * parallel table would pay a job's bookkeeping rows times. */
+#define BIAS_COLS_MIN 64
+
+struct BiasJob {
+    const void *g;
+    void *gb;
+    size_t rows, n, per_task;
+    int overwrite, f64;
+};
+
+static void bias_task(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const struct BiasJob *j = ctx;
+    const struct EwKernels *k = kernels_get()->ew1;
+    size_t c0 = task * j->per_task, m = j->n - c0 < j->per_task ? j->n - c0 : j->per_task;
+    size_t es = j->f64 ? sizeof(double) : sizeof(float);
+    const char *g = (const char *)j->g + c0 * es;
+    char *gb = (char *)j->gb + c0 * es;
+    if (j->overwrite && j->rows) memcpy(gb, g, m * es);
+    for (size_t r = j->overwrite ? 1 : 0; r < j->rows; r++) {
+        if (j->f64) k->axpy_f64(m, 1.0, (const double *)(g + r * j->n * es), (double *)gb);
+        else k->axpy_f32(m, 1.0f, (const float *)(g + r * j->n * es), (float *)gb);
+    }
+}
+
 static void grad_bias_rows(const struct Tensor *g, size_t rows, size_t n, struct Tensor *gb, int overwrite)
 {
-    const struct EwKernels *k = kernels_get()->ew;
-    if (overwrite && rows) memcpy(gb->data, g->data, n * dtype_size(g->dtype));
-    for (size_t r = overwrite ? 1 : 0; r < rows; r++) {
-        if (g->dtype == DT_FLOAT32) k->axpy_f32(n, 1.0f, tensor_f32(g) + r * n, gb->data);
-        else k->axpy_f64(n, 1.0, tensor_f64(g) + r * n, gb->data);
-    }
+    struct BiasJob j = {.g = g->data, .gb = gb->data, .rows = rows, .n = n, .overwrite = overwrite,
+                        .f64 = g->dtype == DT_FLOAT64};
+    size_t tasks = par_tasks(rows * n * dtype_size(g->dtype), (size_t)BIAS_COLS_MIN * rows * dtype_size(g->dtype));
+    j.per_task = (n + tasks - 1) / tasks;
+    j.per_task = (j.per_task + 15) / 16 * 16; /* whole cache lines of gb per task */
+    par_run((n + j.per_task - 1) / j.per_task, bias_task, &j);
 }
 
 static void linear_backward(struct Node *self)
