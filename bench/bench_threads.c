@@ -6,8 +6,12 @@
  *     scripts/fmnist.sh made them; loading not counted);
  *   - loading the 10000-row test CSV, and inference (forward only) on the test set;
  *   - the cost of one empty parallel job (start and barrier), which with the step's
- *     count of parallel ops predicts the overhead on more cores.
+ *     count of parallel ops predicts the overhead on more cores;
+ *   - before and after the table, one thread's step pinned to each core in turn, and
+ *     from those rates the most all the threads could give: on a virtual machine the
+ *     cores need not run at one speed, nor keep theirs during a run.
  * Medians of several repetitions; quick: fewer. */
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "bench.h"
 #include "dataset.h"
 #include "math_kernels.h"
@@ -15,6 +19,7 @@
 #include "threads.h"
 #include "train.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +158,44 @@ static void load_and_infer(double *load_s, double *infer_s, int reps)
     *infer_s = bench_median(iv, reps);
 }
 
+/* One thread's step time on each core it may run on, pinned there in turn: cores of a
+ * virtual machine (or with busy neighbours) can differ in speed, and the most n threads
+ * can give is the sum of the n fastest cores' rates over the rate of the core the
+ * one-thread figure ran on. Prints the times and that bound for all the cores against
+ * the fastest one and the slowest one. */
+static void core_speeds(struct Dataset *ds, int steps, int reps)
+{
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof all, &all)) return;
+    double rate[2][CPU_SETSIZE];
+    int n = 0;
+    printf("  one thread pinned to each core, MLP b64 / CNN b64 step:");
+    for (int c = 0; c < CPU_SETSIZE && n < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, &all)) continue;
+        CPU_ZERO(&one);
+        CPU_SET(c, &one);
+        if (sched_setaffinity(0, sizeof one, &one)) continue;
+        double m = step_us(mlp_cfg, 64, ds, steps, reps), k = step_us(cnn_cfg, 64, ds, steps / 2, reps);
+        printf("%s cpu%d %.0f/%.0f us", n ? "," : "", c, m, k);
+        rate[0][n] = m > 0 ? 1 / m : 0, rate[1][n] = k > 0 ? 1 / k : 0;
+        n++;
+    }
+    sched_setaffinity(0, sizeof all, &all);
+    printf("\n");
+    if (n < 2) return;
+    printf("  so all %d threads can give at most, over one thread on the fastest / slowest core:", n);
+    for (int w = 0; w < 2; w++) {
+        double sum = 0, hi = 0, lo = rate[w][0];
+        for (int i = 0; i < n; i++) {
+            sum += rate[w][i];
+            if (rate[w][i] > hi) hi = rate[w][i];
+            if (rate[w][i] < lo) lo = rate[w][i];
+        }
+        printf(" %s %.2fx / %.2fx", w ? "CNN" : "MLP", hi > 0 ? sum / hi : 0, lo > 0 ? sum / lo : 0);
+    }
+    printf("\n");
+}
+
 void bench_threads(int quick)
 {
     int max_t = threads_available(), reps = quick ? 3 : 7, steps = quick ? 20 : 60;
@@ -172,6 +215,8 @@ void bench_threads(int quick)
            "CNN b64 step", "MLP b64 epoch", "CNN b64 epoch", "CSV load", "infer");
     struct Dataset ds;
     random_dataset(&ds, 256 * 64);
+    threads_set(1);
+    if (max_t > 1) core_speeds(&ds, steps, reps);
     double base[7] = {0};
     for (int n = 1; n <= max_t; n++) {
         threads_set(n);
@@ -188,6 +233,8 @@ void bench_threads(int quick)
         printf("\n");
         fflush(stdout);
     }
+    threads_set(1);
+    if (max_t > 1) core_speeds(&ds, steps, reps); /* again: a core's speed can change during the run */
     if (!train.n) printf("  (epochs skipped: no %s; scripts/fmnist.sh %s)\n", bin, bench_fmnist_dir());
     if (!have_data) printf("  (CSV load and infer skipped: no %s; scripts/fmnist.sh %s)\n", csv, bench_fmnist_dir());
     threads_set(1);
