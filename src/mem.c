@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -32,11 +34,32 @@ static void note_alloc(size_t size)
     if (fail_countdown > 0) fail_countdown--;
 }
 
+/* A large block (a dataset, a parse's matrix) asks for 2 MB pages where the kernel makes
+ * them on request (transparent huge pages in "madvise" mode, Debian's default): a page
+ * fault costs microseconds on a virtual machine, and a 188 MB dataset takes 47 000 of
+ * them in 4 KB pages, 94 in 2 MB ones (its load here: 0.51 s -> 0.06-0.3 s). Only the
+ * whole 2 MB pages inside the block are asked for; a hint, ignored where unsupported.
+ * Called before the block is first written: glibc maps blocks this large fresh. */
+#define HUGE_MIN_BYTES ((size_t)4 << 20)
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+
+static void huge_hint(void *p, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+    if (size < HUGE_MIN_BYTES) return;
+    uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1), hi = ((uintptr_t)p + size) & ~(HUGE_PAGE - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)p, (void)size;
+#endif
+}
+
 void *mem_alloc(size_t size)
 {
     note_alloc(size);
     void *p = malloc(size ? size : 1);
     if (!p) panic("out of memory allocating %zu bytes", size);
+    huge_hint(p, size);
     live_blocks++;
     note_live(p);
     return p;
@@ -59,6 +82,7 @@ void *mem_alloc_aligned(size_t size, size_t align)
     void *p = NULL;
     if (posix_memalign(&p, align, size ? size : 1) != 0)
         panic("out of memory allocating %zu bytes aligned to %zu", size, align);
+    huge_hint(p, size);
     live_blocks++;
     note_live(p);
     return p;
