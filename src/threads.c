@@ -35,16 +35,18 @@ struct Pool {
     par_fn fn;
     void *ctx;
     size_t n_tasks;
-    struct Share {                  /* thread w's tasks: [next, end) */
+    struct Share {                  /* thread w's tasks: [next, end), and its scratch */
         _Alignas(64) atomic_size_t next;
         size_t end;
+        void *scratch;              /* par_scratch: touched by thread w alone */
+        size_t scratch_cap;
     } share[THREADS_MAX];
     atomic_int done;                /* workers finished with this job */
     unsigned long gen_at_start;     /* the generation when the workers were made */
 };
 
 static struct Pool pool = {.n = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-static _Thread_local int in_task;
+static _Thread_local int in_task, my_worker; /* my_worker: the thread's index while in a task */
 
 static uint64_t now_ns(void)
 {
@@ -63,6 +65,7 @@ static inline void cpu_relax(void)
 static void run_tasks(int worker)
 {
     in_task = 1;
+    my_worker = worker;
     for (int k = 0; k < pool.n; k++) { /* its own share, then the others' */
         struct Share *s = &pool.share[(worker + k) % pool.n];
         for (;;) {
@@ -126,7 +129,11 @@ static void pool_stop(void)
     atomic_store(&pool.quit, 1);
     pthread_cond_broadcast(&pool.cv);
     pthread_mutex_unlock(&pool.mu);
-    for (int i = 1; i < pool.n; i++) pthread_join(pool.tid[i], NULL);
+    for (int i = 1; i < pool.n; i++) {
+        pthread_join(pool.tid[i], NULL);
+        free(pool.share[i].scratch);
+        pool.share[i].scratch = NULL, pool.share[i].scratch_cap = 0;
+    }
     atomic_store(&pool.quit, 0);
     pool.n = 1;
 }
@@ -162,8 +169,8 @@ int threads_count(void) { return pool.n; }
 void par_run(size_t n_tasks, par_fn fn, void *ctx)
 {
     if (n_tasks == 0) return;
-    if (pool.n == 1 || n_tasks == 1 || in_task) {
-        for (size_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+    if (pool.n == 1 || n_tasks == 1 || in_task) { /* inside a task: that task's worker */
+        for (size_t t = 0; t < n_tasks; t++) fn(ctx, t, in_task ? my_worker : 0);
         return;
     }
     pool.fn = fn;
@@ -192,6 +199,21 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx)
         }
         cpu_relax();
     }
+}
+
+void *par_scratch(int worker, size_t bytes)
+{
+    CHECK(worker >= 0 && worker < pool.n, "scratch of worker %d of %d", worker, pool.n);
+    struct Share *s = &pool.share[worker];
+    if (bytes > s->scratch_cap) {
+        free(s->scratch);
+        s->scratch = NULL, s->scratch_cap = 0;
+        /* whole pages: no other allocation shares a line or page with it */
+        size_t cap = (bytes + 4095) & ~(size_t)4095;
+        if (posix_memalign(&s->scratch, 4096, cap)) fatal("out of memory: %zu bytes of thread scratch", cap);
+        s->scratch_cap = cap;
+    }
+    return s->scratch;
 }
 
 size_t par_tasks(size_t work, size_t min_per_task)

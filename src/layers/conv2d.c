@@ -200,9 +200,9 @@ static size_t conv_grad_rows_size(const struct ConvCtx *cx, size_t es)
     return cx->q.O * cx->q.Ho * conv_grad_row(cx, es);
 }
 
-/* n elements of scratch rounded up to whole pairs of cache lines, so that no two
- * workers' buffers share a line (nor the pair a core's prefetcher fetches together):
- * a line written by both would travel between their cores on every write. */
+/* n elements of scratch rounded up to whole pairs of cache lines: the chunks' sums, each
+ * written by the chunk's worker, share no line (nor the pair a core's prefetcher fetches
+ * together), and the parts of a worker's own buffer start on whole lines. */
 #define SCRATCH_LINES 128
 static size_t scratch_lines(size_t n, size_t es) { return round_up(n * es, SCRATCH_LINES) / es; }
 
@@ -220,12 +220,13 @@ struct ConvJob {
     const void *x, *w, *b, *g, *ymask, *xmask;
     void *y, *xs_all, *gw, *gb, *gx;
     void *wt;           /* fwd: weights transposed; bwd: in igrad's tap order */
-    void *per_worker;   /* one split buffer per worker (xs in fwd, gxs in bwd) */
-    void *part, *gp;    /* bwd, per worker: lane partial sums; a sample's padded gradient */
     void *chunk_sums;   /* bwd: per chunk, the weight then bias gradient sums */
     size_t n_chunks, n_w;   /* bwd: chunks; weight and bias sums per chunk */
-    /* elements from one worker's buffer (or chunk's sums) to the next: whole lines */
-    size_t at_xs, at_part, at_gp, at_sums;
+    size_t at_sums;     /* elements from one chunk's sums to the next: whole lines */
+    /* Each worker's own buffers (par_scratch), in elements: a split input (xs in fwd
+     * without kept inputs, gxs in bwd), then in bwd the lane partial sums and a sample's
+     * padded gradient; each a whole number of lines. */
+    size_t at_xs, at_part, at_gp;
     int w_overwrite, b_overwrite, overwrite, pad;
     size_t per_task;    /* samples per task (fwd) or per chunk (bwd) */
 };
@@ -236,8 +237,7 @@ struct ConvJob {
         const struct ConvCtx *cx = j->cx;                                                      \
         const struct ConvGeom *q = &cx->q;                                                     \
         size_t xsn = conv_split_size(cx), yn = q->O * q->Ho * q->Wo;                           \
-        T *xs = j->xs_all ? (T *)j->xs_all + n * xsn                                           \
-                          : (T *)j->per_worker + (size_t)worker * j->at_xs;                    \
+        T *xs = j->xs_all ? (T *)j->xs_all + n * xsn : (T *)par_scratch(worker, j->at_xs * sizeof(T)); \
         cx->ck->split_##sfx(&cx->d, (const T *)j->x + n * q->C * q->H * q->W, xs);             \
         cx->ck->fwd_##sfx(&cx->d, xs, j->wt, j->b, (T *)j->y + n * yn);                        \
     }                                                                                          \
@@ -264,7 +264,7 @@ GEN_BOTH(CONV_REDUCE)
  * the way) when the input gradient or a mask needs it, kept at gp for the weight gradient;
  * then the input gradient through the worker's split buffer. */
 #define CONV_DIRECT_IGRAD(T, sfx)                                                              \
-    static void conv_igrad_sample_##sfx(const struct ConvJob *j, uint64_t n, T *gp, int worker) \
+    static void conv_igrad_sample_##sfx(const struct ConvJob *j, uint64_t n, T *gp, T *gxs)    \
     {                                                                                          \
         const struct ConvCtx *cx = j->cx;                                                      \
         const struct ConvGeom *q = &cx->q;                                                     \
@@ -275,7 +275,7 @@ GEN_BOTH(CONV_REDUCE)
             gs = gp;                                                                           \
         }                                                                                      \
         if (!j->gx) return;                                                                    \
-        T *gxs = (T *)j->per_worker + (size_t)worker * j->at_xs, *gx = (T *)j->gx + n * xn;   \
+        T *gx = (T *)j->gx + n * xn;                                                           \
         memset(gxs, 0, xsn * sizeof(T));                                                       \
         cx->ck->igrad_##sfx(&cx->dg, j->wt, gs, gxs);                                          \
         /* the kept xs is the fused input's ReLU output: a mask in the split layout */         \
@@ -296,12 +296,12 @@ GEN_BOTH(CONV_DIRECT_IGRAD)
         size_t gn = q->O * q->Ho * q->Wo, n_part = (q->O * K + q->O) * pl;                      \
         struct ConvDims dw = cx->d;                                                            \
         dw.g_row = j->pad ? conv_grad_row(cx, sizeof(T)) : q->Wo;                              \
-        T *part = (T *)j->part + (size_t)worker * j->at_part, *partb = j->gb ? part + q->O * K * pl : NULL; \
-        T *gp = (T *)j->gp + (size_t)worker * j->at_gp;                                        \
+        T *gxs = par_scratch(worker, (j->at_xs + j->at_part + j->at_gp) * sizeof(T));          \
+        T *part = gxs + j->at_xs, *partb = j->gb ? part + q->O * K * pl : NULL, *gp = part + j->at_part; \
         if (j->gw) memset(part, 0, n_part * sizeof(T));                                        \
         uint64_t n1 = (c + 1) * j->per_task < q->N ? (c + 1) * j->per_task : q->N;             \
         for (uint64_t n = c * j->per_task; n < n1; n++) {                                      \
-            if (j->pad) conv_igrad_sample_##sfx(j, n, gp, worker);                             \
+            if (j->pad) conv_igrad_sample_##sfx(j, n, gp, gxs);                                \
             if (j->gw)                                                                         \
                 cx->ck->wgrad_##sfx(&dw, (const T *)j->xs_all + n * xsn,                       \
                                     j->pad ? gp : (const T *)j->g + n * gn, part, partb);      \
@@ -419,19 +419,15 @@ static void conv2d_backward_direct(struct Node *self)
     j.per_task = conv_bwd_chunk(q->N);
     j.n_chunks = (q->N + j.per_task - 1) / j.per_task;
     j.n_w = want_w ? q->O * K + (j.gb ? q->O : 0) : 0;
-    size_t workers = (size_t)threads_count(), pl = CONV_PART_BYTES / es;
+    size_t pl = CONV_PART_BYTES / es;
     j.at_part = want_w ? scratch_lines((q->O * K + q->O) * pl, es) : 0;
     j.at_gp = j.pad ? scratch_lines(conv_grad_rows_size(cx, es), es) : 0;
     j.at_xs = want_x ? scratch_lines(xsn, es) : 0;
     j.at_sums = scratch_lines(j.n_w, es);
     size_t n_wt = want_x ? scratch_lines(q->O * K, es) : 0;
-    size_t n_s = n_wt + workers * (j.at_part + j.at_xs + j.at_gp) + j.n_chunks * j.at_sums;
-    char *s = graph_scratch(self->graph, n_s * es);
+    char *s = graph_scratch(self->graph, (n_wt + j.n_chunks * j.at_sums) * es);
     j.wt = s;
-    j.per_worker = s + n_wt * es;
-    j.part = (char *)j.per_worker + workers * j.at_xs * es;
-    j.gp = (char *)j.part + workers * j.at_part * es;
-    j.chunk_sums = (char *)j.gp + workers * j.at_gp * es;
+    j.chunk_sums = s + n_wt * es;
     for (size_t i = 0; want_x && i < q->O * K; i++) /* weights in igrad's tap order */
         memcpy((char *)j.wt + i * es, (const char *)w->value->data + (i - i % K + cx->ig_tap[i % K]) * es, es);
     if (want_x || want_w) par_run(j.n_chunks, conv_bwd_task, &j);
@@ -596,10 +592,8 @@ static struct Node *conv2d_op(struct Node *x, struct Node *w, struct Node *b, ui
         struct ConvJob j = {.cx = cx, .dt = dt, .x = x->value->data, .b = b ? b->value->data : NULL,
                             .y = y->value->data, .xs_all = cx->xs};
         size_t tasks = conv_sample_tasks(&j, 2 * q.O * cx->d.K * HW);
-        size_t n_wt = scratch_lines(q.O * cx->d.K, es);
         j.at_xs = scratch_lines(xsn, es);
-        j.wt = graph_scratch(g, (n_wt + (size_t)threads_count() * j.at_xs) * es);
-        j.per_worker = (char *)j.wt + n_wt * es;
+        j.wt = graph_scratch(g, q.O * cx->d.K * es);
         DT_CALL(dt, conv_transpose_w, cx, w->value->data, j.wt);
         par_run(tasks, conv_fwd_task, &j);
         return y;
