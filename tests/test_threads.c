@@ -58,6 +58,55 @@ TEST(par_run_runs_every_task_once)
     threads_set(1);
 }
 
+/* par_scratch: each task fills its worker's buffer with its own number, spins a little
+ * and checks the buffer still holds it (another worker writing there would show); a
+ * nested par_run's tasks get the outer task's worker, so they may use its buffer too. */
+struct ScratchJob { size_t bytes; atomic_int bad, nested_bad; };
+
+static int scratch_fill_check(size_t bytes, int worker, uint32_t tag)
+{
+    uint32_t *p = par_scratch(worker, bytes);
+    size_t n = bytes / sizeof *p;
+    for (size_t i = 0; i < n; i++) p[i] = tag + (uint32_t)i;
+    volatile uint32_t sink = 0;
+    for (int k = 0; k < 2000; k++) sink += (uint32_t)k;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= p[i] != tag + (uint32_t)i;
+    return bad;
+}
+
+static void scratch_nested_task(void *ctx, size_t task, int worker)
+{
+    struct ScratchJob *j = ctx;
+    if (scratch_fill_check(j->bytes, worker, 0x40000000u + (uint32_t)task * 7919u)) atomic_fetch_add(&j->nested_bad, 1);
+}
+
+static void scratch_task(void *ctx, size_t task, int worker)
+{
+    struct ScratchJob *j = ctx;
+    if (scratch_fill_check(j->bytes + task % 3 * 4096, worker, (uint32_t)task * 104729u))
+        atomic_fetch_add(&j->bad, 1);
+    if (task % 10 == 3) par_run(3, scratch_nested_task, j); /* runs on this thread */
+}
+
+TEST(par_scratch_is_each_workers_own)
+{
+    for (size_t c = 0; c <= N_COUNTS; c++) {
+        threads_set(c ? counts[c - 1] : 1);
+        for (size_t bytes = 64; bytes <= (size_t)1 << 20; bytes *= 16) {
+            struct ScratchJob j = {.bytes = bytes};
+            par_run(200, scratch_task, &j);
+            EXPECT_MSG(atomic_load(&j.bad) == 0 && atomic_load(&j.nested_bad) == 0,
+                       "%d threads, %zu bytes: %d tasks (%d nested) found their scratch overwritten",
+                       threads_count(), bytes, atomic_load(&j.bad), atomic_load(&j.nested_bad));
+        }
+        /* a buffer is kept while no more is asked for */
+        void *a = par_scratch(0, 1000);
+        EXPECT(par_scratch(0, 10) == a);
+    }
+    threads_set(1);
+}
+
 TEST(thread_counts_parse_and_default)
 {
     EXPECT_EQ_INT(threads_parse("1"), 1);
