@@ -170,7 +170,7 @@ static void core_speeds(struct Dataset *ds, int steps, int reps)
     double rate[2][CPU_SETSIZE];
     int n = 0;
     printf("  one thread pinned to each core, MLP b64 / CNN b64 step:");
-    for (int c = 0; c < CPU_SETSIZE && n < CPU_SETSIZE; c++) {
+    for (int c = 0; c < CPU_SETSIZE; c++) {
         if (!CPU_ISSET(c, &all)) continue;
         CPU_ZERO(&one);
         CPU_SET(c, &one);
@@ -237,7 +237,6 @@ void bench_threads(int quick)
     if (max_t > 1) core_speeds(&ds, steps, reps); /* again: a core's speed can change during the run */
     if (!train.n) printf("  (epochs skipped: no %s; scripts/fmnist.sh %s)\n", bin, bench_fmnist_dir());
     if (!have_data) printf("  (CSV load and infer skipped: no %s; scripts/fmnist.sh %s)\n", csv, bench_fmnist_dir());
-    threads_set(1);
     dataset_free(&ds);
     if (train.n) dataset_free(&train);
 }

@@ -38,9 +38,11 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx);
 /* A buffer of at least `bytes` for the worker's own use inside a task (a split input,
  * partial sums): allocated by the thread that asks, kept between jobs, and grown (its
  * contents lost) when more is asked for. Call it with the task's `worker`, from inside
- * the task. On this project's 2-core VM a worker's scratch carved from one buffer the
- * main thread allocated made the conv backward's 2-thread time 515 us, its own buffer
- * 345-355 us (one thread: 550 us), for reasons not found; see the README. */
+ * the task. Made with posix_memalign, not mem.h's allocators: their debug counters
+ * belong to the main thread, and a worker may grow its buffer during a job. On this
+ * project's 2-core VM a worker's scratch carved from one buffer the main thread
+ * allocated made the conv backward's 2-thread time 515 us, its own buffer 345-355 us
+ * (one thread: 550 us), for reasons not found; see the README. */
 void *par_scratch(int worker, size_t bytes);
 
 /* Below this much work (in bytes touched or flops, the caller's measure) an op runs

@@ -18,28 +18,14 @@ static int64_t fail_countdown = -1;
 static size_t live_bytes, peak_bytes; /* usable sizes, as glibc reports them */
 static size_t limit_override;
 
-static void note_live(void *p)
-{
-    live_bytes += malloc_usable_size(p);
-    if (live_bytes > peak_bytes) peak_bytes = live_bytes;
-}
-
-static void note_alloc(size_t size)
-{
-    alloc_calls++;
-    if (fail_countdown == 0) {
-        fail_countdown = -1;
-        panic("out of memory allocating %zu bytes (injected failure)", size);
-    }
-    if (fail_countdown > 0) fail_countdown--;
-}
-
 /* A large block (a dataset, a parse's matrix) asks for 2 MB pages where the kernel makes
  * them on request (transparent huge pages in "madvise" mode, Debian's default): a page
  * fault costs microseconds on a virtual machine, and a 188 MB dataset takes 47 000 of
  * them in 4 KB pages, 94 in 2 MB ones (its load here: 0.51 s -> 0.06-0.3 s). Only the
  * whole 2 MB pages inside the block are asked for; a hint, ignored where unsupported.
- * Called before the block is first written: glibc maps blocks this large fresh. */
+ * Every allocator calls it (through note_live) as soon as it has the block: glibc maps
+ * blocks this large fresh, so a new one is not written yet; a grown one gets the hint
+ * for the pages it has not touched. */
 #define HUGE_MIN_BYTES ((size_t)4 << 20)
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 
@@ -54,12 +40,29 @@ static void huge_hint(void *p, size_t size)
 #endif
 }
 
+static void note_live(void *p)
+{
+    size_t size = malloc_usable_size(p);
+    huge_hint(p, size);
+    live_bytes += size;
+    if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+}
+
+static void note_alloc(size_t size)
+{
+    alloc_calls++;
+    if (fail_countdown == 0) {
+        fail_countdown = -1;
+        panic("out of memory allocating %zu bytes (injected failure)", size);
+    }
+    if (fail_countdown > 0) fail_countdown--;
+}
+
 void *mem_alloc(size_t size)
 {
     note_alloc(size);
     void *p = malloc(size ? size : 1);
     if (!p) panic("out of memory allocating %zu bytes", size);
-    huge_hint(p, size);
     live_blocks++;
     note_live(p);
     return p;
@@ -82,7 +85,6 @@ void *mem_alloc_aligned(size_t size, size_t align)
     void *p = NULL;
     if (posix_memalign(&p, align, size ? size : 1) != 0)
         panic("out of memory allocating %zu bytes aligned to %zu", size, align);
-    huge_hint(p, size);
     live_blocks++;
     note_live(p);
     return p;
