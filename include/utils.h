@@ -69,5 +69,9 @@ int util_catch_sigbus(int (*fn)(void *), void *arg);
  * each hold is undone by one release. */
 int util_sigbus_hold(void);
 void util_sigbus_release(void);
+/* util_catch_sigbus for a caller that holds the handler (util_sigbus_hold succeeded):
+ * no lock is taken, so threads that guard at once (a parallel batch gather, every
+ * step) do not pass the lock's cache line between them. */
+int util_catch_sigbus_held(int (*fn)(void *), void *arg);
 
 #endif

@@ -286,6 +286,13 @@ void util_sigbus_release(void) { sigbus_disarm(); }
 int util_catch_sigbus(int (*fn)(void *), void *arg)
 {
     if (!sigbus_arm()) return fn(arg);
+    int r = util_catch_sigbus_held(fn, arg);
+    sigbus_disarm();
+    return r;
+}
+
+int util_catch_sigbus_held(int (*fn)(void *), void *arg)
+{
     sigjmp_buf here, *outer = sigbus_target;
     volatile int r = UTIL_SIGBUS;
     /* The mask is saved and restored by the jump: the handler runs with SIGBUS blocked
@@ -295,6 +302,5 @@ int util_catch_sigbus(int (*fn)(void *), void *arg)
         r = fn(arg);
     }
     sigbus_target = outer;
-    sigbus_disarm();
     return r;
 }

@@ -154,6 +154,7 @@ TEST(hostile_sigbus_becomes_an_error_return)
 struct GuardJob {
     const char *m;
     long page;
+    int held; /* under util_sigbus_hold: the guards that take no lock */
     int r[64];
 };
 
@@ -167,8 +168,9 @@ static void guard_task(void *ctx, size_t k, int worker)
 {
     (void)worker;
     struct GuardJob *g = ctx;
+    int (*guard)(int (*)(void *), void *) = g->held ? util_catch_sigbus_held : util_catch_sigbus;
     for (int rep = 0; rep < 50; rep++) /* many installs and restores, overlapping */
-        g->r[k] = k % 2 ? util_catch_sigbus(sum_pages, (void *)g->m) : util_catch_sigbus(first_page, (void *)g->m);
+        g->r[k] = k % 2 ? guard(sum_pages, (void *)g->m) : guard(first_page, (void *)g->m);
 }
 
 TEST(hostile_sigbus_guards_on_many_threads_at_once)
@@ -182,10 +184,18 @@ TEST(hostile_sigbus_guards_on_many_threads_at_once)
     sigaction(SIGBUS, NULL, &before);
     int saved = threads_count();
     threads_set(4);
-    struct GuardJob g = {m, page, {0}};
+    struct GuardJob g = {m, page, 0, {0}};
     par_run(64, guard_task, &g);
-    threads_set(saved);
     for (int k = 0; k < 64; k++) EXPECT_EQ_INT(g.r[k], k % 2 ? UTIL_SIGBUS : 5);
+    sigaction(SIGBUS, NULL, &after);
+    EXPECT(before.sa_handler == after.sa_handler);
+    /* the same under a hold, as a mapped dataset's batch gather guards */
+    struct GuardJob h = {m, page, 1, {0}};
+    EXPECT_EQ_INT(util_sigbus_hold(), 0);
+    par_run(64, guard_task, &h);
+    util_sigbus_release();
+    threads_set(saved);
+    for (int k = 0; k < 64; k++) EXPECT_EQ_INT(h.r[k], k % 2 ? UTIL_SIGBUS : 5);
     sigaction(SIGBUS, NULL, &after);
     EXPECT(before.sa_handler == after.sa_handler);
     munmap(m, (size_t)page * 3);
