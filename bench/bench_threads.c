@@ -9,7 +9,10 @@
  *     count of parallel ops predicts the overhead on more cores;
  *   - before and after the table, one thread's step pinned to each core in turn, and
  *     from those rates the most all the threads could give: on a virtual machine the
- *     cores need not run at one speed, nor keep theirs during a run.
+ *     cores need not run at one speed, nor keep theirs during a run;
+ *   - the latency of a cache line passed between two cores: what every op whose input
+ *     another thread wrote pays, per line (this project's VM: 210-300 ns, where two
+ *     cores of one chip take some 50-100).
  * Medians of several repetitions; quick: fewer. */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "bench.h"
@@ -19,7 +22,9 @@
 #include "threads.h"
 #include "train.h"
 
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +201,56 @@ static void core_speeds(struct Dataset *ds, int steps, int reps)
     printf("\n");
 }
 
+/* Ping-pong of one cache line between two threads pinned to the first two cores allowed:
+ * nanoseconds one way, the latency of a line that one core wrote and another reads (what
+ * a job's hand-over of its data costs per line not prefetched); 0 with fewer cores. */
+struct PingPong { _Alignas(64) atomic_int flag; int cpu, rounds; };
+
+static void *pong(void *arg)
+{
+    struct PingPong *p = arg;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(p->cpu, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    for (int i = 0; i < p->rounds; i++) {
+        while (atomic_load_explicit(&p->flag, memory_order_acquire) != 2 * i + 1) {
+        }
+        atomic_store_explicit(&p->flag, 2 * i + 2, memory_order_release);
+    }
+    return NULL;
+}
+
+static double line_transfer_ns(void)
+{
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof all, &all) || CPU_COUNT(&all) < 2) return 0;
+    int cpu[2], n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+        if (CPU_ISSET(c, &all)) cpu[n++] = c;
+    static struct PingPong p;
+    double v[5];
+    CPU_ZERO(&one);
+    CPU_SET(cpu[0], &one);
+    sched_setaffinity(0, sizeof one, &one);
+    for (int r = 0; r < 5; r++) {
+        atomic_store(&p.flag, 0);
+        p.cpu = cpu[1], p.rounds = 20000;
+        pthread_t t;
+        if (pthread_create(&t, NULL, pong, &p)) break;
+        double t0 = time_now();
+        for (int i = 0; i < p.rounds; i++) {
+            atomic_store_explicit(&p.flag, 2 * i + 1, memory_order_release);
+            while (atomic_load_explicit(&p.flag, memory_order_acquire) != 2 * i + 2) {
+            }
+        }
+        v[r] = (time_now() - t0) / p.rounds / 2 * 1e9;
+        pthread_join(t, NULL);
+    }
+    sched_setaffinity(0, sizeof all, &all);
+    return bench_median(v, 5);
+}
+
 void bench_threads(int quick)
 {
     int max_t = threads_available(), reps = quick ? 3 : 7, steps = quick ? 20 : 60;
@@ -216,7 +271,10 @@ void bench_threads(int quick)
     struct Dataset ds;
     random_dataset(&ds, 256 * 64);
     threads_set(1);
-    if (max_t > 1) core_speeds(&ds, steps, reps);
+    if (max_t > 1) {
+        core_speeds(&ds, steps, reps);
+        printf("  a cache line written on one core and read on another: %.0f ns one way\n", line_transfer_ns());
+    }
     double base[7] = {0};
     for (int n = 1; n <= max_t; n++) {
         threads_set(n);
@@ -234,7 +292,10 @@ void bench_threads(int quick)
         fflush(stdout);
     }
     threads_set(1);
-    if (max_t > 1) core_speeds(&ds, steps, reps); /* again: a core's speed can change during the run */
+    if (max_t > 1) { /* again: a core's speed can change during the run */
+        core_speeds(&ds, steps, reps);
+        printf("  a cache line written on one core and read on another: %.0f ns one way\n", line_transfer_ns());
+    }
     if (!train.n) printf("  (epochs skipped: no %s; scripts/fmnist.sh %s)\n", bin, bench_fmnist_dir());
     if (!have_data) printf("  (CSV load and infer skipped: no %s; scripts/fmnist.sh %s)\n", csv, bench_fmnist_dir());
     dataset_free(&ds);
