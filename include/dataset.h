@@ -36,6 +36,7 @@ struct Dataset {
     struct Tensor bx, by;   /* views into the buffers, first dim = rows in the batch */
     uint64_t bx_shape[4], bx_stride[4], by_shape[2], by_stride[2];
     uint64_t batch_cap;     /* rows the buffers hold: at most n */
+    uint64_t batch_ring, batch_turn; /* bx_buf holds batch_ring copies of batch_cap rows, taken in turn */
     /* The mapping x's data lies in (a binary dataset's file), or NULL: x on the heap. */
     void *map;
     size_t map_len;

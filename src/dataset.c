@@ -1241,6 +1241,14 @@ int dataset_get_batch_part(struct Dataset *ds, uint64_t batch_index, uint64_t ba
     return get_rows(ds, batch_index, batch_size, part, parts, b);
 }
 
+/* With threads, batches take turns in BATCH_RING copies of the batch buffer: a thread
+ * that writes its rows of a batch where the last one lay first waits for every other
+ * core that read it to give its lines up. On this project's VM, at 2 threads, the
+ * MLP's 200 KB gather took 10.3-14.9 us in one buffer and 7.2-8.5 us in turns of 4
+ * (one thread: 7.9-9.0 either way). Small batches only: each copy costs memory. */
+#define BATCH_RING 4
+#define BATCH_RING_BYTES ((uint64_t)1 << 20)
+
 static int get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_size, uint64_t part, uint64_t parts,
                     struct Batch *b)
 {
@@ -1252,7 +1260,9 @@ static int get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_siz
         tensor_free(ds->bx_buf);
         tensor_free(ds->by_buf);
         mem_free(ds->bcls_buf);
-        ds->bx_buf = tensor_create(2, (uint64_t[]){cap, ds->dim}, ds->x->dtype);
+        uint64_t bytes = cap * ds->dim * dtype_size(ds->x->dtype);
+        ds->batch_ring = threads_count() > 1 && bytes <= BATCH_RING_BYTES ? BATCH_RING : 1;
+        ds->bx_buf = tensor_create(2, (uint64_t[]){cap * ds->batch_ring, ds->dim}, ds->x->dtype);
         ds->by_buf = ds->y ? tensor_create(2, (uint64_t[]){cap, ds->label_dim}, ds->y->dtype) : NULL;
         ds->bcls_buf = ds->cls ? mem_alloc(cap * sizeof *ds->bcls_buf) : NULL;
         ds->batch_cap = cap;
@@ -1262,6 +1272,8 @@ static int get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_siz
     uint64_t lo = all * part / parts, rows = all * (part + 1) / parts - lo;
     const uint64_t *idx = ds->order + first + lo;
     batch_header(&ds->bx, ds->bx_buf, ds->bx_shape, ds->bx_stride, rows, ds->dim);
+    uint64_t turn = ds->batch_ring > 1 ? ds->batch_turn++ % ds->batch_ring : 0;
+    ds->bx.data = (char *)ds->bx.data + turn * ds->batch_cap * ds->dim * dtype_size(ds->x->dtype);
     *b = (struct Batch){.x = &ds->bx, .rows = rows, .batch_rows = all};
     if (ds->y) { /* labels are never mapped */
         gather_rows(ds->by_buf->data, ds->y, idx, rows, ds->label_dim, READ_HEAP);
@@ -1272,7 +1284,7 @@ static int get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_siz
         for (uint64_t r = 0; r < rows; r++) ds->bcls_buf[r] = ds->cls[idx[r]];
         b->cls = ds->bcls_buf;
     }
-    int fault = gather_rows(ds->bx_buf->data, ds->x, idx, rows, ds->dim, read_guard_of(ds));
+    int fault = gather_rows(ds->bx.data, ds->x, idx, rows, ds->dim, read_guard_of(ds));
     return ds->map ? map_read_done(ds, fault) : 0;
 }
 

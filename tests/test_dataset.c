@@ -461,6 +461,47 @@ TEST(dataset_batches_with_partial_last)
     dataset_free(&ds);
 }
 
+/* With threads the batches take turns in copies of the batch buffer (a writer then does
+ * not wait for the readers of the batch before): every batch still holds its own rows,
+ * a batch stays readable while the next ones are taken (up to the turns), the copies
+ * are made once, and one thread keeps a single buffer. */
+TEST(dataset_batches_take_turns_in_copies_with_threads)
+{
+    char path[512], err[512] = "";
+    char text[4096] = "", *p = text;
+    for (int r = 0; r < 50; r++) p += sprintf(p, "%d,%d,%d\n", r, 100 + r, 200 + r);
+    write_bytes(path, sizeof path, "turns.csv", text, strlen(text));
+    int saved = threads_count();
+    for (int nt = 1; nt <= 3; nt += 2) {
+        threads_set(nt);
+        struct Dataset ds;
+        EXPECT_MSG(dataset_load(&ds, path, NULL, DT_FLOAT32, 0, err, sizeof err) == 0, "%s", err);
+        if (!ds.x) break;
+        struct Batch bt;
+        const float *first = NULL;
+        uint64_t calls = 0;
+        for (uint64_t k = 0; k < 11; k++) { /* 7 rows a batch: 8 batches, the last of one row */
+            uint64_t b = k % 8;
+            dataset_get_batch(&ds, b, 7, &bt);
+            if (k == 0) first = tensor_f32(bt.x), calls = mem_alloc_calls();
+            EXPECT_EQ_INT(bt.x->shape[0], b == 7 ? 1 : 7);
+            for (uint64_t r = 0; r < bt.x->shape[0]; r++)
+                for (int c = 0; c < 3; c++)
+                    EXPECT_NEAR(tensor_f32(bt.x)[r * 3 + c], (double)(100 * c + (int)(7 * b + r)), 0);
+            /* batch 3 lies in a copy of its own with threads, and batch 0 is still there;
+             * batch 4 takes batch 0's turn */
+            if (k == 3) EXPECT(nt == 1 ? tensor_f32(bt.x) == first : tensor_f32(bt.x) != first);
+            if (k == 3 && nt > 1) EXPECT_NEAR(first[1], 100, 0);
+            if (k == 4) EXPECT(tensor_f32(bt.x) == first);
+        }
+        EXPECT_EQ_INT(ds.batch_ring, nt == 1 ? 1 : 4);
+        EXPECT_EQ_INT(ds.bx_buf->shape[0], 7 * ds.batch_ring);
+        EXPECT_EQ_INT(mem_alloc_calls(), calls);
+        dataset_free(&ds);
+    }
+    threads_set(saved);
+}
+
 /* ---- the binary format ---- */
 
 TEST(dataset_binary_round_trip)
