@@ -285,9 +285,14 @@ static double FN(cost)(const struct FN(tiling) *tl, size_t M, size_t N, size_t K
 }
 
 /* One call, planned once: its path with everything the path decides, and the cut of
- * its output (in the path's orientation) into tm x tn parts of rstep x cstep, whole
- * tiles each. Parts run as parallel tasks; each computes its elements exactly as the
- * whole call would, so the result does not depend on the cut. */
+ * its output (in the path's orientation) into parts of whole tiles: a grid of tm x tn
+ * parts of rstep x cstep, or, where the grid is one row or one column of parts, runs of
+ * tiles in row-major (or column-major) order of equal work, so that a tile count that
+ * does not divide does not leave one thread more (128 rows of 14-row tiles in 2 parts:
+ * 70 and 58 rows as a grid, 64 rows' work each as runs). Parts run as parallel tasks;
+ * each computes its elements exactly as the whole call would (the same tiles, each by
+ * the same kernel), so the result does not depend on the cut. */
+#define GEMM_MAX_RUNS 64
 struct FN(plan) {
     int path;                       /* GEMM_DOT, GEMM_SMALL, GEMM_BLOCKED */
     const struct GemmKernels *gk;
@@ -303,15 +308,15 @@ struct FN(plan) {
     enum gemm_pack how_a, how_b;
     struct FN(dot_plan) dot;
     size_t tm, tn, rstep, cstep;
+    size_t mr, nr, rt, ct;          /* the path's tile, and the tiles of C */
+    size_t runs;                    /* 0: the grid; else parts of tiles [run[k], run[k + 1]) */
+    int by_cols;                    /* runs in column-major tile order */
+    size_t run[GEMM_MAX_RUNS + 1];
 };
 
-static void FN(part)(void *ctx, size_t task, int worker)
+/* The m x n block of C at row i0, column j0 (tile boundaries), by the plan's path. */
+static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, size_t n)
 {
-    (void)worker;
-    const struct FN(plan) *p = ctx;
-    size_t i0 = task / p->tn * p->rstep, j0 = task % p->tn * p->cstep;
-    if (i0 >= p->M || j0 >= p->N) return;
-    size_t m = min_sz(p->rstep, p->M - i0), n = min_sz(p->cstep, p->N - j0);
     T *c = p->C + i0 * p->rsc + j0 * p->csc;
     if (p->path == GEMM_DOT)
         FN(dot)(p->gk, &p->dot, m, n, p->K, p->alpha, p->a + i0 * p->lda, p->lda, p->b + j0 * p->ldb, p->ldb,
@@ -323,6 +328,36 @@ static void FN(part)(void *ctx, size_t task, int worker)
         struct FN(view) a = {p->A.p + i0 * p->A.rs, p->A.rs, p->A.cs}, b = {p->B.p + j0 * p->B.cs, p->B.rs, p->B.cs};
         FN(blocked)(&p->tl, m, n, p->K, p->alpha, a, b, p->beta, c, p->rsc, p->csc, p->how_a, p->how_b);
     }
+}
+
+/* Tiles [t0, t1) of the run order: whole lines of tiles (rows of tiles, or columns when
+ * by_cols) in one block, a partial first or last line on its own. */
+static void FN(run)(const struct FN(plan) *p, size_t t0, size_t t1)
+{
+    size_t line = p->by_cols ? p->rt : p->ct, step = p->by_cols ? p->nr : p->mr, cross = p->by_cols ? p->mr : p->nr;
+    size_t len = p->by_cols ? p->N : p->M, width = p->by_cols ? p->M : p->N;
+    while (t0 < t1) {
+        size_t l = t0 / line, a = t0 % line, l1 = l + 1, b = line;
+        if (a == 0 && t1 - t0 >= line) l1 = l + (t1 - t0) / line; /* whole lines */
+        else b = min_sz(line, a + (t1 - t0));
+        size_t at = l * step, extent = min_sz(l1 * step, len) - at, from = a * cross, upto = min_sz(b * cross, width);
+        if (p->by_cols) FN(rect)(p, from, at, upto - from, extent);
+        else FN(rect)(p, at, from, extent, upto - from);
+        t0 = l1 == l + 1 ? l * line + b : l1 * line;
+    }
+}
+
+static void FN(part)(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const struct FN(plan) *p = ctx;
+    if (p->runs) {
+        FN(run)(p, p->run[task], p->run[task + 1]);
+        return;
+    }
+    size_t i0 = task / p->tn * p->rstep, j0 = task % p->tn * p->cstep;
+    if (i0 >= p->M || j0 >= p->N) return;
+    FN(rect)(p, i0, j0, min_sz(p->rstep, p->M - i0), min_sz(p->cstep, p->N - j0));
 }
 
 /* The cut into parts for the threads present: the one whose slowest round of parts
@@ -348,6 +383,33 @@ static void FN(cut)(struct FN(plan) *p, size_t mr, size_t nr, int packs_a, int p
     p->cstep = (ct + p->tn - 1) / p->tn * nr;
     p->tm = (p->M + p->rstep - 1) / p->rstep;
     p->tn = (p->N + p->cstep - 1) / p->cstep;
+    p->mr = mr, p->nr = nr, p->rt = rt, p->ct = ct, p->runs = 0;
+    size_t parts = p->tm * p->tn;
+    if (parts < 2 || parts > GEMM_MAX_RUNS || (p->tm > 1 && p->tn > 1)) return;
+    /* One line of parts, the first over its share of the work by more than 1/16: runs of
+     * equal work in that order instead (a run that splits a line of tiles costs that
+     * line's operand read by two threads, which measured more than 65 against 63
+     * columns). A tile's work is its real rows times its real columns; a run ends where
+     * the work done reaches k/parts of the whole, rounded to the nearer tile. */
+    p->by_cols = p->tn > 1;
+    size_t first = p->by_cols ? p->cstep : p->rstep, whole = p->by_cols ? p->N : p->M;
+    if (16 * first * parts <= 17 * whole) return;
+    size_t lines = p->by_cols ? ct : rt, line = p->by_cols ? rt : ct, step = p->by_cols ? nr : mr;
+    size_t len = p->by_cols ? p->N : p->M, cross = p->by_cols ? mr : nr, width = p->by_cols ? p->M : p->N;
+    double total = (double)p->M * (double)p->N;
+    p->runs = parts;
+    p->run[0] = 0;
+    for (size_t k = 1; k < parts; k++) {
+        double w = total * (double)k / (double)parts, per_line = (double)step * (double)width;
+        size_t l = (size_t)(w / per_line);
+        if (l >= lines) l = lines - 1;
+        double rows = (double)(min_sz((l + 1) * step, len) - l * step), in_line = w - (double)l * per_line;
+        size_t t = (size_t)(in_line / (rows * (double)cross) + 0.5);
+        if (t > line) t = line;
+        p->run[k] = l * line + t;
+        if (p->run[k] < p->run[k - 1]) p->run[k] = p->run[k - 1];
+    }
+    p->run[parts] = lines * line;
 }
 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
