@@ -222,6 +222,7 @@ struct ConvJob {
     void *wt;           /* fwd: weights transposed; bwd: in igrad's tap order */
     void *chunk_sums;   /* bwd: per chunk, the weight then bias gradient sums */
     size_t n_chunks, n_w;   /* bwd: chunks; weight and bias sums per chunk */
+    size_t sum_span;        /* bwd: sums added per task */
     size_t at_sums;     /* elements from one chunk's sums to the next: whole lines */
     /* Each worker's own buffers (par_scratch), in elements: a split input (xs in fwd
      * without kept inputs, gxs in bwd), then in bwd the lane partial sums and a sample's
@@ -339,14 +340,14 @@ static void conv_bwd_task(void *ctx, size_t task, int worker)
     DT_CALL(j->dt, conv_bwd_chunk, j, task, worker);
 }
 
-/* The chunks' sums are added in CONV_SUM_SPAN slices of the gradient. */
-#define CONV_SUM_SPAN 1024
-
+/* The chunks' sums are added in even slices of the gradient, whole cache lines each
+ * (a slice's sums do not depend on the slicing): 1024 and 144 of the Fashion-MNIST
+ * CNN's 1168 took the 2 threads 8.3 and 2.2 us. */
 static void conv_sum_task(void *ctx, size_t task, int worker)
 {
     (void)worker;
     const struct ConvJob *j = ctx;
-    size_t i0 = task * CONV_SUM_SPAN, i1 = i0 + CONV_SUM_SPAN < j->n_w ? i0 + CONV_SUM_SPAN : j->n_w;
+    size_t i0 = task * j->sum_span, i1 = i0 + j->sum_span < j->n_w ? i0 + j->sum_span : j->n_w;
     DT_CALL(j->dt, conv_sum_chunks, j, i0, i1);
 }
 
@@ -431,7 +432,11 @@ static void conv2d_backward_direct(struct Node *self)
     for (size_t i = 0; want_x && i < q->O * K; i++) /* weights in igrad's tap order */
         memcpy((char *)j.wt + i * es, (const char *)w->value->data + (i - i % K + cx->ig_tap[i % K]) * es, es);
     if (want_x || want_w) par_run(j.n_chunks, conv_bwd_task, &j);
-    if (want_w) par_run((j.n_w + CONV_SUM_SPAN - 1) / CONV_SUM_SPAN, conv_sum_task, &j);
+    if (want_w) {
+        size_t tasks = par_tasks(j.n_w * j.n_chunks * es, (size_t)4 << 10);
+        j.sum_span = ((j.n_w + tasks - 1) / tasks + 15) / 16 * 16;
+        par_run((j.n_w + j.sum_span - 1) / j.sum_span, conv_sum_task, &j);
+    }
     if (!want_b || want_w) return;
     /* a bias without its weight's gradient (frozen weights): sums of g alone */
     int b_overwrite;
