@@ -10,9 +10,9 @@
  *   - before and after the table, one thread's step pinned to each core in turn, and
  *     from those rates the most all the threads could give: on a virtual machine the
  *     cores need not run at one speed, nor keep theirs during a run;
- *   - the latency of a cache line passed between two cores: what every op whose input
- *     another thread wrote pays, per line (this project's VM: 210-300 ns, where two
- *     cores of one chip take some 50-100).
+ *   - with those, the latency of a cache line passed between two cores: what every op
+ *     whose input another thread wrote pays, per line (this project's VM: 190-380 ns,
+ *     where two cores of one chip take some 50-100).
  * Medians of several repetitions; quick: fewer. */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "bench.h"
@@ -251,6 +251,13 @@ static double line_transfer_ns(void)
     return bench_median(v, 5);
 }
 
+/* What the cores can give, printed before and after the table. */
+static void machine_probe(struct Dataset *ds, int steps, int reps)
+{
+    core_speeds(ds, steps, reps);
+    printf("  a cache line written on one core and read on another: %.0f ns one way\n", line_transfer_ns());
+}
+
 void bench_threads(int quick)
 {
     int max_t = threads_available(), reps = quick ? 3 : 7, steps = quick ? 20 : 60;
@@ -271,10 +278,7 @@ void bench_threads(int quick)
     struct Dataset ds;
     random_dataset(&ds, 256 * 64);
     threads_set(1);
-    if (max_t > 1) {
-        core_speeds(&ds, steps, reps);
-        printf("  a cache line written on one core and read on another: %.0f ns one way\n", line_transfer_ns());
-    }
+    if (max_t > 1) machine_probe(&ds, steps, reps);
     double base[7] = {0};
     for (int n = 1; n <= max_t; n++) {
         threads_set(n);
@@ -292,10 +296,7 @@ void bench_threads(int quick)
         fflush(stdout);
     }
     threads_set(1);
-    if (max_t > 1) { /* again: a core's speed can change during the run */
-        core_speeds(&ds, steps, reps);
-        printf("  a cache line written on one core and read on another: %.0f ns one way\n", line_transfer_ns());
-    }
+    if (max_t > 1) machine_probe(&ds, steps, reps); /* again: the machine can change during the run */
     if (!train.n) printf("  (epochs skipped: no %s; scripts/fmnist.sh %s)\n", bin, bench_fmnist_dir());
     if (!have_data) printf("  (CSV load and infer skipped: no %s; scripts/fmnist.sh %s)\n", csv, bench_fmnist_dir());
     dataset_free(&ds);
