@@ -65,8 +65,8 @@ double time_now(void); /* monotonic seconds */
 int util_catch_sigbus(int (*fn)(void *), void *arg);
 /* Keeps the handler installed between guards (0, or -1 when it cannot be), so that a
  * reader guarding every step (a mapped dataset's batches) does not install and restore
- * it each time (the guard still saves the signal mask: one system call);
- * each hold is undone by one release. */
+ * it each time; each hold is undone by one release. A guard then makes no system call
+ * unless the read faults. */
 int util_sigbus_hold(void);
 void util_sigbus_release(void);
 /* util_catch_sigbus for a caller that holds the handler (util_sigbus_hold succeeded):

@@ -142,6 +142,21 @@ TEST(hostile_sigbus_becomes_an_error_return)
     EXPECT_EQ_INT(util_catch_sigbus(sum_pages, m), UTIL_SIGBUS); /* and again: the guard is re-armed */
     sigaction(SIGBUS, NULL, &after);
     EXPECT(before.sa_handler == after.sa_handler);
+    /* The jump out leaves the thread's signal mask as the fault found it: SIGBUS not
+     * blocked (as in the handler), a signal the caller blocked still blocked. */
+    sigset_t mark, old, want, got;
+    sigemptyset(&mark);
+    sigaddset(&mark, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &mark, &old);
+    pthread_sigmask(SIG_SETMASK, NULL, &want);
+    EXPECT_EQ_INT(util_sigbus_hold(), 0);
+    EXPECT_EQ_INT(util_catch_sigbus_held(sum_pages, m), UTIL_SIGBUS);
+    util_sigbus_release();
+    pthread_sigmask(SIG_SETMASK, NULL, &got);
+    EXPECT(!sigismember(&got, SIGBUS));
+    EXPECT(sigismember(&got, SIGUSR2));
+    for (int sig = 1; sig < 32; sig++) EXPECT_EQ_INT(sigismember(&got, sig), sigismember(&want, sig));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     munmap(m, (size_t)page * 3);
     close(fd);
 }
