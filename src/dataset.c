@@ -1210,9 +1210,8 @@ static void gather_task(void *ctx, size_t task, int worker)
     if (read_guarded(j->guard, gather_part, &p) == UTIL_SIGBUS) atomic_store(&j->fault, 1);
 }
 
-/* A copy: the threads split the rows, one task each (rows cost alike, and a guarded
- * task's guard is a system call: 1.1 us on this project's VM). Returns 0, or -1 when a
- * read of mapped src faulted. */
+/* A copy: the threads split the rows, one task each (rows cost alike). Returns 0, or -1
+ * when a read of mapped src faulted. */
 static int gather_rows(void *dst, const struct Tensor *src, const uint64_t *idx, uint64_t rows, uint64_t cols,
                        int guard)
 {
