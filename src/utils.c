@@ -245,7 +245,7 @@ double time_now(void)
  * and the signal mask the fault struck under, which the jump out must put back (the
  * handler runs with SIGBUS blocked and, under a sanitizer's wrapper, more). The handler
  * takes it from the interrupted context, so a guard need not save the mask itself: a
- * system call per guard, 1.1 us on this project's VM, on every batch of a mapped
+ * system call per guard, 1.2 us on this project's VM, on every batch of a mapped
  * dataset. */
 static _Thread_local sigjmp_buf *sigbus_target;
 static _Thread_local sigset_t sigbus_mask;
