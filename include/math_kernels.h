@@ -43,6 +43,16 @@ void gemm_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alph
 void gemm_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
               const double *A, size_t lda, const double *B, size_t ldb, double beta,
               double *C, size_t ldc);
+/* C = alpha * op(A) * op(B) + bias (the row vector bias, N long, added to every row;
+ * none when NULL), then max(0, .) when relu: bit for bit, the rows of C set to the bias,
+ * gemm with beta 1 and a ReLU pass, in one pass over C where the path allows (a Linear's
+ * forward, fused with its ReLU). C is not read. */
+void gemm_bias_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                   const float *A, size_t lda, const float *B, size_t ldb, const float *bias, int relu,
+                   float *C, size_t ldc);
+void gemm_bias_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
+                   const double *A, size_t lda, const double *B, size_t ldb, const double *bias, int relu,
+                   double *C, size_t ldc);
 /* Plain triple-loop references with the same contract. */
 void gemm_ref_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                   const float *A, size_t lda, const float *B, size_t ldb, float beta,

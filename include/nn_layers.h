@@ -74,6 +74,10 @@ struct Module *nn_conv2d_create(uint64_t in_ch, uint64_t out_ch, uint64_t kh, ui
 
 /* The graph ops behind the layers (also usable directly). */
 struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b);
+/* relu(nn_linear(...)) as one op (OP_LINEAR_RELU), bit-identical to the two: the bias
+ * and the ReLU are applied where the gemm stores its output (gemm_bias), and the mask
+ * (y > 0) to the gradient in place before the Linear's backward. */
+struct Node *nn_linear_relu(struct Node *x, struct Node *w, struct Node *b);
 struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding);
 /* relu(nn_conv2d(...)) as one op (OP_CONV2D_RELU), bit-identical to the two: the ReLU is
  * applied where the convolution stores its output, and its mask (y > 0) where the

@@ -13,7 +13,7 @@
 static const char *const op_names[] = {
     "leaf", "add", "sub", "mul", "matmul", "relu", "sigmoid", "tanh", "softmax",
     "linear", "conv2d", "reshape", "mse_loss", "cross_entropy_loss", "conv2d_relu",
-    "maxpool2d", "avgpool2d", "dropout", "batchnorm", "batchnorm_relu",
+    "maxpool2d", "avgpool2d", "dropout", "batchnorm", "batchnorm_relu", "linear_relu",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == OP_COUNT, "op_names out of step with enum OpKind");
 

@@ -198,6 +198,7 @@ static void fold_batchnorm(struct Graph *g, const struct Module *layer, const st
 
 /* The fusion rules, all of them:
  *   Conv2d ReLU            one nn_conv2d_relu op;
+ *   Linear ReLU            one nn_linear_relu op;
  *   BatchNorm ReLU         one nn_batchnorm op with relu (training or not);
  *   Conv2d BatchNorm2d [ReLU], Linear BatchNorm1d [ReLU], in inference (running
  *                          statistics, forward-only graph): the BatchNorm folded into
@@ -217,13 +218,18 @@ struct Node *model_forward_modules(struct Module *const *mods, uint32_t n, struc
             int relu = i + 2 < n && mods[i + 2]->kind == MOD_RELU;
             const union LayerArgs *a = &m->spec.args;
             if (conv) h = (relu ? nn_conv2d_relu : nn_conv2d)(h, w, b, a->conv2d.stride, a->conv2d.padding);
-            else h = relu ? act_relu(nn_linear(h, w, b)) : nn_linear(h, w, b);
+            else h = (relu ? nn_linear_relu : nn_linear)(h, w, b);
             i += 1 + (uint32_t)relu;
             continue;
         }
         if (conv && next && next->kind == MOD_RELU) {
             h = nn_conv2d_relu(h, m->param_nodes[0], m->param_nodes[1], m->spec.args.conv2d.stride,
                                m->spec.args.conv2d.padding);
+            i++;
+            continue;
+        }
+        if (m->kind == MOD_LINEAR && next && next->kind == MOD_RELU) {
+            h = nn_linear_relu(h, m->param_nodes[0], m->param_nodes[1]);
             i++;
             continue;
         }

@@ -321,3 +321,122 @@ TEST_ISA(frozen_conv_after_fused_conv_masks_its_input_gradient)
             for (int k = 0; k < 5; k++) tensor_free(t[k]);
         }
 }
+
+/* ---- Linear + ReLU (nn_linear_relu) ---- */
+
+/* B, in, out: every path of the forward X W^T (gemm_bias): the dot kernel (the bench
+ * MLP's two layers; odd tiles; K in two chunks: 1500, and 784 in float64), its packed
+ * form (many rows, a narrow output), the blocked path (min(B, out) > 96), K under a
+ * vector, one-element edges. */
+static const uint64_t lin_cases[][3] = {{64, 784, 128}, {64, 128, 10}, {37, 200, 23}, {5, 3, 7},  {130, 150, 100},
+                                        {256, 128, 128}, {3, 1, 1},    {70, 300, 9},  {20, 1500, 30}};
+
+/* x (B x in) through Linear(w, b) + ReLU, fused or not, and back from seed; the output
+ * and the gradients of x (want & 1), w (want & 2) and b into out[0..4) (NULL where none). */
+static void linear_relu_run(struct Tensor *const *t, int with_bias, const struct Tensor *seed, int fused, int want,
+                            struct Tensor **out)
+{
+    struct Node *w = node_from_tensor(tensor_copy(t[1]), want >> 1 & 1);
+    struct Node *b = with_bias ? node_from_tensor(tensor_copy(t[2]), 1) : NULL;
+    struct Graph g;
+    graph_init(&g);
+    struct Node *x = graph_input(&g, t[0], want & 1);
+    struct Node *y = fused ? nn_linear_relu(x, w, b) : act_relu(nn_linear(x, w, b));
+    EXPECT_EQ_INT(y->op, fused ? OP_LINEAR_RELU : OP_RELU);
+    backward_seeded(y, seed);
+    out[0] = tensor_copy(y->value);
+    out[1] = x->grad ? tensor_copy(x->grad) : NULL;
+    out[2] = w->grad ? tensor_copy(w->grad) : NULL;
+    out[3] = b && b->grad ? tensor_copy(b->grad) : NULL;
+    graph_free(&g);
+    struct Tensor *wv = w->value;
+    node_free(w), tensor_free(wv);
+    if (b) {
+        struct Tensor *bv = b->value;
+        node_free(b), tensor_free(bv);
+    }
+}
+
+TEST_ISA(linear_relu_fused_equals_unfused)
+{
+    static const char *const what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++)
+        for (size_t i = 0; i < sizeof lin_cases / sizeof lin_cases[0]; i++) {
+            const uint64_t *c = lin_cases[i];
+            uint64_t sx[2] = {c[0], c[1]}, sw[2] = {c[2], c[1]}, sb[1] = {c[2]}, sy[2] = {c[0], c[2]};
+            struct Tensor *t[3] = {filled(2, sx, dt, 50 + i), filled(2, sw, dt, 60 + i), filled(1, sb, dt, 70 + i)};
+            struct Tensor *seed = filled(2, sy, dt, 80 + i);
+            for (int v = 0; v < 4; v++) { /* a hidden layer, the first, frozen weights; no bias */
+                int want = v == 0 || v == 3 ? 3 : v == 1 ? 2 : 1, with_bias = v != 3;
+                struct Tensor *f[4], *u[4];
+                linear_relu_run(t, with_bias, seed, 1, want, f);
+                linear_relu_run(t, with_bias, seed, 0, want, u);
+                for (int k = 0; k < 4; k++) {
+                    EXPECT_MSG(same_bits(f[k], u[k]), "%s %llux%llu -> %llu variant %d: the fused %s differs",
+                               dtype_name(dt), (unsigned long long)c[0], (unsigned long long)c[1],
+                               (unsigned long long)c[2], v, what[k]);
+                    tensor_free(f[k]), tensor_free(u[k]);
+                }
+                if (v == 0) { /* the case must have both signs, so that the mask matters */
+                    linear_relu_run(t, 1, seed, 1, 0, f);
+                    size_t pos = 0, n = tensor_numel(f[0]);
+                    for (uint64_t e = 0; e < n; e++) pos += tensor_at(f[0], e) > 0;
+                    EXPECT_MSG(n < 4 || (pos > 0 && pos < n), "case %zu: %zu of %zu outputs positive", i, pos, n);
+                    for (int k = 0; k < 4; k++) tensor_free(f[k]);
+                }
+            }
+            tensor_free(seed);
+            for (int k = 0; k < 3; k++) tensor_free(t[k]);
+        }
+}
+
+struct LinearCtx { struct Node *x, *w, *b; };
+
+static struct Node *build_linear_relu(struct Graph *g, void *ctx)
+{
+    struct LinearCtx *c = ctx;
+    return nn_linear_relu(graph_attach(g, c->x), graph_attach(g, c->w), graph_attach(g, c->b));
+}
+
+TEST(grad_linear_relu)
+{
+    static const uint64_t cases[][3] = {{4, 6, 5}, {3, 130, 7}, {9, 2, 3}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint64_t *k = cases[i];
+        uint64_t sx[2] = {k[0], k[1]}, sw[2] = {k[2], k[1]}, sb[1] = {k[2]};
+        struct LinearCtx c = {f64_leaf(2, sx, 110 + i), f64_leaf(2, sw, 120 + i), f64_leaf(1, sb, 130 + i)};
+        struct Node *in[3] = {c.x, c.w, c.b};
+        for (int j = 0; j < 3; j++) {
+            double err = grad_check(build_linear_relu, &c, in[j], 1e-6);
+            EXPECT_MSG(err <= 1e-6, "linear_relu case %zu input %d: relative error %.3g", i, j, err);
+        }
+        for (int j = 0; j < 3; j++) f64_leaf_free(in[j]);
+    }
+}
+
+/* net_forward fuses a Linear followed by a ReLU (the MLP), and not one followed by
+ * anything else; the net's output and gradients, two backward calls, as unfused. */
+TEST_ISA(net_forward_fuses_linear_then_relu)
+{
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Rng rng;
+        rng_seed(&rng, 6);
+        struct Module *mods[5] = {nn_linear_create(30, 20, dt, &rng), act_module_create(MOD_RELU),
+                                  nn_linear_create(20, 12, dt, &rng), act_module_create(MOD_TANH),
+                                  nn_linear_create(12, 4, dt, &rng)};
+        uint64_t sx[2] = {7, 30};
+        struct Tensor *x = filled(2, sx, dt, 13);
+        struct Graph g;
+        graph_init(&g);
+        struct Node *out = model_forward_modules(mods, 5, graph_input(&g, x, 0), 0);
+        EXPECT_EQ_INT(out->op, OP_LINEAR);
+        EXPECT_EQ_INT(out->parents[0]->op, OP_TANH);
+        EXPECT_EQ_INT(out->parents[0]->parents[0]->op, OP_LINEAR); /* linear then tanh: not fused */
+        EXPECT_EQ_INT(out->parents[0]->parents[0]->parents[0]->op, OP_LINEAR_RELU);
+        EXPECT(str_cmp(op_name(OP_LINEAR_RELU), "linear_relu") == 0);
+        graph_free(&g);
+        check_net_fused_equals_unfused(mods, 5, x, dtype_name(dt));
+        tensor_free(x);
+        for (int i = 0; i < 5; i++) module_free(mods[i]);
+    }
+}

@@ -133,6 +133,70 @@ TEST_ISA(gemm_nt_dot_path_matches_reference)
     }
 }
 
+#define GEMM_BIAS_CHECK(T, sfx)                                                                \
+    /* gemm_bias against its definition, bit for bit: C's rows set to the bias (none: beta \
+     * 0), gemm with beta 1, then x > 0 ? x : 0; rows padded by pad (left untouched). */     \
+    static int gemm_bias_ok_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, int with_bias, \
+                                  int relu, size_t pad, struct Rng *r)                       \
+    {                                                                                        \
+        size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;            \
+        size_t na = (ta ? K : M) * lda + 1, nb = (tb ? N : K) * ldb + 1, nc = M * ldc;       \
+        T *a = mem_alloc(na * sizeof(T)), *b = mem_alloc(nb * sizeof(T)), *bias = mem_alloc((N + 1) * sizeof(T)); \
+        T *c = mem_alloc((nc + 1) * sizeof(T)), *want = mem_alloc((nc + 1) * sizeof(T));    \
+        for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t j = 0; j <= N; j++) bias[j] = (T)(2 * rng_uniform(r) - 1);               \
+        for (size_t i = 0; i <= nc; i++) c[i] = want[i] = (T)NAN;                            \
+        for (size_t i = 0; with_bias && i < M; i++) memcpy(want + i * ldc, bias, N * sizeof(T)); \
+        gemm_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, with_bias ? 1 : 0, want, ldc);    \
+        for (size_t i = 0; relu && i < M; i++)                                               \
+            for (size_t j = 0; j < N; j++) want[i * ldc + j] = want[i * ldc + j] > 0 ? want[i * ldc + j] : 0; \
+        gemm_bias_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, with_bias ? bias : NULL, relu, c, ldc); \
+        int ok = memcmp(c, want, (nc + 1) * sizeof(T)) == 0;                                 \
+        mem_free(a), mem_free(b), mem_free(bias), mem_free(c), mem_free(want);               \
+        return ok;                                                                           \
+    }
+GEMM_BIAS_CHECK(float, f32)
+GEMM_BIAS_CHECK(double, f64)
+
+/* gemm_bias (a Linear's forward, its bias and ReLU in the dot kernels' epilogue) on every
+ * path: the dot kernel in one K chunk or several (the bias on the first chunk only, the
+ * ReLU on the last), its packed form, the blocked and small paths, K = 0, alpha = 0;
+ * with and without each part, unaligned rows. */
+TEST_ISA(gemm_bias_equals_bias_rows_gemm_relu)
+{
+    static const size_t shapes[][5] = {{0, 1, 64, 128, 784}, {0, 1, 40, 50, 1001}, {0, 1, 5, 9, 2049},
+        {0, 1, 64, 10, 128}, {0, 1, 33, 20, 300}, {0, 1, 64, 10, 3136}, {0, 1, 130, 150, 100},
+        {0, 0, 64, 128, 10}, {1, 0, 37, 64, 19}, {0, 1, 3, 1, 1}, {0, 1, 7, 9, 0}, {0, 1, 256, 128, 128}};
+    struct Rng r;
+    rng_seed(&r, 23);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int v = 0; v < 4; v++) {
+            const size_t *x = shapes[s];
+            int bias = v & 1, relu = v >> 1;
+            double alpha = s == 9 && v == 3 ? 0 : s % 2 ? 0.5 : 1;
+            EXPECT_MSG(gemm_bias_ok_f32(x[0], x[1], x[2], x[3], x[4], (float)alpha, bias, relu, s % 3, &r),
+                       "f32 %zux%zux%zu ta%zu tb%zu bias %d relu %d", x[2], x[3], x[4], x[0], x[1], bias, relu);
+            EXPECT_MSG(gemm_bias_ok_f64(x[0], x[1], x[2], x[3], x[4], alpha, bias, relu, (s + 1) % 3, &r),
+                       "f64 %zux%zux%zu ta%zu tb%zu bias %d relu %d", x[2], x[3], x[4], x[0], x[1], bias, relu);
+        }
+}
+
+/* The reference path (no gemm kernels) composes the same epilogue. */
+TEST(gemm_bias_on_the_reference_path)
+{
+    int was = kernels_isa();
+    kernels_select(ISA_REF);
+    struct Rng r;
+    rng_seed(&r, 29);
+    for (int v = 0; v < 4; v++) {
+        EXPECT_MSG(gemm_bias_ok_f32(0, 1, 9, 7, 33, 1, v & 1, v >> 1, 1, &r), "f32 bias %d relu %d", v & 1, v >> 1);
+        EXPECT_MSG(gemm_bias_ok_f64(0, 1, 9, 7, 33, 1, v & 1, v >> 1, 2, &r), "f64 bias %d relu %d", v & 1, v >> 1);
+        EXPECT_MSG(gemm_bias_ok_f32(0, 1, 3, 4, 0, 1, v & 1, v >> 1, 0, &r), "f32 K 0 bias %d relu %d", v & 1, v >> 1);
+    }
+    kernels_select(was);
+}
+
 /* The unpacked path for small calls (N a multiple of the tile width, A read in place):
  * ragged row counts, M past one block with short K, both A layouts, N up to 8 tiles. */
 TEST_ISA(gemm_unpacked_small_calls_match_reference)
@@ -285,32 +349,45 @@ static void guarded_free(struct Guarded *g) { munmap(g->map, g->len); }
 #define DOT_KERNEL_CHECK(T, sfx, EPS)                                                          \
     /* One tile of m x n (m <= mr, n <= nr) by the ISA's dot kernel, in place or (packed)   \
      * through its pack into a NaN-filled panel (pads left unwritten would show), K split   \
-     * at k1 into two calls as gemm.c chunks it: beta, then 1. A's row m-1 and B's row n-1  \
-     * end at an inaccessible page. */                                                       \
+     * at k1 into two calls as gemm.c chunks it: beta, then 1, with the epilogue's bias   \
+     * (ep & 1) on the first and its ReLU (ep & 2) on the last. A's row m-1, B's row n-1   \
+     * and the bias's n-th element end at an inaccessible page. */                           \
     static int dot_tile_ok_##sfx(const struct GemmKernels *g, int packed, size_t m, size_t n, \
-                                 size_t k1, size_t k, T beta, struct Rng *r)                 \
+                                 size_t k1, size_t k, T beta, int ep, struct Rng *r)         \
     {                                                                                        \
         enum { LD = 101, TM = 16 };                                                          \
-        struct Guarded ga, gb;                                                               \
+        struct Guarded ga, gb, gbias;                                                        \
         size_t na = (m - 1) * LD + k + 1, nb = (n - 1) * LD + k + 1;                         \
         T *a = guarded_alloc(&ga, na * sizeof(T)), *b = guarded_alloc(&gb, nb * sizeof(T));  \
+        T *bias = guarded_alloc(&gbias, n * sizeof(T));                                      \
         T c[TM * TM], want[TM * TM];                                                         \
         T *pk = mem_alloc_aligned(TM * (LD + 16) * sizeof(T), 64);                           \
         for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);                  \
         for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t j = 0; j < n; j++) bias[j] = (T)(4 * rng_uniform(r) - 2);                \
         for (size_t i = 0; i < TM * TM; i++) c[i] = want[i] = beta == 0 ? (T)NAN : (T)i;     \
         gemm_ref_##sfx(0, 1, m, n, k, 2, a + 1, LD, b + 1, LD, beta, want, TM);              \
+        for (size_t i = 0; i < m; i++)                                                       \
+            for (size_t j = 0; j < n; j++) {                                                 \
+                T *w = &want[i * TM + j];                                                    \
+                if (ep & 1) *w += bias[j];                                                   \
+                if (ep & 2 && !(*w > 0)) *w = 0;                                             \
+            }                                                                                \
         for (size_t p0 = 0; p0 < k; p0 = k1 > p0 ? k1 : k) {                                 \
             size_t kb = (k1 > p0 ? k1 : k) - p0;                                             \
             T bk = p0 == 0 ? beta : 1;                                                       \
+            const T *bias_k = ep & 1 && p0 == 0 ? bias : NULL;                               \
+            int relu_k = ep & 2 && p0 + kb == k;                                             \
             if (packed) {                                                                    \
                 for (size_t i = 0; i < TM * (LD + 16); i++) pk[i] = (T)NAN;                  \
                 g->dot_pack_##sfx(pk, b + 1 + p0, LD, n, kb);                                \
-                g->dot_packed_##sfx[(n + 1) / 2](kb, a + 1 + p0, LD, pk, 0, c, TM, m, n, 2, bk); \
+                g->dot_packed_##sfx[(n + 1) / 2](kb, a + 1 + p0, LD, pk, 0, c, TM, m, n, 2, bk, bias_k, \
+                                                 relu_k);                                    \
             } else {                                                                         \
-                g->dot_##sfx(kb, a + 1 + p0, LD, b + 1 + p0, LD, c, TM, m, n, 2, bk);        \
+                g->dot_##sfx(kb, a + 1 + p0, LD, b + 1 + p0, LD, c, TM, m, n, 2, bk, bias_k, relu_k); \
             }                                                                                \
         }                                                                                    \
+        guarded_free(&gbias);                                                                \
         mem_free(pk);                                                                        \
         guarded_free(&ga);                                                                   \
         guarded_free(&gb);                                                                   \
@@ -326,15 +403,17 @@ static void guarded_free(struct Guarded *g) { munmap(g->map, g->len); }
                                                                                              \
     /* Every tile edge of dot_##sfx (and of dot_packed_##sfx, on up to 3 row tiles and a   \
      * ragged one), K with tails of every length up to a 16-lane vector's, in one call or   \
-     * two. */                                                                               \
+     * two; the epilogues (bias, ReLU, both) at a third of those K, one or two chunks. */  \
     static void check_dot_##sfx(const struct GemmKernels *g, struct Rng *r)                  \
     {                                                                                        \
         for (int packed = 0; packed <= (g->dot_pack_##sfx != NULL); packed++)                \
             for (size_t m = 1; m <= (size_t)(packed ? 3 * g->dotpk_##sfx.mr + 1 : g->dotsz_##sfx.mr); m++) \
                 for (size_t n = 1; n <= (size_t)(packed ? g->dotpk_##sfx.nr : g->dotsz_##sfx.nr); n++) \
                     for (size_t k = 1; k <= 100; k += m == 1 && n == 1 ? 1 : 11)             \
-                        EXPECT_MSG(dot_tile_ok_##sfx(g, packed, m, n, k / 32 * 16, k, (T)(k % 3) * (T)0.75, r), \
-                                   #sfx "%s %zux%zux%zu", packed ? " packed" : "", m, n, k); \
+                        for (int ep = 0; ep < (k % 3 == 1 ? 4 : 1); ep++)                    \
+                            EXPECT_MSG(dot_tile_ok_##sfx(g, packed, m, n, k / 32 * 16, k, (T)(k % 3) * (T)0.75, \
+                                                         ep, r),                             \
+                                       #sfx "%s %zux%zux%zu epilogue %d", packed ? " packed" : "", m, n, k, ep); \
     }
 DOT_KERNEL_CHECK(float, f32, 1.2e-7)
 DOT_KERNEL_CHECK(double, f64, 2.3e-16)

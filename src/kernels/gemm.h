@@ -17,6 +17,16 @@ typedef void gemm_ukr_f32_fn(size_t k, const float *a, size_t csa, const float *
 typedef void gemm_ukr_f64_fn(size_t k, const double *a, size_t csa, const double *b, size_t rsb,
                              double *C, size_t ldc, size_t m, size_t n, double alpha, double beta);
 
+/* The dot kernels' contract: the micro-kernel's, then an epilogue on each stored value,
+ * both parts optional: + bias[j] (bias != NULL), then max(0, .) (relu != 0). With beta
+ * 0 and alpha 1 the sum is rounded once with the bias, as beta 1 over a C holding the
+ * bias rounds it: a Linear's fused forward gives the bits of bias rows, gemm and ReLU. */
+typedef void gemm_dot_f32_fn(size_t k, const float *a, size_t lda, const float *b, size_t ldb, float *C,
+                             size_t ldc, size_t m, size_t n, float alpha, float beta, const float *bias, int relu);
+typedef void gemm_dot_f64_fn(size_t k, const double *a, size_t lda, const double *b, size_t ldb, double *C,
+                             size_t ldc, size_t m, size_t n, double alpha, double beta, const double *bias,
+                             int relu);
+
 struct GemmKernels {
     struct { int mr, nr, kc, mc, nc; } f32, f64;
     gemm_ukr_f32_fn *ukr_f32;
@@ -37,11 +47,12 @@ struct GemmKernels {
     gemm_ukr_f64_fn *alt_ukr_f64;
     /* The dot-product kernel for A B^T with both operands K-contiguous, an mr x nr tile
      * of C from a k-deep slice of A's rows (a + i*lda) and B's (b + j*ldb), under the
-     * micro-kernel contract: C = alpha * sum + beta * C for i < m, j < n (gemm.c runs K
-     * in chunks, beta 1 after the first). */
+     * dot contract: C = alpha * sum + beta * C (+ bias, ReLU) for i < m, j < n (gemm.c
+     * runs K in chunks, beta 1 after the first, the bias on the first, the ReLU on the
+     * last). */
     struct { int mr, nr; } dotsz_f32, dotsz_f64;
-    gemm_ukr_f32_fn *dot_f32;
-    gemm_ukr_f64_fn *dot_f64;
+    gemm_dot_f32_fn *dot_f32;
+    gemm_dot_f64_fn *dot_f64;
     /* Where an ISA has dot_pack_*, it lays out n <= dotpk.nr rows of B, k deep, as
      * (n + 1)/2 pairs at a 64-byte aligned dst for dot_packed_*[(n + 1)/2], which takes
      * that panel as b (ldb unused) and any number m of rows (dotpk.mr at a time): worth
@@ -49,8 +60,8 @@ struct GemmKernels {
      * half-vector of k, at most (nr + 1)/2 * (k + W) elements for W-lane vectors. */
 #define GEMM_MAX_DOT_PAIRS 8
     struct { int mr, nr; } dotpk_f32, dotpk_f64;
-    gemm_ukr_f32_fn *dot_packed_f32[GEMM_MAX_DOT_PAIRS + 1];
-    gemm_ukr_f64_fn *dot_packed_f64[GEMM_MAX_DOT_PAIRS + 1];
+    gemm_dot_f32_fn *dot_packed_f32[GEMM_MAX_DOT_PAIRS + 1];
+    gemm_dot_f64_fn *dot_packed_f64[GEMM_MAX_DOT_PAIRS + 1];
     void (*dot_pack_f32)(float *dst, const float *b, size_t ldb, size_t n, size_t k);
     void (*dot_pack_f64)(double *dst, const double *b, size_t ldb, size_t n, size_t k);
     /* The transposing pack of a K-contiguous panel: dst[p*w_pad + i] = src[i*ld + p] for

@@ -11,16 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Every row of y (rows x n) starts as b (n), so one gemm with beta = 1 adds x W^T. */
-#define BIAS_ROWS(T, sfx)                                                       \
-    static void bias_rows_##sfx(size_t rows, size_t n, const void *b_, void *y_) \
-    {                                                                           \
-        const T *b = b_;                                                        \
-        T *y = y_;                                                              \
-        for (size_t r = 0; r < rows; r++) memcpy(y + r * n, b, n * sizeof(T));  \
-    }
-GEN_BOTH(BIAS_ROWS)
-
 /* The bias gradient: gb[j] (+)= the sum over rows of g[r][j], each column summed in row
  * order, so any cut into column ranges gives the same bits. One task per range of
  * BIAS_COLS_MIN columns or more, on the ISA's own kernels: a call per row through the
@@ -83,7 +73,21 @@ static void linear_backward(struct Node *self)
     }
 }
 
-struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b)
+/* The fused ReLU's backward: the gradient masked by y > 0 in place (y > 0 exactly where
+ * the Linear's output is), then the Linear's. Masking twice changes nothing, so a
+ * second backward that adds to the gradient is masked alike. */
+static void linear_relu_backward(struct Node *self)
+{
+    size_t n = tensor_numel(self->value);
+    const struct EwKernels *k = kernels_get()->ew;
+    const void *y = self->value->data;
+    void *g = self->grad->data;
+    if (self->value->dtype == DT_FLOAT32) k->relu_bwd_set_f32(n, y, g, g);
+    else k->relu_bwd_set_f64(n, y, g, g);
+    linear_backward(self);
+}
+
+static struct Node *linear_op(struct Node *x, struct Node *w, struct Node *b, int relu)
 {
     char sx[96], sw[96];
     struct Tensor *X = x->value, *W = w->value;
@@ -95,11 +99,16 @@ struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b)
     CHECK(tensor_is_contiguous(X), "linear input must be contiguous");
     uint64_t out = W->shape[0], shape[2] = {B, out};
     struct Node *parents[3] = {x, w, b};
-    struct Node *y = node_new(node_graph(x, w), OP_LINEAR, 2, shape, X->dtype, b ? 3 : 2, parents, linear_backward);
-    if (b) DT_CALL(X->dtype, bias_rows, B, out, b->value->data, y->value->data);
-    DT_CALL(X->dtype, gemm, 0, 1, B, out, in, 1, X->data, in, W->data, in, b ? 1 : 0, y->value->data, out);
+    struct Node *y = node_new(node_graph(x, w), relu ? OP_LINEAR_RELU : OP_LINEAR, 2, shape, X->dtype, b ? 3 : 2,
+                              parents, relu ? linear_relu_backward : linear_backward);
+    DT_CALL(X->dtype, gemm_bias, 0, 1, B, out, in, 1, X->data, in, W->data, in, b ? b->value->data : NULL, relu,
+            y->value->data, out);
     return y;
 }
+
+struct Node *nn_linear(struct Node *x, struct Node *w, struct Node *b) { return linear_op(x, w, b, 0); }
+
+struct Node *nn_linear_relu(struct Node *x, struct Node *w, struct Node *b) { return linear_op(x, w, b, 1); }
 
 static void linear_forward(struct Module *m, struct Node *input, struct Node **output)
 {

@@ -11,9 +11,12 @@
  * transposes are only strides; the generic part is instantiated for float and double. */
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "kernels/ew.h"
 #include "math_kernels.h"
 #include "threads.h"
 #include "utils.h"
+
+#include <string.h>
 
 #define GEMM_REF(T, sfx)                                                                     \
     void gemm_ref_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,   \

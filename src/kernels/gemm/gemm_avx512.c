@@ -132,11 +132,11 @@ static inline void hsum8_pd(double *out, const __m512d *v)
     _mm512_storeu_pd(out, _mm512_permutexvar_pd(idx, dot_tree_pd(u)));
 }
 
-/* DOT_PAIRS's reduction of its accumulators s[NS] and the update of C: trees over H
- * accumulators at a time (s[f] holds C(f / NP, 2(f % NP) + half)), then each vector of
- * a row's sums (W columns: H accumulators, at most two trees) picked out by a
- * two-source permute: no round trip through memory (a load that spans two stores waits
- * for them to retire). */
+/* DOT_PAIRS's reduction of its accumulators s[NS] and the update of C (with the dot
+ * contract's bias and ReLU, gemm.h): trees over H accumulators at a time (s[f] holds
+ * C(f / NP, 2(f % NP) + half)), then each vector of a row's sums (W columns: H
+ * accumulators, at most two trees) picked out by a two-source permute: no round trip
+ * through memory (a load that spans two stores waits for them to retire). */
 #define DOT_PAIRS_STORE(T, MR, NP, V, W, S, FMA)                                             \
     do {                                                                                     \
         V t[NG];                                                                             \
@@ -162,6 +162,8 @@ static inline void hsum8_pd(double *out, const __m512d *v)
                 T *cp = c + i * ldc + v * W;                                                 \
                 r = _mm512_mul##S(va, r);                                                    \
                 if (beta != 0) r = FMA(vb, MLOAD(mn, cp), r);                                \
+                if (bias) r = _mm512_add##S(r, MLOAD(mn, bias + v * W));                     \
+                if (relu) r = _mm512_max##S(r, _mm512_setzero##S());                         \
                 MSTORE(cp, mn, r);                                                           \
             }                                                                                \
         }                                                                                    \
@@ -177,7 +179,8 @@ static inline void hsum8_pd(double *out, const __m512d *v)
  * shuffle each) it lost to GEMM_DOT, hence the panel. */
 #define DOT_PAIRS(NAME, T, MR, NP, V, W, S, FMA)                                             \
     static inline void NAME##_tile(size_t k, const T *a, size_t lda, const T *b, size_t ldb, \
-                                   T *c, size_t ldc, size_t m, size_t n, T alpha, T beta)    \
+                                   T *c, size_t ldc, size_t m, size_t n, T alpha, T beta,    \
+                                   const T *bias, int relu)                                  \
     {                                                                                        \
         enum { H = W / 2, NS = MR * NP, NG = (NS + H - 1) / H, RV = (2 * NP + W - 1) / W };  \
         const T *ar[MR];                                                                     \
@@ -209,10 +212,11 @@ static inline void hsum8_pd(double *out, const __m512d *v)
     /* Any m rows, MR at a time: gemm.c calls it once per panel, for all the rows that       \
      * reread it (a call per tile cost 4% of the 64 x 10 x 128 forward). */                  \
     static void NAME(size_t k, const T *a, size_t lda, const T *b, size_t ldb, T *c,         \
-                     size_t ldc, size_t m, size_t n, T alpha, T beta)                        \
+                     size_t ldc, size_t m, size_t n, T alpha, T beta, const T *bias, int relu) \
     {                                                                                        \
         for (size_t i = 0; i < m; i += MR)                                                   \
-            NAME##_tile(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, m - i < MR ? m - i : MR, n, alpha, beta); \
+            NAME##_tile(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, m - i < MR ? m - i : MR, n, alpha, beta, \
+                        bias, relu);                                                         \
     }
 
 /* dot_pack_*: n rows of B, k deep, as DOT_PAIRS reads them with NP = (n + 1)/2 pairs:

@@ -202,18 +202,20 @@ static struct FN(dot_plan) FN(dot_plan)(const struct GemmKernels *gk, size_t M, 
  * the smaller operand's) stays in L1; each chunk's sums go into C. */
 static void FN(dot)(const struct GemmKernels *gk, const struct FN(dot_plan) *d, size_t M, size_t N,
                     size_t K, T alpha, const T *A, size_t lda, const T *B, size_t ldb, T beta,
-                    T *C, size_t ldc)
+                    T *C, size_t ldc, const T *bias, int relu)
 {
     size_t mr = d->mr, nr = d->nr, kc = d->kc;
     for (size_t pc = 0; pc < K; pc += kc) {
         size_t kb = min_sz(kc, K - pc);
         T beta_k = pc == 0 ? beta : 1;
+        const T *bias_k = pc == 0 ? bias : NULL; /* the epilogue: bias first, ReLU last */
+        int relu_k = relu && pc + kb == K;
         if (d->packed) { /* a panel of B, then all rows on it in one call */
             for (size_t j = 0; j < N; j += nr) {
                 size_t n = min_sz(nr, N - j);
                 gk->FN(dot_pack)(pack_b.SFX, B + j * ldb + pc, ldb, n, kb);
                 gk->FN(dot_packed)[(n + 1) / 2](kb, A + pc, lda, pack_b.SFX, 0, C + j, ldc, M,
-                                                  n, alpha, beta_k);
+                                                  n, alpha, beta_k, bias_k ? bias_k + j : NULL, relu_k);
             }
             continue;
         }
@@ -224,7 +226,8 @@ static void FN(dot)(const struct GemmKernels *gk, const struct FN(dot_plan) *d, 
             for (size_t q = 0; q < nq; q++) {
                 size_t i = (M <= N ? q : o) * mr, j = (M <= N ? o : q) * nr;
                 gk->FN(dot)(kb, A + i * lda + pc, lda, B + j * ldb + pc, ldb, C + i * ldc + j,
-                              ldc, min_sz(mr, M - i), min_sz(nr, N - j), alpha, beta_k);
+                              ldc, min_sz(mr, M - i), min_sz(nr, N - j), alpha, beta_k,
+                              bias_k ? bias_k + j : NULL, relu_k);
             }
     }
 }
@@ -307,6 +310,8 @@ struct FN(plan) {
     struct FN(tiling) tl;
     enum gemm_pack how_a, how_b;
     struct FN(dot_plan) dot;
+    const T *bias;                  /* the dot path's epilogue (gemm.h), else NULL, 0 */
+    int relu;
     size_t tm, tn, rstep, cstep;
     size_t mr, nr, rt, ct;          /* the path's tile, and the tiles of C */
     size_t runs;                    /* 0: the grid; else parts of tiles [run[k], run[k + 1]) */
@@ -320,7 +325,7 @@ static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, s
     T *c = p->C + i0 * p->rsc + j0 * p->csc;
     if (p->path == GEMM_DOT)
         FN(dot)(p->gk, &p->dot, m, n, p->K, p->alpha, p->a + i0 * p->lda, p->lda, p->b + j0 * p->ldb, p->ldb,
-                p->beta, c, p->rsc);
+                p->beta, c, p->rsc, p->bias ? p->bias + j0 : NULL, p->relu);
     else if (p->path == GEMM_SMALL)
         FN(small)(p->gk, p->ta, m, n, p->K, p->alpha, p->a + (p->ta ? i0 : i0 * p->lda), p->lda, p->b + j0,
                   p->ldb, p->beta, c, p->rsc);
@@ -412,17 +417,32 @@ static void FN(cut)(struct FN(plan) *p, size_t mr, size_t nr, int packs_a, int p
     p->run[parts] = lines * line;
 }
 
-void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
-              size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
+/* The epilogue where the path has none in its kernels: every row of C starts as the bias
+ * (the gemm then adds to it, beta 1), and the ReLU is a pass over C afterwards. */
+static void FN(bias_rows)(size_t M, size_t N, const T *bias, T *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++) memcpy(C + i * ldc, bias, N * sizeof(T));
+}
+
+static void FN(relu_c)(size_t M, size_t N, T *C, size_t ldc)
+{
+    if (ldc == N) kernels_get()->ew->FN(relu)(M * N, C, C);
+    else for (size_t i = 0; i < M; i++) kernels_get()->ew->FN(relu)(N, C + i * ldc, C + i * ldc);
+}
+
+/* gemm, and gemm_bias (beta 0) with its epilogue: in the dot kernels, else around the
+ * path's run. */
+static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
+                         size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc,
+                         const T *bias, int relu)
 {
     if (M == 0 || N == 0) return;
-    if (K == 0 || alpha == 0) {
-        FN(scale_c)(M, N, beta, C, ldc);
-        return;
-    }
     const struct GemmKernels *gk = kernels_get()->gemm;
-    if (!gk) {
-        FN(gemm_ref)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (K == 0 || alpha == 0 || !gk) {
+        if (bias) FN(bias_rows)(M, N, bias, C, ldc), beta = 1;
+        if (K == 0 || alpha == 0) FN(scale_c)(M, N, beta, C, ldc);
+        else FN(gemm_ref)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (relu) FN(relu_c)(M, N, C, ldc);
         return;
     }
     struct FN(plan) p = {.gk = gk, .ta = ta, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
@@ -430,6 +450,8 @@ void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
     if (!ta && tb && FN(use_dot)(gk, M, N, K)) {
         p.path = GEMM_DOT;
         p.dot = FN(dot_plan)(gk, M, N, K);
+        p.bias = bias, p.relu = relu;
+        bias = NULL, relu = 0;
         FN(cut)(&p, p.dot.mr, p.dot.nr, 0, p.dot.packed);
     } else if (FN(small_ok)(gk, ta, tb, M, N, K)) {
         p.path = GEMM_SMALL;
@@ -457,7 +479,21 @@ void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
         FN(pack_policy)(&p.tl, p.M, p.N, p.A, p.B, &p.how_a, &p.how_b);
         FN(cut)(&p, p.tl.mr, p.tl.nr, p.how_a == PACK_ALL, p.how_b == PACK_ALL);
     }
+    if (bias) FN(bias_rows)(M, N, bias, C, ldc), p.beta = 1;
     par_run(p.tm * p.tn, FN(part), &p);
+    if (relu) FN(relu_c)(M, N, C, ldc);
+}
+
+void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
+              size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
+{
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
+}
+
+void FN(gemm_bias)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
+                   size_t lda, const T *B, size_t ldb, const T *bias, int relu, T *C, size_t ldc)
+{
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu);
 }
 
 #undef FN

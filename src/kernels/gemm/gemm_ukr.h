@@ -208,15 +208,16 @@
 /* The dot-product kernel for op(A) op(B)^T with both operands K-contiguous (A row i at
  * a + i*lda, B row j at b + j*ldb): an MR x NR tile of C kept as MR*NR vector partial
  * sums along K, no packing, reduced at the end: C[i*ldc + j] = alpha * sum + beta *
- * C[i*ldc + j] for i < m, j < n (C not read when beta == 0); gemm.c calls it once per
- * K chunk, beta 1 after the first. Rows past m (columns past n) repeat the last valid
- * one, so the loads stay inside the operands; their sums are dropped. The ISA file gives HSUM(v) and
- * HSUM_W(out, v): out[q] = HSUM(v[q]) for the W vectors v[0..W-1], and HSUM_4 the
- * same for 4 vectors; and DOT_ROWS(rows, s): 0, or 1 after setting rows[i] lane j to
- * the sum of s[i*NR + j] (a tile it has a register-only reduction for). */
+ * C[i*ldc + j] (+ bias[j], then ReLU: gemm.h's dot contract) for i < m, j < n (C not
+ * read when beta == 0); gemm.c calls it once per K chunk, beta 1 after the first, the
+ * bias on the first, the ReLU on the last. Rows past m (columns past n) repeat the last
+ * valid one, so the loads stay inside the operands; their sums are dropped. The ISA file
+ * gives HSUM(v) and HSUM_W(out, v): out[q] = HSUM(v[q]) for the W vectors v[0..W-1],
+ * and HSUM_4 the same for 4 vectors; and DOT_ROWS(rows, s): 0, or 1 after setting
+ * rows[i] lane j to the sum of s[i*NR + j] (a tile it has a register-only reduction for). */
 #define GEMM_DOT(NAME, T, MR, NR, V, W, P, S, FMA)                                           \
     static void NAME(size_t k, const T *a, size_t lda, const T *b, size_t ldb, T *c,         \
-                     size_t ldc, size_t m, size_t n, T alpha, T beta)                        \
+                     size_t ldc, size_t m, size_t n, T alpha, T beta, const T *bias, int relu) \
     {                                                                                        \
         const T *ar[MR], *br[NR];                                                            \
         V s[MR][NR];                                                                         \
@@ -244,11 +245,14 @@
             }                                                                                \
         }                                                                                    \
         GEMM_DOT_ROWS(T, MR, NR, V, W);                                                      \
-        V va = P##set1##S(alpha), vb = P##set1##S(beta);                                     \
+        V va = P##set1##S(alpha), vb = P##set1##S(beta), vz = P##setzero##S();               \
+        V vbias = bias ? MLOAD(mn, bias) : vz;                                               \
         GEMM_UNROLL for (int i = 0; i < MR; i++) {                                           \
             if ((size_t)i >= m) break;                                                       \
             V r = P##mul##S(va, rows[i]);                                                    \
             if (beta != 0) r = FMA(vb, MLOAD(mn, c + i * ldc), r);                           \
+            if (bias) r = P##add##S(r, vbias);                                               \
+            if (relu) r = P##max##S(r, vz);                                                  \
             MSTORE(c + i * ldc, mn, r);                                                      \
         }                                                                                    \
     }
