@@ -159,15 +159,17 @@ TEST_ISA(gemm_nt_dot_path_matches_reference)
 GEMM_BIAS_CHECK(float, f32)
 GEMM_BIAS_CHECK(double, f64)
 
-/* gemm_bias (a Linear's forward, its bias and ReLU in the dot kernels' epilogue) on every
- * path: the dot kernel in one K chunk or several (the bias on the first chunk only, the
- * ReLU on the last), its packed form, the blocked and small paths, K = 0, alpha = 0;
- * with and without each part, unaligned rows. */
+/* gemm_bias (a Linear's forward, its bias and ReLU in the dot kernels' epilogue, else
+ * around each part's block) on every path: the dot kernel in one K chunk or several (the
+ * bias on the first chunk only, the ReLU on the last), its packed form, the blocked path
+ * on C and on C^T (150 and 300 x 9), the small path, K = 0, alpha = 0; with and without
+ * each part, unaligned rows. */
 TEST_ISA(gemm_bias_equals_bias_rows_gemm_relu)
 {
     static const size_t shapes[][5] = {{0, 1, 64, 128, 784}, {0, 1, 40, 50, 1001}, {0, 1, 5, 9, 2049},
         {0, 1, 64, 10, 128}, {0, 1, 33, 20, 300}, {0, 1, 64, 10, 3136}, {0, 1, 130, 150, 100},
-        {0, 0, 64, 128, 10}, {1, 0, 37, 64, 19}, {0, 1, 3, 1, 1}, {0, 1, 7, 9, 0}, {0, 1, 256, 128, 128}};
+        {0, 0, 64, 128, 10}, {1, 0, 37, 64, 19}, {0, 1, 3, 1, 1}, {0, 1, 7, 9, 0}, {0, 1, 256, 128, 128},
+        {1, 1, 150, 9, 40}, {1, 1, 300, 9, 200}};
     struct Rng r;
     rng_seed(&r, 23);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)

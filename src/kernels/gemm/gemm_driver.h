@@ -310,8 +310,9 @@ struct FN(plan) {
     struct FN(tiling) tl;
     enum gemm_pack how_a, how_b;
     struct FN(dot_plan) dot;
-    const T *bias;                  /* the dot path's epilogue (gemm.h), else NULL, 0 */
+    const T *bias;                  /* the epilogue (gemm_bias): the bias or NULL, the ReLU */
     int relu;
+    int c_trans;                    /* the blocked path computes C^T: p's rows are C's columns */
     size_t tm, tn, rstep, cstep;
     size_t mr, nr, rt, ct;          /* the path's tile, and the tiles of C */
     size_t runs;                    /* 0: the grid; else parts of tiles [run[k], run[k + 1]) */
@@ -319,20 +320,46 @@ struct FN(plan) {
     size_t run[GEMM_MAX_RUNS + 1];
 };
 
+/* The epilogue of the paths whose kernels have none, on the m x n block at c (row i0,
+ * column j0 of the plan's orientation), on the thread that computes the block: its rows
+ * start as the bias (the kernels then add to them, beta 1), and the ReLU goes over it
+ * after, while it is in cache. */
+static void FN(bias_block)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, size_t n, T *c)
+{
+    if (!p->c_trans)
+        for (size_t i = 0; i < m; i++) memcpy(c + i * p->rsc, p->bias + j0, n * sizeof(T));
+    else
+        for (size_t j = 0; j < n; j++)
+            for (size_t i = 0; i < m; i++) c[i + j * p->csc] = p->bias[i0 + i];
+}
+
+static void FN(relu_block)(const struct FN(plan) *p, size_t m, size_t n, T *c)
+{
+    const struct EwKernels *k = kernels_get()->ew1;
+    if (!p->c_trans)
+        for (size_t i = 0; i < m; i++) k->FN(relu)(n, c + i * p->rsc, c + i * p->rsc);
+    else
+        for (size_t j = 0; j < n; j++) k->FN(relu)(m, c + j * p->csc, c + j * p->csc);
+}
+
 /* The m x n block of C at row i0, column j0 (tile boundaries), by the plan's path. */
 static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, size_t n)
 {
-    T *c = p->C + i0 * p->rsc + j0 * p->csc;
-    if (p->path == GEMM_DOT)
+    T *c = p->C + i0 * p->rsc + j0 * p->csc, beta = p->beta;
+    if (p->path == GEMM_DOT) {
         FN(dot)(p->gk, &p->dot, m, n, p->K, p->alpha, p->a + i0 * p->lda, p->lda, p->b + j0 * p->ldb, p->ldb,
-                p->beta, c, p->rsc, p->bias ? p->bias + j0 : NULL, p->relu);
-    else if (p->path == GEMM_SMALL)
+                beta, c, p->rsc, p->bias ? p->bias + j0 : NULL, p->relu);
+        return;
+    }
+    if (p->bias) FN(bias_block)(p, i0, j0, m, n, c), beta = 1;
+    if (p->path == GEMM_SMALL)
         FN(small)(p->gk, p->ta, m, n, p->K, p->alpha, p->a + (p->ta ? i0 : i0 * p->lda), p->lda, p->b + j0,
-                  p->ldb, p->beta, c, p->rsc);
+                  p->ldb, beta, c, p->rsc);
     else {
         struct FN(view) a = {p->A.p + i0 * p->A.rs, p->A.rs, p->A.cs}, b = {p->B.p + j0 * p->B.cs, p->B.rs, p->B.cs};
-        FN(blocked)(&p->tl, m, n, p->K, p->alpha, a, b, p->beta, c, p->rsc, p->csc, p->how_a, p->how_b);
+        FN(blocked)(&p->tl, m, n, p->K, p->alpha, a, b, beta, c, p->rsc, p->csc, p->how_a, p->how_b);
     }
+    if (p->relu) FN(relu_block)(p, m, n, c);
 }
 
 /* Tiles [t0, t1) of the run order: whole lines of tiles (rows of tiles, or columns when
@@ -417,8 +444,9 @@ static void FN(cut)(struct FN(plan) *p, size_t mr, size_t nr, int packs_a, int p
     p->run[parts] = lines * line;
 }
 
-/* The epilogue where the path has none in its kernels: every row of C starts as the bias
- * (the gemm then adds to it, beta 1), and the ReLU is a pass over C afterwards. */
+/* The epilogue without kernels (the reference path, K 0, alpha 0): every row of C
+ * starts as the bias (the gemm then adds to it, beta 1), and the ReLU is a pass over C
+ * afterwards. */
 static void FN(bias_rows)(size_t M, size_t N, const T *bias, T *C, size_t ldc)
 {
     for (size_t i = 0; i < M; i++) memcpy(C + i * ldc, bias, N * sizeof(T));
@@ -430,8 +458,8 @@ static void FN(relu_c)(size_t M, size_t N, T *C, size_t ldc)
     else for (size_t i = 0; i < M; i++) kernels_get()->ew->FN(relu)(N, C + i * ldc, C + i * ldc);
 }
 
-/* gemm, and gemm_bias (beta 0) with its epilogue: in the dot kernels, else around the
- * path's run. */
+/* gemm, and gemm_bias (beta 0) with its epilogue: in the dot kernels, else around each
+ * part's block (FN(rect)). */
 static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                          size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc,
                          const T *bias, int relu)
@@ -446,12 +474,11 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         return;
     }
     struct FN(plan) p = {.gk = gk, .ta = ta, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
-                         .a = A, .b = B, .lda = lda, .ldb = ldb, .C = C, .rsc = ldc, .csc = 1};
+                         .a = A, .b = B, .lda = lda, .ldb = ldb, .C = C, .rsc = ldc, .csc = 1,
+                         .bias = bias, .relu = relu};
     if (!ta && tb && FN(use_dot)(gk, M, N, K)) {
         p.path = GEMM_DOT;
         p.dot = FN(dot_plan)(gk, M, N, K);
-        p.bias = bias, p.relu = relu;
-        bias = NULL, relu = 0;
         FN(cut)(&p, p.dot.mr, p.dot.nr, 0, p.dot.packed);
     } else if (FN(small_ok)(gk, ta, tb, M, N, K)) {
         p.path = GEMM_SMALL;
@@ -471,7 +498,7 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         p.path = GEMM_BLOCKED;
         p.tl = tl[best & 1];
         if (best & 2) {
-            p.M = N, p.N = M, p.rsc = 1, p.csc = ldc;
+            p.M = N, p.N = M, p.rsc = 1, p.csc = ldc, p.c_trans = 1;
             p.A = (struct FN(view)){B, vb.cs, vb.rs}, p.B = (struct FN(view)){A, va.cs, va.rs};
         } else {
             p.A = va, p.B = vb;
@@ -479,9 +506,7 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         FN(pack_policy)(&p.tl, p.M, p.N, p.A, p.B, &p.how_a, &p.how_b);
         FN(cut)(&p, p.tl.mr, p.tl.nr, p.how_a == PACK_ALL, p.how_b == PACK_ALL);
     }
-    if (bias) FN(bias_rows)(M, N, bias, C, ldc), p.beta = 1;
     par_run(p.tm * p.tn, FN(part), &p);
-    if (relu) FN(relu_c)(M, N, C, ldc);
 }
 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
