@@ -93,8 +93,9 @@ struct Tensor *node_grad_begin(struct Node *p, int *overwrite);
 /* Gradient ownership. A node's gradient is written by its consumers' backward
  * functions and read by its own. The first (and, for a sole consumer, only) writer may
  * overwrite instead of accumulate (node_grad_begin). A writer that does so may also
- * apply the node's own output mask on the way (a fused Conv2d + ReLU's y > 0, while the
- * gradient is in cache) and then sets p->grad_masked, so that the node's backward does
+ * apply the node's own output mask on the way (a fused Conv2d + ReLU's or Linear +
+ * ReLU's y > 0, while the gradient is in cache) and then sets p->grad_masked, so that
+ * the node's backward does
  * not apply it again; nothing else of one node's state is written by another. */
 
 /* Does parent p want a gradient? (KANN's kad_is_back) */

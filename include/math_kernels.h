@@ -53,6 +53,15 @@ void gemm_bias_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float
 void gemm_bias_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
                    const double *A, size_t lda, const double *B, size_t ldb, const double *bias, int relu,
                    double *C, size_t ldc);
+/* gemm, then C = mask > 0 ? C : 0 (a ReLU's backward by its output, laid out as C with
+ * row stride ldc), the pass run by each part of the gemm on its block while it is in
+ * cache: bit for bit, gemm and a relu_bwd pass. */
+void gemm_mask_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                   const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc,
+                   const float *mask);
+void gemm_mask_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
+                   const double *A, size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc,
+                   const double *mask);
 /* Plain triple-loop references with the same contract. */
 void gemm_ref_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                   const float *A, size_t lda, const float *B, size_t ldb, float beta,

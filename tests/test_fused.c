@@ -415,10 +415,23 @@ TEST(grad_linear_relu)
 }
 
 /* net_forward fuses a Linear followed by a ReLU (the MLP), and not one followed by
- * anything else; the net's output and gradients, two backward calls, as unfused. */
+ * anything else; the net's output and gradients, two backward calls, as unfused. The
+ * Linear after a fused one masks its gradient as it writes it (a batch of 300: in
+ * parallel parts); after a Tanh, the fused op's own backward does. */
 TEST_ISA(net_forward_fuses_linear_then_relu)
 {
     for (uint32_t dt = 0; dt < DT_COUNT; dt++) {
+        struct Rng r2;
+        rng_seed(&r2, 7);
+        struct Module *deep[6] = {nn_linear_create(40, 33, dt, &r2), act_module_create(MOD_RELU),
+                                  nn_linear_create(33, 130, dt, &r2), act_module_create(MOD_RELU),
+                                  nn_linear_create(130, 10, dt, &r2), act_module_create(MOD_SOFTMAX)};
+        uint64_t sd[2] = {300, 40};
+        struct Tensor *xd = filled(2, sd, dt, 14);
+        check_net_fused_equals_unfused(deep, 6, xd, "linear relu linear relu linear softmax");
+        tensor_free(xd);
+        for (int i = 0; i < 6; i++) module_free(deep[i]);
+
         struct Rng rng;
         rng_seed(&rng, 6);
         struct Module *mods[5] = {nn_linear_create(30, 20, dt, &rng), act_module_create(MOD_RELU),

@@ -159,6 +159,53 @@ TEST_ISA(gemm_nt_dot_path_matches_reference)
 GEMM_BIAS_CHECK(float, f32)
 GEMM_BIAS_CHECK(double, f64)
 
+#define GEMM_MASK_CHECK(T, sfx)                                                                \
+    /* gemm_mask against gemm and then x = mask > 0 ? x : 0, bit for bit (mask values of  \
+     * both signs and zeros, rows padded by pad and left untouched). */                      \
+    static int gemm_mask_ok_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, T beta, size_t pad, \
+                                  struct Rng *r)                                             \
+    {                                                                                        \
+        size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;            \
+        size_t na = (ta ? K : M) * lda + 1, nb = (tb ? N : K) * ldb + 1, nc = M * ldc;       \
+        T *a = mem_alloc(na * sizeof(T)), *b = mem_alloc(nb * sizeof(T)), *mask = mem_alloc((nc + 1) * sizeof(T)); \
+        T *c = mem_alloc((nc + 1) * sizeof(T)), *want = mem_alloc((nc + 1) * sizeof(T));    \
+        for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t i = 0; i <= nc; i++) {                                                   \
+            double u = rng_uniform(r);                                                       \
+            mask[i] = u < 0.1 ? 0 : (T)(2 * u - 1);                                          \
+            c[i] = want[i] = beta == 0 ? (T)NAN : (T)(i % 5);                                \
+        }                                                                                    \
+        gemm_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, want, ldc);                 \
+        for (size_t i = 0; i < M; i++)                                                       \
+            for (size_t j = 0; j < N; j++) want[i * ldc + j] = mask[i * ldc + j] > 0 ? want[i * ldc + j] : 0; \
+        gemm_mask_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, mask);         \
+        int ok = memcmp(c, want, (nc + 1) * sizeof(T)) == 0;                                 \
+        mem_free(a), mem_free(b), mem_free(mask), mem_free(c), mem_free(want);               \
+        return ok;                                                                           \
+    }
+GEMM_MASK_CHECK(float, f32)
+GEMM_MASK_CHECK(double, f64)
+
+/* gemm_mask (a Linear's input gradient masked by the fused ReLU before it) on every
+ * path, in one part and several, on C^T, beta 0 and 1, K = 0. */
+TEST_ISA(gemm_mask_equals_gemm_then_relu_backward)
+{
+    static const size_t shapes[][5] = {{0, 0, 64, 128, 10}, {0, 0, 256, 128, 10}, {0, 0, 64, 3136, 10},
+        {0, 1, 64, 128, 784}, {0, 1, 33, 20, 300}, {1, 1, 150, 9, 40}, {1, 1, 300, 9, 200}, {1, 0, 37, 64, 19},
+        {0, 0, 7, 9, 0}};
+    struct Rng r;
+    rng_seed(&r, 37);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int beta = 0; beta < 2; beta++) {
+            const size_t *x = shapes[s];
+            EXPECT_MSG(gemm_mask_ok_f32(x[0], x[1], x[2], x[3], x[4], 1, (float)beta, s % 3, &r),
+                       "f32 %zux%zux%zu ta%zu tb%zu beta %d", x[2], x[3], x[4], x[0], x[1], beta);
+            EXPECT_MSG(gemm_mask_ok_f64(x[0], x[1], x[2], x[3], x[4], 0.5, beta, (s + 2) % 3, &r),
+                       "f64 %zux%zux%zu ta%zu tb%zu beta %d", x[2], x[3], x[4], x[0], x[1], beta);
+        }
+}
+
 /* gemm_bias (a Linear's forward, its bias and ReLU in the dot kernels' epilogue, else
  * around each part's block) on every path: the dot kernel in one K chunk or several (the
  * bias on the first chunk only, the ReLU on the last), its packed form, the blocked path
@@ -184,7 +231,7 @@ TEST_ISA(gemm_bias_equals_bias_rows_gemm_relu)
         }
 }
 
-/* The reference path (no gemm kernels) composes the same epilogue. */
+/* The reference path (no gemm kernels) composes the same epilogues. */
 TEST(gemm_bias_on_the_reference_path)
 {
     int was = kernels_isa();
@@ -196,6 +243,7 @@ TEST(gemm_bias_on_the_reference_path)
         EXPECT_MSG(gemm_bias_ok_f64(0, 1, 9, 7, 33, 1, v & 1, v >> 1, 2, &r), "f64 bias %d relu %d", v & 1, v >> 1);
         EXPECT_MSG(gemm_bias_ok_f32(0, 1, 3, 4, 0, 1, v & 1, v >> 1, 0, &r), "f32 K 0 bias %d relu %d", v & 1, v >> 1);
     }
+    EXPECT(gemm_mask_ok_f32(0, 0, 9, 7, 33, 1, 0, 1, &r) && gemm_mask_ok_f64(1, 1, 9, 7, 33, 1, 1, 0, &r));
     kernels_select(was);
 }
 

@@ -59,7 +59,15 @@ static void linear_backward(struct Node *self)
     if (node_wants_grad(x)) { /* dx += g W (dx = g W for a sole consumer: nothing to zero) */
         int overwrite;
         struct Tensor *gx = node_grad_begin(x, &overwrite);
-        DT_CALL(dt, gemm, 0, 0, B, in, out, 1, g->data, out, w->value->data, in, overwrite ? 0 : 1, gx->data, in);
+        /* x a fused Linear + ReLU whose gradient this writes whole: its mask goes on here,
+         * by each part of the gemm on its block, and x's backward is told so */
+        const void *mask = NULL;
+        if (x->op == OP_LINEAR_RELU) {
+            x->grad_masked = (uint32_t)overwrite;
+            mask = overwrite ? x->value->data : NULL;
+        }
+        DT_CALL(dt, gemm_mask, 0, 0, B, in, out, 1, g->data, out, w->value->data, in, overwrite ? 0 : 1, gx->data,
+                in, mask);
     }
     if (node_wants_grad(w)) { /* dW += g^T x (=, after node_grad_invalidate) */
         int ow;
@@ -74,10 +82,15 @@ static void linear_backward(struct Node *self)
 }
 
 /* The fused ReLU's backward: the gradient masked by y > 0 in place (y > 0 exactly where
- * the Linear's output is), then the Linear's. Masking twice changes nothing, so a
- * second backward that adds to the gradient is masked alike. */
+ * the Linear's output is), unless the Linear that consumed y did so as it wrote the
+ * gradient; then the Linear's. Masking twice changes nothing, so a second backward that
+ * adds to the gradient is masked alike. */
 static void linear_relu_backward(struct Node *self)
 {
+    if (self->grad_masked) {
+        linear_backward(self);
+        return;
+    }
     size_t n = tensor_numel(self->value);
     const struct EwKernels *k = kernels_get()->ew;
     const void *y = self->value->data;

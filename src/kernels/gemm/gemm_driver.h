@@ -312,6 +312,7 @@ struct FN(plan) {
     struct FN(dot_plan) dot;
     const T *bias;                  /* the epilogue (gemm_bias): the bias or NULL, the ReLU */
     int relu;
+    const T *mask;                  /* gemm_mask's mask (laid out as C) or NULL */
     int c_trans;                    /* the blocked path computes C^T: p's rows are C's columns */
     size_t tm, tn, rstep, cstep;
     size_t mr, nr, rt, ct;          /* the path's tile, and the tiles of C */
@@ -342,6 +343,17 @@ static void FN(relu_block)(const struct FN(plan) *p, size_t m, size_t n, T *c)
         for (size_t j = 0; j < n; j++) k->FN(relu)(m, c + j * p->csc, c + j * p->csc);
 }
 
+/* gemm_mask's pass over the block: c = mask > 0 ? c : 0, the mask at c's offset in C. */
+static void FN(mask_block)(const struct FN(plan) *p, size_t m, size_t n, T *c)
+{
+    const struct EwKernels *k = kernels_get()->ew1;
+    const T *mk = p->mask + (c - p->C);
+    if (!p->c_trans)
+        for (size_t i = 0; i < m; i++) k->FN(relu_bwd_set)(n, mk + i * p->rsc, c + i * p->rsc, c + i * p->rsc);
+    else
+        for (size_t j = 0; j < n; j++) k->FN(relu_bwd_set)(m, mk + j * p->csc, c + j * p->csc, c + j * p->csc);
+}
+
 /* The m x n block of C at row i0, column j0 (tile boundaries), by the plan's path. */
 static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, size_t n)
 {
@@ -349,6 +361,7 @@ static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, s
     if (p->path == GEMM_DOT) {
         FN(dot)(p->gk, &p->dot, m, n, p->K, p->alpha, p->a + i0 * p->lda, p->lda, p->b + j0 * p->ldb, p->ldb,
                 beta, c, p->rsc, p->bias ? p->bias + j0 : NULL, p->relu);
+        if (p->mask) FN(mask_block)(p, m, n, c);
         return;
     }
     if (p->bias) FN(bias_block)(p, i0, j0, m, n, c), beta = 1;
@@ -360,6 +373,7 @@ static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, s
         FN(blocked)(&p->tl, m, n, p->K, p->alpha, a, b, beta, c, p->rsc, p->csc, p->how_a, p->how_b);
     }
     if (p->relu) FN(relu_block)(p, m, n, c);
+    if (p->mask) FN(mask_block)(p, m, n, c);
 }
 
 /* Tiles [t0, t1) of the run order: whole lines of tiles (rows of tiles, or columns when
@@ -454,15 +468,19 @@ static void FN(bias_rows)(size_t M, size_t N, const T *bias, T *C, size_t ldc)
 
 static void FN(relu_c)(size_t M, size_t N, T *C, size_t ldc)
 {
-    if (ldc == N) kernels_get()->ew->FN(relu)(M * N, C, C);
-    else for (size_t i = 0; i < M; i++) kernels_get()->ew->FN(relu)(N, C + i * ldc, C + i * ldc);
+    for (size_t i = 0; i < M; i++) kernels_get()->ew->FN(relu)(N, C + i * ldc, C + i * ldc);
 }
 
-/* gemm, and gemm_bias (beta 0) with its epilogue: in the dot kernels, else around each
- * part's block (FN(rect)). */
+static void FN(mask_c)(size_t M, size_t N, const T *mask, T *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++) kernels_get()->ew->FN(relu_bwd_set)(N, mask + i * ldc, C + i * ldc, C + i * ldc);
+}
+
+/* gemm, gemm_bias (beta 0) and gemm_mask with their epilogues: the bias and the ReLU in
+ * the dot kernels, else (and the mask always) around each part's block (FN(rect)). */
 static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                          size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc,
-                         const T *bias, int relu)
+                         const T *bias, int relu, const T *mask)
 {
     if (M == 0 || N == 0) return;
     const struct GemmKernels *gk = kernels_get()->gemm;
@@ -471,11 +489,12 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         if (K == 0 || alpha == 0) FN(scale_c)(M, N, beta, C, ldc);
         else FN(gemm_ref)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         if (relu) FN(relu_c)(M, N, C, ldc);
+        if (mask) FN(mask_c)(M, N, mask, C, ldc);
         return;
     }
     struct FN(plan) p = {.gk = gk, .ta = ta, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
                          .a = A, .b = B, .lda = lda, .ldb = ldb, .C = C, .rsc = ldc, .csc = 1,
-                         .bias = bias, .relu = relu};
+                         .bias = bias, .relu = relu, .mask = mask};
     if (!ta && tb && FN(use_dot)(gk, M, N, K)) {
         p.path = GEMM_DOT;
         p.dot = FN(dot_plan)(gk, M, N, K);
@@ -512,13 +531,19 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
               size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL);
 }
 
 void FN(gemm_bias)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                    size_t lda, const T *B, size_t ldb, const T *bias, int relu, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL);
+}
+
+void FN(gemm_mask)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
+                   size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc, const T *mask)
+{
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, mask);
 }
 
 #undef FN
