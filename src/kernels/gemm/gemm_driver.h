@@ -313,6 +313,7 @@ struct FN(plan) {
     const T *bias;                  /* the epilogue (gemm_bias): the bias or NULL, the ReLU */
     int relu;
     const T *mask;                  /* gemm_mask's mask (laid out as C) or NULL */
+    int passes_in_parts;            /* the ReLU and mask passes by each part on its rows */
     int c_trans;                    /* the blocked path computes C^T: p's rows are C's columns */
     size_t tm, tn, rstep, cstep;
     size_t mr, nr, rt, ct;          /* the path's tile, and the tiles of C */
@@ -323,8 +324,10 @@ struct FN(plan) {
 
 /* The epilogue of the paths whose kernels have none, on the m x n block at c (row i0,
  * column j0 of the plan's orientation), on the thread that computes the block: its rows
- * start as the bias (the kernels then add to them, beta 1), and the ReLU goes over it
- * after, while it is in cache. */
+ * start as the bias (the kernels then add to them, beta 1), and where the parts are
+ * blocks of whole rows of C, the ReLU and the mask go over it after, while it is in
+ * cache (a part of a column cut would make a kernel call per row of the block: at 256 x
+ * 64 they cost more than the pass itself; such calls run the passes after the gemm). */
 static void FN(bias_block)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, size_t n, T *c)
 {
     if (!p->c_trans)
@@ -334,24 +337,19 @@ static void FN(bias_block)(const struct FN(plan) *p, size_t i0, size_t j0, size_
             for (size_t i = 0; i < m; i++) c[i + j * p->csc] = p->bias[i0 + i];
 }
 
-static void FN(relu_block)(const struct FN(plan) *p, size_t m, size_t n, T *c)
+/* The ReLU, then gemm_mask's c = mask > 0 ? c : 0 (the mask at c's offset in C), over
+ * the block: one call when its rows are contiguous, else one per row. */
+static void FN(passes_block)(const struct FN(plan) *p, size_t m, size_t n, T *c)
 {
     const struct EwKernels *k = kernels_get()->ew1;
-    if (!p->c_trans)
-        for (size_t i = 0; i < m; i++) k->FN(relu)(n, c + i * p->rsc, c + i * p->rsc);
-    else
-        for (size_t j = 0; j < n; j++) k->FN(relu)(m, c + j * p->csc, c + j * p->csc);
-}
-
-/* gemm_mask's pass over the block: c = mask > 0 ? c : 0, the mask at c's offset in C. */
-static void FN(mask_block)(const struct FN(plan) *p, size_t m, size_t n, T *c)
-{
-    const struct EwKernels *k = kernels_get()->ew1;
-    const T *mk = p->mask + (c - p->C);
-    if (!p->c_trans)
-        for (size_t i = 0; i < m; i++) k->FN(relu_bwd_set)(n, mk + i * p->rsc, c + i * p->rsc, c + i * p->rsc);
-    else
-        for (size_t j = 0; j < n; j++) k->FN(relu_bwd_set)(m, mk + j * p->csc, c + j * p->csc, c + j * p->csc);
+    const T *mk = p->mask ? p->mask + (c - p->C) : NULL;
+    size_t rows = m, len = n;
+    if (n == p->N && p->rsc == n) rows = 1, len = m * n;
+    for (size_t i = 0; i < rows; i++) {
+        T *r = c + i * p->rsc;
+        if (p->relu) k->FN(relu)(len, r, r);
+        if (mk) k->FN(relu_bwd_set)(len, mk + i * p->rsc, r, r);
+    }
 }
 
 /* The m x n block of C at row i0, column j0 (tile boundaries), by the plan's path. */
@@ -361,7 +359,7 @@ static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, s
     if (p->path == GEMM_DOT) {
         FN(dot)(p->gk, &p->dot, m, n, p->K, p->alpha, p->a + i0 * p->lda, p->lda, p->b + j0 * p->ldb, p->ldb,
                 beta, c, p->rsc, p->bias ? p->bias + j0 : NULL, p->relu);
-        if (p->mask) FN(mask_block)(p, m, n, c);
+        if (p->mask && p->passes_in_parts) FN(passes_block)(p, m, n, c);
         return;
     }
     if (p->bias) FN(bias_block)(p, i0, j0, m, n, c), beta = 1;
@@ -372,8 +370,7 @@ static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, s
         struct FN(view) a = {p->A.p + i0 * p->A.rs, p->A.rs, p->A.cs}, b = {p->B.p + j0 * p->B.cs, p->B.rs, p->B.cs};
         FN(blocked)(&p->tl, m, n, p->K, p->alpha, a, b, beta, c, p->rsc, p->csc, p->how_a, p->how_b);
     }
-    if (p->relu) FN(relu_block)(p, m, n, c);
-    if (p->mask) FN(mask_block)(p, m, n, c);
+    if ((p->relu || p->mask) && p->passes_in_parts) FN(passes_block)(p, m, n, c);
 }
 
 /* Tiles [t0, t1) of the run order: whole lines of tiles (rows of tiles, or columns when
@@ -466,14 +463,16 @@ static void FN(bias_rows)(size_t M, size_t N, const T *bias, T *C, size_t ldc)
     for (size_t i = 0; i < M; i++) memcpy(C + i * ldc, bias, N * sizeof(T));
 }
 
-static void FN(relu_c)(size_t M, size_t N, T *C, size_t ldc)
+/* The ReLU and the mask as passes over all of C (parallel maps), after the gemm. */
+static void FN(passes_c)(size_t M, size_t N, int relu, const T *mask, T *C, size_t ldc)
 {
-    for (size_t i = 0; i < M; i++) kernels_get()->ew->FN(relu)(N, C + i * ldc, C + i * ldc);
-}
-
-static void FN(mask_c)(size_t M, size_t N, const T *mask, T *C, size_t ldc)
-{
-    for (size_t i = 0; i < M; i++) kernels_get()->ew->FN(relu_bwd_set)(N, mask + i * ldc, C + i * ldc, C + i * ldc);
+    const struct EwKernels *k = kernels_get()->ew;
+    size_t rows = M, len = N;
+    if (ldc == N) rows = 1, len = M * N;
+    for (size_t i = 0; i < rows; i++) {
+        if (relu) k->FN(relu)(len, C + i * ldc, C + i * ldc);
+        if (mask) k->FN(relu_bwd_set)(len, mask + i * ldc, C + i * ldc, C + i * ldc);
+    }
 }
 
 /* gemm, gemm_bias (beta 0) and gemm_mask with their epilogues: the bias and the ReLU in
@@ -488,8 +487,7 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         if (bias) FN(bias_rows)(M, N, bias, C, ldc), beta = 1;
         if (K == 0 || alpha == 0) FN(scale_c)(M, N, beta, C, ldc);
         else FN(gemm_ref)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        if (relu) FN(relu_c)(M, N, C, ldc);
-        if (mask) FN(mask_c)(M, N, mask, C, ldc);
+        if (relu || mask) FN(passes_c)(M, N, relu, mask, C, ldc);
         return;
     }
     struct FN(plan) p = {.gk = gk, .ta = ta, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
@@ -525,7 +523,10 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         FN(pack_policy)(&p.tl, p.M, p.N, p.A, p.B, &p.how_a, &p.how_b);
         FN(cut)(&p, p.tl.mr, p.tl.nr, p.how_a == PACK_ALL, p.how_b == PACK_ALL);
     }
+    p.passes_in_parts = !p.c_trans && p.tn == 1;
     par_run(p.tm * p.tn, FN(part), &p);
+    if (!p.passes_in_parts && ((relu && p.path != GEMM_DOT) || mask)) /* the dot kernels apply the ReLU */
+        FN(passes_c)(M, N, relu && p.path != GEMM_DOT, mask, C, ldc);
 }
 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
