@@ -40,8 +40,10 @@ struct Pool {
         size_t end;
         void *scratch;              /* par_scratch: touched by thread w alone */
         size_t scratch_cap;
+        /* the last job (generation) worker w finished, in a line of its own: the caller
+         * reads each worker's instead of all of them adding to one counter in turn */
+        _Alignas(64) atomic_ulong done;
     } share[THREADS_MAX];
-    atomic_int done;                /* workers finished with this job */
     unsigned long gen_at_start;     /* the generation when the workers were made */
 };
 
@@ -69,6 +71,9 @@ static void run_tasks(int worker)
     for (int k = 0; k < pool.n; k++) { /* its own share, then the others' */
         struct Share *s = &pool.share[(worker + k) % pool.n];
         for (;;) {
+            /* Another's share is looked at before a claim: threads that find it empty
+             * then share its line instead of taking it from each other in turn. */
+            if (k && atomic_load_explicit(&s->next, memory_order_relaxed) >= s->end) break;
             size_t t = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
             if (t >= s->end) break;
             pool.fn(pool.ctx, t, worker);
@@ -117,7 +122,7 @@ static void *worker_main(void *arg)
         seen = wait_job(seen);
         if (atomic_load(&pool.quit)) break;
         run_tasks(id);
-        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+        atomic_store_explicit(&pool.share[id].done, seen, memory_order_release);
     }
     return NULL;
 }
@@ -180,8 +185,7 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx)
         atomic_store_explicit(&pool.share[w].next, n_tasks * (size_t)w / (size_t)pool.n, memory_order_relaxed);
         pool.share[w].end = n_tasks * (size_t)(w + 1) / (size_t)pool.n;
     }
-    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
-    atomic_fetch_add(&pool.gen, 1); /* seq_cst: pairs with a sleeper's count and check */
+    unsigned long gen = atomic_fetch_add(&pool.gen, 1) + 1; /* seq_cst: pairs with a sleeper's count and check */
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.mu);
         pthread_cond_broadcast(&pool.cv);
@@ -191,7 +195,11 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx)
     /* A worker descheduled by other work on the machine holds the job up: past a short
      * spin, give it the core. */
     uint64_t t0 = 0;
-    for (int i = 0; atomic_load_explicit(&pool.done, memory_order_acquire) != pool.n - 1; i++) {
+    for (int w = 1, i = 0; w < pool.n; i++) {
+        if (atomic_load_explicit(&pool.share[w].done, memory_order_acquire) == gen) {
+            w++;
+            continue;
+        }
         if ((i & 63) == 63) {
             uint64_t t = now_ns();
             if (!t0) t0 = t;
