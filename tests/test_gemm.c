@@ -133,59 +133,44 @@ TEST_ISA(gemm_nt_dot_path_matches_reference)
     }
 }
 
-#define GEMM_BIAS_CHECK(T, sfx)                                                                \
-    /* gemm_bias against its definition, bit for bit: C's rows set to the bias (none: beta \
-     * 0), gemm with beta 1, then x > 0 ? x : 0; rows padded by pad (left untouched). */     \
-    static int gemm_bias_ok_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, int with_bias, \
-                                  int relu, size_t pad, struct Rng *r)                       \
+#define GEMM_EP_CHECK(T, sfx)                                                                  \
+    /* The epilogues against their definitions, bit for bit, rows padded by pad (left     \
+     * untouched): gemm_bias (mask 0) is C's rows set to the bias (none: beta 0), gemm    \
+     * with beta 1, then x > 0 ? x : 0 where relu; gemm_mask (mask 1; with_bias, relu 0)  \
+     * is gemm with beta, then x = mask > 0 ? x : 0 (mask of both signs and zeros). */      \
+    static int gemm_ep_ok_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, T beta, int with_bias, \
+                                int relu, int mask, size_t pad, struct Rng *r)               \
     {                                                                                        \
         size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;            \
         size_t na = (ta ? K : M) * lda + 1, nb = (tb ? N : K) * ldb + 1, nc = M * ldc;       \
         T *a = mem_alloc(na * sizeof(T)), *b = mem_alloc(nb * sizeof(T)), *bias = mem_alloc((N + 1) * sizeof(T)); \
         T *c = mem_alloc((nc + 1) * sizeof(T)), *want = mem_alloc((nc + 1) * sizeof(T));    \
+        T *mk = mem_alloc((nc + 1) * sizeof(T));                                             \
         for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);                  \
         for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);                  \
         for (size_t j = 0; j <= N; j++) bias[j] = (T)(2 * rng_uniform(r) - 1);               \
-        for (size_t i = 0; i <= nc; i++) c[i] = want[i] = (T)NAN;                            \
-        for (size_t i = 0; with_bias && i < M; i++) memcpy(want + i * ldc, bias, N * sizeof(T)); \
-        gemm_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, with_bias ? 1 : 0, want, ldc);    \
-        for (size_t i = 0; relu && i < M; i++)                                               \
-            for (size_t j = 0; j < N; j++) want[i * ldc + j] = want[i * ldc + j] > 0 ? want[i * ldc + j] : 0; \
-        gemm_bias_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, with_bias ? bias : NULL, relu, c, ldc); \
-        int ok = memcmp(c, want, (nc + 1) * sizeof(T)) == 0;                                 \
-        mem_free(a), mem_free(b), mem_free(bias), mem_free(c), mem_free(want);               \
-        return ok;                                                                           \
-    }
-GEMM_BIAS_CHECK(float, f32)
-GEMM_BIAS_CHECK(double, f64)
-
-#define GEMM_MASK_CHECK(T, sfx)                                                                \
-    /* gemm_mask against gemm and then x = mask > 0 ? x : 0, bit for bit (mask values of  \
-     * both signs and zeros, rows padded by pad and left untouched). */                      \
-    static int gemm_mask_ok_##sfx(int ta, int tb, size_t M, size_t N, size_t K, T alpha, T beta, size_t pad, \
-                                  struct Rng *r)                                             \
-    {                                                                                        \
-        size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;            \
-        size_t na = (ta ? K : M) * lda + 1, nb = (tb ? N : K) * ldb + 1, nc = M * ldc;       \
-        T *a = mem_alloc(na * sizeof(T)), *b = mem_alloc(nb * sizeof(T)), *mask = mem_alloc((nc + 1) * sizeof(T)); \
-        T *c = mem_alloc((nc + 1) * sizeof(T)), *want = mem_alloc((nc + 1) * sizeof(T));    \
-        for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);                  \
-        for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);                  \
         for (size_t i = 0; i <= nc; i++) {                                                   \
             double u = rng_uniform(r);                                                       \
-            mask[i] = u < 0.1 ? 0 : (T)(2 * u - 1);                                          \
+            mk[i] = u < 0.1 ? 0 : (T)(2 * u - 1);                                            \
             c[i] = want[i] = beta == 0 ? (T)NAN : (T)(i % 5);                                \
         }                                                                                    \
+        if (!mask) beta = with_bias ? 1 : 0;                                                 \
+        for (size_t i = 0; with_bias && i < M; i++) memcpy(want + i * ldc, bias, N * sizeof(T)); \
         gemm_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, want, ldc);                 \
         for (size_t i = 0; i < M; i++)                                                       \
-            for (size_t j = 0; j < N; j++) want[i * ldc + j] = mask[i * ldc + j] > 0 ? want[i * ldc + j] : 0; \
-        gemm_mask_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, mask);         \
+            for (size_t j = 0; j < N; j++) {                                                 \
+                T *w = &want[i * ldc + j];                                                   \
+                if (relu) *w = *w > 0 ? *w : 0;                                              \
+                if (mask) *w = mk[i * ldc + j] > 0 ? *w : 0;                                 \
+            }                                                                                \
+        if (mask) gemm_mask_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, mk); \
+        else gemm_bias_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, with_bias ? bias : NULL, relu, c, ldc); \
         int ok = memcmp(c, want, (nc + 1) * sizeof(T)) == 0;                                 \
-        mem_free(a), mem_free(b), mem_free(mask), mem_free(c), mem_free(want);               \
+        mem_free(a), mem_free(b), mem_free(bias), mem_free(c), mem_free(want), mem_free(mk); \
         return ok;                                                                           \
     }
-GEMM_MASK_CHECK(float, f32)
-GEMM_MASK_CHECK(double, f64)
+GEMM_EP_CHECK(float, f32)
+GEMM_EP_CHECK(double, f64)
 
 /* gemm_mask (a Linear's input gradient masked by the fused ReLU before it) on every
  * path, in one part and several, on C^T, beta 0 and 1, K = 0. */
@@ -199,9 +184,9 @@ TEST_ISA(gemm_mask_equals_gemm_then_relu_backward)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int beta = 0; beta < 2; beta++) {
             const size_t *x = shapes[s];
-            EXPECT_MSG(gemm_mask_ok_f32(x[0], x[1], x[2], x[3], x[4], 1, (float)beta, s % 3, &r),
+            EXPECT_MSG(gemm_ep_ok_f32(x[0], x[1], x[2], x[3], x[4], 1, (float)beta, 0, 0, 1, s % 3, &r),
                        "f32 %zux%zux%zu ta%zu tb%zu beta %d", x[2], x[3], x[4], x[0], x[1], beta);
-            EXPECT_MSG(gemm_mask_ok_f64(x[0], x[1], x[2], x[3], x[4], 0.5, beta, (s + 2) % 3, &r),
+            EXPECT_MSG(gemm_ep_ok_f64(x[0], x[1], x[2], x[3], x[4], 0.5, beta, 0, 0, 1, (s + 2) % 3, &r),
                        "f64 %zux%zux%zu ta%zu tb%zu beta %d", x[2], x[3], x[4], x[0], x[1], beta);
         }
 }
@@ -224,9 +209,9 @@ TEST_ISA(gemm_bias_equals_bias_rows_gemm_relu)
             const size_t *x = shapes[s];
             int bias = v & 1, relu = v >> 1;
             double alpha = s == 9 && v == 3 ? 0 : s % 2 ? 0.5 : 1;
-            EXPECT_MSG(gemm_bias_ok_f32(x[0], x[1], x[2], x[3], x[4], (float)alpha, bias, relu, s % 3, &r),
+            EXPECT_MSG(gemm_ep_ok_f32(x[0], x[1], x[2], x[3], x[4], (float)alpha, 0, bias, relu, 0, s % 3, &r),
                        "f32 %zux%zux%zu ta%zu tb%zu bias %d relu %d", x[2], x[3], x[4], x[0], x[1], bias, relu);
-            EXPECT_MSG(gemm_bias_ok_f64(x[0], x[1], x[2], x[3], x[4], alpha, bias, relu, (s + 1) % 3, &r),
+            EXPECT_MSG(gemm_ep_ok_f64(x[0], x[1], x[2], x[3], x[4], alpha, 0, bias, relu, 0, (s + 1) % 3, &r),
                        "f64 %zux%zux%zu ta%zu tb%zu bias %d relu %d", x[2], x[3], x[4], x[0], x[1], bias, relu);
         }
 }
@@ -239,11 +224,13 @@ TEST(gemm_bias_on_the_reference_path)
     struct Rng r;
     rng_seed(&r, 29);
     for (int v = 0; v < 4; v++) {
-        EXPECT_MSG(gemm_bias_ok_f32(0, 1, 9, 7, 33, 1, v & 1, v >> 1, 1, &r), "f32 bias %d relu %d", v & 1, v >> 1);
-        EXPECT_MSG(gemm_bias_ok_f64(0, 1, 9, 7, 33, 1, v & 1, v >> 1, 2, &r), "f64 bias %d relu %d", v & 1, v >> 1);
-        EXPECT_MSG(gemm_bias_ok_f32(0, 1, 3, 4, 0, 1, v & 1, v >> 1, 0, &r), "f32 K 0 bias %d relu %d", v & 1, v >> 1);
+        int bias = v & 1, relu = v >> 1;
+        EXPECT_MSG(gemm_ep_ok_f32(0, 1, 9, 7, 33, 1, 0, bias, relu, 0, 1, &r), "f32 bias %d relu %d", bias, relu);
+        EXPECT_MSG(gemm_ep_ok_f64(0, 1, 9, 7, 33, 1, 0, bias, relu, 0, 2, &r), "f64 bias %d relu %d", bias, relu);
+        EXPECT_MSG(gemm_ep_ok_f32(0, 1, 3, 4, 0, 1, 0, bias, relu, 0, 0, &r), "f32 K 0 bias %d relu %d", bias, relu);
     }
-    EXPECT(gemm_mask_ok_f32(0, 0, 9, 7, 33, 1, 0, 1, &r) && gemm_mask_ok_f64(1, 1, 9, 7, 33, 1, 1, 0, &r));
+    EXPECT(gemm_ep_ok_f32(0, 0, 9, 7, 33, 1, 0, 0, 0, 1, 1, &r)); /* gemm_mask */
+    EXPECT(gemm_ep_ok_f64(1, 1, 9, 7, 33, 1, 1, 0, 0, 1, 0, &r));
     kernels_select(was);
 }
 
