@@ -322,6 +322,25 @@ struct FN(plan) {
     size_t run[GEMM_MAX_RUNS + 1];
 };
 
+/* The epilogue's steps on an m x n block of C at c, rows ld apart: the rows set to the
+ * bias (the gemm then adds to them, beta 1); the ReLU, then x = mask > 0 ? x : 0 (mask
+ * laid out as C), through the elementwise table k (the parallel one over all of C after
+ * the gemm, the ISA's own inside a part), in one call when the rows are contiguous. */
+static void FN(bias_rows)(size_t m, size_t n, const T *bias, T *c, size_t ld)
+{
+    for (size_t i = 0; i < m; i++) memcpy(c + i * ld, bias, n * sizeof(T));
+}
+
+static void FN(passes)(const struct EwKernels *k, size_t m, size_t n, int relu, const T *mask, T *c, size_t ld)
+{
+    size_t rows = m, len = n;
+    if (ld == n) rows = 1, len = m * n;
+    for (size_t i = 0; i < rows; i++) {
+        if (relu) k->FN(relu)(len, c + i * ld, c + i * ld);
+        if (mask) k->FN(relu_bwd_set)(len, mask + i * ld, c + i * ld, c + i * ld);
+    }
+}
+
 /* The epilogue of the paths whose kernels have none, on the m x n block at c (row i0,
  * column j0 of the plan's orientation), on the thread that computes the block: its rows
  * start as the bias (the kernels then add to them, beta 1), and where the parts are
@@ -330,26 +349,12 @@ struct FN(plan) {
  * 64 they cost more than the pass itself; such calls run the passes after the gemm). */
 static void FN(bias_block)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, size_t n, T *c)
 {
-    if (!p->c_trans)
-        for (size_t i = 0; i < m; i++) memcpy(c + i * p->rsc, p->bias + j0, n * sizeof(T));
-    else
-        for (size_t j = 0; j < n; j++)
-            for (size_t i = 0; i < m; i++) c[i + j * p->csc] = p->bias[i0 + i];
-}
-
-/* The ReLU, then gemm_mask's c = mask > 0 ? c : 0 (the mask at c's offset in C), over
- * the block: one call when its rows are contiguous, else one per row. */
-static void FN(passes_block)(const struct FN(plan) *p, size_t m, size_t n, T *c)
-{
-    const struct EwKernels *k = kernels_get()->ew1;
-    const T *mk = p->mask ? p->mask + (c - p->C) : NULL;
-    size_t rows = m, len = n;
-    if (n == p->N && p->rsc == n) rows = 1, len = m * n;
-    for (size_t i = 0; i < rows; i++) {
-        T *r = c + i * p->rsc;
-        if (p->relu) k->FN(relu)(len, r, r);
-        if (mk) k->FN(relu_bwd_set)(len, mk + i * p->rsc, r, r);
+    if (!p->c_trans) {
+        FN(bias_rows)(m, n, p->bias + j0, c, p->rsc);
+        return;
     }
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < m; i++) c[i + j * p->csc] = p->bias[i0 + i];
 }
 
 /* The m x n block of C at row i0, column j0 (tile boundaries), by the plan's path. */
@@ -359,18 +364,20 @@ static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, s
     if (p->path == GEMM_DOT) {
         FN(dot)(p->gk, &p->dot, m, n, p->K, p->alpha, p->a + i0 * p->lda, p->lda, p->b + j0 * p->ldb, p->ldb,
                 beta, c, p->rsc, p->bias ? p->bias + j0 : NULL, p->relu);
-        if (p->mask && p->passes_in_parts) FN(passes_block)(p, m, n, c);
-        return;
+    } else {
+        if (p->bias) FN(bias_block)(p, i0, j0, m, n, c), beta = 1;
+        if (p->path == GEMM_SMALL)
+            FN(small)(p->gk, p->ta, m, n, p->K, p->alpha, p->a + (p->ta ? i0 : i0 * p->lda), p->lda, p->b + j0,
+                      p->ldb, beta, c, p->rsc);
+        else {
+            struct FN(view) a = {p->A.p + i0 * p->A.rs, p->A.rs, p->A.cs};
+            struct FN(view) b = {p->B.p + j0 * p->B.cs, p->B.rs, p->B.cs};
+            FN(blocked)(&p->tl, m, n, p->K, p->alpha, a, b, beta, c, p->rsc, p->csc, p->how_a, p->how_b);
+        }
     }
-    if (p->bias) FN(bias_block)(p, i0, j0, m, n, c), beta = 1;
-    if (p->path == GEMM_SMALL)
-        FN(small)(p->gk, p->ta, m, n, p->K, p->alpha, p->a + (p->ta ? i0 : i0 * p->lda), p->lda, p->b + j0,
-                  p->ldb, beta, c, p->rsc);
-    else {
-        struct FN(view) a = {p->A.p + i0 * p->A.rs, p->A.rs, p->A.cs}, b = {p->B.p + j0 * p->B.cs, p->B.rs, p->B.cs};
-        FN(blocked)(&p->tl, m, n, p->K, p->alpha, a, b, beta, c, p->rsc, p->csc, p->how_a, p->how_b);
-    }
-    if ((p->relu || p->mask) && p->passes_in_parts) FN(passes_block)(p, m, n, c);
+    int relu = p->relu && p->path != GEMM_DOT; /* the dot kernels apply it themselves */
+    if (p->passes_in_parts && (relu || p->mask))
+        FN(passes)(kernels_get()->ew1, m, n, relu, p->mask ? p->mask + (c - p->C) : NULL, c, p->rsc);
 }
 
 /* Tiles [t0, t1) of the run order: whole lines of tiles (rows of tiles, or columns when
@@ -455,26 +462,6 @@ static void FN(cut)(struct FN(plan) *p, size_t mr, size_t nr, int packs_a, int p
     p->run[parts] = lines * line;
 }
 
-/* The epilogue without kernels (the reference path, K 0, alpha 0): every row of C
- * starts as the bias (the gemm then adds to it, beta 1), and the ReLU is a pass over C
- * afterwards. */
-static void FN(bias_rows)(size_t M, size_t N, const T *bias, T *C, size_t ldc)
-{
-    for (size_t i = 0; i < M; i++) memcpy(C + i * ldc, bias, N * sizeof(T));
-}
-
-/* The ReLU and the mask as passes over all of C (parallel maps), after the gemm. */
-static void FN(passes_c)(size_t M, size_t N, int relu, const T *mask, T *C, size_t ldc)
-{
-    const struct EwKernels *k = kernels_get()->ew;
-    size_t rows = M, len = N;
-    if (ldc == N) rows = 1, len = M * N;
-    for (size_t i = 0; i < rows; i++) {
-        if (relu) k->FN(relu)(len, C + i * ldc, C + i * ldc);
-        if (mask) k->FN(relu_bwd_set)(len, mask + i * ldc, C + i * ldc, C + i * ldc);
-    }
-}
-
 /* gemm, gemm_bias (beta 0) and gemm_mask with their epilogues: the bias and the ReLU in
  * the dot kernels, else (and the mask always) around each part's block (FN(rect)). */
 static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
@@ -487,7 +474,7 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         if (bias) FN(bias_rows)(M, N, bias, C, ldc), beta = 1;
         if (K == 0 || alpha == 0) FN(scale_c)(M, N, beta, C, ldc);
         else FN(gemm_ref)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        if (relu || mask) FN(passes_c)(M, N, relu, mask, C, ldc);
+        if (relu || mask) FN(passes)(kernels_get()->ew, M, N, relu, mask, C, ldc);
         return;
     }
     struct FN(plan) p = {.gk = gk, .ta = ta, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
@@ -525,8 +512,8 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
     }
     p.passes_in_parts = !p.c_trans && p.tn == 1;
     par_run(p.tm * p.tn, FN(part), &p);
-    if (!p.passes_in_parts && ((relu && p.path != GEMM_DOT) || mask)) /* the dot kernels apply the ReLU */
-        FN(passes_c)(M, N, relu && p.path != GEMM_DOT, mask, C, ldc);
+    relu = relu && p.path != GEMM_DOT; /* the dot kernels apply it themselves */
+    if (!p.passes_in_parts && (relu || mask)) FN(passes)(kernels_get()->ew, M, N, relu, mask, C, ldc);
 }
 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
