@@ -25,6 +25,7 @@ enum OpKind {
 const char *op_name(int op);
 
 struct Graph;
+struct ParCopies;
 
 struct Node {
     struct Tensor *value;
@@ -40,6 +41,7 @@ struct Node {
     uint32_t grad_stale;            /* the gradient's contents are void and read as zero */
     uint32_t grad_masked;           /* set by the consumer that wrote the gradient whole (see below) */
     void *ctx;                      /* op-specific saved data (arena) */
+    const struct ParCopies *copies; /* a batch's input: value's data, one copy per thread (threads.h), or NULL */
 };
 
 struct Graph {

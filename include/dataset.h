@@ -22,6 +22,7 @@
 #define MINIDL_DATASET_H
 
 #include "tensor.h"
+#include "threads.h"
 #include "utils.h"
 
 struct Dataset {
@@ -37,6 +38,11 @@ struct Dataset {
     uint64_t bx_shape[4], bx_stride[4], by_shape[2], by_stride[2];
     uint64_t batch_cap;     /* rows the buffers hold: at most n */
     uint64_t batch_ring, batch_turn; /* bx_buf holds batch_ring copies of batch_cap rows, taken in turn */
+    /* Set by the caller when every thread reads a batch whole (a model whose first op is
+     * a Linear): at 2 to PAR_COPIES_MAX threads, each thread then gathers all the rows
+     * into a copy of its own (Batch x_copies) instead of its share into one buffer. */
+    int batch_copies;
+    struct ParCopies bx_copies;
     /* The mapping x's data lies in (a binary dataset's file), or NULL: x on the heap. */
     void *map;
     size_t map_len;
@@ -53,6 +59,7 @@ struct Batch {
     const uint32_t *cls;    /* rows class indices, or NULL */
     uint64_t rows;
     uint64_t batch_rows;    /* rows of the whole batch (dataset_get_batch_part: every part's) */
+    const struct ParCopies *x_copies; /* x's data, one copy per thread (copy 0 is x's), or NULL */
 };
 
 /* Reads a whole matrix file (CSV or binary "data" tensor) as float64 rows into a new

@@ -9,6 +9,7 @@
 #define MINIDL_MATH_KERNELS_H
 
 #include "tensor.h"
+struct ParCopies;
 
 enum { ISA_REF = 0, ISA_SSE2, ISA_AVX2, ISA_AVX512, ISA_COUNT };
 
@@ -62,6 +63,22 @@ void gemm_mask_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float
 void gemm_mask_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
                    const double *A, size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc,
                    const double *mask);
+/* gemm_bias and gemm whose threads read one operand from copies of their own (threads.h
+ * par_copy; NULL: none): op(A)'s for gemm_bias_copies, op(B)'s for gemm_copies, each
+ * copy holding the operand's values with its layout. The same bits as without: a Linear
+ * over a batch that each thread gathered whole (dataset.h batch_copies). */
+void gemm_bias_copies_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                          const float *A, size_t lda, const struct ParCopies *a_copies, const float *B,
+                          size_t ldb, const float *bias, int relu, float *C, size_t ldc);
+void gemm_bias_copies_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
+                          const double *A, size_t lda, const struct ParCopies *a_copies, const double *B,
+                          size_t ldb, const double *bias, int relu, double *C, size_t ldc);
+void gemm_copies_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
+                     size_t lda, const float *B, size_t ldb, const struct ParCopies *b_copies, float beta,
+                     float *C, size_t ldc);
+void gemm_copies_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha, const double *A,
+                     size_t lda, const double *B, size_t ldb, const struct ParCopies *b_copies, double beta,
+                     double *C, size_t ldc);
 /* Plain triple-loop references with the same contract. */
 void gemm_ref_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                   const float *A, size_t lda, const float *B, size_t ldb, float beta,

@@ -7,8 +7,8 @@
  * task computes must not depend on how many tasks or threads there are. So an op is
  * split over outputs (rows, channels, output tiles), never inside a reduction; where a
  * sum over samples cannot be avoided it runs in fixed-size chunks whose partial sums
- * are added in chunk order by one task. `worker` (< threads_count()) only picks a
- * scratch slot.
+ * are added in chunk order by one task. `worker` (< threads_count()) only picks where
+ * a task keeps or reads its own data (par_scratch, par_copy), never what it computes.
  *
  * The pool holds threads_count() - 1 workers. Between jobs they spin for about a
  * millisecond, then sleep on a condition variable: no core stays busy while training
@@ -44,6 +44,25 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx);
  * allocated made the conv backward's 2-thread time 515 us, its own buffer 345-355 us
  * (one thread: 550 us), for reasons not found; see the README. */
 void *par_scratch(int worker, size_t bytes);
+
+/* Copies of one buffer, one per worker: copy[w] (copy[0] the buffer itself) holds the
+ * same bytes, for worker w's tasks to read. Data that every thread reads whole (a
+ * batch: each thread's part of a gemm over it reads all its rows) then crosses between
+ * the cores once, as each thread makes its own copy from the source, instead of in
+ * every op that reads it. Worth it at 2 threads on this project's VM (the README); with
+ * more, each thread's copying would grow with the count while the crossing it saves
+ * does not. */
+#define PAR_COPIES_MAX 2
+struct ParCopies {
+    int n;
+    const void *copy[PAR_COPIES_MAX];
+};
+
+/* Worker w's copy of buffer p, whose copies c holds (c NULL: there are none). */
+static inline const void *par_copy(const struct ParCopies *c, const void *p, int worker)
+{
+    return c && worker < c->n ? c->copy[worker] : p;
+}
 
 /* Below this much work (in bytes touched or flops, the caller's measure) an op runs
  * on the calling thread: a job's start and barrier cost a few microseconds. */

@@ -1185,6 +1185,7 @@ struct GatherJob {
     const uint64_t *idx;
     uint64_t rows, per_task;
     size_t row_bytes;
+    size_t copy_bytes;   /* 0: task t gathers its rows into d; else all rows into d + t * copy_bytes */
     int guard;           /* how every task guards its reads (read_guarded) */
     atomic_int fault;    /* a task's read faulted (the file shrank) */
 };
@@ -1195,6 +1196,10 @@ static int gather_part(void *arg)
 {
     const struct GatherPart *p = arg;
     const struct GatherJob *j = p->j;
+    if (j->copy_bytes) {
+        gather_range(j->d + p->task * j->copy_bytes, j->s, j->idx, 0, j->rows, j->row_bytes);
+        return 0;
+    }
     uint64_t lo = p->task * j->per_task, hi = lo + j->per_task < j->rows ? lo + j->per_task : j->rows;
     gather_range(j->d, j->s, j->idx, lo, hi, j->row_bytes);
     return 0;
@@ -1215,12 +1220,23 @@ static void gather_task(void *ctx, size_t task, int worker)
 static int gather_rows(void *dst, const struct Tensor *src, const uint64_t *idx, uint64_t rows, uint64_t cols,
                        int guard)
 {
-    struct GatherJob j = {dst, src->data, idx, rows, rows, cols * dtype_size(src->dtype), guard, 0};
+    struct GatherJob j = {dst, src->data, idx, rows, rows, cols * dtype_size(src->dtype), 0, guard, 0};
     size_t tasks = par_tasks(rows * j.row_bytes, 16 << 10);
     if (tasks > (size_t)threads_count()) tasks = (size_t)threads_count();
     j.per_task = (rows + tasks - 1) / (tasks ? tasks : 1);
     if (!j.per_task) return 0;
     par_run((rows + j.per_task - 1) / j.per_task, gather_task, &j);
+    return atomic_load(&j.fault) ? -1 : 0;
+}
+
+/* The rows gathered whole into n copies, copy w at dst + w * copy_bytes, by task w (on
+ * worker w, as the pool hands out tasks, unless another thread helps). Returns as
+ * gather_rows. */
+static int gather_copies(char *dst, size_t copy_bytes, int n, const struct Tensor *src, const uint64_t *idx,
+                         uint64_t rows, uint64_t cols, int guard)
+{
+    struct GatherJob j = {dst, src->data, idx, rows, rows, cols * dtype_size(src->dtype), copy_bytes, guard, 0};
+    par_run((size_t)n, gather_task, &j);
     return atomic_load(&j.fault) ? -1 : 0;
 }
 
@@ -1244,7 +1260,9 @@ int dataset_get_batch_part(struct Dataset *ds, uint64_t batch_index, uint64_t ba
  * that writes its rows of a batch where the last one lay first waits for every other
  * core that read it to give its lines up. On this project's VM, at 2 threads, the
  * MLP's 200 KB gather took 10.3-14.9 us in one buffer and 7.2-8.5 us in turns of 4
- * (one thread: 7.9-9.0 either way). Small batches only: each copy costs memory. */
+ * (one thread: 7.9-9.0 either way). Small batches only: each copy costs memory. With
+ * ds->batch_copies, the first copies are the threads' own (struct ParCopies) instead:
+ * each is written and read by one thread alone, so it needs no turns. */
 #define BATCH_RING 4
 #define BATCH_RING_BYTES ((uint64_t)1 << 20)
 
@@ -1271,8 +1289,11 @@ static int get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_siz
     uint64_t lo = all * part / parts, rows = all * (part + 1) / parts - lo;
     const uint64_t *idx = ds->order + first + lo;
     batch_header(&ds->bx, ds->bx_buf, ds->bx_shape, ds->bx_stride, rows, ds->dim);
-    uint64_t turn = ds->batch_ring > 1 ? ds->batch_turn++ % ds->batch_ring : 0;
-    ds->bx.data = (char *)ds->bx.data + turn * ds->batch_cap * ds->dim * dtype_size(ds->x->dtype);
+    size_t slot = ds->batch_cap * ds->dim * dtype_size(ds->x->dtype);
+    int t = threads_count();
+    int copies = ds->batch_copies && t > 1 && t <= PAR_COPIES_MAX && (uint64_t)t <= ds->batch_ring;
+    uint64_t turn = ds->batch_ring > 1 && !copies ? ds->batch_turn++ % ds->batch_ring : 0;
+    ds->bx.data = (char *)ds->bx.data + turn * slot;
     *b = (struct Batch){.x = &ds->bx, .rows = rows, .batch_rows = all};
     if (ds->y) { /* labels are never mapped */
         gather_rows(ds->by_buf->data, ds->y, idx, rows, ds->label_dim, READ_HEAP);
@@ -1283,7 +1304,15 @@ static int get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_siz
         for (uint64_t r = 0; r < rows; r++) ds->bcls_buf[r] = ds->cls[idx[r]];
         b->cls = ds->bcls_buf;
     }
-    int fault = gather_rows(ds->bx.data, ds->x, idx, rows, ds->dim, read_guard_of(ds));
+    int fault;
+    if (copies) {
+        ds->bx_copies.n = t;
+        for (int w = 0; w < t; w++) ds->bx_copies.copy[w] = (char *)ds->bx.data + (size_t)w * slot;
+        b->x_copies = &ds->bx_copies;
+        fault = gather_copies(ds->bx.data, slot, t, ds->x, idx, rows, ds->dim, read_guard_of(ds));
+    } else {
+        fault = gather_rows(ds->bx.data, ds->x, idx, rows, ds->dim, read_guard_of(ds));
+    }
     return ds->map ? map_read_done(ds, fault) : 0;
 }
 

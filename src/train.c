@@ -64,7 +64,9 @@ struct Node *train_loss_modules(struct Module *const *mods, uint32_t n, struct N
 
 struct Node *train_loss(const struct Model *m, struct Graph *g, const struct Batch *b, struct Node **out)
 {
-    return train_loss_modules(m->mods, m->n_mods, model_input(g, m, b->x), b, m->cfg.loss, out);
+    struct Node *x = model_input(g, m, b->x);
+    if (x->value->data == b->x->data) x->copies = b->x_copies;
+    return train_loss_modules(m->mods, m->n_mods, x, b, m->cfg.loss, out);
 }
 
 /* Rows whose largest output is at the labelled class. */
@@ -179,6 +181,9 @@ int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, 
     uint64_t nb = dataset_num_batches(ds, c->batch_size);
     uint64_t first = (epoch - 1) * nb, total = c->epochs * nb; /* the schedule's steps */
     if (max_steps && max_steps < nb) nb = max_steps;
+    /* A first Linear reads the batch whole on every thread (its weight gradient sums over
+     * all the rows): each thread gathers a copy of its own. */
+    ds->batch_copies = m->n_mods && m->mods[0]->kind == MOD_LINEAR;
     CHECK(st->steps <= nb, "resuming at batch %llu of %llu", (unsigned long long)st->steps, (unsigned long long)nb);
     if (c->shuffle) {
         struct Rng r;

@@ -502,6 +502,49 @@ TEST(dataset_batches_take_turns_in_copies_with_threads)
     threads_set(saved);
 }
 
+/* With batch_copies at 2 threads each thread gathers the whole batch into a copy of its
+ * own: both hold the batch's rows in the shuffled order, copy 0 is the batch's x, a
+ * part of a batch is copied alike, and nothing is allocated after the first batch. On
+ * one thread, on three (past PAR_COPIES_MAX) or without batch_copies there are none. */
+TEST(dataset_batch_copies_hold_the_whole_batch_for_each_thread)
+{
+    char path[512], err[512] = "";
+    char text[4096] = "", *p = text;
+    for (int r = 0; r < 50; r++) p += sprintf(p, "%d,%d,%d\n", r, 100 + r, 200 + r);
+    write_bytes(path, sizeof path, "copies.csv", text, strlen(text));
+    int saved = threads_count();
+    for (int v = 0; v < 4; v++) {
+        int nt = v == 3 ? 3 : v == 0 ? 1 : 2, wanted = v != 2;
+        threads_set(nt);
+        struct Dataset ds;
+        EXPECT_MSG(dataset_load(&ds, path, NULL, DT_FLOAT32, 0, err, sizeof err) == 0, "%s", err);
+        if (!ds.x) break;
+        for (uint64_t i = 0; i < ds.n; i++) ds.order[i] = (i * 7 + 3) % ds.n;
+        ds.batch_copies = wanted;
+        struct Batch bt;
+        uint64_t calls = 0;
+        for (uint64_t k = 0; k < 9; k++) { /* 7 rows a batch; the last two calls take parts of batch 2 */
+            uint64_t b = k < 7 ? k % 8 : 2, first = 7 * b + (k == 8 ? 3 : 0);
+            if (k < 7) dataset_get_batch(&ds, b, 7, &bt);
+            else dataset_get_batch_part(&ds, b, 7, k - 7, 2, &bt);
+            if (k == 0) calls = mem_alloc_calls();
+            int copies = nt == 2 && wanted;
+            EXPECT_MSG(copies ? bt.x_copies && bt.x_copies->n == 2 && bt.x_copies->copy[0] == bt.x->data
+                              : !bt.x_copies, "%d threads, batch_copies %d: copies %p", nt, wanted,
+                       (const void *)bt.x_copies);
+            for (int w = 0; w < (copies ? 2 : 1); w++) {
+                const float *x = w ? bt.x_copies->copy[w] : tensor_f32(bt.x);
+                for (uint64_t r = 0; r < bt.rows; r++)
+                    for (int c = 0; c < 3; c++)
+                        EXPECT_NEAR(x[r * 3 + c], (double)(100 * c + (int)ds.order[first + r]), 0);
+            }
+        }
+        EXPECT_EQ_INT(mem_alloc_calls(), calls);
+        dataset_free(&ds);
+    }
+    threads_set(saved);
+}
+
 /* ---- the binary format ---- */
 
 TEST(dataset_binary_round_trip)

@@ -6,6 +6,7 @@
 #include "math_kernels.h"
 #include "mem.h"
 #include "tensor.h"
+#include "threads.h"
 #include "utils.h"
 
 #include <stdlib.h>
@@ -511,6 +512,69 @@ TEST_ISA(gemm_dot_kernel_on_every_tile_edge)
     rng_seed(&r, 19);
     check_dot_f32(g, &r);
     check_dot_f64(g, &r);
+}
+
+#define GEMM_COPIES_CHECK(T, sfx)                                                              \
+    /* gemm_bias_copies (copies of A, bias and ReLU) or gemm_copies (of B, beta 0.5) against \
+     * gemm_bias or gemm on the copies' values, bit for bit. poisoned: the operand itself   \
+     * holds NaN, so a part that read it instead of its thread's copy would show. */        \
+    static int copies_ok_##sfx(int ta, int tb, size_t M, size_t N, size_t K, int of_b, int poisoned, \
+                               struct Rng *r)                                                \
+    {                                                                                        \
+        size_t lda = ta ? M : K, ldb = tb ? K : N, na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb; \
+        size_t nop = of_b ? nb : na;                                                         \
+        T *a = mem_alloc(na * sizeof(T)), *b = mem_alloc(nb * sizeof(T)), *bias = mem_alloc(N * sizeof(T)); \
+        T *c = mem_alloc(M * N * sizeof(T)), *want = mem_alloc(M * N * sizeof(T));          \
+        T *v0 = mem_alloc(nop * sizeof(T)), *v1 = mem_alloc(nop * sizeof(T));                \
+        for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t j = 0; j < N; j++) bias[j] = (T)(2 * rng_uniform(r) - 1);                \
+        for (size_t i = 0; i < nop; i++) v0[i] = (T)(2 * rng_uniform(r) - 1);                \
+        for (size_t i = 0; i < M * N; i++) c[i] = want[i] = (T)(i % 5);                      \
+        memcpy(v1, v0, nop * sizeof(T));                                                     \
+        T *op = of_b ? b : a;                                                                \
+        for (size_t i = 0; i < nop; i++) op[i] = poisoned ? (T)NAN : v0[i];                  \
+        struct ParCopies cp = {2, {poisoned ? v0 : op, v1}};                                 \
+        if (of_b) {                                                                          \
+            gemm_##sfx(ta, tb, M, N, K, 1, a, lda, v0, ldb, (T)0.5, want, N);                \
+            gemm_copies_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, &cp, (T)0.5, c, N);        \
+        } else {                                                                             \
+            gemm_bias_##sfx(ta, tb, M, N, K, 1, v0, lda, b, ldb, bias, 1, want, N);          \
+            gemm_bias_copies_##sfx(ta, tb, M, N, K, 1, a, lda, &cp, b, ldb, bias, 1, c, N);  \
+        }                                                                                    \
+        int ok = memcmp(c, want, M * N * sizeof(T)) == 0;                                    \
+        mem_free(a), mem_free(b), mem_free(bias), mem_free(c), mem_free(want), mem_free(v0), mem_free(v1); \
+        return ok;                                                                           \
+    }
+GEMM_COPIES_CHECK(float, f32)
+GEMM_COPIES_CHECK(double, f64)
+
+/* The threads' copies of an operand (a batch each thread gathered whole): every part
+ * reads its own thread's copy, on every path: the dot kernels (a Linear's forward at
+ * batch 64, in K chunks), the small path (K = 10), the blocked path on C (the weight
+ * gradient, copies of B) and on C^T. At 1 and 2 threads the operand itself is NaN (each
+ * worker has a copy); at 3 it is copy 0, which the third thread reads. */
+TEST_ISA(gemm_parts_read_their_threads_copies)
+{
+    static const size_t shapes[][5] = {{0, 1, 64, 128, 784}, {0, 0, 64, 128, 10}, {1, 0, 128, 784, 64},
+        {1, 1, 150, 9, 40}, {0, 1, 33, 20, 300}};
+    struct Rng r;
+    rng_seed(&r, 41);
+    int saved = threads_count();
+    for (int nt = 1; nt <= 3; nt++) {
+        threads_set(nt);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int of_b = 0; of_b < 2; of_b++) {
+                const size_t *x = shapes[s];
+                EXPECT_MSG(copies_ok_f32(x[0], x[1], x[2], x[3], x[4], of_b, nt < 3, &r),
+                           "f32 %zux%zux%zu ta%zu tb%zu copies of %s, %d threads", x[2], x[3], x[4], x[0], x[1],
+                           of_b ? "B" : "A", nt);
+                EXPECT_MSG(copies_ok_f64(x[0], x[1], x[2], x[3], x[4], of_b, nt < 3, &r),
+                           "f64 %zux%zux%zu ta%zu tb%zu copies of %s, %d threads", x[2], x[3], x[4], x[0], x[1],
+                           of_b ? "B" : "A", nt);
+            }
+    }
+    threads_set(saved);
 }
 
 TEST_ISA(gemm_edge_cases_zero_k_and_zero_alpha)

@@ -76,6 +76,39 @@ TEST(train_loop_makes_no_heap_allocation_after_the_first_epoch)
     threads_set(saved);
 }
 
+/* A model whose first op is a Linear has the dataset gather a copy of the batch for each
+ * of 2 threads, and its input node reads them (a first Conv2d reads its samples' rows
+ * alone: no copies; nor on one thread). */
+TEST(train_loop_gives_a_first_linear_the_threads_copies)
+{
+    static const char *const cfgs[2] = {
+        "[model]\ninput_dim=64\nlayer=Linear,64,32\nactivation=ReLU\nlayer=Linear,32,10\n[train]\nbatch_size=32\n",
+        "[model]\ninput_shape=1,8,8\nlayer=Conv2d,1,4,3,3,1,1\nactivation=ReLU\nlayer=Linear,256,10\n"
+        "[train]\nbatch_size=32\n"};
+    int saved = threads_count();
+    for (int v = 0; v < 4; v++) {
+        int nt = 1 + v / 2, linear = v % 2 == 0;
+        threads_set(nt);
+        struct Rig r;
+        rig_init(&r, cfgs[!linear], linear ? "mlp.ini" : "cnn.ini");
+        struct EpochStats st;
+        EXPECT(train_epoch(&r.tr, &r.ds, 1, 2, NULL, NULL, &st) == 0);
+        EXPECT_EQ_INT(r.ds.batch_copies, linear);
+        struct Batch bt;
+        EXPECT(dataset_get_batch(&r.ds, 1, r.cfg.batch_size, &bt) == 0);
+        struct Node *out, *x;
+        train_loss(&r.model, &r.tr.g, &bt, &out);
+        for (x = out; x->n_parents; x = x->parents[0]) {} /* the input, under the ops' first operands */
+        int copies = nt == 2 && linear;
+        EXPECT_MSG(copies ? bt.x_copies && x->copies == bt.x_copies : !bt.x_copies && !x->copies,
+                   "%s at %d threads: batch copies %p, the input node's %p", linear ? "MLP" : "CNN", nt,
+                   (const void *)bt.x_copies, (const void *)x->copies);
+        graph_reset(&r.tr.g);
+        rig_free(&r);
+    }
+    threads_set(saved);
+}
+
 /* A spy in place of the optimizer's step records the rate each step runs with. */
 static struct { void (*step)(struct Optimizer *); double lr[128]; uint64_t n; } spy;
 

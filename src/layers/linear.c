@@ -72,7 +72,8 @@ static void linear_backward(struct Node *self)
     if (node_wants_grad(w)) { /* dW += g^T x (=, after node_grad_invalidate) */
         int ow;
         struct Tensor *gw = node_grad_begin(w, &ow);
-        DT_CALL(dt, gemm, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, ow ? 0 : 1, gw->data, in);
+        DT_CALL(dt, gemm_copies, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, x->copies, ow ? 0 : 1,
+                gw->data, in);
     }
     if (b && node_wants_grad(b)) {
         int ow;
@@ -114,8 +115,8 @@ static struct Node *linear_op(struct Node *x, struct Node *w, struct Node *b, in
     struct Node *parents[3] = {x, w, b};
     struct Node *y = node_new(node_graph(x, w), relu ? OP_LINEAR_RELU : OP_LINEAR, 2, shape, X->dtype, b ? 3 : 2,
                               parents, relu ? linear_relu_backward : linear_backward);
-    DT_CALL(X->dtype, gemm_bias, 0, 1, B, out, in, 1, X->data, in, W->data, in, b ? b->value->data : NULL, relu,
-            y->value->data, out);
+    DT_CALL(X->dtype, gemm_bias_copies, 0, 1, B, out, in, 1, X->data, in, x->copies, W->data, in,
+            b ? b->value->data : NULL, relu, y->value->data, out);
     return y;
 }
 

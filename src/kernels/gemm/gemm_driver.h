@@ -313,6 +313,7 @@ struct FN(plan) {
     const T *bias;                  /* the epilogue (gemm_bias): the bias or NULL, the ReLU */
     int relu;
     const T *mask;                  /* gemm_mask's mask (laid out as C) or NULL */
+    const struct ParCopies *ca, *cb; /* the threads' copies of A and B (threads.h), or NULL */
     int passes_in_parts;            /* the ReLU and mask passes by each part on its rows */
     int c_trans;                    /* the blocked path computes C^T: p's rows are C's columns */
     size_t tm, tn, rstep, cstep;
@@ -397,10 +398,24 @@ static void FN(run)(const struct FN(plan) *p, size_t t0, size_t t1)
     }
 }
 
+/* The plan as worker w runs it: reading its own copies of the operands that have them
+ * (a, b are the dot and small paths' operands; A, B the blocked path's, transposed
+ * when it computes C^T). */
+static const struct FN(plan) *FN(for_worker)(const struct FN(plan) *p, int worker, struct FN(plan) *own)
+{
+    if (!p->ca && !p->cb) return p;
+    *own = *p;
+    own->a = par_copy(p->ca, p->a, worker);
+    own->b = par_copy(p->cb, p->b, worker);
+    own->A.p = p->c_trans ? own->b : own->a;
+    own->B.p = p->c_trans ? own->a : own->b;
+    return own;
+}
+
 static void FN(part)(void *ctx, size_t task, int worker)
 {
-    (void)worker;
-    const struct FN(plan) *p = ctx;
+    struct FN(plan) own;
+    const struct FN(plan) *p = FN(for_worker)(ctx, worker, &own);
     if (p->runs) {
         FN(run)(p, p->run[task], p->run[task + 1]);
         return;
@@ -466,7 +481,8 @@ static void FN(cut)(struct FN(plan) *p, size_t mr, size_t nr, int packs_a, int p
  * the dot kernels, else (and the mask always) around each part's block (FN(rect)). */
 static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                          size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc,
-                         const T *bias, int relu, const T *mask)
+                         const T *bias, int relu, const T *mask, const struct ParCopies *ca,
+                         const struct ParCopies *cb)
 {
     if (M == 0 || N == 0) return;
     const struct GemmKernels *gk = kernels_get()->gemm;
@@ -479,7 +495,7 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
     }
     struct FN(plan) p = {.gk = gk, .ta = ta, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
                          .a = A, .b = B, .lda = lda, .ldb = ldb, .C = C, .rsc = ldc, .csc = 1,
-                         .bias = bias, .relu = relu, .mask = mask};
+                         .bias = bias, .relu = relu, .mask = mask, .ca = ca, .cb = cb};
     if (!ta && tb && FN(use_dot)(gk, M, N, K)) {
         p.path = GEMM_DOT;
         p.dot = FN(dot_plan)(gk, M, N, K);
@@ -519,19 +535,32 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
               size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, NULL);
 }
 
 void FN(gemm_bias)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                    size_t lda, const T *B, size_t ldb, const T *bias, int relu, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, NULL, NULL);
 }
 
 void FN(gemm_mask)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                    size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc, const T *mask)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, mask);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, mask, NULL, NULL);
+}
+
+void FN(gemm_bias_copies)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A, size_t lda,
+                          const struct ParCopies *ca, const T *B, size_t ldb, const T *bias, int relu, T *C,
+                          size_t ldc)
+{
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, ca, NULL);
+}
+
+void FN(gemm_copies)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A, size_t lda,
+                     const T *B, size_t ldb, const struct ParCopies *cb, T beta, T *C, size_t ldc)
+{
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, cb);
 }
 
 #undef FN
