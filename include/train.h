@@ -83,7 +83,9 @@ typedef void (*epoch_progress_fn)(void *ctx, uint64_t done, uint64_t total, doub
  * Returns TRAIN_OK; TRAIN_DIVERGED when the loss becomes NaN or infinite (st->steps
  * names the batch, st->bad_loss the value; that step's update is not applied);
  * TRAIN_READ_ERROR when a batch could not be read (the mapped file shrank: dataset_error;
- * with comm, on at least one process, and every process stops at that batch, st->steps);
+ * with comm, on at least one process, and every process stops at that batch, st->steps;
+ * alone, also when the file is found cut before TRAIN_OK or TRAIN_INTERRUPTED returns:
+ * dataset_check);
  * or TRAIN_INTERRUPTED when *t->stop was set during a step that was not the epoch's last
  * (st holds the batches done and their sums). */
 int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t max_steps,

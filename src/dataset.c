@@ -882,6 +882,20 @@ static int map_read_done(struct Dataset *ds, int faulted)
     return ds->map_shrank ? -1 : 0;
 }
 
+int dataset_check(struct Dataset *ds)
+{
+    return ds->map ? map_read_done(ds, 0) : 0;
+}
+
+/* map_read_done after a batch's reads: the size looked at every DATASET_CHECK_S. */
+static int map_batch_done(struct Dataset *ds, int faulted)
+{
+    double t = time_now();
+    if (!faulted && t - ds->map_checked < DATASET_CHECK_S) return ds->map_shrank ? -1 : 0;
+    ds->map_checked = t;
+    return map_read_done(ds, faulted);
+}
+
 static void map_close(struct Dataset *ds)
 {
     if (!ds->map) return;
@@ -1313,7 +1327,7 @@ static int get_rows(struct Dataset *ds, uint64_t batch_index, uint64_t batch_siz
     } else {
         fault = gather_rows(ds->bx.data, ds->x, idx, rows, ds->dim, read_guard_of(ds));
     }
-    return ds->map ? map_read_done(ds, fault) : 0;
+    return ds->map ? map_batch_done(ds, fault) : 0;
 }
 
 /* ---- holding samples out ---- */

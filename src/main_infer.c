@@ -215,7 +215,8 @@ int main(int argc, char **argv)
     graph_set_no_grad(&g, 1); /* forward only: nothing kept for a backward pass */
     for (uint64_t b = 0; b < dataset_num_batches(&ds, bs); b++) {
         struct Batch bt;
-        if (dataset_get_batch(&ds, b, bs, &bt)) { /* a mapped binary dataset cut short under us */
+        /* a mapped binary dataset cut short under us; its size looked at before the rows are printed */
+        if (dataset_get_batch(&ds, b, bs, &bt) || dataset_check(&ds)) {
             dataset_error(&ds, err, sizeof err);
             fatal("%s", err);
         }

@@ -136,7 +136,9 @@ static int step_shared(struct Trainer *t, struct Dataset *ds, uint64_t b, double
     struct Model *m = t->model;
     struct TrainComm *c = t->comm;
     struct Batch bt;
-    int unread = dataset_get_batch_part(ds, b, m->cfg.batch_size, (uint64_t)c->rank, (uint64_t)c->size, &bt) != 0;
+    /* the file's size looked at every step (dataset_check), so that the ranks agree on it below */
+    int unread = dataset_get_batch_part(ds, b, m->cfg.batch_size, (uint64_t)c->rank, (uint64_t)c->size, &bt) != 0 ||
+                 dataset_check(ds) != 0;
     uint64_t rows = bt.batch_rows;
     double sums[4] = {0, 0, t->stop && *t->stop, unread}; /* loss x rows, hits, stop, read failures */
     double share = 0;
@@ -225,11 +227,13 @@ int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, 
         if (progress) progress(ctx, b + 1, nb, st->loss_sum / (double)st->seen);
         if (t->stop && *t->stop && b + 1 < nb) {
             epoch_means(st);
-            return TRAIN_INTERRUPTED;
+            return dataset_check(ds) ? TRAIN_READ_ERROR : TRAIN_INTERRUPTED; /* before the caller saves */
         }
     }
     epoch_means(st);
-    return TRAIN_OK;
+    /* What this epoch read was read whole if the file is whole now (the batches look at
+     * its size only now and then: dataset_get_batch); the caller saves next. */
+    return !t->comm && dataset_check(ds) ? TRAIN_READ_ERROR : TRAIN_OK;
 }
 
 int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t max_steps,
@@ -259,6 +263,7 @@ int train_evaluate(struct Trainer *t, struct Dataset *ds, struct EpochStats *st)
         st->steps++;
         graph_reset(&t->eval_g);
     }
+    if (rc == TRAIN_OK && dataset_check(ds)) rc = TRAIN_READ_ERROR; /* the losses came from whole rows */
     m->run.training = training;
     epoch_means(st);
     return rc;

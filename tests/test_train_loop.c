@@ -7,6 +7,7 @@
 #include "mem.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -164,6 +165,26 @@ TEST(train_loop_on_mapped_data)
         EXPECT(memcmp(p->data, q->data, tensor_numel(p) * dtype_size(p->dtype)) == 0);
     }
     EXPECT_EQ_INT(train_evaluate(&map.tr, &map.ds, &b), TRAIN_OK);
+    /* A file cut inside its last page reads zeros there, no fault, and batches look at its
+     * size only now and then (here never: their last look is in the future): an epoch, an
+     * interrupted one and a validation (6 batches of 256) each look before they return
+     * what was read. */
+    char cut[512];
+    snprintf(cut, sizeof cut, "%s/digits_cut.bin", test_tmpdir());
+    for (int v = 0; v < 3; v++) {
+        struct Rig r;
+        EXPECT_MSG(dataset_save_binary(&csv.ds, cut, err, sizeof err) == 0, "%s", err);
+        rig_init_on(&r, cfg, "mlp.ini", cut, cut);
+        EXPECT(r.ds.map != NULL && truncate(cut, (off_t)r.ds.map_len - 10) == 0);
+        r.ds.map_checked = 1e300;
+        volatile sig_atomic_t stop = 1;
+        if (v == 1) r.tr.stop = &stop;
+        int rc = v == 2 ? train_evaluate(&r.tr, &r.ds, &b) : train_epoch(&r.tr, &r.ds, 1, 3, NULL, NULL, &b);
+        EXPECT_MSG(rc == TRAIN_READ_ERROR && b.steps == (v == 1 ? 1u : v == 2 ? 6u : 3u), "%s: status %d after %llu batches",
+                   (const char *[]){"an epoch", "an interrupted epoch", "a validation"}[v], rc,
+                   (unsigned long long)b.steps);
+        rig_free(&r);
+    }
     EXPECT(truncate(bin, 5000) == 0);
     EXPECT_EQ_INT(train_epoch(&map.tr, &map.ds, 3, 0, NULL, NULL, &b), TRAIN_READ_ERROR);
     EXPECT_EQ_INT(b.steps, 1); /* the first batch */
