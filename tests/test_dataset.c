@@ -461,6 +461,14 @@ TEST(dataset_batches_with_partial_last)
     dataset_free(&ds);
 }
 
+/* A CSV of 50 rows r, 100 + r, 200 + r (r = 0..49) at path. */
+static void write_rows_csv(char *path, size_t cap, const char *name)
+{
+    char text[4096] = "", *p = text;
+    for (int r = 0; r < 50; r++) p += sprintf(p, "%d,%d,%d\n", r, 100 + r, 200 + r);
+    write_bytes(path, cap, name, text, strlen(text));
+}
+
 /* With threads the batches take turns in copies of the batch buffer (a writer then does
  * not wait for the readers of the batch before): every batch still holds its own rows,
  * a batch stays readable while the next ones are taken (up to the turns), the copies
@@ -468,9 +476,7 @@ TEST(dataset_batches_with_partial_last)
 TEST(dataset_batches_take_turns_in_copies_with_threads)
 {
     char path[512], err[512] = "";
-    char text[4096] = "", *p = text;
-    for (int r = 0; r < 50; r++) p += sprintf(p, "%d,%d,%d\n", r, 100 + r, 200 + r);
-    write_bytes(path, sizeof path, "turns.csv", text, strlen(text));
+    write_rows_csv(path, sizeof path, "turns.csv");
     int saved = threads_count();
     for (int nt = 1; nt <= 3; nt += 2) {
         threads_set(nt);
@@ -509,9 +515,7 @@ TEST(dataset_batches_take_turns_in_copies_with_threads)
 TEST(dataset_batch_copies_hold_the_whole_batch_for_each_thread)
 {
     char path[512], err[512] = "";
-    char text[4096] = "", *p = text;
-    for (int r = 0; r < 50; r++) p += sprintf(p, "%d,%d,%d\n", r, 100 + r, 200 + r);
-    write_bytes(path, sizeof path, "copies.csv", text, strlen(text));
+    write_rows_csv(path, sizeof path, "copies.csv");
     int saved = threads_count();
     for (int v = 0; v < 4; v++) {
         int nt = v == 3 ? 3 : v == 0 ? 1 : 2, wanted = v != 2;
