@@ -30,8 +30,7 @@
 /* f32 sums run in float lanes within blocks of this many elements; each block's total
  * is added into a double, which bounds the rounding error growth. */
 #define EW_SUM_BLOCK 4096
-#define EW_DEFINE_TABLE(isa) \
-    const struct EwKernels ew_kernels_##isa = {EW_TABLE_DTYPE(f32), EW_TABLE_DTYPE(f64)}
+#define EW_DEFINE_TABLE(isa) const struct EwKernels ew_kernels_##isa = EW_TABLE
 #endif
 
 #define FN(name) EW_CAT(name, SFX)
@@ -217,6 +216,37 @@ static void FN(affine2)(size_t n, T s, const T *g, T t, const T *x, T c, T *out,
     for (; i + EPR <= n; i += EPR) VSTORE(out + i, VFMA(vs, VLOAD(g + i), VFMA(vt, VLOAD(x + i), vc)));
     for (; i < n; i++) out[i] = s * g[i] + t * x[i] + c;
 }
+
+#ifdef VPOW2K
+/* e^x for x <= 0: x = k ln 2 + r, |r| <= ln 2 / 2 (k by rounding x log2 e, r by a
+ * two-part ln 2 whose high part times k is exact), e^r by its Taylor series to r^13
+ * (the next term is below 5e-18 relative), times 2^k. */
+EW_INLINE V FN(v_expneg)(V x)
+{
+    const V magic = VSET1(0x1.8p52);
+    x = VMAX(VSET1(-708.0), x); /* NaN stays: VMAX gives its second operand then */
+    V t = VFMA(x, VSET1(1.4426950408889634), magic), k = VSUB(t, magic);
+    V r = VFMA(k, VSET1(-6.93147180369123816490e-01), x);
+    r = VFMA(k, VSET1(-1.90821492927058770002e-10), r);
+    V p = VSET1(1.0 / 6227020800.0);
+    static const double coef[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                                  1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
+                                  1.0 / 6.0, 0.5, 1.0, 1.0};
+    for (int i = 0; i < 13; i++) p = VFMA(p, r, VSET1(coef[i]));
+    return VMUL(p, VPOW2K(t));
+}
+
+static void FN(expneg)(size_t n, const T *x, T *y)
+{
+    size_t i = 0;
+    for (; i + EPR <= n; i += EPR) VSTORE(y + i, FN(v_expneg)(VLOAD(x + i)));
+    if (i == n) return;
+    T pad[EPR] = {0}; /* the tail through the same vector code */
+    for (size_t j = 0; i + j < n; j++) pad[j] = x[i + j];
+    VSTORE(pad, FN(v_expneg)(VLOAD(pad)));
+    for (size_t j = 0; i + j < n; j++) y[i + j] = pad[j];
+}
+#endif
 
 #undef FN
 #undef EW_IS_ALIGNED

@@ -44,5 +44,8 @@
 #define VSQRT _mm256_sqrt_pd
 #define VSEL_GT0(x, g) _mm256_and_pd(_mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GT_OQ), g)
 #define SSQRT sqrt
+/* 2^k from t = k + 0x1.8p52 (k whole, -1022 <= k <= 1023): k + 1023 into the exponent field */
+#define VPOW2K(t) \
+    _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023)), 52))
 #endif
 #undef SIMD_F64

@@ -52,5 +52,8 @@
 #define VPERM2(a, idx, b) _mm512_permutex2var_pd(a, idx, b)
 #define VSHUF128(a, b, imm) _mm512_shuffle_f64x2(a, b, imm)
 #define SSQRT sqrt
+/* 2^k from t = k + 0x1.8p52 (k whole, -1022 <= k <= 1023): k + 1023 into the exponent field */
+#define VPOW2K(t) \
+    _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(_mm512_castpd_si512(t), _mm512_set1_epi64(1023)), 52))
 #endif
 #undef SIMD_F64

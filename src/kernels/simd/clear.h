@@ -22,3 +22,4 @@
 #undef VPERM2
 #undef VSHUF128
 #undef SSQRT
+#undef VPOW2K

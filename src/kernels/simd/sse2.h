@@ -44,5 +44,7 @@
 #define VSQRT _mm_sqrt_pd
 #define VSEL_GT0(x, g) _mm_and_pd(_mm_cmpgt_pd(x, _mm_setzero_pd()), g)
 #define SSQRT sqrt
+/* 2^k from t = k + 0x1.8p52 (k whole, -1022 <= k <= 1023): k + 1023 into the exponent field */
+#define VPOW2K(t) _mm_castsi128_pd(_mm_slli_epi64(_mm_add_epi64(_mm_castpd_si128(t), _mm_set1_epi64x(1023)), 52))
 #endif
 #undef SIMD_F64
