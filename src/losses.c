@@ -93,6 +93,7 @@ static void ce_rows_f32(size_t B, size_t C, const void *x_, const uint32_t *cls,
     for (size_t r = 0; r < B; r++) {
         const float *xr = x + r * C;
         float m = ce_max_f32(C, xr);
+        loss[r] = m; /* kept for the row's end, below */
         for (size_t i = 0; i < C; i++) {
             d[n++] = (double)(xr[i] - m);
             if (n == CE_RUN || (r + 1 == B && i + 1 == C)) { /* a full run, or the last */
@@ -105,7 +106,7 @@ static void ce_rows_f32(size_t B, size_t C, const void *x_, const uint32_t *cls,
     for (size_t r = 0; r < B; r++, x += C, pr += C) {
         double s = 0;
         for (size_t i = 0; i < C; i++) s += pr[i];
-        ce_row_end_f32(C, x, ce_max_f32(C, x), cls[r], pr, s, &loss[r]);
+        ce_row_end_f32(C, x, (float)loss[r], cls[r], pr, s, &loss[r]);
     }
 }
 

@@ -314,7 +314,6 @@ struct FN(plan) {
     int relu;
     const T *mask;                  /* gemm_mask's mask (laid out as C) or NULL */
     const struct ParCopies *ca, *cb; /* the threads' copies of A and B (threads.h), or NULL */
-    int passes_in_parts;            /* the ReLU and mask passes by each part on its rows */
     int c_trans;                    /* the blocked path computes C^T: p's rows are C's columns */
     size_t tm, tn, rstep, cstep;
     size_t mr, nr, rt, ct;          /* the path's tile, and the tiles of C */
@@ -358,6 +357,10 @@ static void FN(bias_block)(const struct FN(plan) *p, size_t i0, size_t j0, size_
         for (size_t i = 0; i < m; i++) c[i + j * p->csc] = p->bias[i0 + i];
 }
 
+/* Whether each part runs the ReLU and mask passes on its block: where the parts are
+ * blocks of whole rows of C (see bias_block); else they run over C after the gemm. */
+static int FN(passes_in_parts)(const struct FN(plan) *p) { return !p->c_trans && p->tn == 1; }
+
 /* The m x n block of C at row i0, column j0 (tile boundaries), by the plan's path. */
 static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, size_t n)
 {
@@ -377,7 +380,7 @@ static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, s
         }
     }
     int relu = p->relu && p->path != GEMM_DOT; /* the dot kernels apply it themselves */
-    if (p->passes_in_parts && (relu || p->mask))
+    if (FN(passes_in_parts)(p) && (relu || p->mask))
         FN(passes)(kernels_get()->ew1, m, n, relu, p->mask ? p->mask + (c - p->C) : NULL, c, p->rsc);
 }
 
@@ -526,10 +529,9 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         FN(pack_policy)(&p.tl, p.M, p.N, p.A, p.B, &p.how_a, &p.how_b);
         FN(cut)(&p, p.tl.mr, p.tl.nr, p.how_a == PACK_ALL, p.how_b == PACK_ALL);
     }
-    p.passes_in_parts = !p.c_trans && p.tn == 1;
     par_run(p.tm * p.tn, FN(part), &p);
     relu = relu && p.path != GEMM_DOT; /* the dot kernels apply it themselves */
-    if (!p.passes_in_parts && (relu || mask)) FN(passes)(kernels_get()->ew, M, N, relu, mask, C, ldc);
+    if (!FN(passes_in_parts)(&p) && (relu || mask)) FN(passes)(kernels_get()->ew, M, N, relu, mask, C, ldc);
 }
 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
