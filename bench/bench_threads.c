@@ -8,9 +8,10 @@
  *     (the epochs in rounds where the thread counts take turns);
  *   - the cost of one empty parallel job (start and barrier), which with the step's
  *     count of parallel ops predicts the overhead on more cores;
- *   - before and after the table, one thread's step pinned to each core in turn, and
- *     from those rates the most all the threads could give: on a virtual machine the
- *     cores need not run at one speed, nor keep theirs during a run;
+ *   - before and after the table, one thread's step pinned to each core, the cores in
+ *     turn and then all at once (a process each), and from those rates the most all the
+ *     threads could give: on a virtual machine the cores need not run at one speed, nor
+ *     keep theirs during a run or when their neighbours work;
  *   - with those, the latency of a cache line passed between two cores: what every op
  *     whose input another thread wrote pays, per line (this project's VM: 190-380 ns,
  *     where two cores of one chip take some 50-100).
@@ -30,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void bench_threads(int quick);
 
@@ -164,42 +167,113 @@ static void load_and_infer(double *load_s, double *infer_s, int reps)
     *infer_s = bench_median(iv, reps);
 }
 
-/* One thread's step time on each core it may run on, pinned there in turn: cores of a
- * virtual machine (or with busy neighbours) can differ in speed, and the most n threads
- * can give is the sum of the n fastest cores' rates over the rate of the core the
- * one-thread figure ran on. Prints the times and that bound for all the cores against
- * the fastest one and the slowest one. */
-static void core_speeds(struct Dataset *ds, int steps, int reps)
+/* The cores the process may run on, up to max; returns the count. */
+static int allowed_cores(int *cpu, int max)
 {
-    cpu_set_t all, one;
-    if (sched_getaffinity(0, sizeof all, &all)) return;
-    double rate[2][CPU_SETSIZE];
+    cpu_set_t all;
     int n = 0;
-    printf("  one thread pinned to each core, MLP b64 / CNN b64 step:");
-    for (int c = 0; c < CPU_SETSIZE; c++) {
-        if (!CPU_ISSET(c, &all)) continue;
-        CPU_ZERO(&one);
-        CPU_SET(c, &one);
-        if (sched_setaffinity(0, sizeof one, &one)) continue;
-        double m = step_us(mlp_cfg, 64, ds, steps, reps), k = step_us(cnn_cfg, 64, ds, steps / 2, reps);
-        printf("%s cpu%d %.0f/%.0f us", n ? "," : "", c, m, k);
-        rate[0][n] = m > 0 ? 1 / m : 0, rate[1][n] = k > 0 ? 1 / k : 0;
-        n++;
+    if (sched_getaffinity(0, sizeof all, &all)) return 0;
+    for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+        if (CPU_ISSET(c, &all)) cpu[n++] = c;
+    return n;
+}
+
+static int pin_to(int c)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(c, &one);
+    return sched_setaffinity(0, sizeof one, &one);
+}
+
+/* One thread's MLP b64 and CNN b64 step (us) on each of the n cores, pinned there: with
+ * at_once, every core at the same time, each a process of its own with its own model
+ * (nothing shared: what the machine gives to n independent jobs); else one core after
+ * the other. us[2 * i + w] for core i and model w; 0 where a core failed. */
+static void pinned_steps(struct Dataset *ds, const int *cpu, int n, int at_once, int steps, int reps, double *us)
+{
+    cpu_set_t all;
+    sched_getaffinity(0, sizeof all, &all);
+    for (int i = 0; i < 2 * n; i++) us[i] = 0;
+    for (int w = 0; w < 2; w++) {
+        const char *cfg = w ? cnn_cfg : mlp_cfg;
+        int s = w ? steps / 2 : steps;
+        if (!at_once) {
+            for (int i = 0; i < n; i++) us[2 * i + w] = pin_to(cpu[i]) ? 0 : step_us(cfg, 64, ds, s, reps);
+            continue;
+        }
+        /* children on cores 1..n-1 wait at go, then write their time to back */
+        int go[2], back[2];
+        if (pipe(go)) return;
+        if (pipe(back)) {
+            close(go[0]), close(go[1]);
+            return;
+        }
+        fflush(stdout);
+        pid_t kid[CPU_SETSIZE];
+        int kids = 0;
+        for (int i = 1; i < n; i++) {
+            pid_t p = fork();
+            if (p == 0) {
+                char c;
+                close(go[1]), close(back[0]);
+                double r[2] = {i, 0};
+                if (read(go[0], &c, 1) == 1 && !pin_to(cpu[i])) r[1] = step_us(cfg, 64, ds, s, reps);
+                if (write(back[1], r, sizeof r) != sizeof r) _exit(1);
+                _exit(0);
+            }
+            if (p > 0) kid[kids++] = p;
+        }
+        close(go[0]), close(back[1]);
+        char go_bytes[CPU_SETSIZE] = {0};
+        if (write(go[1], go_bytes, (size_t)kids) < 0) {
+            /* the children read end of file below and report 0 */
+        }
+        close(go[1]);
+        us[w] = pin_to(cpu[0]) ? 0 : step_us(cfg, 64, ds, s, reps);
+        double r[2];
+        while (read(back[0], r, sizeof r) == sizeof r)
+            if (r[0] >= 1 && r[0] < n) us[2 * (int)r[0] + w] = r[1];
+        close(back[0]);
+        for (int k = 0; k < kids; k++) waitpid(kid[k], NULL, 0);
     }
     sched_setaffinity(0, sizeof all, &all);
-    printf("\n");
+}
+
+/* One thread's step on each core, first one core after the other, then all at once:
+ * cores of a virtual machine (or with busy neighbours) can differ in speed, and can lose
+ * speed when their neighbours work (a shared physical core, cache, memory or power).
+ * The most n threads can give is the sum of the cores' rates when all run at once over
+ * the one-thread rate: printed against the fastest core alone, as is the bound from the
+ * cores' rates one at a time. */
+static void core_speeds(struct Dataset *ds, int steps, int reps)
+{
+    int cpu[CPU_SETSIZE], n = allowed_cores(cpu, CPU_SETSIZE);
     if (n < 2) return;
-    printf("  so all %d threads can give at most, over one thread on the fastest / slowest core:", n);
-    for (int w = 0; w < 2; w++) {
-        double sum = 0, hi = 0, lo = rate[w][0];
-        for (int i = 0; i < n; i++) {
-            sum += rate[w][i];
-            if (rate[w][i] > hi) hi = rate[w][i];
-            if (rate[w][i] < lo) lo = rate[w][i];
+    double *us = mem_alloc((size_t)n * 4 * sizeof *us), *both = us + 2 * n, hi[2] = {0, 0};
+    pinned_steps(ds, cpu, n, 0, steps, reps, us);
+    pinned_steps(ds, cpu, n, 1, steps, reps, both);
+    for (int a = 0; a < 2; a++) {
+        const double *t = a ? both : us;
+        printf("  one thread pinned to each core %s, MLP b64 / CNN b64 step:", a ? "at the same time" : "in turn");
+        for (int i = 0; i < n; i++) printf("%s cpu%d %.0f/%.0f us", i ? "," : "", cpu[i], t[2 * i], t[2 * i + 1]);
+        printf("\n");
+    }
+    for (int i = 0; i < n; i++)
+        for (int w = 0; w < 2; w++)
+            if (us[2 * i + w] > 0 && (hi[w] == 0 || us[2 * i + w] < hi[w])) hi[w] = us[2 * i + w];
+    printf("  so all %d threads can give at most, over one thread alone on the fastest core:", n);
+    for (int a = 0; a < 2; a++) {
+        const double *t = a ? both : us;
+        printf("%s", a ? ", cores at once" : " cores in turn");
+        for (int w = 0; w < 2; w++) {
+            double sum = 0;
+            for (int i = 0; i < n; i++) sum += t[2 * i + w] > 0 ? 1 / t[2 * i + w] : 0;
+            printf(" %s %.2fx", w ? "CNN" : "MLP", sum * hi[w]);
         }
-        printf(" %s %.2fx / %.2fx", w ? "CNN" : "MLP", hi > 0 ? sum / hi : 0, lo > 0 ? sum / lo : 0);
     }
     printf("\n");
+    mem_free(us);
 }
 
 /* Ping-pong of one cache line between two threads pinned to the first two cores allowed:
@@ -224,17 +298,13 @@ static void *pong(void *arg)
 
 static double line_transfer_ns(void)
 {
-    cpu_set_t all, one;
-    if (sched_getaffinity(0, sizeof all, &all) || CPU_COUNT(&all) < 2) return 0;
-    int cpu[2], n = 0;
-    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
-        if (CPU_ISSET(c, &all)) cpu[n++] = c;
+    cpu_set_t all;
+    int cpu[2];
+    if (sched_getaffinity(0, sizeof all, &all) || allowed_cores(cpu, 2) < 2) return 0;
     static struct PingPong p;
     double v[5];
     int r = 0;
-    CPU_ZERO(&one);
-    CPU_SET(cpu[0], &one);
-    sched_setaffinity(0, sizeof one, &one);
+    pin_to(cpu[0]);
     for (; r < 5; r++) {
         atomic_store(&p.flag, 0);
         p.cpu = cpu[1], p.rounds = 20000;
