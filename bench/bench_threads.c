@@ -204,10 +204,10 @@ static void pinned_steps(struct Dataset *ds, const int *cpu, int n, int at_once,
         }
         /* children on cores 1..n-1 wait at go, then write their time to back */
         int go[2], back[2];
-        if (pipe(go)) return;
+        if (pipe(go)) break;
         if (pipe(back)) {
             close(go[0]), close(go[1]);
-            return;
+            break;
         }
         fflush(stdout);
         pid_t kid[CPU_SETSIZE];

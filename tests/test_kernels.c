@@ -238,11 +238,10 @@ TEST_ISA(expneg_matches_libm_exp)
     double sp[5] = {0, -104, -800, -INFINITY, NAN}, out[5];
     k->expneg_f64(5, sp, out);
     EXPECT(out[0] == 1 && (float)out[1] == 0 && (float)out[2] == 0 && (float)out[3] == 0 && isnan(out[4]));
-    for (size_t n = 0; n <= 35; n++) { /* tails: each element as in the long call */
+    for (size_t n = 0; n <= 35; n++) { /* tails: each element as in the long call (y) */
         for (size_t at = 0; at + n <= 40; at += 13) {
             memcpy(z, x + at, n * sizeof *z);
             k->expneg_f64(n, z, z);
-            k->expneg_f64(N, x, y);
             EXPECT_MSG(!memcmp(z, y + at, n * sizeof *z), "%zu values from %zu: other bits than in one call", n, at);
         }
     }
