@@ -2,13 +2,17 @@
  *
  * The moment buffers of all parameters are carved from one aligned block made at
  * creation; a step only walks them, never allocates. The inner loops are the dispatched
- * SIMD kernels of kernels/ew.h (axpy, scalar multiply, adam), so each ISA path is used. */
+ * SIMD kernels of kernels/ew.h (axpy, scalar multiply, adam), so each ISA path is used.
+ * A step is one parallel job over all the parameters laid end to end (threads.h): the
+ * small ones (biases, a last layer) ride in the tasks of the large instead of each
+ * being a job of its own, which the threads wait on one after another. */
 #include "optimizers.h"
 #include "config_parser.h"
 #include "generic.h"
 #include "kernels/dispatch.h"
 #include "kernels/ew.h"
 #include "mem.h"
+#include "threads.h"
 #include "utils.h"
 
 #include <math.h>
@@ -22,7 +26,15 @@ struct OptState {
     uint64_t t;    /* Adam's step count */
     void **m, **v; /* per parameter: SGD velocity in m; Adam's moments in m and v */
     void *block;   /* the one allocation behind every m[i] and v[i] */
+    uint64_t *at;  /* parameter i's first element in the parameters laid end to end, each
+                    * from a multiple of STEP_ALIGN; at[n_params]: the end */
 };
+
+/* Where a step's tasks may cut: a multiple of this many elements into a parameter (whole
+ * cache lines, and whole vectors with the same tails as the uncut call). */
+#define STEP_ALIGN 64
+/* A step's task: at least this many bytes of parameters. */
+#define STEP_MIN_BYTES ((size_t)16 << 10)
 
 static size_t round_up(size_t n) { return (n + OPT_ALIGN - 1) & ~(size_t)(OPT_ALIGN - 1); }
 
@@ -81,6 +93,10 @@ static struct Optimizer *optim_new(struct Tensor **params, struct Tensor **grads
     o->state = s;
     s->m = mem_alloc_zeroed(n * sizeof *s->m);
     s->v = mem_alloc_zeroed(n * sizeof *s->v);
+    s->at = mem_alloc((n + 1) * sizeof *s->at);
+    s->at[0] = 0;
+    for (uint32_t i = 0; i < n; i++)
+        s->at[i + 1] = (s->at[i] + tensor_numel(params[i]) + STEP_ALIGN - 1) / STEP_ALIGN * STEP_ALIGN;
     s->n_bufs = (uint32_t)n_bufs;
     if (n_bufs == 0) return o;
     size_t total = 0;
@@ -121,30 +137,69 @@ static void zero_grad(struct Optimizer *o)
     }
 GEN_BOTH(OPT_STEPS)
 
+/* One step over all parameters: task t takes elements [t chunk, (t + 1) chunk) of the
+ * parameters laid end to end, a run of each parameter it covers. Every element gets the
+ * same arithmetic however the runs are cut, so the result is the same on any number of
+ * threads. */
+struct StepJob {
+    struct Optimizer *o;
+    int adam;
+    uint64_t chunk;
+    double step, bc2_sqrt; /* Adam's bias corrections */
+};
+
+static void step_run(const struct StepJob *j, uint32_t i, uint64_t lo, uint64_t n)
+{
+    const struct OptState *s = j->o->state;
+    const struct EwKernels *k = kernels_get()->ew1;
+    struct Tensor *p = j->o->params[i];
+    size_t es = dtype_size(p->dtype), off = lo * es;
+    char *pd = (char *)p->data + off, *m = s->m[i] ? (char *)s->m[i] + off : NULL;
+    const char *g = (const char *)j->o->grads[i]->data + off;
+    if (j->adam)
+        DT_CALL(p->dtype, adam_param, k, n, (void *)pd, (const void *)g, (void *)m, (void *)((char *)s->v[i] + off), s,
+                j->step, j->bc2_sqrt);
+    else
+        DT_CALL(p->dtype, sgd_param, k, n, (void *)pd, (const void *)g, (void *)m, s->lr, s->momentum);
+}
+
+static void step_task(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const struct StepJob *j = ctx;
+    const struct OptState *s = j->o->state;
+    uint64_t lo = task * j->chunk, hi = lo + j->chunk;
+    for (uint32_t i = 0; i < j->o->n_params; i++) {
+        uint64_t a = s->at[i], b = a + tensor_numel(j->o->params[i]);
+        if (b <= lo || a >= hi) continue;
+        uint64_t from = lo > a ? lo : a, to = hi < b ? hi : b;
+        step_run(j, i, from - a, to - from);
+    }
+}
+
+static void run_step(struct StepJob *j)
+{
+    const struct OptState *s = j->o->state;
+    uint64_t total = s->at[j->o->n_params];
+    if (!total) return;
+    size_t tasks = par_tasks(total * dtype_size(j->o->params[0]->dtype), STEP_MIN_BYTES);
+    j->chunk = (total + tasks - 1) / tasks;
+    j->chunk = (j->chunk + STEP_ALIGN - 1) / STEP_ALIGN * STEP_ALIGN;
+    par_run((total + j->chunk - 1) / j->chunk, step_task, j);
+}
+
 static void sgd_step(struct Optimizer *o)
 {
-    const struct OptState *s = o->state;
-    const struct EwKernels *k = kernels_get()->ew;
-    for (uint32_t i = 0; i < o->n_params; i++) {
-        struct Tensor *p = o->params[i];
-        DT_CALL(p->dtype, sgd_param, k, tensor_numel(p), p->data, o->grads[i]->data, s->m[i], s->lr,
-                s->momentum);
-    }
+    run_step(&(struct StepJob){.o = o});
 }
 
 /* The bias corrections are computed in double once per step, as PyTorch does. */
 static void adam_step(struct Optimizer *o)
 {
     struct OptState *s = o->state;
-    const struct EwKernels *k = kernels_get()->ew;
     s->t++;
-    double step = s->lr / (1 - pow(s->beta1, (double)s->t));
-    double bc2_sqrt = sqrt(1 - pow(s->beta2, (double)s->t));
-    for (uint32_t i = 0; i < o->n_params; i++) {
-        struct Tensor *p = o->params[i];
-        DT_CALL(p->dtype, adam_param, k, tensor_numel(p), p->data, o->grads[i]->data, s->m[i], s->v[i], s,
-                step, bc2_sqrt);
-    }
+    run_step(&(struct StepJob){.o = o, .adam = 1, .step = s->lr / (1 - pow(s->beta1, (double)s->t)),
+                               .bc2_sqrt = sqrt(1 - pow(s->beta2, (double)s->t))});
 }
 
 struct Optimizer *optim_sgd_create(struct Tensor **params, struct Tensor **grads, uint32_t n,
@@ -178,6 +233,7 @@ void optim_free(struct Optimizer *opt)
     if (!opt) return;
     struct OptState *s = opt->state;
     mem_free(s->block);
+    mem_free(s->at);
     mem_free(s->m);
     mem_free(s->v);
     mem_free(s);

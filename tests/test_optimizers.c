@@ -6,6 +6,9 @@
 #include "config_parser.h"
 #include "optimizers.h"
 #include "tensor.h"
+#include "threads.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 
 #include <math.h>
 #include <string.h>
@@ -220,4 +223,80 @@ TEST(optim_zero_grad)
         optim_free(sgd);
         fixture_free(&f);
     }
+}
+
+/* A step is one job over the parameters laid end to end, cut into runs that cross from
+ * one parameter into the next: at 1, 2 and 3 threads, three steps of Adam and of SGD
+ * (with momentum and without) over parameters of odd sizes (a lone element, a tail of
+ * every vector width, 20000 elements that are cut inside) give the bits of the ISA's
+ * own kernel run over each parameter whole. */
+#define CUT_NP 7
+static const uint64_t cut_sizes[CUT_NP] = {1, 20000, 63, 65, 3, 9000, 129};
+
+static void cut_fill(struct Tensor **t, uint32_t dt, double phase)
+{
+    for (int k = 0; k < CUT_NP; k++)
+        for (uint64_t i = 0; i < cut_sizes[k]; i++) set(t[k], i, sin(phase + 0.37 * (double)i + 1.3 * k));
+}
+
+#define CUT_REF(T, sfx)                                                                        \
+    static void cut_ref_##sfx(int kind, struct Tensor **p, struct Tensor **g, T **m, T **v, int t) \
+    {                                                                                          \
+        const struct EwKernels *k = kernels_get()->ew1;                                        \
+        double lr = 0.01, b1 = 0.9, b2 = 0.98;                                                 \
+        for (int i = 0; i < CUT_NP; i++) {                                                     \
+            T *pd = p[i]->data;                                                                \
+            const T *gd = g[i]->data;                                                          \
+            size_t n = cut_sizes[i];                                                           \
+            if (kind == 0) {                                                                   \
+                k->adam_##sfx(n, pd, gd, m[i], v[i], (T)b1, (T)b2, (T)(lr / (1 - pow(b1, t))), \
+                              (T)sqrt(1 - pow(b2, t)), (T)1e-8);                               \
+            } else if (kind == 1) {                                                            \
+                k->scal_##sfx[EW_SMUL](n, m[i], (T)0.9, m[i]);                                 \
+                k->axpy_##sfx(n, 1, gd, m[i]);                                                 \
+                k->axpy_##sfx(n, (T)-lr, m[i], pd);                                            \
+            } else {                                                                           \
+                k->axpy_##sfx(n, (T)-lr, gd, pd);                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+CUT_REF(float, f32)
+CUT_REF(double, f64)
+
+TEST_ISA(optim_step_cut_across_parameters_any_threads)
+{
+    int saved = threads_count();
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++)
+        for (int kind = 0; kind < 3; kind++)
+            for (int nt = 1; nt <= 3; nt++) {
+                threads_set(nt);
+                struct Tensor *p[CUT_NP], *g[CUT_NP], *rp[CUT_NP];
+                void *m[CUT_NP], *v[CUT_NP];
+                for (int k = 0; k < CUT_NP; k++) {
+                    p[k] = tensor_create(1, &cut_sizes[k], dt);
+                    rp[k] = tensor_create(1, &cut_sizes[k], dt);
+                    g[k] = tensor_zeros(1, &cut_sizes[k], dt);
+                    m[k] = mem_alloc_zeroed(cut_sizes[k] * dtype_size(dt));
+                    v[k] = mem_alloc_zeroed(cut_sizes[k] * dtype_size(dt));
+                }
+                cut_fill(p, dt, 0);
+                cut_fill(rp, dt, 0);
+                struct Optimizer *o = kind == 0 ? optim_adam_create(p, g, CUT_NP, 0.01, 0.9, 0.98, 1e-8)
+                                                : optim_sgd_create(p, g, CUT_NP, 0.01, kind == 1 ? 0.9 : 0);
+                for (int t = 1; t <= 3; t++) {
+                    cut_fill(g, dt, 0.5 * t);
+                    o->step(o);
+                    if (dt == DT_FLOAT32) cut_ref_f32(kind, rp, g, (float **)m, (float **)v, t);
+                    else cut_ref_f64(kind, rp, g, (double **)m, (double **)v, t);
+                }
+                for (int k = 0; k < CUT_NP; k++)
+                    EXPECT_MSG(memcmp(p[k]->data, rp[k]->data, cut_sizes[k] * dtype_size(dt)) == 0,
+                               "%s %s, %d threads: parameter %d (%llu elements) differs from its kernel run whole",
+                               dtype_name(dt), kind == 0 ? "Adam" : kind == 1 ? "SGD momentum" : "SGD", nt, k,
+                               (unsigned long long)cut_sizes[k]);
+                optim_free(o);
+                for (int k = 0; k < CUT_NP; k++)
+                    tensor_free(p[k]), tensor_free(rp[k]), tensor_free(g[k]), mem_free(m[k]), mem_free(v[k]);
+            }
+    threads_set(saved);
 }
