@@ -66,11 +66,7 @@ void gemm_mask_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, doubl
 /* gemm_bias and gemm whose threads read one operand from copies of their own (threads.h
  * par_copy; NULL: none): op(A)'s for gemm_bias_copies, op(B)'s for gemm_copies, each
  * copy holding the operand's values with its layout. The same bits as without: a Linear
- * over a batch that each thread gathered whole (dataset.h batch_copies). gemm_copies
- * with trans_a also sums op(A)'s rows (a weight gradient's bias gradient) when a_sums is
- * not NULL: a_sums[i] = (a_sums_add ? a_sums[i] : 0) + op(A)[i][0] + ... + op(A)[i][K-1],
- * added in that order (unscaled by alpha), each row by the part that computes C's first
- * column on it. */
+ * over a batch that each thread gathered whole (dataset.h batch_copies). */
 void gemm_bias_copies_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                           const float *A, size_t lda, const struct ParCopies *a_copies, const float *B,
                           size_t ldb, const float *bias, int relu, float *C, size_t ldc);
@@ -79,10 +75,10 @@ void gemm_bias_copies_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K
                           size_t ldb, const double *bias, int relu, double *C, size_t ldc);
 void gemm_copies_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
                      size_t lda, const float *B, size_t ldb, const struct ParCopies *b_copies, float beta,
-                     float *C, size_t ldc, float *a_sums, int a_sums_add);
+                     float *C, size_t ldc);
 void gemm_copies_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha, const double *A,
                      size_t lda, const double *B, size_t ldb, const struct ParCopies *b_copies, double beta,
-                     double *C, size_t ldc, double *a_sums, int a_sums_add);
+                     double *C, size_t ldc);
 /* Plain triple-loop references with the same contract. */
 void gemm_ref_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                   const float *A, size_t lda, const float *B, size_t ldb, float beta,

@@ -365,19 +365,12 @@ TEST_ISA(linear_relu_fused_equals_unfused)
             const uint64_t *c = lin_cases[i];
             uint64_t sx[2] = {c[0], c[1]}, sw[2] = {c[2], c[1]}, sb[1] = {c[2]}, sy[2] = {c[0], c[2]};
             struct Tensor *t[3] = {filled(2, sx, dt, 50 + i), filled(2, sw, dt, 60 + i), filled(1, sb, dt, 70 + i)};
-            struct Tensor *seed = filled(2, sy, dt, 80 + i), *gb_trained = NULL;
+            struct Tensor *seed = filled(2, sy, dt, 80 + i);
             for (int v = 0; v < 4; v++) { /* a hidden layer, the first, frozen weights; no bias */
                 int want = v == 0 || v == 3 ? 3 : v == 1 ? 2 : 1, with_bias = v != 3;
                 struct Tensor *f[4], *u[4];
                 linear_relu_run(t, with_bias, seed, 1, want, f);
                 linear_relu_run(t, with_bias, seed, 0, want, u);
-                /* the bias gradient the weight gradient's gemm sums (v 0) and the one its
-                 * own job sums for frozen weights (v 2): the same bits */
-                if (v == 0) gb_trained = tensor_copy(f[3]);
-                if (v == 2)
-                    EXPECT_MSG(same_bits(f[3], gb_trained), "%s %llux%llu -> %llu: the bias gradient differs with "
-                               "frozen weights", dtype_name(dt), (unsigned long long)c[0], (unsigned long long)c[1],
-                               (unsigned long long)c[2]);
                 for (int k = 0; k < 4; k++) {
                     EXPECT_MSG(same_bits(f[k], u[k]), "%s %llux%llu -> %llu variant %d: the fused %s differs",
                                dtype_name(dt), (unsigned long long)c[0], (unsigned long long)c[1],
@@ -392,7 +385,7 @@ TEST_ISA(linear_relu_fused_equals_unfused)
                     for (int k = 0; k < 4; k++) tensor_free(f[k]);
                 }
             }
-            tensor_free(seed), tensor_free(gb_trained);
+            tensor_free(seed);
             for (int k = 0; k < 3; k++) tensor_free(t[k]);
         }
 }

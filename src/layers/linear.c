@@ -12,9 +12,7 @@
 #include <string.h>
 
 /* The bias gradient: gb[j] (+)= the sum over rows of g[r][j], each column summed in row
- * order, so any cut into column ranges gives the same bits. The weight gradient's gemm
- * sums it beside its parts, in the same order (gemm_copies' a_sums), while they have g
- * in cache; this job is for a weight that takes no gradient. One task per range of
+ * order, so any cut into column ranges gives the same bits. One task per range of
  * BIAS_COLS_MIN columns or more, on the ISA's own kernels: a call per row through the
  * parallel table would pay a job's bookkeeping rows times. */
 #define BIAS_COLS_MIN 64
@@ -77,15 +75,16 @@ static void linear_backward(struct Node *self)
         DT_CALL(dt, gemm_mask, 0, 0, B, in, out, 1, g->data, out, w->value->data, in, overwrite ? 0 : 1, gx->data,
                 in, mask);
     }
-    int want_b = b && node_wants_grad(b), ow_b = 0;
-    struct Tensor *gb = want_b ? node_grad_begin(b, &ow_b) : NULL;
-    if (node_wants_grad(w)) { /* dW += g^T x (=, after node_grad_invalidate), and db beside it */
+    if (node_wants_grad(w)) { /* dW += g^T x (=, after node_grad_invalidate) */
         int ow;
         struct Tensor *gw = node_grad_begin(w, &ow);
         DT_CALL(dt, gemm_copies, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, x->copies, ow ? 0 : 1,
-                gw->data, in, gb ? gb->data : NULL, !ow_b);
-    } else if (gb) {
-        grad_bias_rows(g, B, out, gb, ow_b);
+                gw->data, in);
+    }
+    if (b && node_wants_grad(b)) {
+        int ow;
+        struct Tensor *gb = node_grad_begin(b, &ow);
+        grad_bias_rows(g, B, out, gb, ow);
     }
 }
 

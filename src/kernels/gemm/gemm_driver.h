@@ -313,8 +313,6 @@ struct FN(plan) {
     const T *bias;                  /* the epilogue (gemm_bias): the bias or NULL, the ReLU */
     int relu;
     const T *mask;                  /* gemm_mask's mask (laid out as C) or NULL */
-    T *a_sums;                      /* gemm_copies' sums of op(A)'s rows (ta), or NULL */
-    int a_sums_add;                 /* added to what a_sums holds, else written */
     const struct ParCopies *ca, *cb; /* the threads' copies of A and B (threads.h), or NULL */
     int c_trans;                    /* the blocked path computes C^T: p's rows are C's columns */
     size_t tm, tn, rstep, cstep;
@@ -363,23 +361,6 @@ static void FN(bias_block)(const struct FN(plan) *p, size_t i0, size_t j0, size_
  * blocks of whole rows of C (see bias_block); else they run over C after the gemm. */
 static int FN(passes_in_parts)(const struct FN(plan) *p) { return !p->c_trans && p->tn == 1; }
 
-/* a_sums[i] for C's rows [r0, r0 + rows): op(A)'s row i summed over k in k order, onto
- * what it holds when add. op(A) = A^T: row i is column i of A, so the sum is an axpy per
- * row of A over the range, on the ISA's own kernel; a column's sum does not depend on
- * the range it is part of (axpy by 1 rounds x + y), so neither does it on the cut. */
-static void FN(sums_of_a)(const T *a, size_t lda, size_t K, size_t r0, size_t rows, int add, T *sums)
-{
-    const struct EwKernels *k = kernels_get()->ew1;
-    T *s = sums + r0;
-    size_t k0 = 0;
-    if (!add) {
-        if (K) memcpy(s, a + r0, rows * sizeof(T));
-        else memset(s, 0, rows * sizeof(T));
-        k0 = 1;
-    }
-    for (size_t p = k0; p < K; p++) k->FN(axpy)(rows, 1, a + p * lda + r0, s);
-}
-
 /* The m x n block of C at row i0, column j0 (tile boundaries), by the plan's path. */
 static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, size_t n)
 {
@@ -401,10 +382,6 @@ static void FN(rect)(const struct FN(plan) *p, size_t i0, size_t j0, size_t m, s
     int relu = p->relu && p->path != GEMM_DOT; /* the dot kernels apply it themselves */
     if (FN(passes_in_parts)(p) && (relu || p->mask))
         FN(passes)(kernels_get()->ew1, m, n, relu, p->mask ? p->mask + (c - p->C) : NULL, c, p->rsc);
-    /* the block holding C's first column sums op(A)'s rows of the block's C rows: each
-     * row once, by the thread that just read them */
-    if (p->a_sums && (p->c_trans ? i0 : j0) == 0)
-        FN(sums_of_a)(p->a, p->lda, p->K, p->c_trans ? j0 : i0, p->c_trans ? n : m, p->a_sums_add, p->a_sums);
 }
 
 /* Tiles [t0, t1) of the run order: whole lines of tiles (rows of tiles, or columns when
@@ -508,12 +485,11 @@ static void FN(cut)(struct FN(plan) *p, size_t mr, size_t nr, int packs_a, int p
 static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                          size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc,
                          const T *bias, int relu, const T *mask, const struct ParCopies *ca,
-                         const struct ParCopies *cb, T *a_sums, int a_sums_add)
+                         const struct ParCopies *cb)
 {
     if (M == 0 || N == 0) return;
     const struct GemmKernels *gk = kernels_get()->gemm;
     if (K == 0 || alpha == 0 || !gk) {
-        if (a_sums) FN(sums_of_a)(A, lda, K, 0, M, a_sums_add, a_sums);
         if (bias) FN(bias_rows)(M, N, bias, C, ldc), beta = 1;
         if (K == 0 || alpha == 0) FN(scale_c)(M, N, beta, C, ldc);
         else FN(gemm_ref)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -522,8 +498,7 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
     }
     struct FN(plan) p = {.gk = gk, .ta = ta, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
                          .a = A, .b = B, .lda = lda, .ldb = ldb, .C = C, .rsc = ldc, .csc = 1,
-                         .bias = bias, .relu = relu, .mask = mask, .a_sums = a_sums,
-                         .a_sums_add = a_sums_add, .ca = ca, .cb = cb};
+                         .bias = bias, .relu = relu, .mask = mask, .ca = ca, .cb = cb};
     if (!ta && tb && FN(use_dot)(gk, M, N, K)) {
         p.path = GEMM_DOT;
         p.dot = FN(dot_plan)(gk, M, N, K);
@@ -562,34 +537,32 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
               size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, NULL, NULL, 0);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, NULL);
 }
 
 void FN(gemm_bias)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                    size_t lda, const T *B, size_t ldb, const T *bias, int relu, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, NULL, NULL, NULL, 0);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, NULL, NULL);
 }
 
 void FN(gemm_mask)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                    size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc, const T *mask)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, mask, NULL, NULL, NULL, 0);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, mask, NULL, NULL);
 }
 
 void FN(gemm_bias_copies)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A, size_t lda,
                           const struct ParCopies *ca, const T *B, size_t ldb, const T *bias, int relu, T *C,
                           size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, ca, NULL, NULL, 0);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, ca, NULL);
 }
 
 void FN(gemm_copies)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A, size_t lda,
-                     const T *B, size_t ldb, const struct ParCopies *cb, T beta, T *C, size_t ldc,
-                     T *a_sums, int a_sums_add)
+                     const T *B, size_t ldb, const struct ParCopies *cb, T beta, T *C, size_t ldc)
 {
-    CHECK(!a_sums || ta, "gemm_copies sums the rows of A^T only");
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, cb, a_sums, a_sums_add);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, cb);
 }
 
 #undef FN
