@@ -601,55 +601,69 @@ static int chunk_error(const struct CsvChunks *j, struct Csv *c)
     return 0;
 }
 
-/* Parses the rows from c->p to dend into out (room for max_rows); 1 when it did (0: too
- * little for threads; the caller parses in one pass), -1 on an error. */
-static int csv_parse_chunks(struct Csv *c, const char *dend, void *out, uint32_t dtype, int mapped, uint64_t *rows)
+/* Cuts the rows from c->p to dend into chunks and counts their newlines, the chunks in
+ * parallel: 1 and the count in *newlines when it did (0: too little for threads; the
+ * caller counts and parses in one pass), -1 on an error. This pass is the first to read
+ * the file: run by one thread ahead of the parse, it took a third of the 2-thread load
+ * of the 22 MB Fashion-MNIST test set (10 of 30 ms; again over the same mapping, 0.6). */
+static int csv_chunks_count(struct CsvChunks *j, struct Csv *c, const char *dend, int mapped, uint64_t *newlines)
 {
     size_t bytes = (size_t)(dend - c->p), n = par_tasks(bytes, CSV_PAR_BYTES / 4);
     if (threads_count() == 1 || bytes < CSV_PAR_BYTES || n < 2) return 0;
-    static _Thread_local struct CsvChunks j; /* 130 KB of messages: not on the stack */
     n = n > CSV_MAX_CHUNKS ? CSV_MAX_CHUNKS : n;
-    j.c = c, j.out = out, j.dtype = dtype, j.mapped = mapped;
+    j->c = c, j->mapped = mapped;
     size_t k = 0;
-    j.at[0] = c->p;
+    j->at[0] = c->p;
     for (size_t i = 1; i < n; i++) { /* each cut just after a newline, past the one before */
         const char *want = c->p + bytes / n * i, *nl;
-        if (want <= j.at[k] || !(nl = memchr(want, '\n', (size_t)(dend - want)))) continue;
-        if (nl + 1 < dend) j.at[++k] = nl + 1;
+        if (want <= j->at[k] || !(nl = memchr(want, '\n', (size_t)(dend - want)))) continue;
+        if (nl + 1 < dend) j->at[++k] = nl + 1;
     }
-    j.n = k + 1;
-    j.at[j.n] = dend;
-    memset(j.bad, 0, sizeof j.bad);
-    j.counting = 1;
-    par_run(j.n, chunk_task, &j);
-    if (chunk_error(&j, c)) return -1;
+    j->n = k + 1;
+    j->at[j->n] = dend;
+    memset(j->bad, 0, sizeof j->bad);
+    j->counting = 1;
+    par_run(j->n, chunk_task, j);
+    if (chunk_error(j, c)) return -1;
     uint64_t sum = 0;
-    for (size_t i = 0; i < j.n; i++) { /* newlines -> the rows before each chunk */
-        uint64_t nl = j.lines[i];
-        j.lines[i] = sum;
+    for (size_t i = 0; i < j->n; i++) { /* newlines -> the rows before each chunk */
+        uint64_t nl = j->lines[i];
+        j->lines[i] = sum;
         sum += nl;
     }
-    j.counting = 0;
-    par_run(j.n, chunk_task, &j);
-    if (chunk_error(&j, c)) return -1;
-    *rows = sum + 1; /* the last row ends at dend, without a newline */
+    *newlines = sum;
     return 1;
+}
+
+/* Parses the chunks csv_chunks_count cut into out (room for all their rows); 0, or -1 on
+ * an error. */
+static int csv_chunks_parse(struct CsvChunks *j, struct Csv *c, void *out, uint32_t dtype)
+{
+    j->out = out, j->dtype = dtype;
+    j->counting = 0;
+    par_run(j->n, chunk_task, j);
+    return chunk_error(j, c) ? -1 : 0;
 }
 
 static int csv_parse(void *arg)
 {
+    static _Thread_local struct CsvChunks chunks; /* 130 KB of messages: not on the stack */
     struct CsvJob *j = arg;
     struct Csv c = {.path = j->path, .p = j->text->buf, .end = j->text->buf + j->text->len, .line = 1,
                     .n_classes = j->n_classes, .err = j->err, .errlen = j->errlen};
     if (csv_start(&c, j->n_classes ? 1 : 0)) return -1;
-    uint64_t max_rows = count_newlines(c.p, data_end(c.p, c.end)) + 1, rows = 0, bytes;
+    const char *dend = data_end(c.p, c.end);
+    uint64_t newlines = 0;
+    int par = csv_chunks_count(&chunks, &c, dend, j->text->map_len != 0, &newlines);
+    if (par < 0) return -1;
+    if (!par) newlines = count_newlines(c.p, dend);
+    uint64_t max_rows = newlines + 1, rows = max_rows, bytes; /* the last row ends at dend, without a newline */
     if (__builtin_mul_overflow(max_rows, c.cols, &bytes) ||
         __builtin_mul_overflow(bytes, dtype_size(j->dtype), &bytes) || bytes > mem_limit())
         return err_set(j->err, j->errlen, "%s: %llu rows of %llu values would not fit in memory (%zu MB)", j->path,
                        (unsigned long long)max_rows, (unsigned long long)c.cols, mem_limit() >> 20);
     j->t = tensor_create(2, (uint64_t[]){max_rows, c.cols}, j->dtype);
-    int par = csv_parse_chunks(&c, data_end(c.p, c.end), j->t->data, j->dtype, j->text->map_len != 0, &rows);
-    if (par < 0) return -1;
+    if (par && csv_chunks_parse(&chunks, &c, j->t->data, j->dtype)) return -1;
     if (!par && DT_CALL(j->dtype, parse_rows, &c, j->t->data, max_rows, &rows, j->dtype)) return -1;
     j->t->shape[0] = rows;
     return 0;
