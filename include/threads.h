@@ -71,5 +71,10 @@ static inline const void *par_copy(const struct ParCopies *c, const void *p, int
  * balance), none smaller than min_per_task units; 1 when threads are off or the work
  * is small. The count may depend on the thread count: tasks must not. */
 size_t par_tasks(size_t work, size_t min_per_task);
+/* A map's chunk: elements per task for n elements of elem_bytes each, the tasks
+ * par_tasks gives (none under PAR_MAP_MIN_BYTES), rounded up to whole 64-element runs
+ * (whole cache lines and vectors for both dtypes); at least 1. */
+#define PAR_MAP_MIN_BYTES ((size_t)16 << 10)
+size_t par_map_chunk(size_t n, size_t elem_bytes);
 
 #endif

@@ -26,15 +26,7 @@ struct OptState {
     uint64_t t;    /* Adam's step count */
     void **m, **v; /* per parameter: SGD velocity in m; Adam's moments in m and v */
     void *block;   /* the one allocation behind every m[i] and v[i] */
-    uint64_t *at;  /* parameter i's first element in the parameters laid end to end, each
-                    * from a multiple of STEP_ALIGN; at[n_params]: the end */
 };
-
-/* Where a step's tasks may cut: a multiple of this many elements into a parameter (whole
- * cache lines, and whole vectors with the same tails as the uncut call). */
-#define STEP_ALIGN 64
-/* A step's task: at least this many bytes of parameters. */
-#define STEP_MIN_BYTES ((size_t)16 << 10)
 
 static size_t round_up(size_t n) { return (n + OPT_ALIGN - 1) & ~(size_t)(OPT_ALIGN - 1); }
 
@@ -93,10 +85,6 @@ static struct Optimizer *optim_new(struct Tensor **params, struct Tensor **grads
     o->state = s;
     s->m = mem_alloc_zeroed(n * sizeof *s->m);
     s->v = mem_alloc_zeroed(n * sizeof *s->v);
-    s->at = mem_alloc((n + 1) * sizeof *s->at);
-    s->at[0] = 0;
-    for (uint32_t i = 0; i < n; i++)
-        s->at[i + 1] = (s->at[i] + tensor_numel(params[i]) + STEP_ALIGN - 1) / STEP_ALIGN * STEP_ALIGN;
     s->n_bufs = (uint32_t)n_bufs;
     if (n_bufs == 0) return o;
     size_t total = 0;
@@ -138,9 +126,12 @@ static void zero_grad(struct Optimizer *o)
 GEN_BOTH(OPT_STEPS)
 
 /* One step over all parameters: task t takes elements [t chunk, (t + 1) chunk) of the
- * parameters laid end to end, a run of each parameter it covers. Every element gets the
- * same arithmetic however the runs are cut, so the result is the same on any number of
- * threads. */
+ * parameters laid end to end, each from a multiple of 64 elements (where par_map_chunk
+ * cuts: whole lines, and vectors with the same tails as the uncut call), a run of each
+ * parameter it covers. Every element gets the same arithmetic however the runs are
+ * cut, so the result is the same on any number of threads. */
+static uint64_t step_span(const struct Tensor *p) { return (tensor_numel(p) + 63) / 64 * 64; }
+
 struct StepJob {
     struct Optimizer *o;
     int adam;
@@ -167,11 +158,10 @@ static void step_task(void *ctx, size_t task, int worker)
 {
     (void)worker;
     const struct StepJob *j = ctx;
-    const struct OptState *s = j->o->state;
-    uint64_t lo = task * j->chunk, hi = lo + j->chunk;
-    for (uint32_t i = 0; i < j->o->n_params; i++) {
-        uint64_t a = s->at[i], b = a + tensor_numel(j->o->params[i]);
-        if (b <= lo || a >= hi) continue;
+    uint64_t lo = task * j->chunk, hi = lo + j->chunk, a = 0;
+    for (uint32_t i = 0; i < j->o->n_params && a < hi; a += step_span(j->o->params[i]), i++) {
+        uint64_t b = a + tensor_numel(j->o->params[i]);
+        if (b <= lo) continue;
         uint64_t from = lo > a ? lo : a, to = hi < b ? hi : b;
         step_run(j, i, from - a, to - from);
     }
@@ -179,12 +169,10 @@ static void step_task(void *ctx, size_t task, int worker)
 
 static void run_step(struct StepJob *j)
 {
-    const struct OptState *s = j->o->state;
-    uint64_t total = s->at[j->o->n_params];
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < j->o->n_params; i++) total += step_span(j->o->params[i]);
     if (!total) return;
-    size_t tasks = par_tasks(total * dtype_size(j->o->params[0]->dtype), STEP_MIN_BYTES);
-    j->chunk = (total + tasks - 1) / tasks;
-    j->chunk = (j->chunk + STEP_ALIGN - 1) / STEP_ALIGN * STEP_ALIGN;
+    j->chunk = par_map_chunk(total, dtype_size(j->o->params[0]->dtype));
     par_run((total + j->chunk - 1) / j->chunk, step_task, j);
 }
 
@@ -233,7 +221,6 @@ void optim_free(struct Optimizer *opt)
     if (!opt) return;
     struct OptState *s = opt->state;
     mem_free(s->block);
-    mem_free(s->at);
     mem_free(s->m);
     mem_free(s->v);
     mem_free(s);

@@ -233,6 +233,14 @@ size_t par_tasks(size_t work, size_t min_per_task)
     return by_size < 1 ? 1 : by_size < want ? by_size : want;
 }
 
+size_t par_map_chunk(size_t n, size_t elem_bytes)
+{
+    size_t tasks = par_tasks(n * elem_bytes, PAR_MAP_MIN_BYTES);
+    size_t chunk = (n + tasks - 1) / tasks;
+    chunk = (chunk + 63) / 64 * 64;
+    return chunk ? chunk : 1;
+}
+
 /* ---- how many threads ---- */
 
 /* A cgroup CPU quota in whole cores (rounded up), or 0 when there is none. */

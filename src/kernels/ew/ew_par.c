@@ -9,8 +9,6 @@
 
 #include <string.h>
 
-/* Chunks of a parallel map: whole cache lines, at least this many bytes each. */
-#define MAP_MIN_BYTES ((size_t)16 << 10)
 /* The sum's chunk, in elements (a multiple of every vector width and accumulator count). */
 #define SUM_CHUNK ((size_t)1 << 14)
 #define SUM_MAX_CHUNKS 4096
@@ -80,11 +78,7 @@ static void ew_task(void *ctx, size_t task, int worker)
 /* A map over n elements: in parallel chunks when it is worth it, else in one call. */
 static void run_map(struct EwJob *j)
 {
-    size_t es = j->f64 ? sizeof(double) : sizeof(float), bytes = j->n * es;
-    size_t tasks = par_tasks(bytes, MAP_MIN_BYTES);
-    size_t chunk = (j->n + tasks - 1) / tasks;
-    chunk = (chunk + 63) / 64 * 64; /* whole cache lines for both dtypes */
-    j->chunk = chunk ? chunk : 1;
+    j->chunk = par_map_chunk(j->n, j->f64 ? sizeof(double) : sizeof(float));
     par_run((j->n + j->chunk - 1) / j->chunk, ew_task, j);
 }
 
