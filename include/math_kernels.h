@@ -55,14 +55,16 @@ void gemm_bias_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, doubl
                    const double *A, size_t lda, const double *B, size_t ldb, const double *bias, int relu,
                    double *C, size_t ldc);
 /* gemm, then C = mask > 0 ? C : 0 (a ReLU's backward by its output, laid out as C with
- * row stride ldc), the pass run by each part of the gemm on its block while it is in
- * cache: bit for bit, gemm and a relu_bwd pass. */
+ * row stride ldc; NULL: none), the pass run by each part of the gemm on its block while
+ * it is in cache: bit for bit, gemm and a relu_bwd pass. row_grain > 0: where the call
+ * is cut into parts, the parts are C's rows as par_run shares tasks of row_grain rows
+ * (par_share_at), for a consumer that reads C by such tasks; the same bits either way. */
 void gemm_mask_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                    const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc,
-                   const float *mask);
+                   const float *mask, size_t row_grain);
 void gemm_mask_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
                    const double *A, size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc,
-                   const double *mask);
+                   const double *mask, size_t row_grain);
 /* gemm_bias and gemm whose threads read one operand from copies of their own (threads.h
  * par_copy; NULL: none): op(A)'s for gemm_bias_copies, op(B)'s for gemm_copies, each
  * copy holding the operand's values with its layout. The same bits as without: a Linear

@@ -83,6 +83,10 @@ struct Node *nn_conv2d(struct Node *x, struct Node *w, struct Node *b, uint64_t 
  * applied where the convolution stores its output, and its mask (y > 0) where the
  * backward reads the gradient, so the ReLU's own tensors and passes go away. */
 struct Node *nn_conv2d_relu(struct Node *x, struct Node *w, struct Node *b, uint64_t stride, uint64_t padding);
+/* Samples per task of a convolution's backward pass over a batch of N: a function of N
+ * alone (its weight gradient sums by these chunks). A Linear fed by a convolution cuts
+ * its input gradient the same way, so each thread writes the samples it then reads. */
+size_t nn_conv_chunk(uint64_t N);
 /* Pooling over k x k windows at stride s of an NCHW input (no padding, floor mode):
  * (N, C, H, W) -> (N, C, (H-k)/s+1, (W-k)/s+1). Max pooling's gradient goes to the first
  * maximum of each window (the last NaN if any), as PyTorch's. */

@@ -76,5 +76,10 @@ size_t par_tasks(size_t work, size_t min_per_task);
  * (whole cache lines and vectors for both dtypes); at least 1. */
 #define PAR_MAP_MIN_BYTES ((size_t)16 << 10)
 size_t par_map_chunk(size_t n, size_t elem_bytes);
+/* Where thread k's share starts (k = threads_count(): the end) when n items are run as
+ * par_run tasks of grain items each: the items its worker runs unless it is late and
+ * another takes them. A producer that cuts its output here leaves each item on the
+ * thread that will read it (gemm_mask's row_grain). */
+size_t par_share_at(size_t n, size_t grain, size_t k);
 
 #endif

@@ -241,6 +241,12 @@ size_t par_map_chunk(size_t n, size_t elem_bytes)
     return chunk ? chunk : 1;
 }
 
+size_t par_share_at(size_t n, size_t grain, size_t k)
+{
+    size_t tasks = (n + grain - 1) / grain, at = tasks * k / (size_t)pool.n * grain;
+    return at < n ? at : n;
+}
+
 /* ---- how many threads ---- */
 
 /* A cgroup CPU quota in whole cores (rounded up), or 0 when there is none. */

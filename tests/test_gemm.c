@@ -164,7 +164,7 @@ TEST_ISA(gemm_nt_dot_path_matches_reference)
                 if (relu) *w = *w > 0 ? *w : 0;                                              \
                 if (mask) *w = mk[i * ldc + j] > 0 ? *w : 0;                                 \
             }                                                                                \
-        if (mask) gemm_mask_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, mk); \
+        if (mask) gemm_mask_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, mk, 0); \
         else gemm_bias_##sfx(ta, tb, M, N, K, alpha, a, lda, b, ldb, with_bias ? bias : NULL, relu, c, ldc); \
         int ok = memcmp(c, want, (nc + 1) * sizeof(T)) == 0;                                 \
         mem_free(a), mem_free(b), mem_free(bias), mem_free(c), mem_free(want), mem_free(mk); \
@@ -575,6 +575,58 @@ TEST_ISA(gemm_parts_read_their_threads_copies)
             }
     }
     threads_set(saved);
+}
+
+#define GEMM_GRAIN_CHECK(T, sfx)                                                               \
+    /* gemm_mask cut by rows of C at row_grain on nt threads against the uncut call on one \
+     * thread, bit for bit (beta 0.5, with and without a mask). */                          \
+    static int grain_ok_##sfx(int ta, int tb, size_t M, size_t N, size_t K, size_t grain, int nt, \
+                              int masked, struct Rng *r)                                     \
+    {                                                                                        \
+        size_t lda = ta ? M : K, ldb = tb ? K : N, na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb; \
+        T *a = mem_alloc(na * sizeof(T)), *b = mem_alloc(nb * sizeof(T)), *mk = mem_alloc(M * N * sizeof(T)); \
+        T *c = mem_alloc(M * N * sizeof(T)), *want = mem_alloc(M * N * sizeof(T));          \
+        for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);                  \
+        for (size_t i = 0; i < M * N; i++) mk[i] = (T)(rng_uniform(r) - 0.3);                \
+        for (size_t i = 0; i < M * N; i++) c[i] = want[i] = (T)(i % 5) - 2;                  \
+        int saved = threads_count();                                                         \
+        threads_set(1);                                                                      \
+        gemm_mask_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, (T)0.5, want, N, masked ? mk : NULL, 0); \
+        threads_set(nt);                                                                     \
+        gemm_mask_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, (T)0.5, c, N, masked ? mk : NULL, grain); \
+        threads_set(saved);                                                                  \
+        int ok = memcmp(c, want, M * N * sizeof(T)) == 0;                                    \
+        mem_free(a), mem_free(b), mem_free(mk), mem_free(c), mem_free(want);                 \
+        return ok;                                                                           \
+    }
+GEMM_GRAIN_CHECK(float, f32)
+GEMM_GRAIN_CHECK(double, f64)
+
+/* A gemm cut by rows at a grain (a Linear's input gradient, cut as the convolution
+ * before it reads it): the same bits as the uncut call on one thread, on every path (the
+ * blocked path on C and on C^T, the small path, the dot kernels), with grains that end
+ * parts inside register tiles, at 2, 3, 4 and 7 threads. */
+TEST_ISA(gemm_row_grain_cut_gives_the_same_bits)
+{
+    static const size_t shapes[][5] = {{0, 0, 64, 3136, 10}, {0, 0, 64, 128, 10}, {0, 1, 64, 20, 300},
+        {1, 0, 150, 37, 40}, {0, 0, 37, 400, 33}, {1, 1, 50, 300, 20}, {0, 0, 256, 200, 64}};
+    static const size_t grains[] = {1, 3, 4, 8};
+    static const int threads[] = {2, 3, 4, 7};
+    struct Rng r;
+    rng_seed(&r, 43);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++)
+            for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+                const size_t *x = shapes[s];
+                int masked = (int)((s + g + t) % 2);
+                EXPECT_MSG(grain_ok_f32(x[0], x[1], x[2], x[3], x[4], grains[g], threads[t], masked, &r),
+                           "f32 %zux%zux%zu ta%zu tb%zu grain %zu, %d threads", x[2], x[3], x[4], x[0], x[1],
+                           grains[g], threads[t]);
+                EXPECT_MSG(grain_ok_f64(x[0], x[1], x[2], x[3], x[4], grains[g], threads[t], masked, &r),
+                           "f64 %zux%zux%zu ta%zu tb%zu grain %zu, %d threads", x[2], x[3], x[4], x[0], x[1],
+                           grains[g], threads[t]);
+            }
 }
 
 TEST_ISA(gemm_edge_cases_zero_k_and_zero_alpha)

@@ -89,6 +89,28 @@ static void scratch_task(void *ctx, size_t task, int worker)
     if (task % 10 == 3) par_run(3, scratch_nested_task, j); /* runs on this thread */
 }
 
+/* par_share_at: thread k's share of n items in tasks of grain items starts where
+ * par_run starts worker k's tasks (task * grain, the share n_tasks * k / threads), at
+ * 0 for the first, n for the end, never past n. */
+TEST(par_share_at_follows_par_runs_shares)
+{
+    static const size_t cases[][2] = {{64, 4}, {64, 1}, {10, 3}, {3, 4}, {1000, 7}, {0, 5}};
+    int saved = threads_count();
+    for (int nt = 1; nt <= 7; nt++) {
+        threads_set(nt);
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            size_t n = cases[c][0], g = cases[c][1], tasks = (n + g - 1) / g;
+            EXPECT_EQ_INT(par_share_at(n, g, 0), 0);
+            EXPECT_EQ_INT(par_share_at(n, g, (size_t)nt), n);
+            for (int k = 1; k < nt; k++) {
+                size_t at = tasks * (size_t)k / (size_t)nt * g;
+                EXPECT_EQ_INT(par_share_at(n, g, (size_t)k), at < n ? at : n);
+            }
+        }
+    }
+    threads_set(saved);
+}
+
 TEST(par_scratch_is_each_workers_own)
 {
     for (size_t c = 0; c <= N_COUNTS; c++) {

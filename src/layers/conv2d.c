@@ -208,7 +208,7 @@ static size_t scratch_lines(size_t n, size_t es) { return round_up(n * es, SCRAT
 
 /* ---- the direct path's work, cut into parallel tasks (threads.h) ----
  * Forward: by samples (each sample's output is its own). Backward: by chunks of samples
- * whose size depends on the batch alone (conv_bwd_chunk), never on the thread count: a
+ * whose size depends on the batch alone (nn_conv_chunk), never on the thread count: a
  * chunk's task pads each sample's gradient, takes its input gradient and adds its weight
  * gradient into lane partial sums, all while the sample is in cache; the chunk's sums
  * are then kept per weight, and one last pass adds the chunks in chunk order. So each
@@ -353,7 +353,7 @@ static void conv_sum_task(void *ctx, size_t task, int worker)
 
 /* Samples per backward chunk: a few, so that a batch of 64 feeds 16 threads, and at most
  * 64 chunks, which bounds the memory their sums take. A function of the batch alone. */
-static size_t conv_bwd_chunk(uint64_t N)
+size_t nn_conv_chunk(uint64_t N)
 {
     size_t c = (size_t)((N + 63) / 64);
     return c < 4 ? 4 : c;
@@ -417,7 +417,7 @@ static void conv2d_backward_direct(struct Node *self)
     j.xmask = want_x ? conv_premask(x, j.overwrite) : NULL;
     j.xs_all = cx->xs;
     j.pad = j.ymask || j.gx;
-    j.per_task = conv_bwd_chunk(q->N);
+    j.per_task = nn_conv_chunk(q->N);
     j.n_chunks = (q->N + j.per_task - 1) / j.per_task;
     j.n_w = want_w ? q->O * K + (j.gb ? q->O : 0) : 0;
     size_t pl = CONV_PART_BYTES / es;

@@ -315,6 +315,7 @@ struct FN(plan) {
     const T *mask;                  /* gemm_mask's mask (laid out as C) or NULL */
     const struct ParCopies *ca, *cb; /* the threads' copies of A and B (threads.h), or NULL */
     int c_trans;                    /* the blocked path computes C^T: p's rows are C's columns */
+    size_t grain;                   /* > 0: one part per thread, whole rows of C (see by_rows) */
     size_t tm, tn, rstep, cstep;
     size_t mr, nr, rt, ct;          /* the path's tile, and the tiles of C */
     size_t runs;                    /* 0: the grid; else parts of tiles [run[k], run[k + 1]) */
@@ -419,6 +420,14 @@ static void FN(part)(void *ctx, size_t task, int worker)
 {
     struct FN(plan) own;
     const struct FN(plan) *p = FN(for_worker)(ctx, worker, &own);
+    if (p->grain) { /* C's rows [r0, r1), which are the plan's columns when it computes C^T */
+        size_t rows = p->c_trans ? p->N : p->M, r0 = par_share_at(rows, p->grain, task),
+               r1 = par_share_at(rows, p->grain, task + 1);
+        if (r0 >= r1) return;
+        if (p->c_trans) FN(rect)(p, 0, r0, p->M, r1 - r0);
+        else FN(rect)(p, r0, 0, r1 - r0, p->N);
+        return;
+    }
     if (p->runs) {
         FN(run)(p, p->run[task], p->run[task + 1]);
         return;
@@ -485,7 +494,7 @@ static void FN(cut)(struct FN(plan) *p, size_t mr, size_t nr, int packs_a, int p
 static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                          size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc,
                          const T *bias, int relu, const T *mask, const struct ParCopies *ca,
-                         const struct ParCopies *cb)
+                         const struct ParCopies *cb, size_t grain)
 {
     if (M == 0 || N == 0) return;
     const struct GemmKernels *gk = kernels_get()->gemm;
@@ -529,6 +538,8 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         FN(pack_policy)(&p.tl, p.M, p.N, p.A, p.B, &p.how_a, &p.how_b);
         FN(cut)(&p, p.tl.mr, p.tl.nr, p.how_a == PACK_ALL, p.how_b == PACK_ALL);
     }
+    if (grain && p.tm * p.tn > 1) /* a call worth cutting, cut as its rows' consumer is */
+        p.grain = grain, p.tm = (size_t)threads_count(), p.tn = 1, p.runs = 0;
     par_run(p.tm * p.tn, FN(part), &p);
     relu = relu && p.path != GEMM_DOT; /* the dot kernels apply it themselves */
     if (!FN(passes_in_parts)(&p) && (relu || mask)) FN(passes)(kernels_get()->ew, M, N, relu, mask, C, ldc);
@@ -537,32 +548,33 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
               size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, NULL);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, NULL, 0);
 }
 
 void FN(gemm_bias)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                    size_t lda, const T *B, size_t ldb, const T *bias, int relu, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, NULL, NULL);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, NULL, NULL, 0);
 }
 
 void FN(gemm_mask)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
-                   size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc, const T *mask)
+                   size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc, const T *mask,
+                   size_t row_grain)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, mask, NULL, NULL);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, mask, NULL, NULL, row_grain);
 }
 
 void FN(gemm_bias_copies)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A, size_t lda,
                           const struct ParCopies *ca, const T *B, size_t ldb, const T *bias, int relu, T *C,
                           size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, ca, NULL);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, ca, NULL, 0);
 }
 
 void FN(gemm_copies)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A, size_t lda,
                      const T *B, size_t ldb, const struct ParCopies *cb, T beta, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, cb);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, cb, 0);
 }
 
 #undef FN
