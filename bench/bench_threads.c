@@ -19,6 +19,8 @@
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "bench.h"
 #include "dataset.h"
+#include "kernels/dispatch.h"
+#include "kernels/ew.h"
 #include "math_kernels.h"
 #include "mem.h"
 #include "threads.h"
@@ -279,7 +281,7 @@ static void core_speeds(struct Dataset *ds, int steps, int reps)
 /* Ping-pong of one cache line between two threads pinned to the first two cores allowed:
  * nanoseconds one way, the latency of a line that one core wrote and another reads (what
  * a job's hand-over of its data costs per line not prefetched); 0 with fewer cores. */
-struct PingPong { _Alignas(64) atomic_int flag; int cpu, rounds; };
+struct PingPong { _Alignas(64) atomic_int flag; int cpu, rounds; const float *buf; size_t n; double sum; };
 
 static void *pong(void *arg)
 {
@@ -291,6 +293,7 @@ static void *pong(void *arg)
     for (int i = 0; i < p->rounds; i++) {
         while (atomic_load_explicit(&p->flag, memory_order_acquire) != 2 * i + 1) {
         }
+        for (size_t k = 0; p->buf && k < p->n; k += 16) p->sum += p->buf[k]; /* a line each */
         atomic_store_explicit(&p->flag, 2 * i + 2, memory_order_release);
     }
     return NULL;
@@ -323,11 +326,61 @@ static double line_transfer_ns(void)
     return r ? bench_median(v, r) : 0; /* the rounds measured: a thread may fail to start */
 }
 
+/* buf = relu(src) by the ISA's kernel: the vector stores a kernel writes its output with
+ * (memset's string stores take a line without its old contents, and cost less). */
+static double write_us(float *buf, const float *src, size_t n)
+{
+    double t0 = time_now();
+    kernels_get()->ew1->relu_f32(n, src, buf);
+    return (time_now() - t0) * 1e6;
+}
+
+/* 64 KB written again by the core that wrote it, microseconds (medians): alone, and
+ * after another core read it. A line that another core holds must be taken from it
+ * first: what a job pays to write what the other thread read in the job before (a
+ * Linear's input gradient cut otherwise than the convolution before reads it). */
+static void rewrite_us(double *alone, double *after_read)
+{
+    *alone = *after_read = 0;
+    cpu_set_t all;
+    int cpu[2];
+    if (sched_getaffinity(0, sizeof all, &all) || allowed_cores(cpu, 2) < 2) return;
+    enum { ROUNDS = 200, N = 16384 };
+    static struct PingPong p;
+    float *buf = mem_alloc_aligned(2 * N * sizeof *buf, 64), *src = buf + N;
+    double a[ROUNDS], b[ROUNDS];
+    pin_to(cpu[0]);
+    for (size_t k = 0; k < N; k++) src[k] = (float)(k % 7) - 3;
+    write_us(buf, src, N);
+    atomic_store(&p.flag, 0);
+    p.cpu = cpu[1], p.rounds = ROUNDS, p.buf = buf, p.n = N;
+    pthread_t t;
+    if (!pthread_create(&t, NULL, pong, &p)) {
+        for (int i = 0; i < ROUNDS; i++) {
+            atomic_store_explicit(&p.flag, 2 * i + 1, memory_order_release);
+            while (atomic_load_explicit(&p.flag, memory_order_acquire) != 2 * i + 2) {
+            }
+            b[i] = write_us(buf, src, N);
+            a[i] = write_us(buf, src, N);
+        }
+        pthread_join(t, NULL);
+        *alone = bench_median(a, ROUNDS), *after_read = bench_median(b, ROUNDS);
+    }
+    p.buf = NULL;
+    sched_setaffinity(0, sizeof all, &all);
+    mem_free(buf);
+}
+
 /* What the cores can give, printed before and after the table. */
 static void machine_probe(struct Dataset *ds, int steps, int reps)
 {
     core_speeds(ds, steps, reps);
     printf("  a cache line written on one core and read on another: %.0f ns one way\n", line_transfer_ns());
+    double alone, after_read;
+    rewrite_us(&alone, &after_read);
+    if (after_read > 0)
+        printf("  64 KB written again on one core: %.2f us; after another core read it: %.2f us\n", alone,
+               after_read);
 }
 
 void bench_threads(int quick)
