@@ -604,14 +604,16 @@ GEMM_GRAIN_CHECK(float, f32)
 GEMM_GRAIN_CHECK(double, f64)
 
 /* A gemm cut by rows at a grain (a Linear's input gradient, cut as the convolution
- * before it reads it): the same bits as the uncut call on one thread, on every path (the
- * blocked path on C and on C^T, the small path, the dot kernels), with grains that end
+ * before it reads it), or without one (grain 0: a cut into column ranges is made at
+ * whole cache lines): the same bits as the uncut call on one thread, on every path (the
+ * blocked path on C and on C^T, the small path, the dot kernels), with cuts that end
  * parts inside register tiles, at 2, 3, 4 and 7 threads. */
 TEST_ISA(gemm_row_grain_cut_gives_the_same_bits)
 {
     static const size_t shapes[][5] = {{0, 0, 64, 3136, 10}, {0, 0, 64, 128, 10}, {0, 1, 64, 20, 300},
-        {1, 0, 150, 37, 40}, {0, 0, 37, 400, 33}, {1, 1, 50, 300, 20}, {0, 0, 256, 200, 64}};
-    static const size_t grains[] = {1, 3, 4, 8};
+        {1, 0, 150, 37, 40}, {0, 0, 37, 400, 33}, {1, 1, 50, 300, 20}, {0, 0, 256, 200, 64},
+        {0, 1, 64, 128, 784}, {1, 0, 10, 3136, 64}, {0, 1, 33, 1000, 200}};
+    static const size_t grains[] = {0, 1, 3, 4, 8};
     static const int threads[] = {2, 3, 4, 7};
     struct Rng r;
     rng_seed(&r, 43);

@@ -315,7 +315,8 @@ struct FN(plan) {
     const T *mask;                  /* gemm_mask's mask (laid out as C) or NULL */
     const struct ParCopies *ca, *cb; /* the threads' copies of A and B (threads.h), or NULL */
     int c_trans;                    /* the blocked path computes C^T: p's rows are C's columns */
-    size_t grain;                   /* > 0: one part per thread, whole rows of C (see by_rows) */
+    size_t grain;                   /* > 0: one part per thread, C cut where par_share_at(., grain, .) */
+    int grain_cols;                 /* says: at C's columns, else at its rows */
     size_t tm, tn, rstep, cstep;
     size_t mr, nr, rt, ct;          /* the path's tile, and the tiles of C */
     size_t runs;                    /* 0: the grid; else parts of tiles [run[k], run[k + 1]) */
@@ -420,12 +421,13 @@ static void FN(part)(void *ctx, size_t task, int worker)
 {
     struct FN(plan) own;
     const struct FN(plan) *p = FN(for_worker)(ctx, worker, &own);
-    if (p->grain) { /* C's rows [r0, r1), which are the plan's columns when it computes C^T */
-        size_t rows = p->c_trans ? p->N : p->M, r0 = par_share_at(rows, p->grain, task),
-               r1 = par_share_at(rows, p->grain, task + 1);
-        if (r0 >= r1) return;
-        if (p->c_trans) FN(rect)(p, 0, r0, p->M, r1 - r0);
-        else FN(rect)(p, r0, 0, r1 - r0, p->N);
+    if (p->grain) { /* C's rows or columns [a, b): the plan's columns when it computes C^T */
+        int plan_cols = p->grain_cols != p->c_trans;
+        size_t len = plan_cols ? p->N : p->M, a = par_share_at(len, p->grain, task),
+               b = par_share_at(len, p->grain, task + 1);
+        if (a >= b) return;
+        if (plan_cols) FN(rect)(p, 0, a, p->M, b - a);
+        else FN(rect)(p, a, 0, b - a, p->N);
         return;
     }
     if (p->runs) {
@@ -538,8 +540,16 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         FN(pack_policy)(&p.tl, p.M, p.N, p.A, p.B, &p.how_a, &p.how_b);
         FN(cut)(&p, p.tl.mr, p.tl.nr, p.how_a == PACK_ALL, p.how_b == PACK_ALL);
     }
-    if (grain && p.tm * p.tn > 1) /* a call worth cutting, cut as its rows' consumer is */
-        p.grain = grain, p.tm = (size_t)threads_count(), p.tn = 1, p.runs = 0;
+    size_t T_ = (size_t)threads_count(), line = 64 / sizeof(T);
+    if (grain && p.tm * p.tn > 1) { /* a call worth cutting, cut as its rows' consumer is */
+        p.grain = grain, p.tm = T_, p.tn = 1, p.runs = 0;
+    } else if (p.tm == 1 && p.tn > 1 && !p.runs && !p.c_trans && p.path != GEMM_SMALL && N >= 4 * line * T_) {
+        /* A cut of C's rows into column ranges: at whole cache lines instead of tiles, so
+         * that no line of C is written by two threads (a tile cut of the MLP's 64 x 128
+         * forward at 65 columns shared a line in every row: 2% of its 2-thread step). The
+         * small path writes whole tiles past a ragged end, so it keeps its tile cut. */
+        p.grain = line, p.grain_cols = 1, p.tn = T_;
+    }
     par_run(p.tm * p.tn, FN(part), &p);
     relu = relu && p.path != GEMM_DOT; /* the dot kernels apply it themselves */
     if (!FN(passes_in_parts)(&p) && (relu || mask)) FN(passes)(kernels_get()->ew, M, N, relu, mask, C, ldc);
