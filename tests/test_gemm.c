@@ -577,28 +577,49 @@ TEST_ISA(gemm_parts_read_their_threads_copies)
     threads_set(saved);
 }
 
+/* Shapes {ta, tb, M, N, K} for the cut checks below: the CNN's Linear input gradient
+ * (blocked on C), the MLP's forward (dot kernels) and the CNN's Linear weight gradient
+ * (column cuts), the small path, the blocked path on C^T, and odd sizes. */
+static const size_t grain_shapes[][5] = {{0, 0, 64, 3136, 10}, {0, 0, 64, 128, 10}, {0, 1, 64, 20, 300},
+    {1, 0, 150, 37, 40}, {0, 0, 37, 400, 33}, {1, 1, 50, 300, 20}, {0, 0, 256, 200, 64},
+    {0, 1, 64, 128, 784}, {1, 0, 10, 3136, 64}, {0, 1, 33, 1000, 200}};
+static const size_t grain_sizes[] = {0, 1, 3, 4, 8};
+static const int grain_threads[] = {2, 3, 4, 7};
+
 #define GEMM_GRAIN_CHECK(T, sfx)                                                               \
-    /* gemm_mask cut by rows of C at row_grain on nt threads against the uncut call on one \
-     * thread, bit for bit (beta 0.5, with and without a mask). */                          \
-    static int grain_ok_##sfx(int ta, int tb, size_t M, size_t N, size_t K, size_t grain, int nt, \
-                              int masked, struct Rng *r)                                     \
+    /* Each shape: gemm_mask uncut on one thread (beta 0.5, a mask on every other shape), \
+     * then at each thread count with each grain, bit for bit. The pool is restarted per  \
+     * thread count, not per call. */                                                      \
+    static void grain_check_##sfx(struct Rng *r)                                             \
     {                                                                                        \
-        size_t lda = ta ? M : K, ldb = tb ? K : N, na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb; \
-        T *a = mem_alloc(na * sizeof(T)), *b = mem_alloc(nb * sizeof(T)), *mk = mem_alloc(M * N * sizeof(T)); \
-        T *c = mem_alloc(M * N * sizeof(T)), *want = mem_alloc(M * N * sizeof(T));          \
-        for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);                  \
-        for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);                  \
-        for (size_t i = 0; i < M * N; i++) mk[i] = (T)(rng_uniform(r) - 0.3);                \
-        for (size_t i = 0; i < M * N; i++) c[i] = want[i] = (T)(i % 5) - 2;                  \
         int saved = threads_count();                                                         \
-        threads_set(1);                                                                      \
-        gemm_mask_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, (T)0.5, want, N, masked ? mk : NULL, 0); \
-        threads_set(nt);                                                                     \
-        gemm_mask_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, (T)0.5, c, N, masked ? mk : NULL, grain); \
+        for (size_t s = 0; s < sizeof grain_shapes / sizeof grain_shapes[0]; s++) {         \
+            const size_t *x = grain_shapes[s];                                               \
+            int ta = (int)x[0], tb = (int)x[1];                                              \
+            size_t M = x[2], N = x[3], K = x[4], lda = ta ? M : K, ldb = tb ? K : N;         \
+            size_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;                         \
+            T *a = mem_alloc(na * sizeof(T)), *b = mem_alloc(nb * sizeof(T)), *mk = mem_alloc(M * N * sizeof(T)); \
+            T *c = mem_alloc(M * N * sizeof(T)), *want = mem_alloc(M * N * sizeof(T));      \
+            for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);              \
+            for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);              \
+            for (size_t i = 0; i < M * N; i++) mk[i] = (T)(rng_uniform(r) - 0.3);            \
+            const T *mask = s % 2 ? mk : NULL;                                               \
+            for (size_t i = 0; i < M * N; i++) want[i] = (T)(i % 5) - 2;                     \
+            threads_set(1);                                                                  \
+            gemm_mask_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, (T)0.5, want, N, mask, 0);    \
+            for (size_t t = 0; t < sizeof grain_threads / sizeof grain_threads[0]; t++) {    \
+                threads_set(grain_threads[t]);                                               \
+                for (size_t g = 0; g < sizeof grain_sizes / sizeof grain_sizes[0]; g++) {   \
+                    for (size_t i = 0; i < M * N; i++) c[i] = (T)(i % 5) - 2;                \
+                    gemm_mask_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, (T)0.5, c, N, mask, grain_sizes[g]); \
+                    EXPECT_MSG(!memcmp(c, want, M * N * sizeof(T)),                          \
+                               #sfx " %zux%zux%zu ta%d tb%d grain %zu, %d threads: not the uncut bits", \
+                               M, N, K, ta, tb, grain_sizes[g], grain_threads[t]);           \
+                }                                                                            \
+            }                                                                                \
+            mem_free(a), mem_free(b), mem_free(mk), mem_free(c), mem_free(want);             \
+        }                                                                                    \
         threads_set(saved);                                                                  \
-        int ok = memcmp(c, want, M * N * sizeof(T)) == 0;                                    \
-        mem_free(a), mem_free(b), mem_free(mk), mem_free(c), mem_free(want);                 \
-        return ok;                                                                           \
     }
 GEMM_GRAIN_CHECK(float, f32)
 GEMM_GRAIN_CHECK(double, f64)
@@ -610,25 +631,10 @@ GEMM_GRAIN_CHECK(double, f64)
  * parts inside register tiles, at 2, 3, 4 and 7 threads. */
 TEST_ISA(gemm_row_grain_cut_gives_the_same_bits)
 {
-    static const size_t shapes[][5] = {{0, 0, 64, 3136, 10}, {0, 0, 64, 128, 10}, {0, 1, 64, 20, 300},
-        {1, 0, 150, 37, 40}, {0, 0, 37, 400, 33}, {1, 1, 50, 300, 20}, {0, 0, 256, 200, 64},
-        {0, 1, 64, 128, 784}, {1, 0, 10, 3136, 64}, {0, 1, 33, 1000, 200}};
-    static const size_t grains[] = {0, 1, 3, 4, 8};
-    static const int threads[] = {2, 3, 4, 7};
     struct Rng r;
     rng_seed(&r, 43);
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++)
-            for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
-                const size_t *x = shapes[s];
-                int masked = (int)((s + g + t) % 2);
-                EXPECT_MSG(grain_ok_f32(x[0], x[1], x[2], x[3], x[4], grains[g], threads[t], masked, &r),
-                           "f32 %zux%zux%zu ta%zu tb%zu grain %zu, %d threads", x[2], x[3], x[4], x[0], x[1],
-                           grains[g], threads[t]);
-                EXPECT_MSG(grain_ok_f64(x[0], x[1], x[2], x[3], x[4], grains[g], threads[t], masked, &r),
-                           "f64 %zux%zux%zu ta%zu tb%zu grain %zu, %d threads", x[2], x[3], x[4], x[0], x[1],
-                           grains[g], threads[t]);
-            }
+    grain_check_f32(&r);
+    grain_check_f64(&r);
 }
 
 TEST_ISA(gemm_edge_cases_zero_k_and_zero_alpha)
