@@ -171,6 +171,10 @@ void threads_set(int n)
 
 int threads_count(void) { return pool.n; }
 
+/* Worker w's first task of n_tasks (w = pool.n: the end): the shares par_run hands out,
+ * and par_share_at tells producers about. */
+static size_t share_first(size_t n_tasks, size_t w) { return n_tasks * w / (size_t)pool.n; }
+
 void par_run(size_t n_tasks, par_fn fn, void *ctx)
 {
     if (n_tasks == 0) return;
@@ -182,8 +186,8 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx)
     pool.ctx = ctx;
     pool.n_tasks = n_tasks;
     for (int w = 0; w < pool.n; w++) {
-        atomic_store_explicit(&pool.share[w].next, n_tasks * (size_t)w / (size_t)pool.n, memory_order_relaxed);
-        pool.share[w].end = n_tasks * (size_t)(w + 1) / (size_t)pool.n;
+        atomic_store_explicit(&pool.share[w].next, share_first(n_tasks, (size_t)w), memory_order_relaxed);
+        pool.share[w].end = share_first(n_tasks, (size_t)w + 1);
     }
     unsigned long gen = atomic_fetch_add(&pool.gen, 1) + 1; /* seq_cst: pairs with a sleeper's count and check */
     if (atomic_load(&pool.sleepers) > 0) {
@@ -243,7 +247,7 @@ size_t par_map_chunk(size_t n, size_t elem_bytes)
 
 size_t par_share_at(size_t n, size_t grain, size_t k)
 {
-    size_t tasks = (n + grain - 1) / grain, at = tasks * k / (size_t)pool.n * grain;
+    size_t at = share_first((n + grain - 1) / grain, k) * grain;
     return at < n ? at : n;
 }
 
