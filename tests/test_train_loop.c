@@ -66,7 +66,7 @@ TEST(train_loop_makes_no_heap_allocation_after_the_first_epoch)
         check_epochs_without_heap("[model]\ninput_dim=64\nlayer=Linear,64,32\nactivation=ReLU\nlayer=Linear,32,10\n"
                                   "activation=Softmax\n[train]\nbatch_size=32\n", "mlp.ini");
         check_epochs_without_heap("[model]\ninput_dim=64\nlayer=Linear,64,256\nactivation=ReLU\nlayer=Linear,256,10\n"
-                                  "[train]\nbatch_size=128\n", "wide_mlp.ini");
+                                  "[train]\nbatch_size=128\nshuffle=0\n", "wide_mlp.ini"); /* copies */
         check_epochs_without_heap("[model]\ninput_shape=1,8,8\nlayer=Conv2d,1,4,3,3,1,1\nactivation=ReLU\n"
                                   "layer=Conv2d,4,8,3,3,2,1\nactivation=Tanh\nlayer=Linear,128,10\n"
                                   "[train]\noptimizer=SGD\nmomentum=0.9\nlr=0.01\nbatch_size=32\n", "cnn.ini");
@@ -77,21 +77,25 @@ TEST(train_loop_makes_no_heap_allocation_after_the_first_epoch)
     threads_set(saved);
 }
 
-/* A model whose first op is a Linear has the dataset gather a copy of the batch for each
- * of 2 threads, and its input node reads them (a first Conv2d reads its samples' rows
- * alone: no copies; nor on one thread). */
+/* A model whose first op is a Linear, trained on rows in the file's order, has the dataset
+ * gather a copy of the batch for each of 2 threads, and its input node reads them (a
+ * first Conv2d reads its samples' rows alone: no copies; nor shuffled rows, nor one
+ * thread). */
 TEST(train_loop_gives_a_first_linear_the_threads_copies)
 {
-    static const char *const cfgs[2] = {
-        "[model]\ninput_dim=64\nlayer=Linear,64,32\nactivation=ReLU\nlayer=Linear,32,10\n[train]\nbatch_size=32\n",
+    static const char *const cfgs[3] = {
+        "[model]\ninput_dim=64\nlayer=Linear,64,32\nactivation=ReLU\nlayer=Linear,32,10\n[train]\nbatch_size=32\n"
+        "shuffle=0\n",
         "[model]\ninput_shape=1,8,8\nlayer=Conv2d,1,4,3,3,1,1\nactivation=ReLU\nlayer=Linear,256,10\n"
-        "[train]\nbatch_size=32\n"};
+        "[train]\nbatch_size=32\nshuffle=0\n",
+        "[model]\ninput_dim=64\nlayer=Linear,64,32\nactivation=ReLU\nlayer=Linear,32,10\n[train]\nbatch_size=32\n"
+        "shuffle=1\n"};
     int saved = threads_count();
-    for (int v = 0; v < 4; v++) {
-        int nt = 1 + v / 2, linear = v % 2 == 0;
+    for (int v = 0; v < 6; v++) {
+        int nt = 1 + v / 3, kind = v % 3, linear = kind == 0;
         threads_set(nt);
         struct Rig r;
-        rig_init(&r, cfgs[!linear], linear ? "mlp.ini" : "cnn.ini");
+        rig_init(&r, cfgs[kind], kind == 1 ? "cnn.ini" : "mlp.ini");
         struct EpochStats st;
         EXPECT(train_epoch(&r.tr, &r.ds, 1, 2, NULL, NULL, &st) == 0);
         EXPECT_EQ_INT(r.ds.batch_copies, linear);
@@ -102,8 +106,9 @@ TEST(train_loop_gives_a_first_linear_the_threads_copies)
         for (x = out; x->n_parents; x = x->parents[0]) {} /* the input, under the ops' first operands */
         int copies = nt == 2 && linear;
         EXPECT_MSG(copies ? bt.x_copies && x->copies == bt.x_copies : !bt.x_copies && !x->copies,
-                   "%s at %d threads: batch copies %p, the input node's %p", linear ? "MLP" : "CNN", nt,
-                   (const void *)bt.x_copies, (const void *)x->copies);
+                   "%s at %d threads: batch copies %p, the input node's %p",
+                   kind == 1 ? "CNN" : kind ? "shuffled MLP" : "MLP", nt, (const void *)bt.x_copies,
+                   (const void *)x->copies);
         graph_reset(&r.tr.g);
         rig_free(&r);
     }
