@@ -27,6 +27,20 @@ const char *op_name(int op);
 struct Graph;
 struct ParCopies;
 
+/* A parameter's update as its gradient is written (train's step, when nothing reads the
+ * gradients between the backward pass and the update): an op whose backward writes the
+ * parameter's gradient whole may call update(hook, lo, n) for elements [lo, lo + n),
+ * each once, on the thread that wrote them, while they are in cache, lo a multiple of
+ * GRAD_HOOK_ALIGN elements, and then clears the node's grad_hook (a Linear's weight,
+ * where its gemm is cut by rows); the caller updates the parameters whose hook is left.
+ * Only for a parameter that one op of the step consumes (a model's modules). */
+#define GRAD_HOOK_ALIGN 64
+struct GradHook {
+    void (*update)(const struct GradHook *hook, uint64_t lo, uint64_t n);
+    void *ctx;
+    uint32_t index;
+};
+
 struct Node {
     struct Tensor *value;
     struct Tensor *grad;            /* NULL until needed (arena nodes) */
@@ -42,6 +56,7 @@ struct Node {
     uint32_t grad_masked;           /* set by the consumer that wrote the gradient whole (see below) */
     void *ctx;                      /* op-specific saved data (arena) */
     const struct ParCopies *copies; /* a batch's input: value's data, one copy per thread (threads.h), or NULL */
+    const struct GradHook *grad_hook; /* a parameter's update, while its step is taken by parts (or NULL) */
 };
 
 struct Graph {

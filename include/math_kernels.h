@@ -75,12 +75,24 @@ void gemm_bias_copies_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K
 void gemm_bias_copies_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
                           const double *A, size_t lda, const struct ParCopies *a_copies, const double *B,
                           size_t ldb, const double *bias, int relu, double *C, size_t ldc);
+/* gemm_copies, cut into parts by C's rows, tells `rows` (NULL: nobody) of each part's
+ * rows as it finishes them, on the thread that wrote them, while they are in cache:
+ * rows->done(rows, row, n) for rows [row, row + n), row a multiple of rows->grain; every
+ * row once; and sets told. A call in one part (one thread, a small call), or whose cut
+ * is not by C's rows (each thread would write part of every row), tells none and leaves
+ * told 0: the caller does the rows' work after. For a parameter's update as its
+ * gradient is written (a Linear's weight: autograd.h GradHook). */
+struct GemmRows {
+    void (*done)(const struct GemmRows *rows, size_t row, size_t n);
+    size_t grain;
+    int told;
+};
 void gemm_copies_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
                      size_t lda, const float *B, size_t ldb, const struct ParCopies *b_copies, float beta,
-                     float *C, size_t ldc);
+                     float *C, size_t ldc, struct GemmRows *rows);
 void gemm_copies_f64(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha, const double *A,
                      size_t lda, const double *B, size_t ldb, const struct ParCopies *b_copies, double beta,
-                     double *C, size_t ldc);
+                     double *C, size_t ldc, struct GemmRows *rows);
 /* Plain triple-loop references with the same contract. */
 void gemm_ref_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                   const float *A, size_t lda, const float *B, size_t ldb, float beta,

@@ -29,6 +29,17 @@ void optim_free(struct Optimizer *opt);
 void optim_set_lr(struct Optimizer *opt, double lr);
 double optim_lr(const struct Optimizer *opt);
 
+/* A step taken by parts, for a caller that updates a parameter as soon as its gradient
+ * is final (train's step: a Linear's weight as the gemm writes its gradient), with the
+ * same bits as the whole step. optim_step_begin counts the step (Adam's t) and returns 1,
+ * or returns 0 and does nothing when opt->step is not the optimizer's own (the caller
+ * then calls it); optim_step_range updates elements [lo, lo + n) of parameter i, lo a
+ * multiple of 64 (any thread, ranges apart); optim_step_finish updates every parameter i
+ * with done[i] == 0 and ends the step. */
+int optim_step_begin(struct Optimizer *opt);
+void optim_step_range(struct Optimizer *opt, uint32_t i, uint64_t lo, uint64_t n);
+void optim_step_finish(struct Optimizer *opt, const uint8_t *done);
+
 /* The state a checkpoint saves and restores (train.h): per parameter, optim_buffers
  * buffers shaped like it (0 for SGD without momentum, 1 for SGD's velocity, 2 for
  * Adam's m then v); optim_buffer is buffer `which` of parameter i as a view (shares the

@@ -24,6 +24,8 @@ struct OptState {
     double lr, momentum, beta1, beta2, eps;
     uint32_t n_bufs;  /* per parameter: 0, 1 (m) or 2 (m and v) */
     uint64_t t;    /* Adam's step count */
+    int open;      /* a step by parts begun (optim_step_begin) and not finished */
+    double step, bc2_sqrt; /* that step's Adam corrections */
     void **m, **v; /* per parameter: SGD velocity in m; Adam's moments in m and v */
     void *block;   /* the one allocation behind every m[i] and v[i] */
 };
@@ -137,7 +139,10 @@ struct StepJob {
     int adam;
     uint64_t chunk;
     double step, bc2_sqrt; /* Adam's bias corrections */
+    const uint8_t *skip;   /* or NULL: parameters the step leaves (optim_step_finish) */
 };
+
+static int skipped(const struct StepJob *j, uint32_t i) { return j->skip && j->skip[i]; }
 
 static void step_run(const struct StepJob *j, uint32_t i, uint64_t lo, uint64_t n)
 {
@@ -159,18 +164,20 @@ static void step_task(void *ctx, size_t task, int worker)
     (void)worker;
     const struct StepJob *j = ctx;
     uint64_t lo = task * j->chunk, hi = lo + j->chunk, a = 0;
-    for (uint32_t i = 0; i < j->o->n_params && a < hi; a += step_span(j->o->params[i]), i++) {
-        uint64_t b = a + tensor_numel(j->o->params[i]);
+    for (uint32_t i = 0; i < j->o->n_params && a < hi; i++) {
+        if (skipped(j, i)) continue;
+        uint64_t at = a, b = a + tensor_numel(j->o->params[i]);
+        a += step_span(j->o->params[i]);
         if (b <= lo) continue;
-        uint64_t from = lo > a ? lo : a, to = hi < b ? hi : b;
-        step_run(j, i, from - a, to - from);
+        uint64_t from = lo > at ? lo : at, to = hi < b ? hi : b;
+        step_run(j, i, from - at, to - from);
     }
 }
 
 static void run_step(struct StepJob *j)
 {
     uint64_t total = 0;
-    for (uint32_t i = 0; i < j->o->n_params; i++) total += step_span(j->o->params[i]);
+    for (uint32_t i = 0; i < j->o->n_params; i++) total += skipped(j, i) ? 0 : step_span(j->o->params[i]);
     if (!total) return;
     j->chunk = par_map_chunk(total, dtype_size(j->o->params[0]->dtype));
     par_run((total + j->chunk - 1) / j->chunk, step_task, j);
@@ -182,12 +189,55 @@ static void sgd_step(struct Optimizer *o)
 }
 
 /* The bias corrections are computed in double once per step, as PyTorch does. */
+static void adam_count(struct OptState *s)
+{
+    s->t++;
+    s->step = s->lr / (1 - pow(s->beta1, (double)s->t));
+    s->bc2_sqrt = sqrt(1 - pow(s->beta2, (double)s->t));
+}
+
+static struct StepJob step_job(struct Optimizer *o, const uint8_t *skip)
+{
+    const struct OptState *s = o->state;
+    return (struct StepJob){.o = o, .adam = s->n_bufs == 2, .step = s->step, .bc2_sqrt = s->bc2_sqrt, .skip = skip};
+}
+
 static void adam_step(struct Optimizer *o)
 {
+    adam_count(o->state);
+    struct StepJob j = step_job(o, NULL);
+    run_step(&j);
+}
+
+/* ---- a step by parts ---- */
+
+int optim_step_begin(struct Optimizer *o)
+{
     struct OptState *s = o->state;
-    s->t++;
-    run_step(&(struct StepJob){.o = o, .adam = 1, .step = s->lr / (1 - pow(s->beta1, (double)s->t)),
-                               .bc2_sqrt = sqrt(1 - pow(s->beta2, (double)s->t))});
+    if (o->step != sgd_step && o->step != adam_step) return 0; /* a step of the caller's own */
+    CHECK(!s->open, "a step by parts begun twice");
+    if (o->step == adam_step) adam_count(s);
+    s->open = 1;
+    return 1;
+}
+
+void optim_step_range(struct Optimizer *o, uint32_t i, uint64_t lo, uint64_t n)
+{
+    const struct OptState *s = o->state;
+    CHECK(s->open && i < o->n_params && (lo & 63) == 0 && lo + n <= tensor_numel(o->params[i]),
+          "step of parameter %u, elements %llu + %llu (%s)", i, (unsigned long long)lo, (unsigned long long)n,
+          s->open ? "out of range" : "no step begun");
+    struct StepJob j = step_job(o, NULL);
+    step_run(&j, i, lo, n);
+}
+
+void optim_step_finish(struct Optimizer *o, const uint8_t *done)
+{
+    struct OptState *s = o->state;
+    CHECK(s->open, "no step by parts begun");
+    struct StepJob j = step_job(o, done);
+    run_step(&j);
+    s->open = 0;
 }
 
 struct Optimizer *optim_sgd_create(struct Tensor **params, struct Tensor **grads, uint32_t n,

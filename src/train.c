@@ -25,6 +25,8 @@ void train_init(struct Trainer *t, struct Model *m)
     memset(t, 0, sizeof *t);
     t->model = m;
     t->opt = train_optimizer_create(m);
+    t->hooks = mem_alloc_zeroed((m->n_params + 1) * sizeof *t->hooks);
+    t->updated = mem_alloc_zeroed(m->n_params + 1);
     graph_init(&t->g);
     graph_init(&t->eval_g);
     graph_set_no_grad(&t->eval_g, 1);
@@ -33,6 +35,8 @@ void train_init(struct Trainer *t, struct Model *m)
 void train_free(struct Trainer *t)
 {
     mem_free(t->flat);
+    mem_free(t->hooks);
+    mem_free(t->updated);
     graph_free(&t->g);
     graph_free(&t->eval_g);
     optim_free(t->opt);
@@ -175,6 +179,38 @@ static int step_shared(struct Trainer *t, struct Dataset *ds, uint64_t b, double
     return sums[2] > 0 ? TRAIN_INTERRUPTED : TRAIN_OK;
 }
 
+static void update_part(const struct GradHook *h, uint64_t lo, uint64_t n)
+{
+    optim_step_range(h->ctx, h->index, lo, n);
+}
+
+/* The gradients, then the update. With one process the update goes by parts: an op that
+ * writes a parameter's gradient whole updates it as it goes, each part on the thread that
+ * wrote it while it is in cache (a Linear's weight: autograd.h GradHook), and the step
+ * updates the rest after. The same bits as the whole step after the backward pass (the
+ * update is elementwise); only data-parallel processes, which sum the gradients first,
+ * and an optimizer step of the caller's own take the whole step. */
+static void backward_and_step(struct Trainer *t, struct Node *loss)
+{
+    struct Model *m = t->model;
+    model_zero_grad(m);
+    if (!optim_step_begin(t->opt)) {
+        backward(loss);
+        t->opt->step(t->opt);
+        return;
+    }
+    for (uint32_t i = 0; i < m->n_params; i++) {
+        t->hooks[i] = (struct GradHook){update_part, t->opt, i};
+        m->param_nodes[i]->grad_hook = &t->hooks[i];
+    }
+    backward(loss);
+    for (uint32_t i = 0; i < m->n_params; i++) {
+        t->updated[i] = m->param_nodes[i]->grad_hook == NULL;
+        m->param_nodes[i]->grad_hook = NULL;
+    }
+    optim_step_finish(t->opt, t->updated);
+}
+
 int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t max_steps,
                          epoch_progress_fn progress, void *ctx, struct EpochStats *st)
 {
@@ -219,10 +255,8 @@ int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, 
             st->steps = b + 1, st->bad_loss = l;
             return TRAIN_DIVERGED;
         }
-        model_zero_grad(m);
-        backward(loss);
         optim_set_lr(t->opt, optim_lr_at(c->lr_schedule, c->lr, first + b, total));
-        t->opt->step(t->opt);
+        backward_and_step(t, loss);
         st->loss_sum += l * (double)bt.rows;
         st->seen += bt.rows;
         if (c->loss == LOSS_CROSS_ENTROPY) st->hits += count_correct(out->value, bt.cls);

@@ -9,6 +9,7 @@
 #include "threads.h"
 #include "utils.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -537,7 +538,7 @@ TEST_ISA(gemm_dot_kernel_on_every_tile_edge)
         struct ParCopies cp = {2, {poisoned ? v0 : op, v1}};                                 \
         if (of_b) {                                                                          \
             gemm_##sfx(ta, tb, M, N, K, 1, a, lda, v0, ldb, (T)0.5, want, N);                \
-            gemm_copies_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, &cp, (T)0.5, c, N);        \
+            gemm_copies_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, &cp, (T)0.5, c, N, NULL);  \
         } else {                                                                             \
             gemm_bias_##sfx(ta, tb, M, N, K, 1, v0, lda, b, ldb, bias, 1, want, N);          \
             gemm_bias_copies_##sfx(ta, tb, M, N, K, 1, a, lda, &cp, b, ldb, bias, 1, c, N);  \
@@ -635,6 +636,95 @@ TEST_ISA(gemm_row_grain_cut_gives_the_same_bits)
     rng_seed(&r, 43);
     grain_check_f32(&r);
     grain_check_f64(&r);
+}
+
+/* A listener of gemm_copies: how often each row was told, told rows that were not yet
+ * their final bits (against want), and rows told off the grain. */
+struct RowSpy {
+    struct GemmRows rows; /* first: the gemm's view */
+    const void *c, *want;
+    size_t row_bytes, ld_bytes;
+    atomic_int count[256], wrong, off_grain, calls;
+};
+
+static void row_spy_done(const struct GemmRows *rows, size_t row, size_t n)
+{
+    struct RowSpy *s = (struct RowSpy *)rows;
+    atomic_fetch_add(&s->calls, 1);
+    if (row % rows->grain) atomic_fetch_add(&s->off_grain, 1);
+    for (size_t i = row; i < row + n && i < 256; i++) {
+        atomic_fetch_add(&s->count[i], 1);
+        if (memcmp((const char *)s->c + i * s->ld_bytes, (const char *)s->want + i * s->ld_bytes, s->row_bytes))
+            atomic_fetch_add(&s->wrong, 1);
+    }
+}
+
+static const size_t told_shapes[][5] = {{1, 0, 128, 784, 64}, {1, 0, 10, 3136, 64}, {1, 0, 10, 128, 64},
+    {1, 0, 256, 784, 64}, {1, 0, 128, 3136, 64}, {1, 0, 37, 333, 50}, {0, 0, 150, 200, 64},
+    {1, 1, 64, 300, 20}, {0, 1, 200, 100, 96}};
+static const size_t told_grains[] = {1, 3, 4, 32};
+static const int told_threads[] = {1, 2, 3, 4, 7};
+
+#define GEMM_TOLD_CHECK(T, sfx)                                                                \
+    /* At each thread count, each shape: gemm_copies without a listener (beta 0.5), then  \
+     * with one at each grain: the same bits, and where told, every row told once, final \
+     * when told, from a multiple of the grain; else no call. Returns how many calls told. \
+     * The pool is restarted per thread count, not per call. */                            \
+    static int told_check_##sfx(struct Rng *r)                                               \
+    {                                                                                        \
+        int saved = threads_count(), told_calls = 0;                                        \
+        for (size_t t = 0; t < sizeof told_threads / sizeof told_threads[0]; t++) {         \
+            threads_set(told_threads[t]);                                                    \
+            for (size_t s = 0; s < sizeof told_shapes / sizeof told_shapes[0]; s++) {       \
+                const size_t *x = told_shapes[s];                                            \
+                int ta = (int)x[0], tb = (int)x[1];                                          \
+                size_t M = x[2], N = x[3], K = x[4], lda = ta ? M : K, ldb = tb ? K : N;     \
+                size_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;                     \
+                T *a = mem_alloc(na * sizeof(T)), *b = mem_alloc(nb * sizeof(T));            \
+                T *c = mem_alloc(M * N * sizeof(T)), *want = mem_alloc(M * N * sizeof(T));  \
+                for (size_t i = 0; i < na; i++) a[i] = (T)(2 * rng_uniform(r) - 1);          \
+                for (size_t i = 0; i < nb; i++) b[i] = (T)(2 * rng_uniform(r) - 1);          \
+                for (size_t i = 0; i < M * N; i++) want[i] = (T)(i % 5) - 2;                 \
+                gemm_copies_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, NULL, (T)0.5, want, N, NULL); \
+                for (size_t g = 0; g < sizeof told_grains / sizeof told_grains[0]; g++) {   \
+                    static struct RowSpy spy;                                                \
+                    memset(&spy, 0, sizeof spy);                                             \
+                    spy.rows = (struct GemmRows){row_spy_done, told_grains[g], 0};           \
+                    spy.c = c, spy.want = want, spy.row_bytes = N * sizeof(T), spy.ld_bytes = N * sizeof(T); \
+                    for (size_t i = 0; i < M * N; i++) c[i] = (T)(i % 5) - 2;                \
+                    gemm_copies_##sfx(ta, tb, M, N, K, 1, a, lda, b, ldb, NULL, (T)0.5, c, N, &spy.rows); \
+                    int once = 1;                                                            \
+                    for (size_t i = 0; i < M; i++) once &= atomic_load(&spy.count[i]) == spy.rows.told; \
+                    EXPECT_MSG(!memcmp(c, want, M * N * sizeof(T)) && once && !atomic_load(&spy.wrong) && \
+                                   !atomic_load(&spy.off_grain) && (spy.rows.told || !atomic_load(&spy.calls)), \
+                               #sfx " %zux%zux%zu ta%d tb%d grain %zu, %d threads: told %d, %d calls, %d rows " \
+                               "not final when told, %d off the grain, every row told as often as told says %d", \
+                               M, N, K, ta, tb, told_grains[g], told_threads[t], spy.rows.told,             \
+                               atomic_load(&spy.calls), atomic_load(&spy.wrong), atomic_load(&spy.off_grain), once); \
+                    /* one thread: one part, nothing told; the MLP's weight gradient at 2 threads: told */ \
+                    if (told_threads[t] == 1) EXPECT_EQ_INT(spy.rows.told, 0);              \
+                    if (told_threads[t] == 2 && s == 0) EXPECT_EQ_INT(spy.rows.told, 1);    \
+                    told_calls += spy.rows.told;                                             \
+                }                                                                            \
+                mem_free(a), mem_free(b), mem_free(c), mem_free(want);                       \
+            }                                                                                \
+        }                                                                                    \
+        threads_set(saved);                                                                  \
+        return told_calls;                                                                   \
+    }
+GEMM_TOLD_CHECK(float, f32)
+GEMM_TOLD_CHECK(double, f64)
+
+/* gemm_copies with a listener of finished rows (a Linear's weight updated by parts as its
+ * gradient is written): the bits of the call without one; where the call is cut by C's
+ * rows, each row told once, on its final bits, from a multiple of the grain; nothing told
+ * on one thread or where the cut is not by rows. */
+TEST_ISA(gemm_copies_tells_each_finished_row_once)
+{
+    struct Rng r;
+    rng_seed(&r, 47);
+    int told = told_check_f32(&r) + told_check_f64(&r);
+    EXPECT_MSG(told >= 8, "only %d calls told their rows", told);
 }
 
 TEST_ISA(gemm_edge_cases_zero_k_and_zero_alpha)

@@ -300,3 +300,95 @@ TEST_ISA(optim_step_cut_across_parameters_any_threads)
             }
     threads_set(saved);
 }
+
+/* A step by parts (train's fused step: a Linear's weight updated as its gradient is
+ * written): some parameters updated by ranges from multiples of 64 elements, in any
+ * order, the rest by optim_step_finish, give the whole step's bits, parameters and
+ * buffers, at 1 and 3 threads over three steps. */
+static void parts_step(struct Optimizer *o, int step)
+{
+    uint8_t done[CUT_NP] = {0};
+    EXPECT(optim_step_begin(o) == 1);
+    for (int k = CUT_NP - 1; k >= 0; k--) {
+        if ((k + step) % 2) continue; /* a different half of the parameters each step */
+        uint64_t n = cut_sizes[k], piece = 64 * (uint64_t)(1 + k % 3);
+        for (uint64_t lo = (n - 1) / piece * piece;; lo -= piece) { /* the last range first */
+            optim_step_range(o, (uint32_t)k, lo, n - lo < piece ? n - lo : piece);
+            if (lo == 0) break;
+        }
+        done[k] = 1;
+    }
+    optim_step_finish(o, done);
+}
+
+TEST_ISA(optim_step_by_parts_gives_the_whole_steps_bits)
+{
+    int saved = threads_count();
+    for (uint32_t dt = 0; dt < DT_COUNT; dt++)
+        for (int kind = 0; kind < 3; kind++)
+            for (int nt = 1; nt <= 3; nt += 2) {
+                threads_set(nt);
+                struct Tensor *p[2][CUT_NP], *g[CUT_NP];
+                for (int k = 0; k < CUT_NP; k++) {
+                    for (int w = 0; w < 2; w++) p[w][k] = tensor_create(1, &cut_sizes[k], dt);
+                    g[k] = tensor_zeros(1, &cut_sizes[k], dt);
+                }
+                struct Optimizer *o[2];
+                for (int w = 0; w < 2; w++) {
+                    cut_fill(p[w], dt, 0);
+                    o[w] = kind == 0 ? optim_adam_create(p[w], g, CUT_NP, 0.01, 0.9, 0.98, 1e-8)
+                                     : optim_sgd_create(p[w], g, CUT_NP, 0.01, kind == 1 ? 0.9 : 0);
+                }
+                for (int t = 1; t <= 3; t++) {
+                    cut_fill(g, dt, 0.5 * t);
+                    o[0]->step(o[0]);
+                    parts_step(o[1], t);
+                }
+                EXPECT_EQ_INT(optim_steps(o[1]), optim_steps(o[0]));
+                for (int k = 0; k < CUT_NP; k++) {
+                    int same = memcmp(p[0][k]->data, p[1][k]->data, cut_sizes[k] * dtype_size(dt)) == 0;
+                    for (uint32_t b = 0; b < optim_buffers(o[0]); b++) {
+                        struct Tensor *x = optim_buffer(o[0], (uint32_t)k, b), *y = optim_buffer(o[1], (uint32_t)k, b);
+                        same &= memcmp(x->data, y->data, cut_sizes[k] * dtype_size(dt)) == 0;
+                        tensor_free(x), tensor_free(y);
+                    }
+                    EXPECT_MSG(same, "%s %s, %d threads: parameter %d (%llu elements) by parts is not the whole step",
+                               dtype_name(dt), kind == 0 ? "Adam" : kind == 1 ? "SGD momentum" : "SGD", nt, k,
+                               (unsigned long long)cut_sizes[k]);
+                }
+                for (int w = 0; w < 2; w++) optim_free(o[w]);
+                for (int k = 0; k < CUT_NP; k++) tensor_free(p[0][k]), tensor_free(p[1][k]), tensor_free(g[k]);
+            }
+    threads_set(saved);
+}
+
+static void spy_step(struct Optimizer *o) { (void)o; }
+
+static void bad_range_child(void *arg)
+{
+    struct Optimizer *o = arg;
+    optim_step_begin(o);
+    optim_step_range(o, 1, 32, 64); /* not from a multiple of 64 */
+}
+
+/* An optimizer whose step the caller replaced is not stepped by parts (its step is run
+ * whole, by the caller); a range off the 64-element grid is refused. */
+TEST(optim_step_by_parts_only_for_its_own_step)
+{
+    struct Tensor *p[CUT_NP], *g[CUT_NP];
+    for (int k = 0; k < CUT_NP; k++)
+        p[k] = tensor_zeros(1, &cut_sizes[k], DT_FLOAT32), g[k] = tensor_zeros(1, &cut_sizes[k], DT_FLOAT32);
+    struct Optimizer *o = optim_adam_create(p, g, CUT_NP, 0.01, 0.9, 0.98, 1e-8);
+    char err[1024];
+    EXPECT(test_run_child(bad_range_child, o, err, sizeof err) != 0);
+    EXPECT_STR_CONTAINS(err, "elements 32 + 64");
+    void (*own)(struct Optimizer *) = o->step;
+    o->step = spy_step;
+    EXPECT_EQ_INT(optim_step_begin(o), 0);
+    EXPECT_EQ_INT(optim_steps(o), 0);
+    o->step = own;
+    EXPECT_EQ_INT(optim_step_begin(o), 1);
+    EXPECT_EQ_INT(optim_steps(o), 1);
+    optim_free(o);
+    for (int k = 0; k < CUT_NP; k++) tensor_free(p[k]), tensor_free(g[k]);
+}

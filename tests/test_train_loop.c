@@ -115,6 +115,51 @@ TEST(train_loop_gives_a_first_linear_the_threads_copies)
     threads_set(saved);
 }
 
+/* At 2 threads the step updates a Linear's weight as the gemm writes its gradient, each
+ * part of rows on its thread (autograd.h GradHook), and the rest after: the model is
+ * the same bits as one thread's whole step, for Adam and SGD with momentum, in float32
+ * and float64. The 128 x 1024 weight's gradient is the call that the gemm cuts by rows
+ * at 2 threads (on one thread nothing is updated by parts). A later epoch allocates
+ * nothing. */
+TEST(train_loop_updates_a_linear_weight_as_its_gradient_is_written)
+{
+    static const char *const opts[4] = {"", "optimizer=SGD\nmomentum=0.9\nlr=0.01\n", "", "optimizer=SGD\nlr=0.01\n"};
+    int saved = threads_count();
+    for (int v = 0; v < 4; v++) {
+        char cfg[512];
+        snprintf(cfg, sizeof cfg,
+                 "[model]\ninput_shape=1,8,8\n%slayer=Conv2d,1,16,3,3,1,1\nactivation=ReLU\nlayer=Linear,1024,128\n"
+                 "activation=ReLU\nlayer=Linear,128,10\n[train]\nbatch_size=32\n%s",
+                 v >= 2 ? "dtype=float64\n" : "", opts[v]);
+        struct Tensor *first[8] = {0};
+        for (int nt = 1; nt <= 3; nt++) {
+            threads_set(nt);
+            struct Rig r;
+            rig_init(&r, cfg, "fused.ini");
+            struct EpochStats st;
+            EXPECT(train_epoch(&r.tr, &r.ds, 1, 12, NULL, NULL, &st) == 0);
+            EXPECT_EQ_INT(r.model.n_params, 6);
+            for (uint32_t i = 0; i < r.model.n_params && i < 8; i++) {
+                const struct Tensor *p = r.model.param_nodes[i]->value;
+                int by_parts = r.tr.updated[i], want = nt == 2 && i == 2; /* the first Linear's weight */
+                if (nt <= 2) EXPECT_MSG(by_parts == want, "%s at %d threads: parameter %u updated by parts %d",
+                                        cfg, nt, i, by_parts);
+                EXPECT(r.model.param_nodes[i]->grad_hook == NULL);
+                if (nt == 1) first[i] = tensor_copy(p);
+                else
+                    EXPECT_MSG(!memcmp(p->data, first[i]->data, tensor_numel(p) * dtype_size(p->dtype)),
+                               "%s at %d threads: parameter %u is not one thread's", cfg, nt, i);
+            }
+            uint64_t calls = mem_alloc_calls(); /* and the steps by parts allocate nothing */
+            EXPECT(train_epoch(&r.tr, &r.ds, 2, 3, NULL, NULL, &st) == 0);
+            EXPECT_EQ_INT(mem_alloc_calls() - calls, 0);
+            rig_free(&r);
+        }
+        for (int i = 0; i < 8; i++) tensor_free(first[i]);
+    }
+    threads_set(saved);
+}
+
 /* A spy in place of the optimizer's step records the rate each step runs with. */
 static struct { void (*step)(struct Optimizer *); double lr[128]; uint64_t n; } spy;
 

@@ -56,6 +56,28 @@ static void grad_bias_rows(const struct Tensor *g, size_t rows, size_t n, struct
     par_run((n + j.per_task - 1) / j.per_task, bias_task, &j);
 }
 
+/* The weight gradient's rows as the gemm finishes them, to the weight's GradHook. */
+struct WeightRows {
+    struct GemmRows rows; /* first: the gemm's view */
+    const struct GradHook *hook;
+    size_t in;            /* elements per row */
+};
+
+static void weight_rows_done(const struct GemmRows *rows, size_t row, size_t n)
+{
+    const struct WeightRows *w = (const struct WeightRows *)rows;
+    w->hook->update(w->hook, (uint64_t)row * w->in, (uint64_t)n * w->in);
+}
+
+static size_t gcd_sz(size_t a, size_t b)
+{
+    while (b) {
+        size_t t = a % b;
+        a = b, b = t;
+    }
+    return a;
+}
+
 static void linear_backward(struct Node *self)
 {
     struct Node *x = self->parents[0], *w = self->parents[1], *b = self->n_parents > 2 ? self->parents[2] : NULL;
@@ -83,8 +105,13 @@ static void linear_backward(struct Node *self)
     if (node_wants_grad(w)) { /* dW += g^T x (=, after node_grad_invalidate) */
         int ow;
         struct Tensor *gw = node_grad_begin(w, &ow);
+        /* Written whole, W's update goes with each part of the gemm, the part's rows of
+         * the gradient still in cache: rows from multiples of GRAD_HOOK_ALIGN elements. */
+        struct WeightRows wr = {{weight_rows_done, GRAD_HOOK_ALIGN / gcd_sz(in, GRAD_HOOK_ALIGN), 0}, w->grad_hook, in};
+        int fuse = ow && w->grad_hook;
         DT_CALL(dt, gemm_copies, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, x->copies, ow ? 0 : 1,
-                gw->data, in);
+                gw->data, in, fuse ? &wr.rows : NULL);
+        if (wr.rows.told) w->grad_hook = NULL;
     }
     if (b && node_wants_grad(b)) {
         int ow;

@@ -317,6 +317,7 @@ struct FN(plan) {
     int c_trans;                    /* the blocked path computes C^T: p's rows are C's columns */
     size_t grain;                   /* > 0: one part per thread, C cut where par_share_at(., grain, .) */
     int grain_cols;                 /* says: at C's columns, else at its rows */
+    const struct GemmRows *rows;    /* gemm_copies' listener, told of each part's rows of C */
     size_t tm, tn, rstep, cstep;
     size_t mr, nr, rt, ct;          /* the path's tile, and the tiles of C */
     size_t runs;                    /* 0: the grid; else parts of tiles [run[k], run[k + 1]) */
@@ -428,6 +429,7 @@ static void FN(part)(void *ctx, size_t task, int worker)
         if (a >= b) return;
         if (plan_cols) FN(rect)(p, 0, a, p->M, b - a);
         else FN(rect)(p, a, 0, b - a, p->N);
+        if (p->rows) p->rows->done(p->rows, a, b - a);
         return;
     }
     if (p->runs) {
@@ -496,7 +498,7 @@ static void FN(cut)(struct FN(plan) *p, size_t mr, size_t nr, int packs_a, int p
 static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                          size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc,
                          const T *bias, int relu, const T *mask, const struct ParCopies *ca,
-                         const struct ParCopies *cb, size_t grain)
+                         const struct ParCopies *cb, size_t grain, struct GemmRows *rows)
 {
     if (M == 0 || N == 0) return;
     const struct GemmKernels *gk = kernels_get()->gemm;
@@ -509,7 +511,7 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
     }
     struct FN(plan) p = {.gk = gk, .ta = ta, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
                          .a = A, .b = B, .lda = lda, .ldb = ldb, .C = C, .rsc = ldc, .csc = 1,
-                         .bias = bias, .relu = relu, .mask = mask, .ca = ca, .cb = cb};
+                         .bias = bias, .relu = relu, .mask = mask, .ca = ca, .cb = cb, .rows = rows};
     if (!ta && tb && FN(use_dot)(gk, M, N, K)) {
         p.path = GEMM_DOT;
         p.dot = FN(dot_plan)(gk, M, N, K);
@@ -541,6 +543,10 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
         FN(cut)(&p, p.tl.mr, p.tl.nr, p.how_a == PACK_ALL, p.how_b == PACK_ALL);
     }
     size_t T_ = (size_t)threads_count(), line = 64 / sizeof(T);
+    if (rows) { /* told of whole rows from multiples of its grain, where the cut is by C's rows */
+        if (p.tm * p.tn > 1 && (p.c_trans ? p.tm : p.tn) == 1) grain = rows->grain ? rows->grain : 1, rows->told = 1;
+        else p.rows = NULL;
+    }
     if (grain && p.tm * p.tn > 1) { /* a call worth cutting, cut as its rows' consumer is */
         p.grain = grain, p.tm = T_, p.tn = 1, p.runs = 0;
     } else if (p.tm == 1 && p.tn > 1 && !p.runs && !p.c_trans && p.path != GEMM_SMALL && N >= 4 * line * T_) {
@@ -558,33 +564,34 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
 void FN(gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
               size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, NULL, 0);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, NULL, 0, NULL);
 }
 
 void FN(gemm_bias)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                    size_t lda, const T *B, size_t ldb, const T *bias, int relu, T *C, size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, NULL, NULL, 0);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, NULL, NULL, 0, NULL);
 }
 
 void FN(gemm_mask)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                    size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc, const T *mask,
                    size_t row_grain)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, mask, NULL, NULL, row_grain);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, mask, NULL, NULL, row_grain, NULL);
 }
 
 void FN(gemm_bias_copies)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A, size_t lda,
                           const struct ParCopies *ca, const T *B, size_t ldb, const T *bias, int relu, T *C,
                           size_t ldc)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, ca, NULL, 0);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, C, ldc, bias, relu, NULL, ca, NULL, 0, NULL);
 }
 
 void FN(gemm_copies)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A, size_t lda,
-                     const T *B, size_t ldb, const struct ParCopies *cb, T beta, T *C, size_t ldc)
+                     const T *B, size_t ldb, const struct ParCopies *cb, T beta, T *C, size_t ldc,
+                     struct GemmRows *rows)
 {
-    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, cb, 0);
+    FN(gemm_run)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, NULL, NULL, cb, 0, rows);
 }
 
 #undef FN
