@@ -43,8 +43,9 @@ struct Trainer {
     void *flat;                 /* with comm: every parameter gradient packed, allocated once */
     uint64_t flat_n;
     struct Optimizer *opt;
-    struct GradHook *hooks;     /* per parameter: its update by parts (the fused step), and */
-    uint8_t *updated;           /* whether the backward pass made it; allocated once */
+    struct GradHook *hooks;     /* per parameter: its update by parts (the fused step), */
+    uint8_t *updated;           /* whether the backward pass made it, and */
+    uint32_t *uses;             /* its n_consumers before the step's forward; allocated once */
     struct Graph g;             /* the step's nodes and temporaries, reset after each step */
     struct Graph eval_g;        /* validation's: forward only (graph_set_no_grad) */
     const volatile sig_atomic_t *stop; /* non-zero: the epoch ends after the running step

@@ -226,7 +226,7 @@ void optim_step_range(struct Optimizer *o, uint32_t i, uint64_t lo, uint64_t n)
     const struct OptState *s = o->state;
     CHECK(s->open && i < o->n_params && (lo & 63) == 0 && lo + n <= tensor_numel(o->params[i]),
           "step of parameter %u, elements %llu + %llu (%s)", i, (unsigned long long)lo, (unsigned long long)n,
-          s->open ? "out of range" : "no step begun");
+          !s->open ? "no step begun" : (lo & 63) ? "not from a multiple of 64" : "out of range");
     struct StepJob j = step_job(o, NULL);
     step_run(&j, i, lo, n);
 }

@@ -27,6 +27,7 @@ void train_init(struct Trainer *t, struct Model *m)
     t->opt = train_optimizer_create(m);
     t->hooks = mem_alloc_zeroed((m->n_params + 1) * sizeof *t->hooks);
     t->updated = mem_alloc_zeroed(m->n_params + 1);
+    t->uses = mem_alloc_zeroed((m->n_params + 1) * sizeof *t->uses);
     graph_init(&t->g);
     graph_init(&t->eval_g);
     graph_set_no_grad(&t->eval_g, 1);
@@ -37,6 +38,7 @@ void train_free(struct Trainer *t)
     mem_free(t->flat);
     mem_free(t->hooks);
     mem_free(t->updated);
+    mem_free(t->uses);
     graph_free(&t->g);
     graph_free(&t->eval_g);
     optim_free(t->opt);
@@ -187,7 +189,9 @@ static void update_part(const struct GradHook *h, uint64_t lo, uint64_t n)
 /* The gradients, then the update. With one process the update goes by parts: an op that
  * writes a parameter's gradient whole updates it as it goes, each part on the thread that
  * wrote it while it is in cache (a Linear's weight: autograd.h GradHook), and the step
- * updates the rest after. The same bits as the whole step after the backward pass (the
+ * updates the rest after. Only a parameter that one op of the step read (t->uses, taken
+ * before the forward) gets a hook: with two, the first to write would update it from
+ * half its gradient. The same bits as the whole step after the backward pass (the
  * update is elementwise); only data-parallel processes, which sum the gradients first,
  * and an optimizer step of the caller's own take the whole step. */
 static void backward_and_step(struct Trainer *t, struct Node *loss)
@@ -199,9 +203,9 @@ static void backward_and_step(struct Trainer *t, struct Node *loss)
         t->opt->step(t->opt);
         return;
     }
-    for (uint32_t i = 0; i < m->n_params; i++) {
+    for (uint32_t i = 0; i < m->n_params; i++) { /* a parameter that one op of the step read */
         t->hooks[i] = (struct GradHook){update_part, t->opt, i};
-        m->param_nodes[i]->grad_hook = &t->hooks[i];
+        if (m->param_nodes[i]->n_consumers - t->uses[i] == 1) m->param_nodes[i]->grad_hook = &t->hooks[i];
     }
     backward(loss);
     for (uint32_t i = 0; i < m->n_params; i++) {
@@ -248,6 +252,7 @@ int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, 
             st->steps = b + 1;
             return TRAIN_READ_ERROR;
         }
+        for (uint32_t i = 0; i < m->n_params; i++) t->uses[i] = m->param_nodes[i]->n_consumers;
         struct Node *out, *loss = train_loss(m, &t->g, &bt, &out);
         double l = tensor_at(loss->value, 0);
         if (!isfinite(l)) {

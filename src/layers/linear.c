@@ -106,7 +106,8 @@ static void linear_backward(struct Node *self)
         int ow;
         struct Tensor *gw = node_grad_begin(w, &ow);
         /* Written whole, W's update goes with each part of the gemm, the part's rows of
-         * the gradient still in cache: rows from multiples of GRAD_HOOK_ALIGN elements. */
+         * the gradient still in cache: rows from multiples of GRAD_HOOK_ALIGN elements.
+         * W's last reader is the input gradient's gemm above, which must come first. */
         struct WeightRows wr = {{weight_rows_done, GRAD_HOOK_ALIGN / gcd_sz(in, GRAD_HOOK_ALIGN), 0}, w->grad_hook, in};
         int fuse = ow && w->grad_hook;
         DT_CALL(dt, gemm_copies, 1, 0, out, in, B, 1, g->data, out, x->value->data, in, x->copies, ow ? 0 : 1,

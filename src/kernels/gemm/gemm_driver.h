@@ -500,6 +500,7 @@ static void FN(gemm_run)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, 
                          const T *bias, int relu, const T *mask, const struct ParCopies *ca,
                          const struct ParCopies *cb, size_t grain, struct GemmRows *rows)
 {
+    if (rows) rows->told = 0;
     if (M == 0 || N == 0) return;
     const struct GemmKernels *gk = kernels_get()->gemm;
     if (K == 0 || alpha == 0 || !gk) {
