@@ -34,8 +34,9 @@ double optim_lr(const struct Optimizer *opt);
  * same bits as the whole step. optim_step_begin counts the step (Adam's t) and returns 1,
  * or returns 0 and does nothing when opt->step is not the optimizer's own (the caller
  * then calls it); optim_step_range updates elements [lo, lo + n) of parameter i, lo a
- * multiple of 64 (any thread, ranges apart); optim_step_finish updates every parameter i
- * with done[i] == 0 and ends the step. */
+ * multiple of OPTIM_RANGE_ALIGN, where the whole step's runs start (any thread, ranges
+ * apart); optim_step_finish updates every parameter i with done[i] == 0 and ends it. */
+#define OPTIM_RANGE_ALIGN 64
 int optim_step_begin(struct Optimizer *opt);
 void optim_step_range(struct Optimizer *opt, uint32_t i, uint64_t lo, uint64_t n);
 void optim_step_finish(struct Optimizer *opt, const uint8_t *done);

@@ -43,7 +43,7 @@ struct Trainer {
     void *flat;                 /* with comm: every parameter gradient packed, allocated once */
     uint64_t flat_n;
     struct Optimizer *opt;
-    struct GradHook *hooks;     /* per parameter: its update by parts (the fused step), */
+    struct GradHook *hooks;     /* per parameter: its update by parts (the fused step, set once), */
     uint8_t *updated;           /* whether the backward pass made it, and */
     uint32_t *uses;             /* its n_consumers before the step's forward; allocated once */
     struct Graph g;             /* the step's nodes and temporaries, reset after each step */

@@ -132,7 +132,10 @@ GEN_BOTH(OPT_STEPS)
  * cuts: whole lines, and vectors with the same tails as the uncut call), a run of each
  * parameter it covers. Every element gets the same arithmetic however the runs are
  * cut, so the result is the same on any number of threads. */
-static uint64_t step_span(const struct Tensor *p) { return (tensor_numel(p) + 63) / 64 * 64; }
+static uint64_t step_span(const struct Tensor *p)
+{
+    return (tensor_numel(p) + OPTIM_RANGE_ALIGN - 1) / OPTIM_RANGE_ALIGN * OPTIM_RANGE_ALIGN;
+}
 
 struct StepJob {
     struct Optimizer *o;
@@ -183,9 +186,17 @@ static void run_step(struct StepJob *j)
     par_run((total + j->chunk - 1) / j->chunk, step_task, j);
 }
 
-static void sgd_step(struct Optimizer *o)
+static struct StepJob step_job(struct Optimizer *o, const uint8_t *skip)
 {
-    run_step(&(struct StepJob){.o = o});
+    const struct OptState *s = o->state;
+    return (struct StepJob){.o = o, .adam = s->n_bufs == 2, .step = s->step, .bc2_sqrt = s->bc2_sqrt, .skip = skip};
+}
+
+/* Every parameter at once: SGD's step, and Adam's after it counts. */
+static void whole_step(struct Optimizer *o)
+{
+    struct StepJob j = step_job(o, NULL);
+    run_step(&j);
 }
 
 /* The bias corrections are computed in double once per step, as PyTorch does. */
@@ -196,17 +207,10 @@ static void adam_count(struct OptState *s)
     s->bc2_sqrt = sqrt(1 - pow(s->beta2, (double)s->t));
 }
 
-static struct StepJob step_job(struct Optimizer *o, const uint8_t *skip)
-{
-    const struct OptState *s = o->state;
-    return (struct StepJob){.o = o, .adam = s->n_bufs == 2, .step = s->step, .bc2_sqrt = s->bc2_sqrt, .skip = skip};
-}
-
 static void adam_step(struct Optimizer *o)
 {
     adam_count(o->state);
-    struct StepJob j = step_job(o, NULL);
-    run_step(&j);
+    whole_step(o);
 }
 
 /* ---- a step by parts ---- */
@@ -214,7 +218,7 @@ static void adam_step(struct Optimizer *o)
 int optim_step_begin(struct Optimizer *o)
 {
     struct OptState *s = o->state;
-    if (o->step != sgd_step && o->step != adam_step) return 0; /* a step of the caller's own */
+    if (o->step != whole_step && o->step != adam_step) return 0; /* a step of the caller's own */
     CHECK(!s->open, "a step by parts begun twice");
     if (o->step == adam_step) adam_count(s);
     s->open = 1;
@@ -224,9 +228,10 @@ int optim_step_begin(struct Optimizer *o)
 void optim_step_range(struct Optimizer *o, uint32_t i, uint64_t lo, uint64_t n)
 {
     const struct OptState *s = o->state;
-    CHECK(s->open && i < o->n_params && (lo & 63) == 0 && lo + n <= tensor_numel(o->params[i]),
+    int off_grid = lo % OPTIM_RANGE_ALIGN != 0;
+    CHECK(s->open && i < o->n_params && !off_grid && lo + n <= tensor_numel(o->params[i]),
           "step of parameter %u, elements %llu + %llu (%s)", i, (unsigned long long)lo, (unsigned long long)n,
-          !s->open ? "no step begun" : (lo & 63) ? "not from a multiple of 64" : "out of range");
+          !s->open ? "no step begun" : off_grid ? "not from a multiple of 64" : "out of range");
     struct StepJob j = step_job(o, NULL);
     step_run(&j, i, lo, n);
 }
@@ -247,7 +252,7 @@ struct Optimizer *optim_sgd_create(struct Tensor **params, struct Tensor **grads
     struct OptState *s = o->state;
     s->lr = lr;
     s->momentum = momentum;
-    o->step = sgd_step;
+    o->step = whole_step;
     o->zero_grad = zero_grad;
     return o;
 }

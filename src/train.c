@@ -20,12 +20,19 @@ struct Optimizer *train_optimizer_create(const struct Model *m)
     return opt;
 }
 
+static void update_part(const struct GradHook *h, uint64_t lo, uint64_t n)
+{
+    optim_step_range(h->ctx, h->index, lo, n);
+}
+_Static_assert(GRAD_HOOK_ALIGN % OPTIM_RANGE_ALIGN == 0, "a hook's ranges must start where the step's runs do");
+
 void train_init(struct Trainer *t, struct Model *m)
 {
     memset(t, 0, sizeof *t);
     t->model = m;
     t->opt = train_optimizer_create(m);
     t->hooks = mem_alloc_zeroed((m->n_params + 1) * sizeof *t->hooks);
+    for (uint32_t i = 0; i < m->n_params; i++) t->hooks[i] = (struct GradHook){update_part, t->opt, i};
     t->updated = mem_alloc_zeroed(m->n_params + 1);
     t->uses = mem_alloc_zeroed((m->n_params + 1) * sizeof *t->uses);
     graph_init(&t->g);
@@ -181,11 +188,6 @@ static int step_shared(struct Trainer *t, struct Dataset *ds, uint64_t b, double
     return sums[2] > 0 ? TRAIN_INTERRUPTED : TRAIN_OK;
 }
 
-static void update_part(const struct GradHook *h, uint64_t lo, uint64_t n)
-{
-    optim_step_range(h->ctx, h->index, lo, n);
-}
-
 /* The gradients, then the update. With one process the update goes by parts: an op that
  * writes a parameter's gradient whole updates it as it goes, each part on the thread that
  * wrote it while it is in cache (a Linear's weight: autograd.h GradHook), and the step
@@ -203,10 +205,8 @@ static void backward_and_step(struct Trainer *t, struct Node *loss)
         t->opt->step(t->opt);
         return;
     }
-    for (uint32_t i = 0; i < m->n_params; i++) { /* a parameter that one op of the step read */
-        t->hooks[i] = (struct GradHook){update_part, t->opt, i};
+    for (uint32_t i = 0; i < m->n_params; i++) /* a parameter that one op of the step read */
         if (m->param_nodes[i]->n_consumers - t->uses[i] == 1) m->param_nodes[i]->grad_hook = &t->hooks[i];
-    }
     backward(loss);
     for (uint32_t i = 0; i < m->n_params; i++) {
         t->updated[i] = m->param_nodes[i]->grad_hook == NULL;
