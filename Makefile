@@ -1,4 +1,4 @@
-# minidl: make | make tests | make asan | make bench | make test-interop | make install PREFIX=/usr/local
+# minidl: make | make tests | make asan | make bench | make profile | make test-interop | make install PREFIX=/usr/local
 # One binary runs on any x86-64: no -march=native. SIMD kernels live in per-ISA files
 # under src/kernels/ (*_sse2.c, *_avx2.c, *_avx512.c: the suffix picks the -m flags) and
 # are chosen at run time (src/kernels/dispatch.c).
@@ -33,7 +33,7 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_OBJ:= $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
 
 .PHONY: tsan all train infer dlexport tests asan bench install clean csv2bin test-interop mpi test-mpi bench-mpi \
-        fuzz fuzz-targets fuzz-run
+        fuzz fuzz-targets fuzz-run profile test-profile
 all: $(B)/train $(B)/infer $(B)/dlexport $(B)/run_tests $(B)/csv2bin
 	@ln -sf $(B)/train train; ln -sf $(B)/infer infer; ln -sf $(B)/dlexport dlexport
 
@@ -147,6 +147,24 @@ fuzz-run: fuzz
 bench: $(B)/bench_minidl $(B)/train
 	./$(B)/bench_minidl $(BENCH_ARGS)
 
+# The step profiler (bench/profile/profile_step.c): the library built again with
+# MINIDL_PROFILE in build-prof/, where the pool records its jobs (threads.h), and the
+# tool linked without PIE, so that addr2line names the functions it prints.
+profile:
+	$(MAKE) B=build-prof EXTRA_CFLAGS=-DMINIDL_PROFILE build-prof/profile_step
+# The recorder's own test (tests/test_threads.c, in the profile build only), and the
+# tool over the bundled digits data.
+test-profile:
+	$(MAKE) B=build-prof EXTRA_CFLAGS=-DMINIDL_PROFILE build-prof/run_tests build-prof/profile_step
+	./build-prof/run_tests par_profile
+	./build-prof/profile_step --threads 2 --steps 20 configs/digits_mlp.ini data/digits_train_x.csv \
+		data/digits_train_y.csv > /dev/null
+$(B)/profile/%.o: bench/profile/%.c $(SRC_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(B)/profile_step: $(B)/profile/profile_step.o $(B)/libminidl.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -no-pie -o $@ $^ $(LDLIBS)
+
 install: $(B)/train $(B)/infer $(B)/dlexport $(B)/csv2bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(B)/train $(DESTDIR)$(PREFIX)/bin/minidl-train
@@ -157,4 +175,4 @@ install: $(B)/train $(B)/infer $(B)/dlexport $(B)/csv2bin
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz train infer dlexport train-mpi
+	rm -rf build build-asan build-tsan build-fuzz build-prof train infer dlexport train-mpi

@@ -82,4 +82,29 @@ size_t par_map_chunk(size_t n, size_t elem_bytes);
  * thread that will read it (gemm_mask's row_grain). */
 size_t par_share_at(size_t n, size_t grain, size_t k);
 
+#ifdef MINIDL_PROFILE
+/* The pool's jobs as they run, for a developer's profile of a step: only in a library
+ * built with MINIDL_PROFILE (make profile; bench/profile/profile_step.c reads it).
+ * Between par_profile_start and par_profile_stop, each par_run from outside a task is
+ * recorded in call order with its function, task count, and start and end (ns of
+ * CLOCK_MONOTONIC), and each of its tasks with the worker that ran it and when, until
+ * the caller's arrays are full. Start and stop from outside a task. */
+struct ParJobRecord {
+    par_fn fn;
+    size_t n_tasks;
+    unsigned long long t0, t1;
+};
+struct ParTaskRecord {
+    size_t job;  /* its job's index in the job records */
+    size_t task;
+    int worker;
+    unsigned long long t0, t1;
+};
+void par_profile_start(struct ParJobRecord *jobs, size_t job_cap, struct ParTaskRecord *tasks, size_t task_cap);
+/* The jobs recorded so far (a step's boundaries, read between steps). */
+size_t par_profile_jobs(void);
+/* Stops recording; the tasks recorded (their order is the order they ended in). */
+size_t par_profile_stop(void);
+#endif
+
 #endif

@@ -64,6 +64,67 @@ static inline void cpu_relax(void)
 #endif
 }
 
+#ifdef MINIDL_PROFILE
+static struct {
+    struct ParJobRecord *jobs;
+    struct ParTaskRecord *tasks;
+    size_t job_cap, task_cap, n_jobs;
+    atomic_size_t n_tasks;
+    atomic_int on;
+    int full; /* a job went unrecorded: so do its tasks and all after */
+} prof;
+static _Thread_local int prof_depth; /* tasks of this thread under way: only the outermost are recorded */
+
+/* The record of a par_run about to start, or NULL. */
+static struct ParJobRecord *prof_job(size_t n_tasks, par_fn fn)
+{
+    if (in_task || prof_depth || !atomic_load_explicit(&prof.on, memory_order_relaxed)) return NULL;
+    if (prof.n_jobs == prof.job_cap) prof.full = 1;
+    if (prof.full) return NULL;
+    struct ParJobRecord *r = &prof.jobs[prof.n_jobs++];
+    *r = (struct ParJobRecord){fn, n_tasks, now_ns(), 0};
+    return r;
+}
+
+/* One task, timed: the job it belongs to is the last recorded (its record was written
+ * before the job was published, so a worker sees it). */
+static void prof_task(par_fn fn, void *ctx, size_t task, int worker)
+{
+    if (!atomic_load_explicit(&prof.on, memory_order_relaxed) || prof_depth || prof.full) {
+        fn(ctx, task, worker);
+        return;
+    }
+    unsigned long long t0 = now_ns();
+    prof_depth++;
+    fn(ctx, task, worker);
+    prof_depth--;
+    size_t i = atomic_fetch_add_explicit(&prof.n_tasks, 1, memory_order_relaxed);
+    if (i < prof.task_cap) prof.tasks[i] = (struct ParTaskRecord){prof.n_jobs - 1, task, worker, t0, now_ns()};
+}
+
+void par_profile_start(struct ParJobRecord *jobs, size_t job_cap, struct ParTaskRecord *tasks, size_t task_cap)
+{
+    CHECK(!in_task, "par_profile_start from inside a parallel task");
+    prof.jobs = jobs, prof.job_cap = job_cap, prof.n_jobs = 0;
+    prof.tasks = tasks, prof.task_cap = task_cap, prof.full = 0;
+    atomic_store(&prof.n_tasks, 0);
+    atomic_store(&prof.on, 1);
+}
+
+size_t par_profile_jobs(void) { return prof.n_jobs; }
+
+size_t par_profile_stop(void)
+{
+    CHECK(!in_task, "par_profile_stop from inside a parallel task");
+    atomic_store(&prof.on, 0);
+    size_t n = atomic_load(&prof.n_tasks);
+    return n < prof.task_cap ? n : prof.task_cap;
+}
+#define RUN_TASK(fn, ctx, task, worker) prof_task(fn, ctx, task, worker)
+#else
+#define RUN_TASK(fn, ctx, task, worker) (fn)(ctx, task, worker)
+#endif
+
 static void run_tasks(int worker)
 {
     in_task = 1;
@@ -76,7 +137,7 @@ static void run_tasks(int worker)
             if (k && atomic_load_explicit(&s->next, memory_order_relaxed) >= s->end) break;
             size_t t = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
             if (t >= s->end) break;
-            pool.fn(pool.ctx, t, worker);
+            RUN_TASK(pool.fn, pool.ctx, t, worker);
         }
     }
     in_task = 0;
@@ -175,11 +236,11 @@ int threads_count(void) { return pool.n; }
  * and par_share_at tells producers about. */
 static size_t share_first(size_t n_tasks, size_t w) { return n_tasks * w / (size_t)pool.n; }
 
-void par_run(size_t n_tasks, par_fn fn, void *ctx)
+static void run_job(size_t n_tasks, par_fn fn, void *ctx)
 {
     if (n_tasks == 0) return;
     if (pool.n == 1 || n_tasks == 1 || in_task) { /* inside a task: that task's worker */
-        for (size_t t = 0; t < n_tasks; t++) fn(ctx, t, in_task ? my_worker : 0);
+        for (size_t t = 0; t < n_tasks; t++) RUN_TASK(fn, ctx, t, in_task ? my_worker : 0);
         return;
     }
     pool.fn = fn;
@@ -211,6 +272,17 @@ void par_run(size_t n_tasks, par_fn fn, void *ctx)
         }
         cpu_relax();
     }
+}
+
+void par_run(size_t n_tasks, par_fn fn, void *ctx)
+{
+#ifdef MINIDL_PROFILE
+    struct ParJobRecord *r = prof_job(n_tasks, fn);
+    run_job(n_tasks, fn, ctx);
+    if (r) r->t1 = now_ns();
+#else
+    run_job(n_tasks, fn, ctx);
+#endif
 }
 
 void *par_scratch(int worker, size_t bytes)

@@ -111,6 +111,59 @@ TEST(par_share_at_follows_par_runs_shares)
     threads_set(saved);
 }
 
+#ifdef MINIDL_PROFILE
+/* The profile build's recorder (make test-profile): each par_run from outside a task,
+ * in order, and each of its tasks once, inside its job's times; nested runs not as
+ * jobs of their own; nothing past the caller's arrays. */
+TEST(par_profile_records_each_job_and_its_tasks)
+{
+    for (int nt = 1; nt <= 3; nt += 2) {
+        threads_set(nt);
+        static struct Tally t;
+        memset(&t, 0, sizeof t);
+        t.nested = 1; /* task 3 runs 5 tasks of its own */
+        struct ParJobRecord jobs[3];
+        struct ParTaskRecord tasks[32];
+        par_profile_start(jobs, 3, tasks, 32);
+        par_run(9, count_task, &t);
+        EXPECT_EQ_INT(par_profile_jobs(), 1);
+        t.nested = 0;
+        par_run(1, count_task, &t);
+        size_t n = par_profile_stop();
+        par_run(4, count_task, &t); /* after the stop: not recorded */
+        EXPECT_EQ_INT(par_profile_jobs(), 2);
+        EXPECT_EQ_INT(n, 10);
+        EXPECT(jobs[0].fn == count_task && jobs[1].fn == count_task);
+        EXPECT_EQ_INT(jobs[0].n_tasks, 9);
+        EXPECT_EQ_INT(jobs[1].n_tasks, 1);
+        EXPECT(jobs[0].t0 <= jobs[0].t1 && jobs[0].t1 <= jobs[1].t0 && jobs[1].t0 <= jobs[1].t1);
+        int seen[2][9] = {{0}};
+        for (size_t i = 0; i < n && i < 32; i++) {
+            const struct ParTaskRecord *r = &tasks[i];
+            EXPECT_MSG(r->job < 2 && r->task < jobs[r->job].n_tasks && r->worker >= 0 && r->worker < nt,
+                       "%d threads: task record %zu is job %zu task %zu worker %d", nt, i, r->job, r->task,
+                       r->worker);
+            if (r->job >= 2 || r->task >= 9) continue;
+            seen[r->job][r->task]++;
+            EXPECT(jobs[r->job].t0 <= r->t0 && r->t0 <= r->t1 && r->t1 <= jobs[r->job].t1);
+        }
+        for (int k = 0; k < 9; k++) EXPECT_EQ_INT(seen[0][k], 1);
+        EXPECT_EQ_INT(seen[1][0], 1);
+        /* full arrays: the first jobs kept, and only their tasks; the task count capped */
+        par_profile_start(jobs, 1, tasks, 32);
+        par_run(9, count_task, &t);
+        par_run(7, count_task, &t);
+        EXPECT_EQ_INT(par_profile_stop(), 9);
+        EXPECT_EQ_INT(par_profile_jobs(), 1);
+        for (int i = 0; i < 9; i++) EXPECT_EQ_INT(tasks[i].job, 0);
+        par_profile_start(jobs, 3, tasks, 4);
+        par_run(9, count_task, &t);
+        EXPECT_EQ_INT(par_profile_stop(), 4);
+    }
+    threads_set(1);
+}
+#endif
+
 TEST(par_scratch_is_each_workers_own)
 {
     for (size_t c = 0; c <= N_COUNTS; c++) {
