@@ -156,7 +156,7 @@ profile:
 # tool over the bundled digits data.
 test-profile:
 	$(MAKE) B=build-prof EXTRA_CFLAGS=-DMINIDL_PROFILE build-prof/run_tests build-prof/profile_step
-	./build-prof/run_tests par_profile
+	./build-prof/run_tests par_
 	./build-prof/profile_step --threads 2 --steps 20 configs/digits_mlp.ini data/digits_train_x.csv \
 		data/digits_train_y.csv > /dev/null
 $(B)/profile/%.o: bench/profile/%.c $(SRC_H)

@@ -65,32 +65,36 @@ static inline void cpu_relax(void)
 }
 
 #ifdef MINIDL_PROFILE
+#define PROF_NO_JOB ((size_t)-1)
 static struct {
     struct ParJobRecord *jobs;
     struct ParTaskRecord *tasks;
     size_t job_cap, task_cap, n_jobs;
     atomic_size_t n_tasks;
     atomic_int on;
-    int full; /* a job went unrecorded: so do its tasks and all after */
-} prof;
+    /* The job whose tasks are recorded now, or PROF_NO_JOB: set by the thread that
+     * publishes jobs before each one (so a worker sees it with the job), put back after. */
+    size_t cur;
+} prof = {.cur = PROF_NO_JOB};
 static _Thread_local int prof_depth; /* tasks of this thread under way: only the outermost are recorded */
 
-/* The record of a par_run about to start, or NULL. */
+/* The record of a par_run about to start from outside a task, or NULL: none while
+ * recording is off, the records are full, or the caller is inside a task of its own
+ * (a one-task job runs its task on the caller, whose par_runs are then nested). */
 static struct ParJobRecord *prof_job(size_t n_tasks, par_fn fn)
 {
-    if (in_task || prof_depth || !atomic_load_explicit(&prof.on, memory_order_relaxed)) return NULL;
-    if (prof.n_jobs == prof.job_cap) prof.full = 1;
-    if (prof.full) return NULL;
+    if (!n_tasks || prof_depth || !atomic_load_explicit(&prof.on, memory_order_relaxed) || prof.n_jobs == prof.job_cap)
+        return NULL;
     struct ParJobRecord *r = &prof.jobs[prof.n_jobs++];
     *r = (struct ParJobRecord){fn, n_tasks, now_ns(), 0};
     return r;
 }
 
-/* One task, timed: the job it belongs to is the last recorded (its record was written
- * before the job was published, so a worker sees it). */
+/* One task, timed, as a task of the current job: only an outermost task of a recorded job. */
 static void prof_task(par_fn fn, void *ctx, size_t task, int worker)
 {
-    if (!atomic_load_explicit(&prof.on, memory_order_relaxed) || prof_depth || prof.full) {
+    size_t job = prof.cur;
+    if (job == PROF_NO_JOB || prof_depth) {
         fn(ctx, task, worker);
         return;
     }
@@ -99,14 +103,14 @@ static void prof_task(par_fn fn, void *ctx, size_t task, int worker)
     fn(ctx, task, worker);
     prof_depth--;
     size_t i = atomic_fetch_add_explicit(&prof.n_tasks, 1, memory_order_relaxed);
-    if (i < prof.task_cap) prof.tasks[i] = (struct ParTaskRecord){prof.n_jobs - 1, task, worker, t0, now_ns()};
+    if (i < prof.task_cap) prof.tasks[i] = (struct ParTaskRecord){job, task, worker, t0, now_ns()};
 }
 
 void par_profile_start(struct ParJobRecord *jobs, size_t job_cap, struct ParTaskRecord *tasks, size_t task_cap)
 {
-    CHECK(!in_task, "par_profile_start from inside a parallel task");
+    CHECK(!in_task && !prof_depth, "par_profile_start from inside a parallel task");
     prof.jobs = jobs, prof.job_cap = job_cap, prof.n_jobs = 0;
-    prof.tasks = tasks, prof.task_cap = task_cap, prof.full = 0;
+    prof.tasks = tasks, prof.task_cap = task_cap;
     atomic_store(&prof.n_tasks, 0);
     atomic_store(&prof.on, 1);
 }
@@ -115,7 +119,7 @@ size_t par_profile_jobs(void) { return prof.n_jobs; }
 
 size_t par_profile_stop(void)
 {
-    CHECK(!in_task, "par_profile_stop from inside a parallel task");
+    CHECK(!in_task && !prof_depth, "par_profile_stop from inside a parallel task");
     atomic_store(&prof.on, 0);
     size_t n = atomic_load(&prof.n_tasks);
     return n < prof.task_cap ? n : prof.task_cap;
@@ -277,9 +281,16 @@ static void run_job(size_t n_tasks, par_fn fn, void *ctx)
 void par_run(size_t n_tasks, par_fn fn, void *ctx)
 {
 #ifdef MINIDL_PROFILE
+    if (in_task) { /* inline, inside a task that is recorded (or not) as a whole */
+        run_job(n_tasks, fn, ctx);
+        return;
+    }
+    size_t outer = prof.cur;
     struct ParJobRecord *r = prof_job(n_tasks, fn);
+    prof.cur = r ? (size_t)(r - prof.jobs) : PROF_NO_JOB;
     run_job(n_tasks, fn, ctx);
     if (r) r->t1 = now_ns();
+    prof.cur = outer;
 #else
     run_job(n_tasks, fn, ctx);
 #endif

@@ -112,9 +112,24 @@ TEST(par_share_at_follows_par_runs_shares)
 }
 
 #ifdef MINIDL_PROFILE
+/* A one-task job's task, which the caller runs itself, running a job of its own. */
+static void nesting_task(void *ctx, size_t task, int worker)
+{
+    (void)task, (void)worker;
+    par_run(8, count_task, ctx);
+}
+
+/* Whether the bytes of p[0, n) are all 0xA5. */
+static int untouched(const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((const unsigned char *)p)[i] != 0xA5) return 0;
+    return 1;
+}
+
 /* The profile build's recorder (make test-profile): each par_run from outside a task,
- * in order, and each of its tasks once, inside its job's times; nested runs not as
- * jobs of their own; nothing past the caller's arrays. */
+ * in order, and each of its tasks once, inside its job's times; a nested run neither a
+ * job nor tasks of its own, whichever thread runs it; nothing past the caller's caps. */
 TEST(par_profile_records_each_job_and_its_tasks)
 {
     for (int nt = 1; nt <= 3; nt += 2) {
@@ -122,43 +137,54 @@ TEST(par_profile_records_each_job_and_its_tasks)
         static struct Tally t;
         memset(&t, 0, sizeof t);
         t.nested = 1; /* task 3 runs 5 tasks of its own */
-        struct ParJobRecord jobs[3];
-        struct ParTaskRecord tasks[32];
+        struct ParJobRecord jobs[4];
+        struct ParTaskRecord tasks[40];
+        memset(jobs, 0xA5, sizeof jobs);
+        memset(tasks, 0xA5, sizeof tasks);
         par_profile_start(jobs, 3, tasks, 32);
         par_run(9, count_task, &t);
         EXPECT_EQ_INT(par_profile_jobs(), 1);
         t.nested = 0;
         par_run(1, count_task, &t);
+        par_run(1, nesting_task, &t); /* its 8 tasks go to the pool, yet belong to its one task */
         size_t n = par_profile_stop();
         par_run(4, count_task, &t); /* after the stop: not recorded */
-        EXPECT_EQ_INT(par_profile_jobs(), 2);
-        EXPECT_EQ_INT(n, 10);
-        EXPECT(jobs[0].fn == count_task && jobs[1].fn == count_task);
+        EXPECT_EQ_INT(par_profile_jobs(), 3);
+        EXPECT_EQ_INT(n, 11);
+        EXPECT(jobs[0].fn == count_task && jobs[1].fn == count_task && jobs[2].fn == nesting_task);
         EXPECT_EQ_INT(jobs[0].n_tasks, 9);
         EXPECT_EQ_INT(jobs[1].n_tasks, 1);
-        EXPECT(jobs[0].t0 <= jobs[0].t1 && jobs[0].t1 <= jobs[1].t0 && jobs[1].t0 <= jobs[1].t1);
-        int seen[2][9] = {{0}};
+        EXPECT_EQ_INT(jobs[2].n_tasks, 1);
+        for (int j = 0; j < 3; j++) EXPECT(jobs[j].t0 <= jobs[j].t1 && (j == 0 || jobs[j - 1].t1 <= jobs[j].t0));
+        int seen[3][9] = {{0}};
         for (size_t i = 0; i < n && i < 32; i++) {
             const struct ParTaskRecord *r = &tasks[i];
-            EXPECT_MSG(r->job < 2 && r->task < jobs[r->job].n_tasks && r->worker >= 0 && r->worker < nt,
+            EXPECT_MSG(r->job < 3 && r->task < jobs[r->job].n_tasks && r->worker >= 0 && r->worker < nt,
                        "%d threads: task record %zu is job %zu task %zu worker %d", nt, i, r->job, r->task,
                        r->worker);
-            if (r->job >= 2 || r->task >= 9) continue;
+            if (r->job >= 3 || r->task >= 9) continue;
             seen[r->job][r->task]++;
             EXPECT(jobs[r->job].t0 <= r->t0 && r->t0 <= r->t1 && r->t1 <= jobs[r->job].t1);
         }
         for (int k = 0; k < 9; k++) EXPECT_EQ_INT(seen[0][k], 1);
         EXPECT_EQ_INT(seen[1][0], 1);
+        EXPECT_EQ_INT(seen[2][0], 1);
+        EXPECT(untouched(jobs + 3, sizeof jobs[3]) && untouched(tasks + 11, 29 * sizeof *tasks));
         /* full arrays: the first jobs kept, and only their tasks; the task count capped */
+        memset(jobs, 0xA5, sizeof jobs);
+        memset(tasks, 0xA5, sizeof tasks);
         par_profile_start(jobs, 1, tasks, 32);
         par_run(9, count_task, &t);
         par_run(7, count_task, &t);
         EXPECT_EQ_INT(par_profile_stop(), 9);
         EXPECT_EQ_INT(par_profile_jobs(), 1);
         for (int i = 0; i < 9; i++) EXPECT_EQ_INT(tasks[i].job, 0);
+        EXPECT(untouched(jobs + 1, 3 * sizeof *jobs) && untouched(tasks + 9, 31 * sizeof *tasks));
+        memset(tasks, 0xA5, sizeof tasks);
         par_profile_start(jobs, 3, tasks, 4);
         par_run(9, count_task, &t);
         EXPECT_EQ_INT(par_profile_stop(), 4);
+        EXPECT(untouched(tasks + 4, 36 * sizeof *tasks));
     }
     threads_set(1);
 }
