@@ -98,6 +98,12 @@ int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t 
 int train_epoch_continue(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t max_steps,
                          epoch_progress_fn progress, void *ctx, struct EpochStats *st);
 
+/* Whether ds fits the config: its rows as many values as the input, and, for MSE, its
+ * targets as many as the outputs. 0, or -1 with a message naming the file (data or
+ * labels) in err. */
+int train_check_data(const struct Dataset *ds, const struct TrainConfig *c, const char *data, const char *labels,
+                     char *err, size_t errlen);
+
 /* Validation: the mean loss and the accuracy (classifiers) of the model on ds, forward
  * only, in inference mode (model->run.training is 0 meanwhile: no dropout, running
  * statistics); ds is read in file order. Returns TRAIN_OK, or TRAIN_READ_ERROR (this

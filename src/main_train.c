@@ -133,17 +133,6 @@ static void progress(void *ctx, uint64_t done, uint64_t total, double loss)
             (int)(100.0 * (double)done / (double)total), loss, eta);
 }
 
-static int check_data_shape(const struct Dataset *ds, const struct TrainConfig *c, const char *data, const char *labels,
-                            char *err, size_t errlen)
-{
-    if (ds->dim != c->input_dim)
-        return err_set(err, errlen, "%s: rows have %llu values but the config's input is %llu", data,
-                       (unsigned long long)ds->dim, (unsigned long long)c->input_dim);
-    if (ds->y && c->loss == LOSS_MSE && ds->label_dim != c->output_dim)
-        return err_set(err, errlen, "%s: rows have %llu targets but the network outputs %llu", labels,
-                       (unsigned long long)ds->label_dim, (unsigned long long)c->output_dim);
-    return 0;
-}
 
 
 /* Everything one run of train holds. */
@@ -192,14 +181,14 @@ static void load_data(struct Session *s)
     uint64_t n_classes = c->loss == LOSS_CROSS_ENTROPY ? c->output_dim : 0;
     double tl = time_now();
     int bad = dataset_load(&s->ds, o->data, o->labels, c->dtype, n_classes, err, sizeof err) ||
-              check_data_shape(&s->ds, c, o->data, o->labels, err, sizeof err);
+              train_check_data(&s->ds, c, o->data, o->labels, err, sizeof err);
     agree(s, bad, err);
     if (!o->quiet)
         log_err("loaded %llu samples x %llu features in %.2f s%s", (unsigned long long)s->ds.n,
                 (unsigned long long)s->ds.dim, time_now() - tl, s->ds.map ? " (mapped, not copied)" : "");
     if (o->val_x) {
         bad = dataset_load(&s->val, o->val_x, o->val_y, c->dtype, n_classes, err, sizeof err) ||
-              check_data_shape(&s->val, c, o->val_x, o->val_y, err, sizeof err);
+              train_check_data(&s->val, c, o->val_x, o->val_y, err, sizeof err);
         agree(s, bad, err);
     }
     compare_ranks(s);

@@ -19,6 +19,8 @@
 #include <string.h>
 
 #define OPT_ALIGN 64
+#define OPT_STR_(x) #x
+#define OPT_STR(x) OPT_STR_(x) /* a macro's value as a string literal */
 
 struct OptState {
     double lr, momentum, beta1, beta2, eps;
@@ -231,7 +233,7 @@ void optim_step_range(struct Optimizer *o, uint32_t i, uint64_t lo, uint64_t n)
     int off_grid = lo % OPTIM_RANGE_ALIGN != 0;
     CHECK(s->open && i < o->n_params && !off_grid && lo + n <= tensor_numel(o->params[i]),
           "step of parameter %u, elements %llu + %llu (%s)", i, (unsigned long long)lo, (unsigned long long)n,
-          !s->open ? "no step begun" : off_grid ? "not from a multiple of 64" : "out of range");
+          !s->open ? "no step begun" : off_grid ? "not from a multiple of " OPT_STR(OPTIM_RANGE_ALIGN) : "out of range");
     struct StepJob j = step_job(o, NULL);
     step_run(&j, i, lo, n);
 }

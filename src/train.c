@@ -286,6 +286,18 @@ int train_epoch(struct Trainer *t, struct Dataset *ds, uint64_t epoch, uint64_t 
     return train_epoch_continue(t, ds, epoch, max_steps, progress, ctx, st);
 }
 
+int train_check_data(const struct Dataset *ds, const struct TrainConfig *c, const char *data, const char *labels,
+                     char *err, size_t errlen)
+{
+    if (ds->dim != c->input_dim)
+        return err_set(err, errlen, "%s: rows have %llu values but the config's input is %llu", data,
+                       (unsigned long long)ds->dim, (unsigned long long)c->input_dim);
+    if (ds->y && c->loss == LOSS_MSE && ds->label_dim != c->output_dim)
+        return err_set(err, errlen, "%s: rows have %llu targets but the network outputs %llu", labels,
+                       (unsigned long long)ds->label_dim, (unsigned long long)c->output_dim);
+    return 0;
+}
+
 int train_evaluate(struct Trainer *t, struct Dataset *ds, struct EpochStats *st)
 {
     struct Model *m = t->model;

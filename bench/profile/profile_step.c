@@ -140,12 +140,6 @@ static void fn_name(par_fn fn, char *out, size_t len)
     if (!out[0] || out[0] == '?') snprintf(out, len, "%p", (void *)(uintptr_t)fn);
 }
 
-static void fail(const char *what)
-{
-    fprintf(stderr, "profile_step: %s\n", what);
-    exit(1);
-}
-
 /* The most common job count of the whole steps, the first step that has it and how
  * many do. */
 static size_t common_length(const struct Steps *s, size_t max_len, size_t *first, size_t *how_many)
@@ -215,15 +209,14 @@ int main(int argc, char **argv)
     cli_parse_args(argc, argv, "profile_step", usage, pos, 3, take_option, &o);
     char err[1024];
     struct TrainConfig cfg;
-    if (config_parse_file(pos[0], &cfg, err, sizeof err)) fail(err);
+    if (config_parse_file(pos[0], &cfg, err, sizeof err)) fatal("%s", err);
     if (o.batch) cfg.batch_size = o.batch;
     if (o.shuffle >= 0) cfg.shuffle = o.shuffle;
     struct Dataset ds;
     if (dataset_load(&ds, pos[1], pos[2], cfg.dtype, cfg.loss == LOSS_CROSS_ENTROPY ? cfg.output_dim : 0, err,
-                     sizeof err))
-        fail(err);
-    if (ds.dim != cfg.input_dim || (ds.y && cfg.loss == LOSS_MSE && ds.label_dim != cfg.output_dim))
-        fail("the data's rows do not fit the config's input or output");
+                     sizeof err) ||
+        train_check_data(&ds, &cfg, pos[1], pos[2], err, sizeof err))
+        fatal("%s", err);
     struct Model m;
     struct Trainer t;
     struct EpochStats st;
@@ -241,7 +234,7 @@ int main(int argc, char **argv)
     par_profile_start(jobs, cap, tasks, cap * 4);
     int rc = run_steps(&t, &ds, WARM_STEPS, &epoch, on_step, &s, &st);
     size_t n_tasks = par_profile_stop(), most = 1;
-    if (rc == TRAIN_OK && (par_profile_jobs() == cap || n_tasks == cap * 4)) fail("the warm-up filled the records");
+    if (rc == TRAIN_OK && (par_profile_jobs() == cap || n_tasks == cap * 4)) fatal("the warm-up filled the records");
     for (size_t i = 0; i < s.n; i++)
         if (s.first_job[i + 1] - s.first_job[i] > most) most = s.first_job[i + 1] - s.first_job[i];
     size_t job_cap = (size_t)o.steps * (most + 4), task_cap = job_cap * 4 * (size_t)threads_count();
@@ -254,14 +247,12 @@ int main(int argc, char **argv)
         rc = run_steps(&t, &ds, o.steps, &epoch, on_step, &s, &st);
         n_tasks = par_profile_stop();
     }
-    if (rc != TRAIN_OK) {
-        snprintf(err, sizeof err, "training stopped at step %llu of an epoch: %s", (unsigned long long)st.steps,
-                 rc == TRAIN_DIVERGED ? "the loss is not finite" : "the data could not be read");
-        fail(err);
-    }
-    if (par_profile_jobs() == job_cap || n_tasks == task_cap) fail("the records filled up: try fewer --steps");
+    if (rc != TRAIN_OK)
+        fatal("training stopped at step %llu of an epoch: %s", (unsigned long long)st.steps,
+              rc == TRAIN_DIVERGED ? "the loss is not finite" : "the data could not be read");
+    if (par_profile_jobs() == job_cap || n_tasks == task_cap) fatal("the records filled up: try fewer --steps");
     size_t first, alike, len = common_length(&s, most + 4, &first, &alike);
-    if (!len) fail("no whole step was recorded");
+    if (!len) fatal("no whole step was recorded");
     printf("profile_step: %zu steps of %s (batch %llu, %s), %d threads, ISA %s; %zu whole ones with %zu jobs\n", s.n,
            pos[0], (unsigned long long)cfg.batch_size, cfg.shuffle ? "shuffled" : "file order", threads_count(),
            isa_name(kernels_isa()), alike, len);
